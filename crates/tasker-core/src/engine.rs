@@ -1,0 +1,1280 @@
+//! The orchestration engine: every operation on templates, tasks and steps.
+//!
+//! Each write operation runs in one store transaction: it reads and locks the rows it needs, decides each
+//! state change through the transition tables of [`crate::state`], writes the rows and their transition
+//! rows, and commits. Events are published after the commit, one per transition row.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, Notify};
+use tracing::{debug, info_span, Instrument};
+use uuid::Uuid;
+
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::error::{Error, Result};
+use crate::events::{Event, EventFilter, Subscription, DEFAULT_EVENT_CAPACITY};
+use crate::model::*;
+use crate::readiness::{self, Explain};
+use crate::retry::has_attempts_left;
+use crate::state::{StepEvent, StepState, TaskEvent, TaskState};
+use crate::store::memory::MemoryStore;
+use crate::store::{ClaimParams, Store, StoreKind, StoreTx};
+use crate::template::Template;
+
+/// The most steps one claim may take.
+pub const MAX_CLAIM_LIMIT: u32 = 1000;
+
+/// How an engine is opened.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Apply pending migrations at connect (default true).
+    pub migrate: bool,
+    /// Connections in the pool of a SQL store.
+    pub max_connections: u32,
+    /// Events each subscriber buffers before the oldest are dropped.
+    pub event_capacity: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            clock: Arc::new(SystemClock),
+            migrate: true,
+            max_connections: 8,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+}
+
+/// What to create: a task of a registered template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateTask {
+    pub namespace: String,
+    pub name: String,
+    /// The newest registered version (by semver) when absent.
+    pub version: Option<String>,
+    /// A JSON object, checked against the template's `input_schema`.
+    pub context: Value,
+    /// A repeat with the same key returns the existing task.
+    pub idempotency_key: Option<String>,
+    /// A JSON object of string values.
+    pub tags: Option<Value>,
+    pub initiator: Option<String>,
+    pub source_system: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl CreateTask {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>, context: Value) -> Self {
+        CreateTask { namespace: namespace.into(), name: name.into(), context, ..Default::default() }
+    }
+}
+
+/// The result of registering a template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    pub template: TemplateRecord,
+    /// False when the same content was already registered under this version.
+    pub created: bool,
+}
+
+/// What a claim asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest {
+    pub worker_id: String,
+    pub handler_keys: Vec<String>,
+    pub limit: u32,
+    pub lease: Duration,
+}
+
+/// What a maintenance pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReapReport {
+    /// Steps whose lease expired and that will be retried.
+    pub retried: u32,
+    /// Steps whose lease expired with no attempts left: now `error` with `worker_lost`.
+    pub failed: u32,
+}
+
+/// A step and the level of the DAG it sits on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyLevel {
+    pub step_id: Uuid,
+    pub name: String,
+    /// Roots are level 0; every other step is one more than its deepest parent.
+    pub level: u32,
+}
+
+/// A summary of where a task stands and what should happen next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionContext {
+    pub task_id: Uuid,
+    pub task_state: TaskState,
+    pub total_steps: i64,
+    pub pending_steps: i64,
+    pub ready_steps: i64,
+    pub in_progress_steps: i64,
+    pub waiting_for_retry_steps: i64,
+    pub completed_steps: i64,
+    pub failed_steps: i64,
+    pub cancelled_steps: i64,
+    pub resolved_manually_steps: i64,
+    /// Pending steps that cannot run because an ancestor failed or was cancelled.
+    pub blocked_steps: i64,
+    pub execution_status: ExecutionStatus,
+    pub recommended_action: RecommendedAction,
+    /// Share of steps that succeeded, 0.0..=1.0.
+    pub completion_ratio: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    AllComplete,
+    HasReadySteps,
+    Processing,
+    WaitingForRetry,
+    BlockedByFailures,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecommendedAction {
+    /// Nothing to do: the task is finished.
+    None,
+    ExecuteReadySteps,
+    WaitForCompletion,
+    WaitForRetry,
+    /// An operator should retry the task or resolve the failed steps.
+    HandleFailures,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    events: broadcast::Sender<Event>,
+    /// Woken whenever a commit may have made steps ready, so idle in-process workers claim at once.
+    work: Notify,
+    closed: AtomicBool,
+    /// Compiled input schemas by template id.
+    schemas: std::sync::Mutex<HashMap<Uuid, Arc<jsonschema::Validator>>>,
+}
+
+/// The engine. Cheap to clone; clones share the store, the clock and the event bus.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("store", &self.inner.store).finish_non_exhaustive()
+    }
+}
+
+/// Transition rows written in one transaction, turned into events after it commits.
+#[derive(Default)]
+struct Log {
+    steps: Vec<(StepTransition, String)>,
+    tasks: Vec<TaskTransition>,
+    /// Whether some step may have become ready.
+    wake: bool,
+}
+
+impl Log {
+    fn step(&mut self, step: &mut Step, event: StepEvent, to: StepState, now: Timestamp, metadata: Value) {
+        step.transition_count += 1;
+        self.steps.push((
+            StepTransition {
+                id: new_id(),
+                step_id: step.id,
+                task_id: step.task_id,
+                from_state: Some(step.state),
+                to_state: to,
+                event: Some(event),
+                attempt: step.attempts,
+                worker_id: step.worker_id.clone(),
+                metadata,
+                sort_key: step.transition_count,
+                created_at: now,
+            },
+            step.name.clone(),
+        ));
+        step.state = to;
+        step.updated_at = now;
+        if to.is_terminal() {
+            step.finished_at = Some(now);
+        }
+    }
+
+    /// Records a claim the store already applied to `step` (whose `transition_count` it advanced).
+    fn claimed(&mut self, step: &Step, from: StepState, to: StepState, now: Timestamp, metadata: Value) {
+        self.steps.push((
+            StepTransition {
+                id: new_id(),
+                step_id: step.id,
+                task_id: step.task_id,
+                from_state: Some(from),
+                to_state: to,
+                event: Some(StepEvent::Claim),
+                attempt: step.attempts,
+                worker_id: step.worker_id.clone(),
+                metadata,
+                sort_key: step.transition_count,
+                created_at: now,
+            },
+            step.name.clone(),
+        ));
+    }
+
+    fn task(&mut self, task: &mut Task, event: TaskEvent, to: TaskState, now: Timestamp, metadata: Value) {
+        task.transition_count += 1;
+        self.tasks.push(TaskTransition {
+            id: new_id(),
+            task_id: task.id,
+            from_state: Some(task.state),
+            to_state: to,
+            event: Some(event),
+            metadata,
+            sort_key: task.transition_count,
+            created_at: now,
+        });
+        task.state = to;
+        task.updated_at = now;
+        if to.is_terminal() {
+            task.finished_at = Some(now);
+        } else {
+            task.finished_at = None;
+        }
+    }
+
+    async fn write(&self, tx: &mut Box<dyn StoreTx>) -> Result<()> {
+        let steps: Vec<StepTransition> = self.steps.iter().map(|(t, _)| t.clone()).collect();
+        tx.transitions_insert(&steps, &self.tasks).await
+    }
+}
+
+impl Engine {
+    /// Opens the store a URL names: `memory:`, `sqlite::memory:`, `sqlite://path` or `sqlite:///abs/path`.
+    pub async fn connect(url: &str, options: EngineOptions) -> Result<Engine> {
+        let store: Arc<dyn Store> = if url == "memory:" || url == "memory://" {
+            Arc::new(MemoryStore::new())
+        } else if url.starts_with("sqlite:") {
+            #[cfg(feature = "sqlite")]
+            {
+                let opts = crate::store::sqlite::SqliteOptions {
+                    migrate: options.migrate,
+                    max_connections: options.max_connections,
+                    ..Default::default()
+                };
+                Arc::new(crate::store::sqlite::SqliteStore::connect(url, &opts).await?)
+            }
+            #[cfg(not(feature = "sqlite"))]
+            return Err(Error::Configuration("this build has no SQLite store (feature `sqlite`)".into()));
+        } else {
+            return Err(Error::Configuration(format!(
+                "unsupported database url scheme in {:?}: expected memory:, sqlite:",
+                redact_url(url)
+            )));
+        };
+        Ok(Engine::with_store(store, options))
+    }
+
+    /// An engine over an opened store.
+    pub fn with_store(store: Arc<dyn Store>, options: EngineOptions) -> Engine {
+        let (events, _) = broadcast::channel(options.event_capacity.max(1));
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                clock: options.clock,
+                events,
+                work: Notify::new(),
+                closed: AtomicBool::new(false),
+                schemas: std::sync::Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// An engine over a fresh in-memory store.
+    pub fn in_memory(clock: Arc<dyn Clock>) -> Engine {
+        Engine::with_store(Arc::new(MemoryStore::new()), EngineOptions { clock, ..Default::default() })
+    }
+
+    fn store(&self) -> Result<&Arc<dyn Store>> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(&self.inner.store)
+        }
+    }
+
+    pub fn store_kind(&self) -> StoreKind {
+        self.inner.store.kind()
+    }
+
+    /// The current time by the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// Closes the store. Idempotent; every later call fails with `closed`.
+    pub async fn close(&self) {
+        if !self.inner.closed.swap(true, Ordering::AcqRel) {
+            self.inner.store.close().await;
+            self.inner.work.notify_waiters();
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// A real round trip to the store.
+    pub async fn ping(&self) -> Result<()> {
+        self.store()?.ping().await
+    }
+
+    pub fn pool_stats(&self) -> crate::store::PoolStats {
+        self.inner.store.pool_stats()
+    }
+
+    /// Subscribes to events from now on.
+    pub fn subscribe(&self, filter: EventFilter) -> Subscription {
+        Subscription::new(self.inner.events.subscribe(), filter)
+    }
+
+    /// A future that resolves when a later commit may have made work ready. Create it (and `enable` it)
+    /// before claiming, so that a wake-up between the claim and the wait is not missed.
+    pub fn work_signal(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.work.notified()
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx>> {
+        self.store()?.begin().await
+    }
+
+    async fn commit(&self, tx: Box<dyn StoreTx>, log: Log) -> Result<()> {
+        log.write_and_commit(tx).await?;
+        for (t, name) in &log.steps {
+            let _ = self.inner.events.send(Event::from_step(t, Some(name)));
+        }
+        for t in &log.tasks {
+            let _ = self.inner.events.send(Event::from_task(t));
+        }
+        if log.wake {
+            self.inner.work.notify_waiters();
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- templates
+
+    /// Validates and registers a template given as YAML or JSON text.
+    pub async fn register_template(&self, text: &str) -> Result<Registration> {
+        self.register(Template::parse(text)?).await
+    }
+
+    /// Validates and registers a template given as a parsed document.
+    pub async fn register_template_value(&self, value: &Value) -> Result<Registration> {
+        self.register(Template::from_value(value)?).await
+    }
+
+    async fn register(&self, template: Template) -> Result<Registration> {
+        let hash = template.content_hash();
+        let mut tx = self.begin().await?;
+        if let Some(existing) = tx.template_find(&template.namespace, &template.name, &template.version).await? {
+            return if existing.content_hash == hash {
+                Ok(Registration { template: existing, created: false })
+            } else {
+                Err(Error::Conflict(format!(
+                    "template {}/{}@{} is already registered with different content; register a new version",
+                    template.namespace, template.name, template.version
+                )))
+            };
+        }
+        let rec = TemplateRecord {
+            id: new_id(),
+            namespace: template.namespace.clone(),
+            name: template.name.clone(),
+            version: template.version.clone(),
+            content_hash: hash,
+            template,
+            created_at: self.now(),
+        };
+        tx.template_insert(&rec).await?;
+        tx.commit().await?;
+        Ok(Registration { template: rec, created: true })
+    }
+
+    /// A registered template; the newest version by semver when `version` is `None`.
+    pub async fn template(&self, namespace: &str, name: &str, version: Option<&str>) -> Result<TemplateRecord> {
+        let all = self.store()?.template_list(Some(namespace), Some(name)).await?;
+        let found = match version {
+            Some(v) => all.into_iter().find(|t| t.version == v),
+            None => all.into_iter().max_by(|a, b| semver_of(&a.version).cmp(&semver_of(&b.version))),
+        };
+        found.ok_or_else(|| {
+            Error::not_found("template", format!("{namespace}/{name}@{}", version.unwrap_or("latest")))
+        })
+    }
+
+    /// Every registered template version.
+    pub async fn templates(&self) -> Result<Vec<TemplateRecord>> {
+        let mut all = self.store()?.template_list(None, None).await?;
+        all.sort_by(|a, b| {
+            (&a.namespace, &a.name, semver_of(&a.version)).cmp(&(&b.namespace, &b.name, semver_of(&b.version)))
+        });
+        Ok(all)
+    }
+
+    // ---------------------------------------------------------------- tasks
+
+    /// Creates a task: validates the context, then writes the task, its steps, edges and creation
+    /// transitions in one transaction. A repeated idempotency key returns the existing task.
+    pub async fn create_task(&self, req: CreateTask) -> Result<Task> {
+        let span = info_span!("create_task", namespace = %req.namespace, name = %req.name);
+        async move {
+            let rec = self.template(&req.namespace, &req.name, req.version.as_deref()).await?;
+            if !req.context.is_object() {
+                return Err(Error::field("context", "context", format!("expected a JSON object, found {}", json_type(&req.context))));
+            }
+            let tags = match &req.tags {
+                None | Some(Value::Null) => json!({}),
+                Some(Value::Object(m)) => {
+                    if let Some((k, v)) = m.iter().find(|(_, v)| !v.is_string()) {
+                        return Err(Error::field("task", format!("tags.{k}"), format!("expected a string, found {}", json_type(v))));
+                    }
+                    Value::Object(m.clone())
+                }
+                Some(other) => return Err(Error::field("task", "tags", format!("expected a mapping of strings, found {}", json_type(other)))),
+            };
+            if let Some(k) = &req.idempotency_key {
+                if k.is_empty() || k.len() > 255 {
+                    return Err(Error::field("task", "idempotency_key", "expected 1-255 characters"));
+                }
+            }
+            self.check_context(&rec, &req.context)?;
+            let now = self.now();
+            let (task, steps, edges, log) = build_task(&rec, &req, tags, now);
+            let mut tx = self.begin().await?;
+            if let Some(k) = &req.idempotency_key {
+                if let Some(existing) = tx.task_find_by_idempotency_key(&rec.namespace, &rec.name, k).await? {
+                    return Ok(existing);
+                }
+            }
+            match tx.task_insert(&task, &steps, &edges).await {
+                Ok(()) => {}
+                Err(Error::Conflict(_)) if req.idempotency_key.is_some() => {
+                    // Another process created it between our check and insert.
+                    drop(tx);
+                    let key = req.idempotency_key.as_deref().unwrap_or_default();
+                    let mut tx = self.begin().await?;
+                    return tx
+                        .task_find_by_idempotency_key(&rec.namespace, &rec.name, key)
+                        .await?
+                        .ok_or_else(|| Error::Conflict(format!("idempotency key {key:?} is in use")));
+                }
+                Err(e) => return Err(e),
+            }
+            self.commit(tx, log).await?;
+            debug!(task_id = %task.id, steps = steps.len(), "task created");
+            Ok(task)
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn check_context(&self, rec: &TemplateRecord, context: &Value) -> Result<()> {
+        let Some(schema) = &rec.template.input_schema else { return Ok(()) };
+        let validator = {
+            let mut cache = self.inner.schemas.lock().unwrap_or_else(|p| p.into_inner());
+            match cache.get(&rec.id) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = Arc::new(
+                        crate::template::compile_schema(schema).map_err(|m| Error::field("template", "input_schema", m))?,
+                    );
+                    cache.insert(rec.id, v.clone());
+                    v
+                }
+            }
+        };
+        crate::template::check_context_with(&validator, context)
+    }
+
+    pub async fn task(&self, id: Uuid) -> Result<Task> {
+        self.store()?.task_get(id).await?.ok_or_else(|| Error::not_found("task", id))
+    }
+
+    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        self.store()?.task_list(filter).await
+    }
+
+    /// The steps of a task, in template order.
+    pub async fn steps(&self, task_id: Uuid) -> Result<Vec<Step>> {
+        let store = self.store()?;
+        if store.task_get(task_id).await?.is_none() {
+            return Err(Error::not_found("task", task_id));
+        }
+        store.step_list(task_id).await
+    }
+
+    pub async fn step(&self, id: Uuid) -> Result<Step> {
+        self.store()?.step_get(id).await?.ok_or_else(|| Error::not_found("step", id))
+    }
+
+    /// The audit trail of a task: its own transitions and those of its steps.
+    pub async fn transitions(&self, task_id: Uuid) -> Result<(Vec<TaskTransition>, Vec<StepTransition>)> {
+        let store = self.store()?;
+        if store.task_get(task_id).await?.is_none() {
+            return Err(Error::not_found("task", task_id));
+        }
+        Ok((store.task_transition_list(task_id).await?, store.step_transition_list(task_id).await?))
+    }
+
+    // ---------------------------------------------------------------- claims
+
+    /// Claims up to `limit` ready steps for the handler keys and leases them for `lease`.
+    pub async fn claim(&self, req: &ClaimRequest) -> Result<Vec<StepContext>> {
+        if req.handler_keys.is_empty() {
+            return Err(Error::field("claim", "handler_keys", "expected at least one handler key"));
+        }
+        if req.limit == 0 || req.limit > MAX_CLAIM_LIMIT {
+            return Err(Error::field("claim", "limit", format!("expected 1..={MAX_CLAIM_LIMIT}, found {}", req.limit)));
+        }
+        if req.lease.is_zero() {
+            return Err(Error::field("claim", "lease", "expected a positive duration"));
+        }
+        if req.worker_id.is_empty() {
+            return Err(Error::field("claim", "worker_id", "expected a non-empty worker id"));
+        }
+        let span = info_span!("claim", worker_id = %req.worker_id, limit = req.limit);
+        async move {
+            let now = self.now();
+            let params = ClaimParams {
+                worker_id: req.worker_id.clone(),
+                handler_keys: req.handler_keys.clone(),
+                limit: req.limit,
+                now,
+                lease_expires_at: now + delta(req.lease),
+            };
+            let mut tx = self.begin().await?;
+            let rows = tx.step_claim(&params).await?;
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut log = Log::default();
+            let mut steps = Vec::with_capacity(rows.len());
+            let mut started: HashSet<Uuid> = HashSet::new();
+            for row in rows {
+                let step = row.step;
+                let to = row.from_state.apply(StepEvent::Claim, step.id)?;
+                // The store wrote the claimed row already; record the transition it made.
+                log.claimed(&step, row.from_state, to, now, json!({"lease_expires_at": params.lease_expires_at}));
+                if row.task_state == TaskState::Pending && started.insert(step.task_id) {
+                    let mut task = tx.task_lock(step.task_id).await?.ok_or_else(|| Error::not_found("task", step.task_id))?;
+                    if task.state == TaskState::Pending {
+                        let to = task.state.apply(TaskEvent::Start, task.id)?;
+                        task.started_at = Some(now);
+                        log.task(&mut task, TaskEvent::Start, to, now, Value::Null);
+                        tx.task_update(&task).await?;
+                    }
+                }
+                steps.push(step);
+            }
+            self.commit(tx, log).await?;
+            let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
+            let inputs = self.store()?.claim_inputs(&ids).await?;
+            let mut by_id: HashMap<Uuid, crate::store::ClaimInput> = inputs.into_iter().map(|i| (i.step_id, i)).collect();
+            let mut out = Vec::with_capacity(steps.len());
+            for s in steps {
+                let input = by_id.remove(&s.id).ok_or_else(|| Error::Internal(format!("claimed step {} has no inputs", s.id)))?;
+                let started = s.started_at.unwrap_or(now);
+                out.push(StepContext {
+                    token: ClaimToken { step_id: s.id, attempt: s.attempts },
+                    task_id: s.task_id,
+                    step_id: s.id,
+                    namespace: input.namespace,
+                    task_name: input.task_name,
+                    step_name: s.name,
+                    handler_key: s.handler_key,
+                    attempt: s.attempts,
+                    max_attempts: s.max_attempts,
+                    context: input.context,
+                    config: s.config,
+                    dependency_results: input.dependency_results.into_iter().collect::<BTreeMap<_, _>>(),
+                    deadline: started + TimeDelta::seconds(s.timeout_seconds),
+                    lease_expires_at: s.lease_expires_at.unwrap_or(params.lease_expires_at),
+                });
+            }
+            debug!(claimed = out.len(), "claimed");
+            Ok(out)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Extends the lease of each claim that still holds; returns those extended. A token missing from
+    /// the answer has lost its claim: the handler's result will be rejected as stale.
+    pub async fn heartbeat(&self, tokens: &[ClaimToken], lease: Duration) -> Result<Vec<ClaimToken>> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let extended = tx.step_lease_extend(tokens, now + delta(lease), now).await?;
+        tx.commit().await?;
+        Ok(extended)
+    }
+
+    /// Records a successful attempt.
+    pub async fn complete(&self, token: ClaimToken, result: Value) -> Result<Step> {
+        self.finish_many(vec![(token, Outcome::Success(result))]).await?.pop().unwrap_or_else(|| Err(Error::Internal("empty finish".into())))
+    }
+
+    /// Records a failed attempt: a retry is scheduled if the failure is retryable and attempts are left.
+    pub async fn fail(&self, token: ClaimToken, failure: StepFailure) -> Result<Step> {
+        self.finish_many(vec![(token, Outcome::Failure(failure))]).await?.pop().unwrap_or_else(|| Err(Error::Internal("empty finish".into())))
+    }
+
+    /// Records a batch of outcomes in one transaction.
+    ///
+    /// Each item gets its own result: a stale or invalid item is rejected (and writes nothing) without
+    /// failing the others. Only a store error fails the whole batch, and then nothing is written.
+    pub async fn finish_many(&self, items: Vec<(ClaimToken, Outcome)>) -> Result<Vec<Result<Step>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let span = info_span!("finish", count = items.len());
+        async move {
+            let now = self.now();
+            let mut tx = self.begin().await?;
+            let mut log = Log::default();
+            let mut tasks: HashMap<Uuid, Task> = HashMap::new();
+            let mut results = Vec::with_capacity(items.len());
+            for (token, outcome) in items {
+                match self.finish_one(&mut tx, &mut log, &mut tasks, token, outcome, now).await {
+                    Ok(step) => results.push(Ok(step)),
+                    Err(e @ (Error::StaleClaim { .. } | Error::InvalidTransition { .. } | Error::NotFound { .. })) => {
+                        debug!(step_id = %token.step_id, attempt = token.attempt, error = %e, "outcome rejected");
+                        results.push(Err(e));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
+            self.commit(tx, log).await?;
+            Ok(results)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Completes each given claim with its result in one transaction.
+    pub async fn complete_many(&self, items: Vec<(ClaimToken, Value)>) -> Result<Vec<Result<Step>>> {
+        self.finish_many(items.into_iter().map(|(t, v)| (t, Outcome::Success(v))).collect()).await
+    }
+
+    /// Fails each given claim in one transaction.
+    pub async fn fail_many(&self, items: Vec<(ClaimToken, StepFailure)>) -> Result<Vec<Result<Step>>> {
+        self.finish_many(items.into_iter().map(|(t, f)| (t, Outcome::Failure(f))).collect()).await
+    }
+
+    /// Checks everything first and writes only when the item is accepted, so a rejected item leaves no
+    /// trace in the transaction.
+    async fn finish_one(
+        &self,
+        tx: &mut Box<dyn StoreTx>,
+        log: &mut Log,
+        tasks: &mut HashMap<Uuid, Task>,
+        token: ClaimToken,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<Step> {
+        let mut step = tx.step_lock(token.step_id).await?.ok_or_else(|| Error::not_found("step", token.step_id))?;
+        check_claim(&step, token)?;
+        let event = match &outcome {
+            Outcome::Success(_) => StepEvent::Complete,
+            Outcome::Failure(f) => {
+                if f.retryable && step.retry.retryable && has_attempts_left(step.attempts, step.max_attempts) {
+                    StepEvent::FailRetryable
+                } else {
+                    StepEvent::FailPermanent
+                }
+            }
+        };
+        let to = step.state.apply(event, step.id)?;
+        if !tasks.contains_key(&step.task_id) {
+            let task = tx.task_lock(step.task_id).await?.ok_or_else(|| Error::not_found("task", step.task_id))?;
+            tasks.insert(task.id, task);
+        }
+        let task = tasks.get_mut(&step.task_id).ok_or_else(|| Error::Internal("task vanished".into()))?;
+        step.lease_expires_at = None;
+        match outcome {
+            Outcome::Success(result) => {
+                step.result = Some(result);
+                step.error = None;
+                log.step(&mut step, event, to, now, Value::Null);
+                task.steps_succeeded += 1;
+                tx.step_update(&step).await?;
+                if !tx.step_children_release(step.id, now).await?.is_empty() {
+                    log.wake = true;
+                }
+            }
+            Outcome::Failure(f) => {
+                let mut meta = json!({"error_class": f.error_class, "message": f.message});
+                if to == StepState::WaitingForRetry {
+                    let wait = step.retry.backoff(attempt_in_budget(&step), f.retry_after, rand::random::<f64>());
+                    let at = now + delta(wait);
+                    step.next_attempt_at = Some(at);
+                    meta["next_attempt_at"] = json!(at);
+                    log.wake = true;
+                } else {
+                    task.steps_failed += 1;
+                }
+                step.error = Some(StepErrorInfo {
+                    error_class: f.error_class,
+                    message: f.message,
+                    backtrace: f.backtrace,
+                    code: f.code,
+                    retryable: f.retryable,
+                });
+                log.step(&mut step, event, to, now, meta);
+                tx.step_update(&step).await?;
+            }
+        }
+        Ok(step)
+    }
+
+    /// Finalizes each touched task as the rules say, then writes it with the transaction's log.
+    async fn settle_and_write(
+        &self,
+        tx: &mut Box<dyn StoreTx>,
+        log: &mut Log,
+        tasks: HashMap<Uuid, Task>,
+        now: Timestamp,
+    ) -> Result<()> {
+        for (_, mut task) in tasks {
+            settle(tx, log, &mut task, now).await?;
+            task.updated_at = now;
+            tx.task_update(&task).await?;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- operator actions
+
+    /// Cancels a task: every non-terminal step goes to `cancelled`.
+    pub async fn cancel_task(&self, task_id: Uuid, reason: Option<&str>) -> Result<Task> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let mut task = tx.task_lock(task_id).await?.ok_or_else(|| Error::not_found("task", task_id))?;
+        let to = task.state.apply(TaskEvent::Cancel, task.id)?;
+        let meta = json!({"reason": reason});
+        let mut log = Log::default();
+        for mut step in tx.step_lock_all(task_id).await? {
+            if let Some(sto) = step.state.next(StepEvent::Cancel) {
+                step.lease_expires_at = None;
+                log.step(&mut step, StepEvent::Cancel, sto, now, meta.clone());
+                tx.step_update(&step).await?;
+            }
+        }
+        log.task(&mut task, TaskEvent::Cancel, to, now, meta);
+        tx.task_update(&task).await?;
+        self.commit(tx, log).await?;
+        Ok(task)
+    }
+
+    /// Retries a task in `error`: each failed step gets a fresh attempt budget and runs again.
+    pub async fn retry_task(&self, task_id: Uuid) -> Result<Task> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let mut task = tx.task_lock(task_id).await?.ok_or_else(|| Error::not_found("task", task_id))?;
+        let to = task.state.apply(TaskEvent::Retry, task.id)?;
+        let mut log = Log::default();
+        for mut step in tx.step_lock_all(task_id).await? {
+            if step.state == StepState::Error {
+                let sto = step.state.apply(StepEvent::Retry, step.id)?;
+                step.max_attempts = step.attempts + i64::from(step.retry.attempt_budget());
+                step.next_attempt_at = None;
+                let meta = json!({"max_attempts": step.max_attempts});
+                log.step(&mut step, StepEvent::Retry, sto, now, meta);
+                step.finished_at = None;
+                task.steps_failed -= 1;
+                tx.step_update(&step).await?;
+            }
+        }
+        log.task(&mut task, TaskEvent::Retry, to, now, Value::Null);
+        log.wake = true;
+        tx.task_update(&task).await?;
+        self.commit(tx, log).await?;
+        Ok(task)
+    }
+
+    /// Marks a `pending` or `error` step as resolved by an operator, with `result` as its result.
+    /// Dependants may then run, and the task resumes or completes as the rules say.
+    pub async fn resolve_step_manually(&self, step_id: Uuid, result: Value) -> Result<Step> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let mut step = tx.step_lock(step_id).await?.ok_or_else(|| Error::not_found("step", step_id))?;
+        let mut task = tx.task_lock(step.task_id).await?.ok_or_else(|| Error::not_found("task", step.task_id))?;
+        if !matches!(task.state, TaskState::Pending | TaskState::InProgress | TaskState::Error) {
+            return Err(Error::InvalidTransition {
+                entity: "task",
+                id: task.id.to_string(),
+                from: task.state.to_string(),
+                event: "resolve_step".into(),
+            });
+        }
+        let from = step.state;
+        let to = step.state.apply(StepEvent::ResolveManually, step.id)?;
+        step.result = Some(result);
+        log_and_count_resolution(&mut task, from);
+        let mut log = Log::default();
+        log.step(&mut step, StepEvent::ResolveManually, to, now, Value::Null);
+        tx.step_update(&step).await?;
+        if !tx.step_children_release(step.id, now).await?.is_empty() {
+            log.wake = true;
+        }
+        let mut tasks = HashMap::new();
+        tasks.insert(task.id, task);
+        self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
+        self.commit(tx, log).await?;
+        Ok(step)
+    }
+
+    /// Marks a task in `error` as resolved by an operator. Its steps keep their states; none runs again.
+    pub async fn resolve_task_manually(&self, task_id: Uuid, reason: Option<&str>) -> Result<Task> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let mut task = tx.task_lock(task_id).await?.ok_or_else(|| Error::not_found("task", task_id))?;
+        let to = task.state.apply(TaskEvent::ResolveManually, task.id)?;
+        let mut log = Log::default();
+        log.task(&mut task, TaskEvent::ResolveManually, to, now, json!({"reason": reason}));
+        tx.task_update(&task).await?;
+        self.commit(tx, log).await?;
+        Ok(task)
+    }
+
+    /// Recovers steps whose lease expired: each is retried if attempts are left, and otherwise errors
+    /// with `worker_lost`. Processes at most `limit` steps.
+    pub async fn reap_expired_leases(&self, limit: u32) -> Result<ReapReport> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let expired = tx.step_lease_expired(now, limit.max(1)).await?;
+        if expired.is_empty() {
+            return Ok(ReapReport::default());
+        }
+        let mut log = Log::default();
+        let mut tasks: HashMap<Uuid, Task> = HashMap::new();
+        let mut report = ReapReport::default();
+        for mut step in expired {
+            let retry = step.retry.retryable && has_attempts_left(step.attempts, step.max_attempts);
+            let event = if retry { StepEvent::LeaseExpired } else { StepEvent::WorkerLost };
+            let to = step.state.apply(event, step.id)?;
+            let lost = format!(
+                "lease of worker {} expired at {}",
+                step.worker_id.as_deref().unwrap_or("?"),
+                step.lease_expires_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            );
+            step.error = Some(StepErrorInfo {
+                error_class: "worker_lost".into(),
+                message: lost.clone(),
+                backtrace: Vec::new(),
+                code: Some("worker_lost".into()),
+                retryable: retry,
+            });
+            step.lease_expires_at = None;
+            let mut meta = json!({"message": lost});
+            if !tasks.contains_key(&step.task_id) {
+                let t = tx.task_lock(step.task_id).await?.ok_or_else(|| Error::not_found("task", step.task_id))?;
+                tasks.insert(t.id, t);
+            }
+            if retry {
+                let wait = step.retry.backoff(attempt_in_budget(&step), None, rand::random::<f64>());
+                step.next_attempt_at = Some(now + delta(wait));
+                meta["next_attempt_at"] = json!(step.next_attempt_at);
+                report.retried += 1;
+                log.wake = true;
+            } else {
+                if let Some(t) = tasks.get_mut(&step.task_id) {
+                    t.steps_failed += 1;
+                }
+                report.failed += 1;
+            }
+            log.step(&mut step, event, to, now, meta);
+            tx.step_update(&step).await?;
+        }
+        self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
+        self.commit(tx, log).await?;
+        Ok(report)
+    }
+
+    /// When the earliest scheduled retry for these handler keys falls due, if any.
+    pub async fn next_retry_at(&self, handler_keys: &[String]) -> Result<Option<Timestamp>> {
+        self.store()?.next_retry_at(handler_keys).await
+    }
+
+    // ---------------------------------------------------------------- introspection
+
+    /// Why each step of a task is or is not ready.
+    pub async fn explain(&self, task_id: Uuid) -> Result<Explain> {
+        let store = self.store()?;
+        let task = store.task_get(task_id).await?.ok_or_else(|| Error::not_found("task", task_id))?;
+        let steps = store.step_list(task_id).await?;
+        let edges = store.edge_list(task_id).await?;
+        Ok(explain_rows(&task, &steps, &edges, self.now()))
+    }
+
+    /// Counts of a task's steps, its execution status and the recommended next action.
+    pub async fn execution_context(&self, task_id: Uuid) -> Result<ExecutionContext> {
+        let ex = self.explain(task_id).await?;
+        Ok(execution_context_of(&ex))
+    }
+
+    /// The dependency level of each step of a task.
+    pub async fn dependency_levels(&self, task_id: Uuid) -> Result<Vec<DependencyLevel>> {
+        let store = self.store()?;
+        if store.task_get(task_id).await?.is_none() {
+            return Err(Error::not_found("task", task_id));
+        }
+        let steps = store.step_list(task_id).await?;
+        let edges = store.edge_list(task_id).await?;
+        Ok(levels_of(&steps, &edges))
+    }
+
+    pub(crate) fn store_for_analytics(&self) -> Result<&Arc<dyn Store>> {
+        self.store()
+    }
+}
+
+impl Log {
+    async fn write_and_commit(&self, mut tx: Box<dyn StoreTx>) -> Result<()> {
+        if !self.steps.is_empty() || !self.tasks.is_empty() {
+            self.write(&mut tx).await?;
+        }
+        tx.commit().await
+    }
+}
+
+/// Counts a step's resolution on its task.
+fn log_and_count_resolution(task: &mut Task, from: StepState) {
+    if from == StepState::Error {
+        task.steps_failed -= 1;
+    }
+    task.steps_succeeded += 1;
+}
+
+/// Whether `token` still holds the claim on `step`.
+fn check_claim(step: &Step, token: ClaimToken) -> Result<()> {
+    let stale = |reason: String| Error::StaleClaim { step_id: step.id.to_string(), attempt: token.attempt, reason };
+    if step.attempts != token.attempt {
+        return Err(stale(format!("the step is on attempt {}", step.attempts)));
+    }
+    match step.state {
+        StepState::InProgress => Ok(()),
+        // A cancelled step rejects the outcome as the transition table says.
+        StepState::Cancelled => step.state.apply(StepEvent::Complete, step.id).map(|_| ()),
+        s => Err(stale(format!("the claim no longer holds: the step is {s}"))),
+    }
+}
+
+/// The attempt number within the current budget (1-based), which drives the backoff.
+fn attempt_in_budget(step: &Step) -> u32 {
+    let budget = i64::from(step.retry.attempt_budget());
+    (step.attempts - (step.max_attempts - budget)).clamp(1, i64::from(u32::MAX)) as u32
+}
+
+/// Finalization: runs in the transaction of every terminal step transition.
+///
+/// - every step succeeded: the task completes;
+/// - a step failed and nothing else can run: the task errors (blocked steps stay pending);
+/// - the task is in error but an operator made work runnable again: it resumes.
+async fn settle(tx: &mut Box<dyn StoreTx>, log: &mut Log, task: &mut Task, now: Timestamp) -> Result<()> {
+    if !matches!(task.state, TaskState::Pending | TaskState::InProgress | TaskState::Error) {
+        return Ok(());
+    }
+    if task.steps_succeeded == task.steps_total {
+        let to = task.state.apply(TaskEvent::Complete, task.id)?;
+        log.task(task, TaskEvent::Complete, to, now, Value::Null);
+        return Ok(());
+    }
+    if task.steps_failed > 0 || task.state == TaskState::Error {
+        let active = tx.task_active_step_count(task.id).await?;
+        if active == 0 && task.state != TaskState::Error {
+            let to = task.state.apply(TaskEvent::Fail, task.id)?;
+            log.task(task, TaskEvent::Fail, to, now, json!({"failed_steps": task.steps_failed}));
+        } else if active > 0 && task.state == TaskState::Error {
+            let to = task.state.apply(TaskEvent::Resume, task.id)?;
+            log.task(task, TaskEvent::Resume, to, now, Value::Null);
+        }
+    }
+    Ok(())
+}
+
+fn build_task(rec: &TemplateRecord, req: &CreateTask, tags: Value, now: Timestamp) -> (Task, Vec<Step>, Vec<Edge>, Log) {
+    let t = &rec.template;
+    let task_id = new_id();
+    let mut log = Log { wake: true, ..Log::default() };
+    let mut task = Task {
+        id: task_id,
+        template_id: rec.id,
+        namespace: rec.namespace.clone(),
+        name: rec.name.clone(),
+        version: rec.version.clone(),
+        state: TaskState::Pending,
+        context: req.context.clone(),
+        tags,
+        idempotency_key: req.idempotency_key.clone(),
+        initiator: req.initiator.clone(),
+        source_system: req.source_system.clone(),
+        reason: req.reason.clone(),
+        steps_total: t.steps.len() as i64,
+        steps_succeeded: 0,
+        steps_failed: 0,
+        transition_count: 1,
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        finished_at: None,
+    };
+    log.tasks.push(TaskTransition {
+        id: new_id(),
+        task_id,
+        from_state: None,
+        to_state: TaskState::Pending,
+        event: None,
+        metadata: json!({"initiator": req.initiator, "source_system": req.source_system, "reason": req.reason}),
+        sort_key: 1,
+        created_at: now,
+    });
+    // Ids are minted in topological order so that claims (oldest id first) favour upstream steps.
+    let order = t.topological_order();
+    let mut ids = vec![Uuid::nil(); t.steps.len()];
+    for &i in &order {
+        ids[i] = new_id();
+    }
+    let index: HashMap<&str, usize> = t.steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let mut steps = Vec::with_capacity(t.steps.len());
+    let mut edges = Vec::new();
+    for (i, s) in t.steps.iter().enumerate() {
+        for d in &s.depends_on {
+            edges.push(Edge { task_id, parent_id: ids[index[d.as_str()]], child_id: ids[i] });
+        }
+        let step = Step {
+            id: ids[i],
+            task_id,
+            name: s.name.clone(),
+            handler_key: s.handler.clone(),
+            position: i as i32,
+            state: StepState::Pending,
+            attempts: 0,
+            max_attempts: i64::from(s.retry.attempt_budget()),
+            retry: s.retry.clone(),
+            timeout_seconds: i64::from(s.timeout_seconds),
+            config: s.config.clone(),
+            unfinished_parents: s.depends_on.len() as i64,
+            next_attempt_at: None,
+            lease_expires_at: None,
+            worker_id: None,
+            result: None,
+            error: None,
+            transition_count: 1,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            finished_at: None,
+        };
+        log.steps.push((
+            StepTransition {
+                id: new_id(),
+                step_id: step.id,
+                task_id,
+                from_state: None,
+                to_state: StepState::Pending,
+                event: None,
+                attempt: 0,
+                worker_id: None,
+                metadata: Value::Null,
+                sort_key: 1,
+                created_at: now,
+            },
+            step.name.clone(),
+        ));
+        steps.push(step);
+    }
+    task.transition_count = 1;
+    (task, steps, edges, log)
+}
+
+/// Readiness of every step from loaded rows.
+pub fn explain_rows(task: &Task, steps: &[Step], edges: &[Edge], now: Timestamp) -> Explain {
+    let by_id: HashMap<Uuid, &Step> = steps.iter().map(|s| (s.id, s)).collect();
+    let mut parents: HashMap<Uuid, Vec<(&str, StepState)>> = HashMap::new();
+    for e in edges {
+        if let Some(p) = by_id.get(&e.parent_id) {
+            parents.entry(e.child_id).or_default().push((p.name.as_str(), p.state));
+        }
+    }
+    let empty = Vec::new();
+    Explain {
+        task_id: task.id,
+        task_state: task.state,
+        steps: steps
+            .iter()
+            .map(|s| readiness::evaluate(s, parents.get(&s.id).unwrap_or(&empty), task.state, now))
+            .collect(),
+    }
+}
+
+fn execution_context_of(ex: &Explain) -> ExecutionContext {
+    let count = |st: StepState| ex.steps.iter().filter(|s| s.state == st).count() as i64;
+    let ready = ex.steps.iter().filter(|s| s.ready).count() as i64;
+    let blocked = ex
+        .steps
+        .iter()
+        .filter(|s| s.state == StepState::Pending && !s.ready && !s.blocked_by.is_empty())
+        .filter(|s| blocked_by_failure(ex, &s.name))
+        .count() as i64;
+    let total = ex.steps.len() as i64;
+    let (complete, resolved) = (count(StepState::Complete), count(StepState::ResolvedManually));
+    let (in_progress, waiting, failed) = (count(StepState::InProgress), count(StepState::WaitingForRetry), count(StepState::Error));
+    let (status, action) = if ex.task_state == TaskState::Cancelled {
+        (ExecutionStatus::Cancelled, RecommendedAction::None)
+    } else if complete + resolved == total {
+        (ExecutionStatus::AllComplete, RecommendedAction::None)
+    } else if ready > 0 {
+        (ExecutionStatus::HasReadySteps, RecommendedAction::ExecuteReadySteps)
+    } else if in_progress > 0 {
+        (ExecutionStatus::Processing, RecommendedAction::WaitForCompletion)
+    } else if waiting > 0 {
+        (ExecutionStatus::WaitingForRetry, RecommendedAction::WaitForRetry)
+    } else if failed > 0 || blocked > 0 {
+        (ExecutionStatus::BlockedByFailures, RecommendedAction::HandleFailures)
+    } else {
+        (ExecutionStatus::Processing, RecommendedAction::WaitForCompletion)
+    };
+    ExecutionContext {
+        task_id: ex.task_id,
+        task_state: ex.task_state,
+        total_steps: total,
+        pending_steps: count(StepState::Pending),
+        ready_steps: ready,
+        in_progress_steps: in_progress,
+        waiting_for_retry_steps: waiting,
+        completed_steps: complete,
+        failed_steps: failed,
+        cancelled_steps: count(StepState::Cancelled),
+        resolved_manually_steps: resolved,
+        blocked_steps: blocked,
+        execution_status: status,
+        recommended_action: action,
+        completion_ratio: if total == 0 { 0.0 } else { (complete + resolved) as f64 / total as f64 },
+    }
+}
+
+/// Whether a pending step is held up, directly or through its ancestors, by a failed or cancelled step.
+fn blocked_by_failure(ex: &Explain, name: &str) -> bool {
+    let by_name: HashMap<&str, &readiness::StepReadiness> = ex.steps.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut stack = vec![name];
+    let mut seen = HashSet::new();
+    while let Some(n) = stack.pop() {
+        let Some(s) = by_name.get(n) else { continue };
+        if !s.blocked_by_failure.is_empty() {
+            return true;
+        }
+        for p in &s.blocked_by {
+            if seen.insert(p.as_str()) {
+                stack.push(p.as_str());
+            }
+        }
+    }
+    false
+}
+
+fn levels_of(steps: &[Step], edges: &[Edge]) -> Vec<DependencyLevel> {
+    let mut parents: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for e in edges {
+        parents.entry(e.child_id).or_default().push(e.parent_id);
+    }
+    let mut level: HashMap<Uuid, u32> = HashMap::new();
+    // Steps are few per task and acyclic; settle levels by repeated passes in position order.
+    let mut remaining: Vec<&Step> = steps.iter().collect();
+    while !remaining.is_empty() {
+        let before = remaining.len();
+        remaining.retain(|s| {
+            let ps = parents.get(&s.id).map(Vec::as_slice).unwrap_or(&[]);
+            if ps.iter().all(|p| level.contains_key(p)) {
+                let l = ps.iter().map(|p| level[p] + 1).max().unwrap_or(0);
+                level.insert(s.id, l);
+                false
+            } else {
+                true
+            }
+        });
+        if remaining.len() == before {
+            break;
+        }
+    }
+    let mut out: Vec<DependencyLevel> =
+        steps.iter().map(|s| DependencyLevel { step_id: s.id, name: s.name.clone(), level: level.get(&s.id).copied().unwrap_or(0) }).collect();
+    out.sort_by_key(|d| d.level);
+    out
+}
+
+fn semver_of(v: &str) -> semver::Version {
+    semver::Version::parse(v).unwrap_or_else(|_| semver::Version::new(0, 0, 0))
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// The URL with any password replaced by `***`, safe for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map(|(u, _)| format!("{u}:***")).unwrap_or_else(|| userinfo.to_string());
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u:p%40ss@h/db?x=1"), "postgres://u:***@h/db?x=1");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://tasker.db"), "sqlite://tasker.db");
+        assert!(!redact_url("postgres://u:s3cr3t@h/db").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Events: one for every transition, published after the transaction that wrote it commits.
+//!
+//! The bus is a bounded broadcast channel. A subscriber that falls behind loses the oldest events and
+//! counts how many it lost; the transition tables stay the durable record.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::model::{StepTransition, TaskTransition};
+use crate::state::{StepEvent, TaskEvent};
+
+/// Events a subscriber buffers before the oldest are dropped.
+pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
+
+/// Something that happened to a task or a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// For example `step.completed`; see [`event_name_for_step`] and [`event_name_for_task`].
+    pub name: String,
+    pub task_id: Uuid,
+    pub step_id: Option<Uuid>,
+    pub step_name: Option<String>,
+    pub attempt: Option<i64>,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub worker_id: Option<String>,
+    pub metadata: serde_json::Value,
+    pub timestamp: Timestamp,
+}
+
+/// The event name of a step transition.
+pub fn event_name_for_step(event: Option<StepEvent>) -> &'static str {
+    match event {
+        None => "step.created",
+        Some(StepEvent::Claim) => "step.claimed",
+        Some(StepEvent::Complete) => "step.completed",
+        Some(StepEvent::FailRetryable) => "step.retry_scheduled",
+        Some(StepEvent::FailPermanent) => "step.failed",
+        Some(StepEvent::LeaseExpired) => "step.lease_expired",
+        Some(StepEvent::WorkerLost) => "step.worker_lost",
+        Some(StepEvent::Cancel) => "step.cancelled",
+        Some(StepEvent::Retry) => "step.retried",
+        Some(StepEvent::ResolveManually) => "step.resolved_manually",
+    }
+}
+
+/// The event name of a task transition.
+pub fn event_name_for_task(event: Option<TaskEvent>) -> &'static str {
+    match event {
+        None => "task.created",
+        Some(TaskEvent::Start) => "task.started",
+        Some(TaskEvent::Complete) => "task.completed",
+        Some(TaskEvent::Fail) => "task.failed",
+        Some(TaskEvent::Cancel) => "task.cancelled",
+        Some(TaskEvent::Retry) => "task.retried",
+        Some(TaskEvent::Resume) => "task.resumed",
+        Some(TaskEvent::ResolveManually) => "task.resolved_manually",
+    }
+}
+
+impl Event {
+    pub(crate) fn from_step(t: &StepTransition, step_name: Option<&str>) -> Event {
+        Event {
+            name: event_name_for_step(t.event).to_string(),
+            task_id: t.task_id,
+            step_id: Some(t.step_id),
+            step_name: step_name.map(str::to_string),
+            attempt: Some(t.attempt),
+            from_state: t.from_state.map(|s| s.to_string()),
+            to_state: t.to_state.to_string(),
+            worker_id: t.worker_id.clone(),
+            metadata: t.metadata.clone(),
+            timestamp: t.created_at,
+        }
+    }
+
+    pub(crate) fn from_task(t: &TaskTransition) -> Event {
+        Event {
+            name: event_name_for_task(t.event).to_string(),
+            task_id: t.task_id,
+            step_id: None,
+            step_name: None,
+            attempt: None,
+            from_state: t.from_state.map(|s| s.to_string()),
+            to_state: t.to_state.to_string(),
+            worker_id: None,
+            metadata: t.metadata.clone(),
+            timestamp: t.created_at,
+        }
+    }
+}
+
+/// Which events a subscription receives.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventFilter {
+    /// Only events of this task.
+    pub task_id: Option<Uuid>,
+    /// Only events whose name is one of these or starts with one of these followed by `.`
+    /// (`step` matches every `step.*`). Empty means all.
+    pub names: Vec<String>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, e: &Event) -> bool {
+        if self.task_id.is_some_and(|t| t != e.task_id) {
+            return false;
+        }
+        self.names.is_empty()
+            || self.names.iter().any(|n| e.name == *n || (e.name.starts_with(n.as_str()) && e.name[n.len()..].starts_with('.')))
+    }
+}
+
+/// A stream of events for one subscriber.
+#[derive(Debug)]
+pub struct Subscription {
+    rx: broadcast::Receiver<Event>,
+    filter: EventFilter,
+    dropped: u64,
+}
+
+impl Subscription {
+    pub(crate) fn new(rx: broadcast::Receiver<Event>, filter: EventFilter) -> Self {
+        Subscription { rx, filter, dropped: 0 }
+    }
+
+    /// Events lost because this subscriber fell more than the buffer behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The next matching event, waiting at most `timeout`; `None` on timeout or when the engine is gone.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Err(_) => return None,
+                Ok(Ok(e)) if self.filter.matches(&e) => return Some(e),
+                Ok(Ok(_)) => {}
+                Ok(Err(broadcast::error::RecvError::Lagged(n))) => self.dropped += n,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+            }
+        }
+    }
+
+    /// The next matching event if one is buffered.
+    pub fn try_next(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) if self.filter.matches(&e) => return Some(e),
+                Ok(_) => {}
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.dropped += n,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Every matching event buffered now.
+    pub fn drain(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.try_next()).collect()
+    }
+}

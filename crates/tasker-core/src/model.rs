@@ -1,0 +1,313 @@
+//! The records the engine keeps, and the objects it hands out.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
+use crate::state::{StepEvent, StepState, TaskEvent, TaskState};
+use crate::template::Template;
+
+/// A fresh, time-ordered id.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// Parses an id given by a user; a malformed one is a validation error naming `field`.
+pub fn parse_id(field: &str, s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s.trim()).map_err(|_| Error::field("id", field, format!("expected a UUID, found {s:?}")))
+}
+
+/// A registered template version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateRecord {
+    pub id: Uuid,
+    pub namespace: String,
+    pub name: String,
+    pub version: String,
+    pub content_hash: String,
+    pub template: Template,
+    pub created_at: Timestamp,
+}
+
+/// One run of a template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: Uuid,
+    pub template_id: Uuid,
+    pub namespace: String,
+    pub name: String,
+    pub version: String,
+    pub state: TaskState,
+    pub context: Value,
+    /// A JSON object of string tags.
+    pub tags: Value,
+    pub idempotency_key: Option<String>,
+    pub initiator: Option<String>,
+    pub source_system: Option<String>,
+    pub reason: Option<String>,
+    pub steps_total: i64,
+    /// Steps `complete` or `resolved_manually`.
+    pub steps_succeeded: i64,
+    /// Steps in `error`.
+    pub steps_failed: i64,
+    /// How many transition rows this task has; the next one gets this plus one as its sort key.
+    pub transition_count: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// When the first step was claimed.
+    pub started_at: Option<Timestamp>,
+    /// When the task last reached a terminal state.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// What a handler reported when it failed, as recorded on the step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepErrorInfo {
+    /// The exception class, or `worker_lost` when a lease expired.
+    pub error_class: String,
+    pub message: String,
+    #[serde(default)]
+    pub backtrace: Vec<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+    pub retryable: bool,
+}
+
+/// One step of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub id: Uuid,
+    pub task_id: Uuid,
+    pub name: String,
+    pub handler_key: String,
+    /// Declaration order within the template.
+    pub position: i32,
+    pub state: StepState,
+    /// Attempts made so far, over the step's whole life (never reset), so claim tokens stay unique.
+    pub attempts: i64,
+    /// The attempt number at which the current budget ends; `retry_task` moves it forward.
+    pub max_attempts: i64,
+    pub retry: RetryPolicy,
+    pub timeout_seconds: i64,
+    pub config: Value,
+    /// Parents not yet `complete` or `resolved_manually`; the step can be ready only at zero.
+    pub unfinished_parents: i64,
+    pub next_attempt_at: Option<Timestamp>,
+    pub lease_expires_at: Option<Timestamp>,
+    pub worker_id: Option<String>,
+    pub result: Option<Value>,
+    pub error: Option<StepErrorInfo>,
+    pub transition_count: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// When the current or last attempt was claimed.
+    pub started_at: Option<Timestamp>,
+    /// When the step last reached a terminal state.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// A dependency edge: `child` waits for `parent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Edge {
+    pub task_id: Uuid,
+    pub parent_id: Uuid,
+    pub child_id: Uuid,
+}
+
+/// One row of a step's audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTransition {
+    pub id: Uuid,
+    pub step_id: Uuid,
+    pub task_id: Uuid,
+    /// `None` for the row written at creation.
+    pub from_state: Option<StepState>,
+    pub to_state: StepState,
+    /// `None` for the row written at creation.
+    pub event: Option<StepEvent>,
+    pub attempt: i64,
+    pub worker_id: Option<String>,
+    pub metadata: Value,
+    pub sort_key: i64,
+    pub created_at: Timestamp,
+}
+
+/// One row of a task's audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskTransition {
+    pub id: Uuid,
+    pub task_id: Uuid,
+    pub from_state: Option<TaskState>,
+    pub to_state: TaskState,
+    pub event: Option<TaskEvent>,
+    pub metadata: Value,
+    pub sort_key: i64,
+    pub created_at: Timestamp,
+}
+
+/// Proof of a claim: the step and the attempt the claim made. Complete and fail must present it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClaimToken {
+    pub step_id: Uuid,
+    pub attempt: i64,
+}
+
+/// Everything a handler needs to run one claimed step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepContext {
+    pub token: ClaimToken,
+    pub task_id: Uuid,
+    pub step_id: Uuid,
+    pub namespace: String,
+    pub task_name: String,
+    pub step_name: String,
+    pub handler_key: String,
+    /// Starts at 1.
+    pub attempt: i64,
+    pub max_attempts: i64,
+    pub context: Value,
+    pub config: Value,
+    /// Results of the parents, by step name.
+    pub dependency_results: BTreeMap<String, Value>,
+    /// When the handler's time runs out (`timeout_seconds` after the claim).
+    pub deadline: Timestamp,
+    pub lease_expires_at: Timestamp,
+}
+
+/// How a handler failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFailure {
+    /// Retry if attempts are left; `false` for a permanent error.
+    pub retryable: bool,
+    pub message: String,
+    pub error_class: String,
+    #[serde(default)]
+    pub backtrace: Vec<String>,
+    /// Asks for this delay before the next attempt; capped at the policy's `max_ms`.
+    #[serde(default, with = "opt_duration_ms")]
+    pub retry_after: Option<Duration>,
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+impl StepFailure {
+    /// A retryable failure.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        StepFailure {
+            retryable: true,
+            message: message.into(),
+            error_class: "RetryableError".into(),
+            backtrace: Vec::new(),
+            retry_after: None,
+            code: None,
+        }
+    }
+
+    /// A permanent failure: never retried.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        StepFailure { retryable: false, error_class: "PermanentError".into(), ..Self::retryable(message) }
+    }
+
+    pub fn with_retry_after(mut self, d: Duration) -> Self {
+        self.retry_after = Some(d);
+        self
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_class(mut self, class: impl Into<String>) -> Self {
+        self.error_class = class.into();
+        self
+    }
+}
+
+mod opt_duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+/// The result of one attempt, as a worker reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Success(Value),
+    Failure(StepFailure),
+}
+
+/// Filter and page for [`crate::Engine::tasks`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskFilter {
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub state: Option<TaskState>,
+    /// At most this many (default 50, at most 1000).
+    pub limit: Option<u32>,
+    /// Return tasks with ids strictly below this one (newest first paging).
+    pub before: Option<Uuid>,
+}
+
+/// Which finished work analytics look at.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalyticsFilter {
+    /// Only work finished at or after this time.
+    pub since: Option<Timestamp>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// Timing of one finished step, the raw material of step analytics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTiming {
+    pub step_id: Uuid,
+    pub task_id: Uuid,
+    pub namespace: String,
+    pub task_name: String,
+    pub version: String,
+    pub step_name: String,
+    pub state: StepState,
+    pub attempts: i64,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Timestamp,
+}
+
+/// Timing of one finished task, the raw material of task analytics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskTiming {
+    pub task_id: Uuid,
+    pub namespace: String,
+    pub name: String,
+    pub version: String,
+    pub state: TaskState,
+    pub steps_total: i64,
+    pub created_at: Timestamp,
+    pub finished_at: Timestamp,
+}
+
+/// Counts of tasks and steps by state, straight from the store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateCounts {
+    pub tasks: BTreeMap<TaskState, i64>,
+    pub steps: BTreeMap<StepState, i64>,
+    /// Steps in `error` whose attempts reached their budget.
+    pub steps_exhausted: i64,
+}

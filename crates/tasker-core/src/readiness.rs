@@ -1,0 +1,119 @@
+//! The one definition of readiness, and the reasons a step is or is not ready.
+//!
+//! A step is ready when all of these hold:
+//! - its state is `pending` or `waiting_for_retry`;
+//! - every parent is `complete` or `resolved_manually`;
+//! - its `next_attempt_at` is null or not in the future;
+//! - its task is `pending` or `in_progress`.
+//!
+//! Stores keep `unfinished_parents` so that claims never walk the graph; the claim predicate of each store
+//! is this function written in its query language, and the conformance suite holds them to it.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::model::Step;
+use crate::state::{StepState, TaskState};
+
+/// Why a step is or is not ready, for one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReadiness {
+    pub step_id: Uuid,
+    pub name: String,
+    pub handler_key: String,
+    pub state: StepState,
+    pub ready: bool,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// Parents that are not yet `complete` or `resolved_manually`, by name.
+    pub blocked_by: Vec<String>,
+    /// Parents in `error` or `cancelled`: these block the step until an operator acts.
+    pub blocked_by_failure: Vec<String>,
+    /// When a waiting retry becomes due, if it is not yet.
+    pub retry_at: Option<Timestamp>,
+    /// The step failed and has no attempts left in its budget.
+    pub attempts_exhausted: bool,
+    pub task_runnable: bool,
+    pub lease_expires_at: Option<Timestamp>,
+    /// Human-readable reasons, one per fact above that keeps the step from running.
+    pub reasons: Vec<String>,
+}
+
+/// Why each step of a task is or is not ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explain {
+    pub task_id: Uuid,
+    pub task_state: TaskState,
+    pub steps: Vec<StepReadiness>,
+}
+
+/// Whether `state` allows a claim.
+pub fn state_is_claimable(state: StepState) -> bool {
+    matches!(state, StepState::Pending | StepState::WaitingForRetry)
+}
+
+/// Whether a due time has come.
+pub fn is_due(next_attempt_at: Option<Timestamp>, now: Timestamp) -> bool {
+    next_attempt_at.is_none_or(|t| t <= now)
+}
+
+/// Evaluates readiness of `step`, given its parents (name and state), its task's state and the time.
+pub fn evaluate(step: &Step, parents: &[(&str, StepState)], task_state: TaskState, now: Timestamp) -> StepReadiness {
+    let blocked_by: Vec<String> =
+        parents.iter().filter(|(_, s)| !s.is_success()).map(|(n, _)| (*n).to_string()).collect();
+    let blocked_by_failure: Vec<String> = parents
+        .iter()
+        .filter(|(_, s)| matches!(s, StepState::Error | StepState::Cancelled))
+        .map(|(n, _)| (*n).to_string())
+        .collect();
+    let task_runnable = task_state.is_runnable();
+    let due = is_due(step.next_attempt_at, now);
+    let attempts_exhausted = step.state == StepState::Error && step.attempts >= step.max_attempts;
+    let ready = state_is_claimable(step.state) && blocked_by.is_empty() && due && task_runnable;
+
+    let mut reasons = Vec::new();
+    match step.state {
+        StepState::InProgress => reasons.push(match (&step.worker_id, step.lease_expires_at) {
+            (Some(w), Some(l)) => format!("running on worker {w}, lease until {}", l.to_rfc3339()),
+            _ => "running".to_string(),
+        }),
+        s if s.is_terminal() => reasons.push(format!("step is {s}")),
+        _ => {}
+    }
+    if attempts_exhausted {
+        reasons.push(format!("attempts exhausted ({} of {})", step.attempts, step.max_attempts));
+    }
+    if !blocked_by.is_empty() && !step.state.is_terminal() {
+        reasons.push(format!("waiting for {}", blocked_by.join(", ")));
+    }
+    if !blocked_by_failure.is_empty() && !step.state.is_terminal() {
+        reasons.push(format!("blocked by failed {}", blocked_by_failure.join(", ")));
+    }
+    let retry_at = if state_is_claimable(step.state) && !due { step.next_attempt_at } else { None };
+    if let Some(t) = retry_at {
+        reasons.push(format!("retry due at {}", t.to_rfc3339()));
+    }
+    if !task_runnable && !step.state.is_terminal() {
+        reasons.push(format!("task is {task_state}"));
+    }
+    if ready {
+        reasons.push("ready".to_string());
+    }
+    StepReadiness {
+        step_id: step.id,
+        name: step.name.clone(),
+        handler_key: step.handler_key.clone(),
+        state: step.state,
+        ready,
+        attempts: step.attempts,
+        max_attempts: step.max_attempts,
+        blocked_by,
+        blocked_by_failure,
+        retry_at,
+        attempts_exhausted,
+        task_runnable,
+        lease_expires_at: if step.state == StepState::InProgress { step.lease_expires_at } else { None },
+        reasons,
+    }
+}

@@ -1,0 +1,579 @@
+//! The in-memory store: for WASM and fast tests.
+//!
+//! One mutex guards all state. A transaction holds the lock for its whole life and keeps an undo log of
+//! the first version of every row it touched, so a transaction dropped without commit restores them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use uuid::Uuid;
+
+use super::{ClaimInput, ClaimParams, ClaimedRow, PoolStats, Store, StoreKind, StoreTx};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::readiness::{is_due, state_is_claimable};
+use crate::state::{StepState, TaskState};
+
+#[derive(Debug, Default)]
+struct State {
+    templates: BTreeMap<Uuid, TemplateRecord>,
+    template_keys: HashMap<(String, String, String), Uuid>,
+    tasks: BTreeMap<Uuid, Task>,
+    idempotency: HashMap<(String, String, String), Uuid>,
+    steps: BTreeMap<Uuid, Step>,
+    task_steps: HashMap<Uuid, Vec<Uuid>>,
+    children: HashMap<Uuid, Vec<Uuid>>,
+    parents: HashMap<Uuid, Vec<Uuid>>,
+    edges: HashMap<Uuid, Vec<Edge>>,
+    step_transitions: Vec<StepTransition>,
+    task_transitions: Vec<TaskTransition>,
+    /// Steps in a claimable state with no unfinished parents: the claim scans only these.
+    candidates: BTreeSet<Uuid>,
+}
+
+impl State {
+    fn reindex(&mut self, id: Uuid) {
+        match self.steps.get(&id) {
+            Some(s) if state_is_claimable(s.state) && s.unfinished_parents == 0 => {
+                self.candidates.insert(id);
+            }
+            _ => {
+                self.candidates.remove(&id);
+            }
+        }
+    }
+
+    fn put_step(&mut self, step: Step) {
+        let id = step.id;
+        self.steps.insert(id, step);
+        self.reindex(id);
+    }
+}
+
+/// The in-memory store.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    closed: Arc<AtomicBool>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    async fn read(&self) -> Result<tokio::sync::MutexGuard<'_, State>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(self.state.lock().await)
+    }
+}
+
+#[derive(Default)]
+struct Undo {
+    steps: HashMap<Uuid, Option<Step>>,
+    tasks: HashMap<Uuid, Option<Task>>,
+    templates: Vec<Uuid>,
+    step_transitions_len: usize,
+    task_transitions_len: usize,
+    inserted_tasks: Vec<Uuid>,
+}
+
+struct MemTx {
+    guard: Option<OwnedMutexGuard<State>>,
+    undo: Undo,
+}
+
+impl MemTx {
+    fn st(&mut self) -> &mut State {
+        self.guard.as_mut().expect("transaction used after commit")
+    }
+
+    fn touch_step(&mut self, id: Uuid) {
+        if !self.undo.steps.contains_key(&id) {
+            let old = self.st().steps.get(&id).cloned();
+            self.undo.steps.insert(id, old);
+        }
+    }
+
+    fn touch_task(&mut self, id: Uuid) {
+        if !self.undo.tasks.contains_key(&id) {
+            let old = self.st().tasks.get(&id).cloned();
+            self.undo.tasks.insert(id, old);
+        }
+    }
+}
+
+impl Drop for MemTx {
+    fn drop(&mut self) {
+        let Some(mut st) = self.guard.take() else { return };
+        let undo = std::mem::take(&mut self.undo);
+        st.step_transitions.truncate(undo.step_transitions_len);
+        st.task_transitions.truncate(undo.task_transitions_len);
+        for id in undo.templates {
+            if let Some(t) = st.templates.remove(&id) {
+                st.template_keys.remove(&(t.namespace, t.name, t.version));
+            }
+        }
+        for id in &undo.inserted_tasks {
+            if let Some(t) = st.tasks.get(id).cloned() {
+                if let Some(k) = t.idempotency_key {
+                    st.idempotency.remove(&(t.namespace, t.name, k));
+                }
+            }
+            for sid in st.task_steps.remove(id).unwrap_or_default() {
+                st.children.remove(&sid);
+                st.parents.remove(&sid);
+            }
+            st.edges.remove(id);
+        }
+        for (id, old) in undo.tasks {
+            match old {
+                Some(t) => st.tasks.insert(id, t),
+                None => st.tasks.remove(&id),
+            };
+        }
+        for (id, old) in undo.steps {
+            match old {
+                Some(s) => st.put_step(s),
+                None => {
+                    st.steps.remove(&id);
+                    st.candidates.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Memory
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let guard = self.state.clone().lock_owned().await;
+        let undo = Undo {
+            step_transitions_len: guard.step_transitions.len(),
+            task_transitions_len: guard.task_transitions.len(),
+            ..Undo::default()
+        };
+        Ok(Box::new(MemTx { guard: Some(guard), undo }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read().await.map(|_| ())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats { size: 1, idle: u32::from(self.state.try_lock().is_ok()) }
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    async fn template_list(&self, namespace: Option<&str>, name: Option<&str>) -> Result<Vec<TemplateRecord>> {
+        let st = self.read().await?;
+        Ok(st
+            .templates
+            .values()
+            .filter(|t| namespace.is_none_or(|n| t.namespace == n) && name.is_none_or(|n| t.name == n))
+            .cloned()
+            .collect())
+    }
+
+    async fn template_by_id(&self, id: Uuid) -> Result<Option<TemplateRecord>> {
+        Ok(self.read().await?.templates.get(&id).cloned())
+    }
+
+    async fn task_get(&self, id: Uuid) -> Result<Option<Task>> {
+        Ok(self.read().await?.tasks.get(&id).cloned())
+    }
+
+    async fn task_list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        let st = self.read().await?;
+        let limit = filter.limit.unwrap_or(50).clamp(1, 1000) as usize;
+        Ok(st
+            .tasks
+            .values()
+            .rev()
+            .filter(|t| filter.before.is_none_or(|b| t.id < b))
+            .filter(|t| filter.namespace.as_ref().is_none_or(|n| &t.namespace == n))
+            .filter(|t| filter.name.as_ref().is_none_or(|n| &t.name == n))
+            .filter(|t| filter.state.is_none_or(|s| t.state == s))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn step_get(&self, id: Uuid) -> Result<Option<Step>> {
+        Ok(self.read().await?.steps.get(&id).cloned())
+    }
+
+    async fn step_list(&self, task_id: Uuid) -> Result<Vec<Step>> {
+        let st = self.read().await?;
+        let mut steps: Vec<Step> = st
+            .task_steps
+            .get(&task_id)
+            .map(|ids| ids.iter().filter_map(|id| st.steps.get(id).cloned()).collect())
+            .unwrap_or_default();
+        steps.sort_by_key(|s| s.position);
+        Ok(steps)
+    }
+
+    async fn edge_list(&self, task_id: Uuid) -> Result<Vec<Edge>> {
+        Ok(self.read().await?.edges.get(&task_id).cloned().unwrap_or_default())
+    }
+
+    async fn claim_inputs(&self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
+        let st = self.read().await?;
+        let mut out = Vec::with_capacity(step_ids.len());
+        for id in step_ids {
+            let Some(step) = st.steps.get(id) else { continue };
+            let Some(task) = st.tasks.get(&step.task_id) else { continue };
+            let mut deps = Map::new();
+            for p in st.parents.get(id).into_iter().flatten() {
+                if let Some(ps) = st.steps.get(p) {
+                    deps.insert(ps.name.clone(), ps.result.clone().unwrap_or(Value::Null));
+                }
+            }
+            out.push(ClaimInput {
+                step_id: *id,
+                namespace: task.namespace.clone(),
+                task_name: task.name.clone(),
+                context: task.context.clone(),
+                dependency_results: deps,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn task_transition_list(&self, task_id: Uuid) -> Result<Vec<TaskTransition>> {
+        let st = self.read().await?;
+        let mut v: Vec<_> = st.task_transitions.iter().filter(|t| t.task_id == task_id).cloned().collect();
+        v.sort_by_key(|t| t.sort_key);
+        Ok(v)
+    }
+
+    async fn step_transition_list(&self, task_id: Uuid) -> Result<Vec<StepTransition>> {
+        let st = self.read().await?;
+        let mut v: Vec<_> = st.step_transitions.iter().filter(|t| t.task_id == task_id).cloned().collect();
+        v.sort_by_key(|t| (t.step_id, t.sort_key));
+        Ok(v)
+    }
+
+    async fn step_event_counts(&self, since: Timestamp) -> Result<Vec<(String, i64)>> {
+        let st = self.read().await?;
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for t in st.step_transitions.iter().filter(|t| t.created_at >= since) {
+            if let Some(e) = t.event {
+                *counts.entry(e.to_string()).or_default() += 1;
+            }
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    async fn state_counts(&self) -> Result<StateCounts> {
+        let st = self.read().await?;
+        let mut c = StateCounts::default();
+        for t in st.tasks.values() {
+            *c.tasks.entry(t.state).or_default() += 1;
+        }
+        for s in st.steps.values() {
+            *c.steps.entry(s.state).or_default() += 1;
+            if s.state == StepState::Error && s.attempts >= s.max_attempts {
+                c.steps_exhausted += 1;
+            }
+        }
+        Ok(c)
+    }
+
+    async fn step_timings(&self, f: &AnalyticsFilter) -> Result<Vec<StepTiming>> {
+        let st = self.read().await?;
+        let mut out = Vec::new();
+        for s in st.steps.values() {
+            if !matches!(s.state, StepState::Complete | StepState::Error) {
+                continue;
+            }
+            let Some(fin) = s.finished_at else { continue };
+            let Some(t) = st.tasks.get(&s.task_id) else { continue };
+            if f.since.is_some_and(|x| fin < x) || !analytics_match(f, t) {
+                continue;
+            }
+            out.push(StepTiming {
+                step_id: s.id,
+                task_id: t.id,
+                namespace: t.namespace.clone(),
+                task_name: t.name.clone(),
+                version: t.version.clone(),
+                step_name: s.name.clone(),
+                state: s.state,
+                attempts: s.attempts,
+                started_at: s.started_at,
+                finished_at: fin,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn task_timings(&self, f: &AnalyticsFilter) -> Result<Vec<TaskTiming>> {
+        let st = self.read().await?;
+        Ok(st
+            .tasks
+            .values()
+            .filter(|t| matches!(t.state, TaskState::Complete | TaskState::Error))
+            .filter_map(|t| {
+                let fin = t.finished_at?;
+                (f.since.is_none_or(|x| fin >= x) && analytics_match(f, t)).then(|| TaskTiming {
+                    task_id: t.id,
+                    namespace: t.namespace.clone(),
+                    name: t.name.clone(),
+                    version: t.version.clone(),
+                    state: t.state,
+                    steps_total: t.steps_total,
+                    created_at: t.created_at,
+                    finished_at: fin,
+                })
+            })
+            .collect())
+    }
+
+    async fn next_retry_at(&self, handler_keys: &[String]) -> Result<Option<Timestamp>> {
+        let st = self.read().await?;
+        Ok(st
+            .candidates
+            .iter()
+            .filter_map(|id| st.steps.get(id))
+            .filter(|s| s.state == StepState::WaitingForRetry && handler_keys.contains(&s.handler_key))
+            .filter(|s| st.tasks.get(&s.task_id).is_some_and(|t| t.state.is_runnable()))
+            .filter_map(|s| s.next_attempt_at)
+            .min())
+    }
+}
+
+fn analytics_match(f: &AnalyticsFilter, t: &Task) -> bool {
+    f.namespace.as_ref().is_none_or(|n| &t.namespace == n)
+        && f.name.as_ref().is_none_or(|n| &t.name == n)
+        && f.version.as_ref().is_none_or(|v| &t.version == v)
+}
+
+#[async_trait]
+impl StoreTx for MemTx {
+    async fn template_insert(&mut self, rec: &TemplateRecord) -> Result<()> {
+        let key = (rec.namespace.clone(), rec.name.clone(), rec.version.clone());
+        if self.st().template_keys.contains_key(&key) {
+            return Err(Error::Conflict(format!(
+                "template {}/{}@{} is already registered",
+                rec.namespace, rec.name, rec.version
+            )));
+        }
+        self.undo.templates.push(rec.id);
+        let st = self.st();
+        st.template_keys.insert(key, rec.id);
+        st.templates.insert(rec.id, rec.clone());
+        Ok(())
+    }
+
+    async fn template_find(&mut self, namespace: &str, name: &str, version: &str) -> Result<Option<TemplateRecord>> {
+        let st = self.st();
+        let key = (namespace.to_string(), name.to_string(), version.to_string());
+        Ok(st.template_keys.get(&key).and_then(|id| st.templates.get(id)).cloned())
+    }
+
+    async fn task_find_by_idempotency_key(&mut self, namespace: &str, name: &str, key: &str) -> Result<Option<Task>> {
+        let st = self.st();
+        let k = (namespace.to_string(), name.to_string(), key.to_string());
+        Ok(st.idempotency.get(&k).and_then(|id| st.tasks.get(id)).cloned())
+    }
+
+    async fn task_insert(&mut self, task: &Task, steps: &[Step], edges: &[Edge]) -> Result<()> {
+        if let Some(k) = &task.idempotency_key {
+            let key = (task.namespace.clone(), task.name.clone(), k.clone());
+            if self.st().idempotency.contains_key(&key) {
+                return Err(Error::Conflict(format!("idempotency key {k:?} is already used")));
+            }
+        }
+        self.touch_task(task.id);
+        for s in steps {
+            self.touch_step(s.id);
+        }
+        self.undo.inserted_tasks.push(task.id);
+        let st = self.st();
+        if let Some(k) = &task.idempotency_key {
+            st.idempotency.insert((task.namespace.clone(), task.name.clone(), k.clone()), task.id);
+        }
+        st.tasks.insert(task.id, task.clone());
+        st.task_steps.insert(task.id, steps.iter().map(|s| s.id).collect());
+        for s in steps {
+            st.put_step(s.clone());
+        }
+        for e in edges {
+            st.children.entry(e.parent_id).or_default().push(e.child_id);
+            st.parents.entry(e.child_id).or_default().push(e.parent_id);
+        }
+        st.edges.insert(task.id, edges.to_vec());
+        Ok(())
+    }
+
+    async fn task_lock(&mut self, id: Uuid) -> Result<Option<Task>> {
+        Ok(self.st().tasks.get(&id).cloned())
+    }
+
+    async fn task_update(&mut self, task: &Task) -> Result<()> {
+        if !self.st().tasks.contains_key(&task.id) {
+            return Err(Error::not_found("task", task.id));
+        }
+        self.touch_task(task.id);
+        self.st().tasks.insert(task.id, task.clone());
+        Ok(())
+    }
+
+    async fn step_lock(&mut self, id: Uuid) -> Result<Option<Step>> {
+        Ok(self.st().steps.get(&id).cloned())
+    }
+
+    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Vec<Step>> {
+        let st = self.st();
+        let mut steps: Vec<Step> = st
+            .task_steps
+            .get(&task_id)
+            .map(|ids| ids.iter().filter_map(|id| st.steps.get(id).cloned()).collect())
+            .unwrap_or_default();
+        steps.sort_by_key(|s| s.position);
+        Ok(steps)
+    }
+
+    async fn step_update(&mut self, step: &Step) -> Result<()> {
+        if !self.st().steps.contains_key(&step.id) {
+            return Err(Error::not_found("step", step.id));
+        }
+        self.touch_step(step.id);
+        self.st().put_step(step.clone());
+        Ok(())
+    }
+
+    async fn step_claim(&mut self, p: &ClaimParams) -> Result<Vec<ClaimedRow>> {
+        let st = self.st();
+        let picked: Vec<Uuid> = st
+            .candidates
+            .iter()
+            .filter_map(|id| st.steps.get(id))
+            .filter(|s| p.handler_keys.contains(&s.handler_key) && is_due(s.next_attempt_at, p.now))
+            .filter(|s| st.tasks.get(&s.task_id).is_some_and(|t| t.state.is_runnable()))
+            .take(p.limit as usize)
+            .map(|s| s.id)
+            .collect();
+        let mut out = Vec::with_capacity(picked.len());
+        for id in picked {
+            self.touch_step(id);
+            let st = self.st();
+            let Some(mut s) = st.steps.get(&id).cloned() else { continue };
+            let from_state = s.state;
+            s.state = StepState::InProgress;
+            s.attempts += 1;
+            s.transition_count += 1;
+            s.worker_id = Some(p.worker_id.clone());
+            s.lease_expires_at = Some(p.lease_expires_at);
+            s.started_at = Some(p.now);
+            s.next_attempt_at = None;
+            s.updated_at = p.now;
+            let task_state = st.tasks.get(&s.task_id).map(|t| t.state).unwrap_or(TaskState::Pending);
+            st.put_step(s.clone());
+            out.push(ClaimedRow { step: s, from_state, task_state });
+        }
+        Ok(out)
+    }
+
+    async fn step_lease_extend(
+        &mut self,
+        tokens: &[ClaimToken],
+        lease_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<ClaimToken>> {
+        let mut extended = Vec::new();
+        for t in tokens {
+            let ok = self
+                .st()
+                .steps
+                .get(&t.step_id)
+                .is_some_and(|s| s.state == StepState::InProgress && s.attempts == t.attempt);
+            if ok {
+                self.touch_step(t.step_id);
+                if let Some(s) = self.st().steps.get_mut(&t.step_id) {
+                    s.lease_expires_at = Some(lease_expires_at);
+                    s.updated_at = now;
+                }
+                extended.push(*t);
+            }
+        }
+        Ok(extended)
+    }
+
+    async fn step_lease_expired(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Step>> {
+        Ok(self
+            .st()
+            .steps
+            .values()
+            .filter(|s| s.state == StepState::InProgress && s.lease_expires_at.is_some_and(|l| l < now))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn step_children_release(&mut self, parent_id: Uuid, now: Timestamp) -> Result<Vec<Uuid>> {
+        let children = self.st().children.get(&parent_id).cloned().unwrap_or_default();
+        let mut released = Vec::new();
+        for c in children {
+            self.touch_step(c);
+            let st = self.st();
+            if let Some(mut s) = st.steps.get(&c).cloned() {
+                s.unfinished_parents -= 1;
+                s.updated_at = now;
+                if s.unfinished_parents == 0 {
+                    released.push(c);
+                }
+                st.put_step(s);
+            }
+        }
+        Ok(released)
+    }
+
+    async fn task_active_step_count(&mut self, task_id: Uuid) -> Result<i64> {
+        let st = self.st();
+        Ok(st
+            .task_steps
+            .get(&task_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| st.steps.get(id))
+            .filter(|s| {
+                matches!(s.state, StepState::InProgress | StepState::WaitingForRetry)
+                    || (s.state == StepState::Pending && s.unfinished_parents == 0)
+            })
+            .count() as i64)
+    }
+
+    async fn transitions_insert(&mut self, steps: &[StepTransition], tasks: &[TaskTransition]) -> Result<()> {
+        let st = self.st();
+        st.step_transitions.extend_from_slice(steps);
+        st.task_transitions.extend_from_slice(tasks);
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        // Dropping the guard without running the undo log keeps every change.
+        self.undo = Undo::default();
+        self.guard.take();
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! The store seam: persistence behind one trait, with no engine rules in it.
+//!
+//! Stores read and write rows. The engine decides every state change (see [`crate::state`]) and hands the
+//! store the rows to write and the transition rows that record them, in one transaction. The one place a
+//! store encodes a rule is the claim predicate of [`StoreTx::step_claim`], which must mirror
+//! [`crate::readiness`]; the conformance suite checks that every store agrees with it.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::model::*;
+use crate::state::StepState;
+
+pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// Which backend a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Postgres => "postgres",
+        })
+    }
+}
+
+/// Parameters of one claim.
+#[derive(Debug, Clone)]
+pub struct ClaimParams {
+    pub worker_id: String,
+    pub handler_keys: Vec<String>,
+    pub limit: u32,
+    pub now: Timestamp,
+    pub lease_expires_at: Timestamp,
+}
+
+/// A step a claim took: the row as it is after the claim, the state it was claimed from, and the state
+/// of its task at the time of the claim.
+#[derive(Debug, Clone)]
+pub struct ClaimedRow {
+    pub step: Step,
+    pub from_state: StepState,
+    pub task_state: crate::state::TaskState,
+}
+
+/// What a claimed step needs beyond its own row: the task's context and its parents' results.
+#[derive(Debug, Clone)]
+pub struct ClaimInput {
+    pub step_id: Uuid,
+    pub namespace: String,
+    pub task_name: String,
+    pub context: Value,
+    /// Results of the parents, by step name (`null` for a parent without a result).
+    pub dependency_results: Map<String, Value>,
+}
+
+/// Pool figures for health reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+}
+
+/// A backend that keeps templates, tasks, steps, edges and the two transition tables.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    fn kind(&self) -> StoreKind;
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`); on
+    /// PostgreSQL, row locks are taken by the `*_lock` methods. Dropping it without commit rolls back.
+    async fn begin(&self) -> Result<Box<dyn StoreTx>>;
+
+    /// A real round trip to the backend.
+    async fn ping(&self) -> Result<()>;
+
+    fn pool_stats(&self) -> PoolStats;
+
+    /// Releases connections; later calls fail.
+    async fn close(&self);
+
+    async fn template_list(&self, namespace: Option<&str>, name: Option<&str>) -> Result<Vec<TemplateRecord>>;
+    async fn template_by_id(&self, id: Uuid) -> Result<Option<TemplateRecord>>;
+
+    async fn task_get(&self, id: Uuid) -> Result<Option<Task>>;
+    /// Newest first (by id), filtered and paged as [`TaskFilter`] says.
+    async fn task_list(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
+
+    async fn step_get(&self, id: Uuid) -> Result<Option<Step>>;
+    /// The steps of a task, by position.
+    async fn step_list(&self, task_id: Uuid) -> Result<Vec<Step>>;
+    async fn edge_list(&self, task_id: Uuid) -> Result<Vec<Edge>>;
+
+    /// The context and parents' results of each given step (steps that do not exist are left out).
+    async fn claim_inputs(&self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>>;
+
+    /// A task's transition rows, by sort key.
+    async fn task_transition_list(&self, task_id: Uuid) -> Result<Vec<TaskTransition>>;
+    /// The transition rows of every step of a task, by step then sort key.
+    async fn step_transition_list(&self, task_id: Uuid) -> Result<Vec<StepTransition>>;
+    /// How many step transitions with each event were written at or after `since`.
+    async fn step_event_counts(&self, since: Timestamp) -> Result<Vec<(String, i64)>>;
+
+    async fn state_counts(&self) -> Result<StateCounts>;
+    /// Steps that reached `complete` or `error` (with `finished_at` at or after `filter.since`), filtered
+    /// by their task's namespace, name and version.
+    async fn step_timings(&self, filter: &AnalyticsFilter) -> Result<Vec<StepTiming>>;
+    /// Tasks that reached `complete` or `error` (with `finished_at` at or after `filter.since`).
+    async fn task_timings(&self, filter: &AnalyticsFilter) -> Result<Vec<TaskTiming>>;
+
+    /// The earliest `next_attempt_at` among `waiting_for_retry` steps with these handler keys whose task
+    /// is runnable; how long an idle worker may sleep.
+    async fn next_retry_at(&self, handler_keys: &[String]) -> Result<Option<Timestamp>>;
+}
+
+/// One write transaction.
+#[async_trait]
+pub trait StoreTx: Send {
+    /// Inserts a template version; a second row for the same (namespace, name, version) is a `conflict`.
+    async fn template_insert(&mut self, rec: &TemplateRecord) -> Result<()>;
+    async fn template_find(&mut self, namespace: &str, name: &str, version: &str) -> Result<Option<TemplateRecord>>;
+
+    async fn task_find_by_idempotency_key(&mut self, namespace: &str, name: &str, key: &str) -> Result<Option<Task>>;
+    /// Inserts a task with all its steps and edges.
+    async fn task_insert(&mut self, task: &Task, steps: &[Step], edges: &[Edge]) -> Result<()>;
+    /// Reads a task and locks it until the transaction ends.
+    async fn task_lock(&mut self, id: Uuid) -> Result<Option<Task>>;
+    /// Writes every mutable column of a task.
+    async fn task_update(&mut self, task: &Task) -> Result<()>;
+
+    /// Reads a step and locks it until the transaction ends.
+    async fn step_lock(&mut self, id: Uuid) -> Result<Option<Step>>;
+    /// Reads and locks every step of a task, by position.
+    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Vec<Step>>;
+    /// Writes every mutable column of a step.
+    async fn step_update(&mut self, step: &Step) -> Result<()>;
+
+    /// Claims up to `limit` ready steps whose handler key is one of `handler_keys`, oldest id first.
+    ///
+    /// Ready means: state `pending` or `waiting_for_retry`, `unfinished_parents = 0`, `next_attempt_at`
+    /// null or at or before `now`, and the task `pending` or `in_progress` (see [`crate::readiness`]).
+    /// Each claimed step gets state `in_progress`, `attempts + 1`, `transition_count + 1`, the worker id,
+    /// `lease_expires_at`, `started_at = now`, `next_attempt_at = null`, `updated_at = now`. The engine
+    /// writes the transition row (its sort key is the new `transition_count`). The returned `Step` rows are
+    /// as after the update.
+    async fn step_claim(&mut self, params: &ClaimParams) -> Result<Vec<ClaimedRow>>;
+
+    /// Extends the lease of each step that is `in_progress` with `attempts` equal to the token's attempt;
+    /// returns the tokens that were extended.
+    async fn step_lease_extend(
+        &mut self,
+        tokens: &[ClaimToken],
+        lease_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<ClaimToken>>;
+
+    /// Locks and returns up to `limit` steps `in_progress` whose lease expired before `now`.
+    async fn step_lease_expired(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Step>>;
+
+    /// Decrements `unfinished_parents` of every child of `parent_id` (setting `updated_at = now`) and
+    /// returns the children whose count reached zero.
+    async fn step_children_release(&mut self, parent_id: Uuid, now: Timestamp) -> Result<Vec<Uuid>>;
+
+    /// Steps of the task that can still make progress without an operator: `in_progress`,
+    /// `waiting_for_retry`, or `pending` with `unfinished_parents = 0`.
+    async fn task_active_step_count(&mut self, task_id: Uuid) -> Result<i64>;
+
+    async fn transitions_insert(&mut self, steps: &[StepTransition], tasks: &[TaskTransition]) -> Result<()>;
+
+    async fn commit(self: Box<Self>) -> Result<()>;
+}

@@ -1,0 +1,93 @@
+//! The conformance suite: engine behaviour, written once, run against every store.
+
+mod cases_execution;
+mod cases_operator;
+mod cases_templates;
+pub mod harness;
+
+macro_rules! conformance {
+    ($($case:ident),+ $(,)?) => {
+        mod memory {
+            $(#[tokio::test] async fn $case() { super::cases::$case(super::harness::H::memory().await).await })+
+        }
+        #[cfg(feature = "sqlite")]
+        mod sqlite {
+            $(#[tokio::test] async fn $case() { super::cases::$case(super::harness::H::sqlite().await).await })+
+        }
+    };
+}
+
+mod cases {
+    pub use super::cases_execution::*;
+    pub use super::cases_operator::*;
+    pub use super::cases_templates::*;
+}
+
+conformance!(
+    // templates and creation
+    template_latest_version_is_highest_semver,
+    template_same_content_registers_once,
+    template_versions_are_immutable,
+    template_rejected_leaves_nothing,
+    template_unknown_is_not_found,
+    create_task_writes_steps_edges_and_trail,
+    create_task_is_idempotent_by_key,
+    create_task_records_metadata,
+    create_task_rejects_bad_context_and_writes_nothing,
+    create_task_pins_the_requested_version,
+    unknown_ids_are_not_found,
+    tasks_filter_and_page,
+    // readiness and claims
+    roots_are_ready_and_children_wait,
+    child_is_ready_only_when_all_parents_succeed,
+    resolved_parent_counts_as_success,
+    retry_waits_until_next_attempt_at,
+    steps_of_a_cancelled_task_are_not_claimed,
+    steps_of_an_errored_task_are_not_claimed,
+    claim_respects_handler_keys_and_limit,
+    claim_takes_oldest_first,
+    claim_rejects_bad_requests,
+    claim_starts_task_and_records_the_lease,
+    claim_hands_out_context_config_and_parent_results,
+    concurrent_claims_never_hand_out_a_step_twice,
+    // leases
+    heartbeat_extends_live_claims_only,
+    reaper_retries_expired_leases_with_attempts_left,
+    reaper_fails_exhausted_steps_as_worker_lost,
+    late_completion_before_reaping_is_accepted,
+    stale_tokens_are_rejected,
+    batch_outcomes_are_judged_one_by_one,
+    // retries
+    retryable_failure_backs_off_exponentially,
+    retry_after_overrides_backoff_and_is_capped,
+    permanent_failure_is_never_retried,
+    non_retryable_step_runs_once,
+    failure_details_are_recorded,
+    // finalization
+    all_steps_complete_then_task_completes,
+    permanent_failure_lets_independent_branches_finish,
+    task_errors_only_when_nothing_can_run,
+    // operator actions and transitions
+    cancel_cancels_every_unfinished_step,
+    cancelling_a_finished_task_is_invalid,
+    retry_task_gives_failed_steps_a_fresh_budget,
+    retry_task_needs_an_errored_task,
+    resolving_a_failed_step_resumes_the_task,
+    resolving_the_last_failure_completes_the_task,
+    resolving_a_completed_step_is_invalid,
+    resolving_every_step_completes_a_pending_task,
+    resolve_task_manually_from_error,
+    every_legal_transition_is_reachable_and_recorded,
+    illegal_operations_are_invalid_transitions,
+    // events, introspection, analytics
+    every_transition_publishes_an_event,
+    subscriptions_filter_and_count_drops,
+    execution_context_and_levels,
+    health_counts_are_exact,
+    analytics_metrics_are_exact,
+    closed_engine_refuses_every_call,
+    // the worker
+    worker_runs_every_pattern_to_completion,
+    worker_retries_failures_and_records_panics,
+    worker_shuts_down_gracefully,
+);

@@ -1,0 +1,3 @@
+//! Integration tests of tasker-core, in one binary so they link once.
+
+mod conformance;

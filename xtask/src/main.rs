@@ -1,0 +1,167 @@
+//! Developer tasks for the Tasker Core workspace, run as `cargo xtask <task>`.
+//!
+//! This file only parses arguments and dispatches; each task lives in its own module.
+
+mod bench;
+mod pg;
+mod test_all;
+mod util;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    // Every task uses paths relative to the workspace root, whichever directory cargo was started from.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent directory")?;
+    std::env::set_current_dir(root).with_context(|| format!("could not enter {}", root.display()))?;
+
+    let mut args = Args(std::env::args().skip(1).collect());
+    if args.flag("--help") || args.flag("-h") {
+        print_help();
+        return Ok(());
+    }
+    let Some(task) = args.next() else {
+        print_help();
+        bail!("no task given");
+    };
+    match task.as_str() {
+        "test-all" => {
+            let only = args
+                .value("--only")?
+                .map(|list| list.split(',').map(|s| s.trim().to_owned()).collect());
+            let fail_fast = args.flag("--fail-fast");
+            // Continuing is the default; the flag exists so scripts can say so explicitly.
+            let keep_going = args.flag("--keep-going");
+            if fail_fast && keep_going {
+                bail!("--fail-fast and --keep-going exclude each other");
+            }
+            args.finish()?;
+            test_all::run(&test_all::Options { only, fail_fast })
+        }
+        "bench" => {
+            let store = match args.value("--store")? {
+                Some(store) => bench::Store::parse(&store)?,
+                None => bench::Store::Sqlite,
+            };
+            let quick = args.flag("--quick");
+            args.finish()?;
+            bench::run(&bench::Options { store, quick })
+        }
+        // Hidden: it exists to prove pg.rs works on a new machine, not for daily use.
+        "pg-smoke" => {
+            let durability = if args.flag("--durable") {
+                pg::Durability::Durable
+            } else {
+                pg::Durability::Fast
+            };
+            args.finish()?;
+            pg::smoke(durability)
+        }
+        other => {
+            print_help();
+            bail!("unknown task `{other}`")
+        }
+    }
+}
+
+fn print_help() {
+    println!(
+        "Usage: cargo xtask <task> [options]
+
+Tasks:
+  test-all [--only PART,...] [--keep-going | --fail-fast]
+      Run every check and print a summary table. By default a failing part does not
+      stop the run; --fail-fast skips the parts after the first failure.
+  bench [--store sqlite|postgres] [--quick]
+      Run tasker-bench in release mode and write docs/benchmarks.md. With
+      --store postgres a throwaway durable PostgreSQL cluster is started unless
+      DATABASE_URL points at a PostgreSQL server.
+
+Parts of test-all, in order:"
+    );
+    for part in test_all::PARTS {
+        println!("  {:<10} {}", part.name, part.description);
+    }
+}
+
+/// The arguments not yet consumed; a tiny parser, because two tasks do not justify a dependency.
+struct Args(Vec<String>);
+
+impl Args {
+    fn next(&mut self) -> Option<String> {
+        (!self.0.is_empty()).then(|| self.0.remove(0))
+    }
+
+    fn flag(&mut self, name: &str) -> bool {
+        let before = self.0.len();
+        self.0.retain(|arg| arg != name);
+        self.0.len() != before
+    }
+
+    /// Takes `--name value` or `--name=value`.
+    fn value(&mut self, name: &str) -> Result<Option<String>> {
+        let prefix = format!("{name}=");
+        if let Some(i) = self.0.iter().position(|arg| arg.starts_with(&prefix)) {
+            return Ok(Some(self.0.remove(i)[prefix.len()..].to_owned()));
+        }
+        let Some(i) = self.0.iter().position(|arg| arg == name) else {
+            return Ok(None);
+        };
+        if i + 1 >= self.0.len() || self.0[i + 1].starts_with("--") {
+            bail!("{name} expects a value, found none");
+        }
+        self.0.remove(i);
+        Ok(Some(self.0.remove(i)))
+    }
+
+    fn finish(self) -> Result<()> {
+        match self.0.first() {
+            None => Ok(()),
+            Some(arg) => bail!("unexpected argument `{arg}`; see `cargo xtask --help`"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+
+    fn args(list: &[&str]) -> Args {
+        Args(list.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn value_accepts_both_spellings() {
+        assert_eq!(
+            args(&["--only", "fmt"]).value("--only").unwrap().as_deref(),
+            Some("fmt")
+        );
+        assert_eq!(
+            args(&["--only=fmt,rust"]).value("--only").unwrap().as_deref(),
+            Some("fmt,rust")
+        );
+        assert!(args(&["--only"]).value("--only").is_err());
+        assert!(args(&["--only", "--quick"]).value("--only").is_err());
+    }
+
+    #[test]
+    fn leftovers_are_an_error() {
+        let mut a = args(&["--quick", "--bogus"]);
+        assert!(a.flag("--quick"));
+        assert!(a.finish().is_err());
+    }
+}

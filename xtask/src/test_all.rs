@@ -1,0 +1,160 @@
+//! `cargo xtask test-all`: every check the project has, one part at a time, then a summary table.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::util::{self, Row, Status};
+
+pub struct Part {
+    pub name: &'static str,
+    pub description: &'static str,
+    run: fn() -> Result<()>,
+}
+
+/// The parts in the order they run: cheap checks first, so a formatting slip shows up in seconds.
+pub const PARTS: &[Part] = &[
+    Part {
+        name: "fmt",
+        description: "rustfmt check of every crate",
+        run: fmt,
+    },
+    Part {
+        name: "clippy",
+        description: "clippy on all targets, warnings denied",
+        run: clippy,
+    },
+    Part {
+        name: "rust",
+        description: "cargo test of the whole workspace",
+        run: rust,
+    },
+];
+
+pub struct Options {
+    pub only: Option<Vec<String>>,
+    pub fail_fast: bool,
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    let parts = select(options.only.as_deref())?;
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for part in parts {
+        if options.fail_fast && !failures.is_empty() {
+            rows.push(Row {
+                name: part.name,
+                status: Status::Skipped,
+                seconds: None,
+            });
+            continue;
+        }
+        println!("\n==> {}: {}", part.name, part.description);
+        let started = Instant::now();
+        // A panicking part must not take the summary of the others down with it.
+        let result = panic::catch_unwind(AssertUnwindSafe(part.run))
+            .unwrap_or_else(|_| Err(anyhow!("panicked; see the message above")));
+        let seconds = Some(started.elapsed().as_secs_f64());
+        let status = match result {
+            Ok(()) => Status::Ok,
+            Err(err) => {
+                eprintln!("{} FAILED: {err:#}", part.name);
+                failures.push(format!("{}: {err:#}", part.name));
+                Status::Failed
+            }
+        };
+        rows.push(Row {
+            name: part.name,
+            status,
+            seconds,
+        });
+    }
+    util::print_summary(&rows);
+    if failures.is_empty() {
+        return Ok(());
+    }
+    eprintln!();
+    for failure in &failures {
+        eprintln!("{failure}");
+    }
+    bail!("{} of {} parts failed", failures.len(), rows.len())
+}
+
+/// The parts named by `--only`, in table order; all parts without it.
+fn select(only: Option<&[String]>) -> Result<Vec<&'static Part>> {
+    let Some(names) = only else {
+        return Ok(PARTS.iter().collect());
+    };
+    let names: Vec<&str> = names
+        .iter()
+        .map(|name| name.trim())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let valid = || PARTS.iter().map(|part| part.name).collect::<Vec<_>>().join(", ");
+    if names.is_empty() {
+        bail!("--only expects part names, found none; valid parts: {}", valid());
+    }
+    if let Some(unknown) = names.iter().find(|name| !PARTS.iter().any(|part| part.name == **name)) {
+        bail!("unknown part `{unknown}`; valid parts: {}", valid());
+    }
+    Ok(PARTS.iter().filter(|part| names.contains(&part.name)).collect())
+}
+
+fn fmt() -> Result<()> {
+    ensure_cargo_subcommand("fmt", "rustfmt")?;
+    util::run(util::cargo().args(["fmt", "--all", "--", "--check"]))
+}
+
+fn clippy() -> Result<()> {
+    ensure_cargo_subcommand("clippy", "clippy")?;
+    util::run(util::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+}
+
+fn rust() -> Result<()> {
+    // CARGO_TERM_COLOR is left alone so CI settings and terminal detection both keep working.
+    util::run(util::cargo().args(["test", "--workspace"]).env("RUST_BACKTRACE", "1"))
+}
+
+/// Installs a missing rustup component, or says exactly how to get it when that is impossible.
+fn ensure_cargo_subcommand(subcommand: &str, component: &str) -> Result<()> {
+    let available = || util::succeeds(util::cargo().args([subcommand, "--version"]));
+    if available() {
+        return Ok(());
+    }
+    println!("`cargo {subcommand}` is missing; installing the {component} component");
+    let installed = util::run(Command::new("rustup").args(["component", "add", component]));
+    if installed.is_ok() && available() {
+        return Ok(());
+    }
+    bail!(
+        "`cargo {subcommand}` is not available; install it with `rustup component add {component}` \
+         (no rustup? get it from https://rustup.rs)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(only: &[&str]) -> Result<Vec<&'static str>> {
+        let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+        Ok(select(Some(&only))?.iter().map(|part| part.name).collect())
+    }
+
+    #[test]
+    fn only_keeps_table_order() {
+        assert_eq!(names(&["rust", "fmt"]).unwrap(), ["fmt", "rust"]);
+    }
+
+    #[test]
+    fn only_rejects_unknown_parts_and_lists_valid_ones() {
+        let err = names(&["fmt", "cobol"]).unwrap_err().to_string();
+        assert!(
+            err.contains("`cobol`") && PARTS.iter().all(|part| err.contains(part.name)),
+            "{err}"
+        );
+        assert!(names(&[""]).is_err());
+    }
+}
