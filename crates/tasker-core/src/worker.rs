@@ -184,6 +184,14 @@ impl Worker {
             let signal = self.engine.work_signal();
             tokio::pin!(signal);
             signal.as_mut().enable();
+            if !stopping {
+                // A stop requested while we were busy takes effect before the next claim, not after it.
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => stopping = true,
+                    _ = std::future::ready(()) => {}
+                }
+            }
             let mut claimed = 0usize;
             if !stopping && running < concurrency {
                 let req = ClaimRequest {

@@ -312,7 +312,8 @@ async fn enable_wal(connect: &SqliteConnectOptions, location: &Location, busy_ti
 
     let open_err = |e: sqlx::Error| Error::Database(format!("cannot open sqlite database {location}: {e}"));
     let mut conn = connect.connect().await.map_err(open_err)?;
-    let deadline = tokio::time::Instant::now() + busy_timeout;
+    // Wall-clock time on purpose: tests that pause tokio's clock must not make this give up at once.
+    let deadline = std::time::Instant::now() + busy_timeout;
     let mut delay = Duration::from_millis(5);
     let mode = loop {
         match sqlx::query_scalar::<_, String>("PRAGMA journal_mode = WAL")
@@ -320,7 +321,7 @@ async fn enable_wal(connect: &SqliteConnectOptions, location: &Location, busy_ti
             .await
         {
             Ok(mode) => break mode,
-            Err(e) if is_busy(&e) && tokio::time::Instant::now() < deadline => {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_millis(100));
             }
