@@ -103,6 +103,18 @@ pub struct ReapReport {
     pub failed: u32,
 }
 
+/// What one maintenance pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceReport {
+    /// False when another process held the maintenance lock.
+    pub ran: bool,
+    pub reaped: ReapReport,
+    /// Retries that fell due since the previous pass (workers were woken for them).
+    pub retries_due: i64,
+    /// The time of this pass; hand it to the next one.
+    pub at: Option<Timestamp>,
+}
+
 /// A step and the level of the DAG it sits on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DependencyLevel {
@@ -161,8 +173,9 @@ struct Inner {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<Event>,
-    /// Woken whenever a commit may have made steps ready, so idle in-process workers claim at once.
-    work: Notify,
+    /// Woken whenever a commit may have made steps ready, so idle in-process workers claim at once; a
+    /// store shared across processes wakes it too.
+    work: Arc<Notify>,
     closed: AtomicBool,
     /// Compiled input schemas by template id.
     schemas: std::sync::Mutex<HashMap<Uuid, Arc<jsonschema::Validator>>>,
@@ -291,12 +304,14 @@ impl Engine {
     /// An engine over an opened store.
     pub fn with_store(store: Arc<dyn Store>, options: EngineOptions) -> Engine {
         let (events, _) = broadcast::channel(options.event_capacity.max(1));
+        let work = Arc::new(Notify::new());
+        store.attach_wakeups(work.clone());
         Engine {
             inner: Arc::new(Inner {
                 store,
                 clock: options.clock,
                 events,
-                work: Notify::new(),
+                work,
                 closed: AtomicBool::new(false),
                 schemas: std::sync::Mutex::new(HashMap::new()),
             }),
@@ -361,7 +376,10 @@ impl Engine {
         self.store()?.begin().await
     }
 
-    async fn commit(&self, tx: Box<dyn StoreTx>, log: Log) -> Result<()> {
+    async fn commit(&self, mut tx: Box<dyn StoreTx>, log: Log) -> Result<()> {
+        if log.wake {
+            tx.notify_work().await?;
+        }
         log.write_and_commit(tx).await?;
         for (t, name) in &log.steps {
             let _ = self.inner.events.send(Event::from_step(t, Some(name)));
@@ -865,15 +883,45 @@ impl Engine {
     }
 
     /// Recovers steps whose lease expired: each is retried if attempts are left, and otherwise errors
-    /// with `worker_lost`. Processes at most `limit` steps.
+    /// with `worker_lost`. Processes at most `limit` steps. Runs even if another process holds the
+    /// maintenance lock; workers call [`Engine::run_maintenance`] instead.
     pub async fn reap_expired_leases(&self, limit: u32) -> Result<ReapReport> {
         let now = self.now();
         let mut tx = self.begin().await?;
+        let mut log = Log::default();
+        let report = self.reap(&mut tx, &mut log, limit, now).await?;
+        self.commit(tx, log).await?;
+        Ok(report)
+    }
+
+    /// One maintenance pass: reaps expired leases and wakes workers for retries that fell due since
+    /// `last_pass`. Only one pass runs at a time across every process sharing the store; a pass that
+    /// finds the lock taken does nothing and reports `ran: false`.
+    pub async fn run_maintenance(&self, last_pass: Option<Timestamp>, limit: u32) -> Result<MaintenanceReport> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        if !tx.maintenance_lock().await? {
+            return Ok(MaintenanceReport { ran: false, ..Default::default() });
+        }
+        let mut log = Log::default();
+        let reaped = self.reap(&mut tx, &mut log, limit, now).await?;
+        // Retries that fell due need no state change, only a wake-up for idle workers elsewhere.
+        let retries_due = match last_pass {
+            Some(after) => tx.step_retries_due(after, now).await?,
+            None => 0,
+        };
+        if retries_due > 0 {
+            log.wake = true;
+        }
+        self.commit(tx, log).await?;
+        Ok(MaintenanceReport { ran: true, reaped, retries_due, at: Some(now) })
+    }
+
+    async fn reap(&self, tx: &mut Box<dyn StoreTx>, log: &mut Log, limit: u32, now: Timestamp) -> Result<ReapReport> {
         let expired = tx.step_lease_expired(now, limit.max(1)).await?;
         if expired.is_empty() {
             return Ok(ReapReport::default());
         }
-        let mut log = Log::default();
         let mut tasks: HashMap<Uuid, Task> = HashMap::new();
         let mut report = ReapReport::default();
         for mut step in expired {
@@ -913,8 +961,7 @@ impl Engine {
             log.step(&mut step, event, to, now, meta);
             tx.step_update(&step).await?;
         }
-        self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
-        self.commit(tx, log).await?;
+        self.settle_and_write(tx, log, tasks, now).await?;
         Ok(report)
     }
 

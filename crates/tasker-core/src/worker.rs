@@ -164,6 +164,7 @@ impl Worker {
         let mut running = 0usize;
         let mut outcomes: Vec<(ClaimToken, Outcome)> = Vec::new();
         let mut last_reap: Option<tokio::time::Instant> = None;
+        let mut last_pass: Option<crate::clock::Timestamp> = None;
         let mut stopping = false;
         loop {
             while let Ok(o) = rx.try_recv() {
@@ -174,10 +175,16 @@ impl Worker {
                 self.report(std::mem::take(&mut outcomes), &inflight, &mut stats).await;
             }
             if last_reap.is_none_or(|t| t.elapsed() >= cfg.reap_interval) {
-                match self.engine.reap_expired_leases(1000).await {
-                    Ok(r) if r.retried + r.failed > 0 => debug!(retried = r.retried, failed = r.failed, "reaped expired leases"),
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, "reaping expired leases failed"),
+                match self.engine.run_maintenance(last_pass, 1000).await {
+                    Ok(r) => {
+                        if r.reaped.retried + r.reaped.failed > 0 {
+                            debug!(retried = r.reaped.retried, failed = r.reaped.failed, "reaped expired leases");
+                        }
+                        if r.ran {
+                            last_pass = r.at;
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "maintenance pass failed"),
                 }
                 last_reap = Some(tokio::time::Instant::now());
             }

@@ -563,6 +563,18 @@ impl StoreTx for MemTx {
             .count() as i64)
     }
 
+    async fn step_retries_due(&mut self, after: Timestamp, until: Timestamp) -> Result<i64> {
+        let st = self.st();
+        Ok(st
+            .candidates
+            .iter()
+            .filter_map(|id| st.steps.get(id))
+            .filter(|s| s.state == StepState::WaitingForRetry)
+            .filter(|s| s.next_attempt_at.is_some_and(|t| t > after && t <= until))
+            .filter(|s| st.tasks.get(&s.task_id).is_some_and(|t| t.state.is_runnable()))
+            .count() as i64)
+    }
+
     async fn transitions_insert(&mut self, steps: &[StepTransition], tasks: &[TaskTransition]) -> Result<()> {
         let st = self.st();
         st.step_transitions.extend_from_slice(steps);

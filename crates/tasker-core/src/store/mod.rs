@@ -17,6 +17,8 @@ use crate::model::*;
 use crate::state::StepState;
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -92,6 +94,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Releases connections; later calls fail.
     async fn close(&self);
+
+    /// Hands the store the engine's wake-up signal. A store shared by several processes (PostgreSQL) listens
+    /// for the notifications that [`StoreTx::notify_work`] sends and calls `notify_waiters` on each, so idle
+    /// workers everywhere claim at once. Stores of one process need do nothing: the engine wakes its own
+    /// workers after each commit.
+    fn attach_wakeups(&self, _work: std::sync::Arc<tokio::sync::Notify>) {}
 
     async fn template_list(&self, namespace: Option<&str>, name: Option<&str>) -> Result<Vec<TemplateRecord>>;
     async fn template_by_id(&self, id: Uuid) -> Result<Option<TemplateRecord>>;
@@ -180,6 +188,21 @@ pub trait StoreTx: Send {
     async fn task_active_step_count(&mut self, task_id: Uuid) -> Result<i64>;
 
     async fn transitions_insert(&mut self, steps: &[StepTransition], tasks: &[TaskTransition]) -> Result<()>;
+
+    /// Announces, on commit, that steps may have become ready (PostgreSQL: `NOTIFY`). Stores of one process
+    /// may ignore it.
+    async fn notify_work(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Takes the maintenance lock for the rest of the transaction, if no other process holds it; returns
+    /// whether it was taken. One maintenance pass runs at a time across all processes sharing a store.
+    async fn maintenance_lock(&mut self) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// How many `waiting_for_retry` steps, of runnable tasks, fell due in `(after, until]`.
+    async fn step_retries_due(&mut self, after: Timestamp, until: Timestamp) -> Result<i64>;
 
     async fn commit(self: Box<Self>) -> Result<()>;
 }

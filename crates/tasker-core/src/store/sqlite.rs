@@ -1348,6 +1348,23 @@ impl StoreTx for SqliteTx {
         Cols::new(&row, "steps").int("n")
     }
 
+    async fn step_retries_due(&mut self, after: Timestamp, until: Timestamp) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n
+             FROM steps s CROSS JOIN tasks t ON t.id = s.task_id
+             WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
+               AND s.state = 'waiting_for_retry'
+               AND s.next_attempt_at > ? AND s.next_attempt_at <= ?
+               AND t.state IN ('pending', 'in_progress')",
+        )
+        .bind(ms(after))
+        .bind(ms(until))
+        .fetch_one(self.conn())
+        .await
+        .map_err(db_err)?;
+        Cols::new(&row, "steps").int("n")
+    }
+
     async fn transitions_insert(&mut self, steps: &[StepTransition], tasks: &[TaskTransition]) -> Result<()> {
         let sql = format!(
             "INSERT INTO step_transitions ({STEP_TRANSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"

@@ -420,3 +420,21 @@ pub async fn task_errors_only_when_nothing_can_run(h: H) {
     assert_eq!(h.task_state(&task).await, TaskState::Error);
     h.check(&task).await;
 }
+
+pub async fn maintenance_reaps_and_announces_due_retries(h: H) {
+    h.template("pair", &[("a", &[]), ("b", &[])], json!({"max_attempts": 3, "base_ms": 1000, "jitter": 0.0})).await;
+    let task = h.create("pair").await;
+    h.claim_step("a").await;
+    let b = h.claim_step("b").await;
+    h.engine.fail(b.token, StepFailure::retryable("later")).await.unwrap();
+    let first = h.engine.run_maintenance(None, 100).await.unwrap();
+    assert!(first.ran);
+    assert_eq!((first.reaped.retried, first.retries_due), (0, 0));
+    h.advance_ms(1000);
+    let second = h.engine.run_maintenance(first.at, 100).await.unwrap();
+    assert_eq!(second.retries_due, 1, "b fell due since the first pass");
+    h.advance_ms(29_001);
+    let third = h.engine.run_maintenance(second.at, 100).await.unwrap();
+    assert_eq!((third.reaped.retried, third.retries_due), (1, 0), "a's lease expired; b was already announced");
+    h.check(&task).await;
+}

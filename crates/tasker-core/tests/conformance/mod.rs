@@ -57,6 +57,7 @@ conformance!(
     late_completion_before_reaping_is_accepted,
     stale_tokens_are_rejected,
     batch_outcomes_are_judged_one_by_one,
+    maintenance_reaps_and_announces_due_retries,
     // retries
     retryable_failure_backs_off_exponentially,
     retry_after_overrides_backoff_and_is_capped,
