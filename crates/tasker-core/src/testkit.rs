@@ -47,7 +47,16 @@ impl Pattern {
     pub fn shape(&self) -> Vec<(String, Vec<String>)> {
         match *self {
             Pattern::Linear(n) => (1..=n.max(1))
-                .map(|i| (format!("step_{i}"), if i == 1 { vec![] } else { vec![format!("step_{}", i - 1)] }))
+                .map(|i| {
+                    (
+                        format!("step_{i}"),
+                        if i == 1 {
+                            vec![]
+                        } else {
+                            vec![format!("step_{}", i - 1)]
+                        },
+                    )
+                })
                 .collect(),
             Pattern::Diamond => vec![
                 ("start".into(), vec![]),
@@ -92,7 +101,11 @@ impl Pattern {
 
     /// The template in namespace `testkit`, every step using [`NOOP_HANDLER`].
     pub fn template(&self) -> Template {
-        self.template_with("testkit", |_| NOOP_HANDLER.to_string(), json!({"max_attempts": 3, "backoff": "none"}))
+        self.template_with(
+            "testkit",
+            |_| NOOP_HANDLER.to_string(),
+            json!({"max_attempts": 3, "backoff": "none"}),
+        )
     }
 
     /// The template in `namespace`, with handler keys from `handler_for(step_name)` and `retry` as the
@@ -114,12 +127,41 @@ impl Pattern {
     }
 }
 
+/// The handler key of a step that sleeps `sleep_ms` (from the step config, else the task context) and
+/// then succeeds; for tests of leases and crashes.
+pub const SLEEP_HANDLER: &str = "testkit.sleep";
+
+/// The test kit's handlers by key: [`NOOP_HANDLER`] returns `{"ok": true, "step": name}` at once and
+/// [`SLEEP_HANDLER`] sleeps first.
+pub fn handlers() -> Vec<(String, Arc<dyn StepHandler>)> {
+    let noop: Arc<dyn StepHandler> = Arc::new(handler_fn(|ctx: crate::model::StepContext| async move {
+        Ok(json!({"ok": true, "step": ctx.step_name}))
+    }));
+    let sleep: Arc<dyn StepHandler> = Arc::new(handler_fn(|ctx: crate::model::StepContext| async move {
+        let ms = ctx
+            .config
+            .get("sleep_ms")
+            .or_else(|| ctx.context.get("sleep_ms"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        Ok(json!({"ok": true, "step": ctx.step_name, "slept_ms": ms}))
+    }));
+    vec![(NOOP_HANDLER.to_string(), noop), (SLEEP_HANDLER.to_string(), sleep)]
+}
+
 /// Registers `pattern` (idempotently) and creates `count` tasks of it with `context`.
 pub async fn create_tasks(engine: &Engine, template: &Template, count: usize, context: Value) -> Result<Vec<Task>> {
-    engine.register_template_value(&serde_json::to_value(template).unwrap_or(Value::Null)).await?;
+    engine
+        .register_template_value(&serde_json::to_value(template).unwrap_or(Value::Null))
+        .await?;
     let mut tasks = Vec::with_capacity(count);
     for _ in 0..count {
-        tasks.push(engine.create_task(CreateTask::new(&template.namespace, &template.name, context.clone())).await?);
+        tasks.push(
+            engine
+                .create_task(CreateTask::new(&template.namespace, &template.name, context.clone()))
+                .await?,
+        );
     }
     Ok(tasks)
 }
@@ -127,8 +169,7 @@ pub async fn create_tasks(engine: &Engine, template: &Template, count: usize, co
 /// Runs every step with handler key in `keys` with a handler that returns `{"ok": true, "step": name}`,
 /// until nothing is left to do.
 pub async fn run_noop_until_idle(engine: &Engine, keys: &[&str]) -> Result<WorkerStats> {
-    let noop: Arc<dyn StepHandler> =
-        Arc::new(handler_fn(|ctx: crate::model::StepContext| async move { Ok(json!({"ok": true, "step": ctx.step_name})) }));
+    let noop = handlers().remove(0).1;
     run_until_idle(engine, keys.iter().map(|k| (k.to_string(), noop.clone())).collect()).await
 }
 
@@ -136,7 +177,12 @@ pub async fn run_noop_until_idle(engine: &Engine, keys: &[&str]) -> Result<Worke
 pub async fn run_until_idle(engine: &Engine, handlers: Vec<(String, Arc<dyn StepHandler>)>) -> Result<WorkerStats> {
     let mut worker = Worker::new(
         engine.clone(),
-        WorkerConfig { worker_id: "testkit".into(), concurrency: 8, batch_size: 16, ..WorkerConfig::default() },
+        WorkerConfig {
+            worker_id: "testkit".into(),
+            concurrency: 8,
+            batch_size: 16,
+            ..WorkerConfig::default()
+        },
     );
     for (k, h) in handlers {
         worker.handle_arc(k, h);

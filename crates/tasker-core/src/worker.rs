@@ -86,7 +86,11 @@ impl Default for WorkerConfig {
 pub fn default_worker_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "worker".into());
     format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
@@ -117,7 +121,11 @@ enum Mode {
 
 impl Worker {
     pub fn new(engine: Engine, config: WorkerConfig) -> Self {
-        Worker { engine, handlers: HashMap::new(), config }
+        Worker {
+            engine,
+            handlers: HashMap::new(),
+            config,
+        }
     }
 
     /// Registers the handler of a handler key.
@@ -149,7 +157,11 @@ impl Worker {
         self.drive(Mode::UntilIdle, Box::pin(std::future::pending())).await
     }
 
-    async fn drive(&self, mode: Mode, mut shutdown: Pin<Box<dyn Future<Output = ()> + Send + '_>>) -> Result<WorkerStats> {
+    async fn drive(
+        &self,
+        mode: Mode,
+        mut shutdown: Pin<Box<dyn Future<Output = ()> + Send + '_>>,
+    ) -> Result<WorkerStats> {
         let keys = self.handler_keys();
         if keys.is_empty() {
             return Err(Error::Configuration("worker has no handlers registered".into()));
@@ -158,7 +170,12 @@ impl Worker {
         let concurrency = cfg.concurrency.max(1);
         let (tx, mut rx) = mpsc::unbounded_channel::<(ClaimToken, Outcome)>();
         let inflight: Arc<Mutex<HashSet<ClaimToken>>> = Arc::default();
-        let heartbeat = tokio::spawn(heartbeat_loop(self.engine.clone(), inflight.clone(), cfg.lease, cfg.heartbeat_interval));
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            self.engine.clone(),
+            inflight.clone(),
+            cfg.lease,
+            cfg.heartbeat_interval,
+        ));
         let _abort = AbortOnDrop(heartbeat);
         let mut stats = WorkerStats::default();
         let mut running = 0usize;
@@ -178,7 +195,11 @@ impl Worker {
                 match self.engine.run_maintenance(last_pass, 1000).await {
                     Ok(r) => {
                         if r.reaped.retried + r.reaped.failed > 0 {
-                            debug!(retried = r.reaped.retried, failed = r.reaped.failed, "reaped expired leases");
+                            debug!(
+                                retried = r.reaped.retried,
+                                failed = r.reaped.failed,
+                                "reaped expired leases"
+                            );
                         }
                         if r.ran {
                             last_pass = r.at;
@@ -230,13 +251,18 @@ impl Worker {
                 continue;
             }
             let mut wait = cfg.poll_interval;
-            if mode == Mode::UntilIdle && running == 0 && claimed == 0 {
-                match self.engine.next_retry_at(&keys).await? {
-                    None => break,
-                    Some(at) => {
+            if claimed == 0 && running < concurrency && !stopping {
+                // Sleep no longer than until the next retry of ours falls due, so backoffs shorter than the
+                // poll interval are honoured.
+                match self.engine.next_retry_at(&keys).await {
+                    Ok(None) if mode == Mode::UntilIdle && running == 0 => break,
+                    Ok(None) => {}
+                    Ok(Some(at)) => {
                         let ms = (at - self.engine.now()).num_milliseconds().max(1) as u64;
                         wait = wait.min(Duration::from_millis(ms));
                     }
+                    Err(e @ Error::Closed) => return Err(e),
+                    Err(e) => warn!(error = %e, "reading the next retry time failed"),
                 }
             }
             tokio::select! {
@@ -252,12 +278,18 @@ impl Worker {
         Ok(stats)
     }
 
-    fn spawn(&self, ctx: StepContext, inflight: &Arc<Mutex<HashSet<ClaimToken>>>, tx: mpsc::UnboundedSender<(ClaimToken, Outcome)>) {
+    fn spawn(
+        &self,
+        ctx: StepContext,
+        inflight: &Arc<Mutex<HashSet<ClaimToken>>>,
+        tx: mpsc::UnboundedSender<(ClaimToken, Outcome)>,
+    ) {
         let token = ctx.token;
         lock(inflight).insert(token);
         let Some(handler) = self.handlers.get(&ctx.handler_key).cloned() else {
             // Claims only ask for registered keys, so this is a bug; fail the attempt rather than hang.
-            let f = StepFailure::retryable(format!("no handler registered for {:?}", ctx.handler_key)).with_class("HandlerMissing");
+            let f = StepFailure::retryable(format!("no handler registered for {:?}", ctx.handler_key))
+                .with_class("HandlerMissing");
             let _ = tx.send((token, Outcome::Failure(f)));
             return;
         };
@@ -269,15 +301,23 @@ impl Worker {
                 Ok(Ok(Ok(v))) => Outcome::Success(v),
                 Ok(Ok(Err(f))) => Outcome::Failure(f),
                 Ok(Err(_)) => Outcome::Failure(
-                    StepFailure::retryable(format!("handler exceeded its timeout of {} ms", budget.as_millis())).with_class("TimeoutError"),
+                    StepFailure::retryable(format!("handler exceeded its timeout of {} ms", budget.as_millis()))
+                        .with_class("TimeoutError"),
                 ),
-                Err(e) => Outcome::Failure(StepFailure::retryable(format!("handler panicked: {e}")).with_class("Panic")),
+                Err(e) => {
+                    Outcome::Failure(StepFailure::retryable(format!("handler panicked: {e}")).with_class("Panic"))
+                }
             };
             let _ = tx.send((token, outcome));
         });
     }
 
-    async fn report(&self, outcomes: Vec<(ClaimToken, Outcome)>, inflight: &Arc<Mutex<HashSet<ClaimToken>>>, stats: &mut WorkerStats) {
+    async fn report(
+        &self,
+        outcomes: Vec<(ClaimToken, Outcome)>,
+        inflight: &Arc<Mutex<HashSet<ClaimToken>>>,
+        stats: &mut WorkerStats,
+    ) {
         {
             let mut set = lock(inflight);
             for (t, _) in &outcomes {
