@@ -51,6 +51,22 @@ impl PgCluster {
         &self.url
     }
 
+    /// A shell command that restarts this cluster, for tests that must see the server go away and come back;
+    /// `None` for a server named by `DATABASE_URL`.
+    pub fn restart_command(&self) -> Option<String> {
+        let server = self.server.as_ref()?;
+        let mut parts: Vec<String> = Vec::new();
+        if server.as_postgres {
+            parts.extend(["runuser", "-u", "postgres", "--"].map(String::from));
+        }
+        parts.push(server.bin.join("pg_ctl").display().to_string());
+        parts.extend(["-D".into(), server.root.join("data").display().to_string()]);
+        parts.extend(["-w", "-t", "60", "restart", "-m", "fast"].map(String::from));
+        parts.extend(["-l".into(), server.root.join("log").display().to_string()]);
+        parts.extend(["-o".into(), server.options()]);
+        Some(parts.iter().map(|p| shell_quote(p)).collect::<Vec<_>>().join(" "))
+    }
+
     pub fn restart(&mut self) -> Result<()> {
         match &mut self.server {
             Some(server) => server.restart(),
@@ -135,17 +151,22 @@ impl Server {
             .args(["-w", "-t", "60"])
             .args(action);
         if action[0] != "stop" {
-            let mut options = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1",
-                self.port,
-                self.root.join("sock").display()
-            );
-            if self.durability == Durability::Fast {
-                options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
-            }
-            cmd.arg("-l").arg(self.root.join("log")).args(["-o", &options]);
+            cmd.arg("-l").arg(self.root.join("log")).args(["-o", &self.options()]);
         }
         util::output(&mut cmd).map(drop)
+    }
+
+    /// The server options of `pg_ctl -o`.
+    fn options(&self) -> String {
+        let mut options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300",
+            self.port,
+            self.root.join("sock").display()
+        );
+        if self.durability == Durability::Fast {
+            options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        options
     }
 
     /// `pg_ctl -w` already waits, but only through the socket; tests connect over TCP, so check that path.
@@ -318,4 +339,13 @@ fn query(pg: &PgCluster, durability: Durability) -> Result<()> {
         println!("fsync={expected}, as expected for {durability:?}");
     }
     Ok(())
+}
+
+/// Quotes a word for `sh -c`.
+fn shell_quote(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 
+use crate::pg::{Durability, PgCluster};
 use crate::util::{self, Row, Status};
 
 pub struct Part {
@@ -30,6 +31,11 @@ pub const PARTS: &[Part] = &[
         name: "rust",
         description: "cargo test of the whole workspace",
         run: rust,
+    },
+    Part {
+        name: "postgres",
+        description: "the conformance suite, store tests and multi-process tests on a throwaway PostgreSQL",
+        run: postgres,
     },
 ];
 
@@ -115,6 +121,29 @@ fn clippy() -> Result<()> {
 fn rust() -> Result<()> {
     // CARGO_TERM_COLOR is left alone so CI settings and terminal detection both keep working.
     util::run(util::cargo().args(["test", "--workspace"]).env("RUST_BACKTRACE", "1"))
+}
+
+/// Every test that needs PostgreSQL is `#[ignore]`d with a reason and has `postgres` in its path, so this
+/// part runs exactly those, against a cluster it starts and stops (even when a test fails).
+fn postgres() -> Result<()> {
+    let pg = PgCluster::start(Durability::Fast)?;
+    let mut cmd = util::cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "tasker-core",
+        "--lib",
+        "--tests",
+        "--",
+        "--include-ignored",
+        "postgres",
+    ])
+    .env("TASKER_TEST_PG_URL", pg.url())
+    .env("RUST_BACKTRACE", "1");
+    if let Some(restart) = pg.restart_command() {
+        cmd.env("TASKER_TEST_PG_RESTART", restart);
+    }
+    util::run(&mut cmd)
 }
 
 /// Installs a missing rustup component, or says exactly how to get it when that is impossible.

@@ -133,10 +133,14 @@ impl Engine {
     /// Tasks and steps by state, straight from the store.
     pub async fn health_counts(&self) -> Result<HealthCounts> {
         let c = self.store_for_analytics()?.state_counts().await?;
-        let tasks: BTreeMap<String, i64> =
-            TaskState::ALL.iter().map(|s| (s.to_string(), c.tasks.get(s).copied().unwrap_or(0))).collect();
-        let steps: BTreeMap<String, i64> =
-            StepState::ALL.iter().map(|s| (s.to_string(), c.steps.get(s).copied().unwrap_or(0))).collect();
+        let tasks: BTreeMap<String, i64> = TaskState::ALL
+            .iter()
+            .map(|s| (s.to_string(), c.tasks.get(s).copied().unwrap_or(0)))
+            .collect();
+        let steps: BTreeMap<String, i64> = StepState::ALL
+            .iter()
+            .map(|s| (s.to_string(), c.steps.get(s).copied().unwrap_or(0)))
+            .collect();
         Ok(HealthCounts {
             total_tasks: tasks.values().sum(),
             total_steps: steps.values().sum(),
@@ -150,7 +154,10 @@ impl Engine {
     /// Metrics of work finished at or after `since`, up to now.
     pub async fn analytics_metrics(&self, since: Timestamp) -> Result<AnalyticsMetrics> {
         let store = self.store_for_analytics()?;
-        let filter = AnalyticsFilter { since: Some(since), ..Default::default() };
+        let filter = AnalyticsFilter {
+            since: Some(since),
+            ..Default::default()
+        };
         let steps = store.step_timings(&filter).await?;
         let tasks = store.task_timings(&filter).await?;
         let events = store.step_event_counts(since).await?;
@@ -165,7 +172,13 @@ impl Engine {
             .filter(|(e, _)| e == "fail_retryable" || e == "lease_expired")
             .map(|(_, n)| n)
             .sum();
-        let per_second = |n: i64| if window_seconds > 0.0 { n as f64 / window_seconds } else { 0.0 };
+        let per_second = |n: i64| {
+            if window_seconds > 0.0 {
+                n as f64 / window_seconds
+            } else {
+                0.0
+            }
+        };
         Ok(AnalyticsMetrics {
             since,
             until,
@@ -180,10 +193,18 @@ impl Engine {
             step_retries,
             step_throughput_per_second: per_second(steps_completed),
             task_duration: DurationStats::of(
-                tasks.iter().filter(|t| t.state == TaskState::Complete).map(task_ms).collect(),
+                tasks
+                    .iter()
+                    .filter(|t| t.state == TaskState::Complete)
+                    .map(task_ms)
+                    .collect(),
             ),
             step_duration: DurationStats::of(
-                steps.iter().filter(|s| s.state == StepState::Complete).filter_map(step_ms).collect(),
+                steps
+                    .iter()
+                    .filter(|s| s.state == StepState::Complete)
+                    .filter_map(step_ms)
+                    .collect(),
             ),
         })
     }

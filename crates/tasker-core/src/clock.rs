@@ -36,7 +36,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock stopped at `start`.
     pub fn new(start: Timestamp) -> Self {
-        ManualClock { now: Arc::new(Mutex::new(to_millis_precision(start))) }
+        ManualClock {
+            now: Arc::new(Mutex::new(to_millis_precision(start))),
+        }
     }
 
     /// A clock stopped at 2030-01-01T00:00:00Z.

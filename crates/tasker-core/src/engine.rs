@@ -73,7 +73,12 @@ pub struct CreateTask {
 
 impl CreateTask {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>, context: Value) -> Self {
-        CreateTask { namespace: namespace.into(), name: name.into(), context, ..Default::default() }
+        CreateTask {
+            namespace: namespace.into(),
+            name: name.into(),
+            context,
+            ..Default::default()
+        }
     }
 }
 
@@ -189,7 +194,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("store", &self.inner.store).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -291,7 +298,9 @@ impl Engine {
                 Arc::new(crate::store::sqlite::SqliteStore::connect(url, &opts).await?)
             }
             #[cfg(not(feature = "sqlite"))]
-            return Err(Error::Configuration("this build has no SQLite store (feature `sqlite`)".into()));
+            return Err(Error::Configuration(
+                "this build has no SQLite store (feature `sqlite`)".into(),
+            ));
         } else {
             return Err(Error::Configuration(format!(
                 "unsupported database url scheme in {:?}: expected memory:, sqlite:",
@@ -320,7 +329,13 @@ impl Engine {
 
     /// An engine over a fresh in-memory store.
     pub fn in_memory(clock: Arc<dyn Clock>) -> Engine {
-        Engine::with_store(Arc::new(MemoryStore::new()), EngineOptions { clock, ..Default::default() })
+        Engine::with_store(
+            Arc::new(MemoryStore::new()),
+            EngineOptions {
+                clock,
+                ..Default::default()
+            },
+        )
     }
 
     fn store(&self) -> Result<&Arc<dyn Store>> {
@@ -408,9 +423,15 @@ impl Engine {
     async fn register(&self, template: Template) -> Result<Registration> {
         let hash = template.content_hash();
         let mut tx = self.begin().await?;
-        if let Some(existing) = tx.template_find(&template.namespace, &template.name, &template.version).await? {
+        if let Some(existing) = tx
+            .template_find(&template.namespace, &template.name, &template.version)
+            .await?
+        {
             return if existing.content_hash == hash {
-                Ok(Registration { template: existing, created: false })
+                Ok(Registration {
+                    template: existing,
+                    created: false,
+                })
             } else {
                 Err(Error::Conflict(format!(
                     "template {}/{}@{} is already registered with different content; register a new version",
@@ -429,7 +450,10 @@ impl Engine {
         };
         tx.template_insert(&rec).await?;
         tx.commit().await?;
-        Ok(Registration { template: rec, created: true })
+        Ok(Registration {
+            template: rec,
+            created: true,
+        })
     }
 
     /// A registered template; the newest version by semver when `version` is `None`.
@@ -437,10 +461,15 @@ impl Engine {
         let all = self.store()?.template_list(Some(namespace), Some(name)).await?;
         let found = match version {
             Some(v) => all.into_iter().find(|t| t.version == v),
-            None => all.into_iter().max_by(|a, b| semver_of(&a.version).cmp(&semver_of(&b.version))),
+            None => all
+                .into_iter()
+                .max_by(|a, b| semver_of(&a.version).cmp(&semver_of(&b.version))),
         };
         found.ok_or_else(|| {
-            Error::not_found("template", format!("{namespace}/{name}@{}", version.unwrap_or("latest")))
+            Error::not_found(
+                "template",
+                format!("{namespace}/{name}@{}", version.unwrap_or("latest")),
+            )
         })
     }
 
@@ -462,17 +491,31 @@ impl Engine {
         async move {
             let rec = self.template(&req.namespace, &req.name, req.version.as_deref()).await?;
             if !req.context.is_object() {
-                return Err(Error::field("context", "context", format!("expected a JSON object, found {}", json_type(&req.context))));
+                return Err(Error::field(
+                    "context",
+                    "context",
+                    format!("expected a JSON object, found {}", json_type(&req.context)),
+                ));
             }
             let tags = match &req.tags {
                 None | Some(Value::Null) => json!({}),
                 Some(Value::Object(m)) => {
                     if let Some((k, v)) = m.iter().find(|(_, v)| !v.is_string()) {
-                        return Err(Error::field("task", format!("tags.{k}"), format!("expected a string, found {}", json_type(v))));
+                        return Err(Error::field(
+                            "task",
+                            format!("tags.{k}"),
+                            format!("expected a string, found {}", json_type(v)),
+                        ));
                     }
                     Value::Object(m.clone())
                 }
-                Some(other) => return Err(Error::field("task", "tags", format!("expected a mapping of strings, found {}", json_type(other)))),
+                Some(other) => {
+                    return Err(Error::field(
+                        "task",
+                        "tags",
+                        format!("expected a mapping of strings, found {}", json_type(other)),
+                    ))
+                }
             };
             if let Some(k) = &req.idempotency_key {
                 if k.is_empty() || k.len() > 255 {
@@ -511,14 +554,17 @@ impl Engine {
     }
 
     fn check_context(&self, rec: &TemplateRecord, context: &Value) -> Result<()> {
-        let Some(schema) = &rec.template.input_schema else { return Ok(()) };
+        let Some(schema) = &rec.template.input_schema else {
+            return Ok(());
+        };
         let validator = {
             let mut cache = self.inner.schemas.lock().unwrap_or_else(|p| p.into_inner());
             match cache.get(&rec.id) {
                 Some(v) => v.clone(),
                 None => {
                     let v = Arc::new(
-                        crate::template::compile_schema(schema).map_err(|m| Error::field("template", "input_schema", m))?,
+                        crate::template::compile_schema(schema)
+                            .map_err(|m| Error::field("template", "input_schema", m))?,
                     );
                     cache.insert(rec.id, v.clone());
                     v
@@ -529,7 +575,10 @@ impl Engine {
     }
 
     pub async fn task(&self, id: Uuid) -> Result<Task> {
-        self.store()?.task_get(id).await?.ok_or_else(|| Error::not_found("task", id))
+        self.store()?
+            .task_get(id)
+            .await?
+            .ok_or_else(|| Error::not_found("task", id))
     }
 
     pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
@@ -546,7 +595,10 @@ impl Engine {
     }
 
     pub async fn step(&self, id: Uuid) -> Result<Step> {
-        self.store()?.step_get(id).await?.ok_or_else(|| Error::not_found("step", id))
+        self.store()?
+            .step_get(id)
+            .await?
+            .ok_or_else(|| Error::not_found("step", id))
     }
 
     /// The audit trail of a task: its own transitions and those of its steps.
@@ -555,7 +607,10 @@ impl Engine {
         if store.task_get(task_id).await?.is_none() {
             return Err(Error::not_found("task", task_id));
         }
-        Ok((store.task_transition_list(task_id).await?, store.step_transition_list(task_id).await?))
+        Ok((
+            store.task_transition_list(task_id).await?,
+            store.step_transition_list(task_id).await?,
+        ))
     }
 
     // ---------------------------------------------------------------- claims
@@ -563,10 +618,18 @@ impl Engine {
     /// Claims up to `limit` ready steps for the handler keys and leases them for `lease`.
     pub async fn claim(&self, req: &ClaimRequest) -> Result<Vec<StepContext>> {
         if req.handler_keys.is_empty() {
-            return Err(Error::field("claim", "handler_keys", "expected at least one handler key"));
+            return Err(Error::field(
+                "claim",
+                "handler_keys",
+                "expected at least one handler key",
+            ));
         }
         if req.limit == 0 || req.limit > MAX_CLAIM_LIMIT {
-            return Err(Error::field("claim", "limit", format!("expected 1..={MAX_CLAIM_LIMIT}, found {}", req.limit)));
+            return Err(Error::field(
+                "claim",
+                "limit",
+                format!("expected 1..={MAX_CLAIM_LIMIT}, found {}", req.limit),
+            ));
         }
         if req.lease.is_zero() {
             return Err(Error::field("claim", "lease", "expected a positive duration"));
@@ -596,9 +659,18 @@ impl Engine {
                 let step = row.step;
                 let to = row.from_state.apply(StepEvent::Claim, step.id)?;
                 // The store wrote the claimed row already; record the transition it made.
-                log.claimed(&step, row.from_state, to, now, json!({"lease_expires_at": params.lease_expires_at}));
+                log.claimed(
+                    &step,
+                    row.from_state,
+                    to,
+                    now,
+                    json!({"lease_expires_at": params.lease_expires_at}),
+                );
                 if row.task_state == TaskState::Pending && started.insert(step.task_id) {
-                    let mut task = tx.task_lock(step.task_id).await?.ok_or_else(|| Error::not_found("task", step.task_id))?;
+                    let mut task = tx
+                        .task_lock(step.task_id)
+                        .await?
+                        .ok_or_else(|| Error::not_found("task", step.task_id))?;
                     if task.state == TaskState::Pending {
                         let to = task.state.apply(TaskEvent::Start, task.id)?;
                         task.started_at = Some(now);
@@ -611,13 +683,19 @@ impl Engine {
             self.commit(tx, log).await?;
             let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
             let inputs = self.store()?.claim_inputs(&ids).await?;
-            let mut by_id: HashMap<Uuid, crate::store::ClaimInput> = inputs.into_iter().map(|i| (i.step_id, i)).collect();
+            let mut by_id: HashMap<Uuid, crate::store::ClaimInput> =
+                inputs.into_iter().map(|i| (i.step_id, i)).collect();
             let mut out = Vec::with_capacity(steps.len());
             for s in steps {
-                let input = by_id.remove(&s.id).ok_or_else(|| Error::Internal(format!("claimed step {} has no inputs", s.id)))?;
+                let input = by_id
+                    .remove(&s.id)
+                    .ok_or_else(|| Error::Internal(format!("claimed step {} has no inputs", s.id)))?;
                 let started = s.started_at.unwrap_or(now);
                 out.push(StepContext {
-                    token: ClaimToken { step_id: s.id, attempt: s.attempts },
+                    token: ClaimToken {
+                        step_id: s.id,
+                        attempt: s.attempts,
+                    },
                     task_id: s.task_id,
                     step_id: s.id,
                     namespace: input.namespace,
@@ -655,12 +733,18 @@ impl Engine {
 
     /// Records a successful attempt.
     pub async fn complete(&self, token: ClaimToken, result: Value) -> Result<Step> {
-        self.finish_many(vec![(token, Outcome::Success(result))]).await?.pop().unwrap_or_else(|| Err(Error::Internal("empty finish".into())))
+        self.finish_many(vec![(token, Outcome::Success(result))])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(Error::Internal("empty finish".into())))
     }
 
     /// Records a failed attempt: a retry is scheduled if the failure is retryable and attempts are left.
     pub async fn fail(&self, token: ClaimToken, failure: StepFailure) -> Result<Step> {
-        self.finish_many(vec![(token, Outcome::Failure(failure))]).await?.pop().unwrap_or_else(|| Err(Error::Internal("empty finish".into())))
+        self.finish_many(vec![(token, Outcome::Failure(failure))])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(Error::Internal("empty finish".into())))
     }
 
     /// Records a batch of outcomes in one transaction.
@@ -679,7 +763,10 @@ impl Engine {
             let mut tasks: HashMap<Uuid, Task> = HashMap::new();
             let mut results = Vec::with_capacity(items.len());
             for (token, outcome) in items {
-                match self.finish_one(&mut tx, &mut log, &mut tasks, token, outcome, now).await {
+                match self
+                    .finish_one(&mut tx, &mut log, &mut tasks, token, outcome, now)
+                    .await
+                {
                     Ok(step) => results.push(Ok(step)),
                     Err(e @ (Error::StaleClaim { .. } | Error::InvalidTransition { .. } | Error::NotFound { .. })) => {
                         debug!(step_id = %token.step_id, attempt = token.attempt, error = %e, "outcome rejected");
@@ -698,12 +785,14 @@ impl Engine {
 
     /// Completes each given claim with its result in one transaction.
     pub async fn complete_many(&self, items: Vec<(ClaimToken, Value)>) -> Result<Vec<Result<Step>>> {
-        self.finish_many(items.into_iter().map(|(t, v)| (t, Outcome::Success(v))).collect()).await
+        self.finish_many(items.into_iter().map(|(t, v)| (t, Outcome::Success(v))).collect())
+            .await
     }
 
     /// Fails each given claim in one transaction.
     pub async fn fail_many(&self, items: Vec<(ClaimToken, StepFailure)>) -> Result<Vec<Result<Step>>> {
-        self.finish_many(items.into_iter().map(|(t, f)| (t, Outcome::Failure(f))).collect()).await
+        self.finish_many(items.into_iter().map(|(t, f)| (t, Outcome::Failure(f))).collect())
+            .await
     }
 
     /// Checks everything first and writes only when the item is accepted, so a rejected item leaves no
@@ -717,7 +806,10 @@ impl Engine {
         outcome: Outcome,
         now: Timestamp,
     ) -> Result<Step> {
-        let mut step = tx.step_lock(token.step_id).await?.ok_or_else(|| Error::not_found("step", token.step_id))?;
+        let mut step = tx
+            .step_lock(token.step_id)
+            .await?
+            .ok_or_else(|| Error::not_found("step", token.step_id))?;
         check_claim(&step, token)?;
         let event = match &outcome {
             Outcome::Success(_) => StepEvent::Complete,
@@ -731,10 +823,15 @@ impl Engine {
         };
         let to = step.state.apply(event, step.id)?;
         if !tasks.contains_key(&step.task_id) {
-            let task = tx.task_lock(step.task_id).await?.ok_or_else(|| Error::not_found("task", step.task_id))?;
+            let task = tx
+                .task_lock(step.task_id)
+                .await?
+                .ok_or_else(|| Error::not_found("task", step.task_id))?;
             tasks.insert(task.id, task);
         }
-        let task = tasks.get_mut(&step.task_id).ok_or_else(|| Error::Internal("task vanished".into()))?;
+        let task = tasks
+            .get_mut(&step.task_id)
+            .ok_or_else(|| Error::Internal("task vanished".into()))?;
         step.lease_expires_at = None;
         match outcome {
             Outcome::Success(result) => {
@@ -750,7 +847,9 @@ impl Engine {
             Outcome::Failure(f) => {
                 let mut meta = json!({"error_class": f.error_class, "message": f.message});
                 if to == StepState::WaitingForRetry {
-                    let wait = step.retry.backoff(attempt_in_budget(&step), f.retry_after, rand::random::<f64>());
+                    let wait = step
+                        .retry
+                        .backoff(attempt_in_budget(&step), f.retry_after, rand::random::<f64>());
                     let at = now + delta(wait);
                     step.next_attempt_at = Some(at);
                     meta["next_attempt_at"] = json!(at);
@@ -794,7 +893,10 @@ impl Engine {
     pub async fn cancel_task(&self, task_id: Uuid, reason: Option<&str>) -> Result<Task> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let mut task = tx.task_lock(task_id).await?.ok_or_else(|| Error::not_found("task", task_id))?;
+        let mut task = tx
+            .task_lock(task_id)
+            .await?
+            .ok_or_else(|| Error::not_found("task", task_id))?;
         let to = task.state.apply(TaskEvent::Cancel, task.id)?;
         let meta = json!({"reason": reason});
         let mut log = Log::default();
@@ -815,7 +917,10 @@ impl Engine {
     pub async fn retry_task(&self, task_id: Uuid) -> Result<Task> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let mut task = tx.task_lock(task_id).await?.ok_or_else(|| Error::not_found("task", task_id))?;
+        let mut task = tx
+            .task_lock(task_id)
+            .await?
+            .ok_or_else(|| Error::not_found("task", task_id))?;
         let to = task.state.apply(TaskEvent::Retry, task.id)?;
         let mut log = Log::default();
         for mut step in tx.step_lock_all(task_id).await? {
@@ -842,9 +947,18 @@ impl Engine {
     pub async fn resolve_step_manually(&self, step_id: Uuid, result: Value) -> Result<Step> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let mut step = tx.step_lock(step_id).await?.ok_or_else(|| Error::not_found("step", step_id))?;
-        let mut task = tx.task_lock(step.task_id).await?.ok_or_else(|| Error::not_found("task", step.task_id))?;
-        if !matches!(task.state, TaskState::Pending | TaskState::InProgress | TaskState::Error) {
+        let mut step = tx
+            .step_lock(step_id)
+            .await?
+            .ok_or_else(|| Error::not_found("step", step_id))?;
+        let mut task = tx
+            .task_lock(step.task_id)
+            .await?
+            .ok_or_else(|| Error::not_found("task", step.task_id))?;
+        if !matches!(
+            task.state,
+            TaskState::Pending | TaskState::InProgress | TaskState::Error
+        ) {
             return Err(Error::InvalidTransition {
                 entity: "task",
                 id: task.id.to_string(),
@@ -873,10 +987,19 @@ impl Engine {
     pub async fn resolve_task_manually(&self, task_id: Uuid, reason: Option<&str>) -> Result<Task> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let mut task = tx.task_lock(task_id).await?.ok_or_else(|| Error::not_found("task", task_id))?;
+        let mut task = tx
+            .task_lock(task_id)
+            .await?
+            .ok_or_else(|| Error::not_found("task", task_id))?;
         let to = task.state.apply(TaskEvent::ResolveManually, task.id)?;
         let mut log = Log::default();
-        log.task(&mut task, TaskEvent::ResolveManually, to, now, json!({"reason": reason}));
+        log.task(
+            &mut task,
+            TaskEvent::ResolveManually,
+            to,
+            now,
+            json!({"reason": reason}),
+        );
         tx.task_update(&task).await?;
         self.commit(tx, log).await?;
         Ok(task)
@@ -901,7 +1024,10 @@ impl Engine {
         let now = self.now();
         let mut tx = self.begin().await?;
         if !tx.maintenance_lock().await? {
-            return Ok(MaintenanceReport { ran: false, ..Default::default() });
+            return Ok(MaintenanceReport {
+                ran: false,
+                ..Default::default()
+            });
         }
         let mut log = Log::default();
         let reaped = self.reap(&mut tx, &mut log, limit, now).await?;
@@ -914,7 +1040,12 @@ impl Engine {
             log.wake = true;
         }
         self.commit(tx, log).await?;
-        Ok(MaintenanceReport { ran: true, reaped, retries_due, at: Some(now) })
+        Ok(MaintenanceReport {
+            ran: true,
+            reaped,
+            retries_due,
+            at: Some(now),
+        })
     }
 
     async fn reap(&self, tx: &mut Box<dyn StoreTx>, log: &mut Log, limit: u32, now: Timestamp) -> Result<ReapReport> {
@@ -926,7 +1057,11 @@ impl Engine {
         let mut report = ReapReport::default();
         for mut step in expired {
             let retry = step.retry.retryable && has_attempts_left(step.attempts, step.max_attempts);
-            let event = if retry { StepEvent::LeaseExpired } else { StepEvent::WorkerLost };
+            let event = if retry {
+                StepEvent::LeaseExpired
+            } else {
+                StepEvent::WorkerLost
+            };
             let to = step.state.apply(event, step.id)?;
             let lost = format!(
                 "lease of worker {} expired at {}",
@@ -943,11 +1078,16 @@ impl Engine {
             step.lease_expires_at = None;
             let mut meta = json!({"message": lost});
             if !tasks.contains_key(&step.task_id) {
-                let t = tx.task_lock(step.task_id).await?.ok_or_else(|| Error::not_found("task", step.task_id))?;
+                let t = tx
+                    .task_lock(step.task_id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("task", step.task_id))?;
                 tasks.insert(t.id, t);
             }
             if retry {
-                let wait = step.retry.backoff(attempt_in_budget(&step), None, rand::random::<f64>());
+                let wait = step
+                    .retry
+                    .backoff(attempt_in_budget(&step), None, rand::random::<f64>());
                 step.next_attempt_at = Some(now + delta(wait));
                 meta["next_attempt_at"] = json!(step.next_attempt_at);
                 report.retried += 1;
@@ -975,7 +1115,10 @@ impl Engine {
     /// Why each step of a task is or is not ready.
     pub async fn explain(&self, task_id: Uuid) -> Result<Explain> {
         let store = self.store()?;
-        let task = store.task_get(task_id).await?.ok_or_else(|| Error::not_found("task", task_id))?;
+        let task = store
+            .task_get(task_id)
+            .await?
+            .ok_or_else(|| Error::not_found("task", task_id))?;
         let steps = store.step_list(task_id).await?;
         let edges = store.edge_list(task_id).await?;
         Ok(explain_rows(&task, &steps, &edges, self.now()))
@@ -1022,7 +1165,11 @@ fn log_and_count_resolution(task: &mut Task, from: StepState) {
 
 /// Whether `token` still holds the claim on `step`.
 fn check_claim(step: &Step, token: ClaimToken) -> Result<()> {
-    let stale = |reason: String| Error::StaleClaim { step_id: step.id.to_string(), attempt: token.attempt, reason };
+    let stale = |reason: String| Error::StaleClaim {
+        step_id: step.id.to_string(),
+        attempt: token.attempt,
+        reason,
+    };
     if step.attempts != token.attempt {
         return Err(stale(format!("the step is on attempt {}", step.attempts)));
     }
@@ -1046,7 +1193,10 @@ fn attempt_in_budget(step: &Step) -> u32 {
 /// - a step failed and nothing else can run: the task errors (blocked steps stay pending);
 /// - the task is in error but an operator made work runnable again: it resumes.
 async fn settle(tx: &mut Box<dyn StoreTx>, log: &mut Log, task: &mut Task, now: Timestamp) -> Result<()> {
-    if !matches!(task.state, TaskState::Pending | TaskState::InProgress | TaskState::Error) {
+    if !matches!(
+        task.state,
+        TaskState::Pending | TaskState::InProgress | TaskState::Error
+    ) {
         return Ok(());
     }
     if task.steps_succeeded == task.steps_total {
@@ -1058,7 +1208,13 @@ async fn settle(tx: &mut Box<dyn StoreTx>, log: &mut Log, task: &mut Task, now: 
         let active = tx.task_active_step_count(task.id).await?;
         if active == 0 && task.state != TaskState::Error {
             let to = task.state.apply(TaskEvent::Fail, task.id)?;
-            log.task(task, TaskEvent::Fail, to, now, json!({"failed_steps": task.steps_failed}));
+            log.task(
+                task,
+                TaskEvent::Fail,
+                to,
+                now,
+                json!({"failed_steps": task.steps_failed}),
+            );
         } else if active > 0 && task.state == TaskState::Error {
             let to = task.state.apply(TaskEvent::Resume, task.id)?;
             log.task(task, TaskEvent::Resume, to, now, Value::Null);
@@ -1067,10 +1223,18 @@ async fn settle(tx: &mut Box<dyn StoreTx>, log: &mut Log, task: &mut Task, now: 
     Ok(())
 }
 
-fn build_task(rec: &TemplateRecord, req: &CreateTask, tags: Value, now: Timestamp) -> (Task, Vec<Step>, Vec<Edge>, Log) {
+fn build_task(
+    rec: &TemplateRecord,
+    req: &CreateTask,
+    tags: Value,
+    now: Timestamp,
+) -> (Task, Vec<Step>, Vec<Edge>, Log) {
     let t = &rec.template;
     let task_id = new_id();
-    let mut log = Log { wake: true, ..Log::default() };
+    let mut log = Log {
+        wake: true,
+        ..Log::default()
+    };
     let mut task = Task {
         id: task_id,
         template_id: rec.id,
@@ -1114,7 +1278,11 @@ fn build_task(rec: &TemplateRecord, req: &CreateTask, tags: Value, now: Timestam
     let mut edges = Vec::new();
     for (i, s) in t.steps.iter().enumerate() {
         for d in &s.depends_on {
-            edges.push(Edge { task_id, parent_id: ids[index[d.as_str()]], child_id: ids[i] });
+            edges.push(Edge {
+                task_id,
+                parent_id: ids[index[d.as_str()]],
+                child_id: ids[i],
+            });
         }
         let step = Step {
             id: ids[i],
@@ -1193,7 +1361,11 @@ fn execution_context_of(ex: &Explain) -> ExecutionContext {
         .count() as i64;
     let total = ex.steps.len() as i64;
     let (complete, resolved) = (count(StepState::Complete), count(StepState::ResolvedManually));
-    let (in_progress, waiting, failed) = (count(StepState::InProgress), count(StepState::WaitingForRetry), count(StepState::Error));
+    let (in_progress, waiting, failed) = (
+        count(StepState::InProgress),
+        count(StepState::WaitingForRetry),
+        count(StepState::Error),
+    );
     let (status, action) = if ex.task_state == TaskState::Cancelled {
         (ExecutionStatus::Cancelled, RecommendedAction::None)
     } else if complete + resolved == total {
@@ -1224,7 +1396,11 @@ fn execution_context_of(ex: &Explain) -> ExecutionContext {
         blocked_steps: blocked,
         execution_status: status,
         recommended_action: action,
-        completion_ratio: if total == 0 { 0.0 } else { (complete + resolved) as f64 / total as f64 },
+        completion_ratio: if total == 0 {
+            0.0
+        } else {
+            (complete + resolved) as f64 / total as f64
+        },
     }
 }
 
@@ -1271,8 +1447,14 @@ fn levels_of(steps: &[Step], edges: &[Edge]) -> Vec<DependencyLevel> {
             break;
         }
     }
-    let mut out: Vec<DependencyLevel> =
-        steps.iter().map(|s| DependencyLevel { step_id: s.id, name: s.name.clone(), level: level.get(&s.id).copied().unwrap_or(0) }).collect();
+    let mut out: Vec<DependencyLevel> = steps
+        .iter()
+        .map(|s| DependencyLevel {
+            step_id: s.id,
+            name: s.name.clone(),
+            level: level.get(&s.id).copied().unwrap_or(0),
+        })
+        .collect();
     out.sort_by_key(|d| d.level);
     out
 }
@@ -1298,14 +1480,19 @@ fn json_type(v: &Value) -> &'static str {
 
 /// The URL with any password replaced by `***`, safe for logs and errors.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     let (authority, tail) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map(|(u, _)| format!("{u}:***")).unwrap_or_else(|| userinfo.to_string());
+            let user = userinfo
+                .split_once(':')
+                .map(|(u, _)| format!("{u}:***"))
+                .unwrap_or_else(|| userinfo.to_string());
             format!("{scheme}://{user}@{host}{tail}")
         }
         None => url.to_string(),
@@ -1318,7 +1505,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u:p%40ss@h/db?x=1"), "postgres://u:***@h/db?x=1");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://tasker.db"), "sqlite://tasker.db");

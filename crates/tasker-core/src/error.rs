@@ -92,7 +92,10 @@ fn join_fields(errors: &[FieldError]) -> String {
 pub enum Error {
     /// Input failed validation; each entry names the field at fault.
     #[error("invalid {what}: {}", join_fields(.errors))]
-    Validation { what: &'static str, errors: Vec<FieldError> },
+    Validation {
+        what: &'static str,
+        errors: Vec<FieldError>,
+    },
 
     /// The dependency graph has a cycle; `path` walks it and ends where it started.
     #[error("steps: dependency cycle {}", .path.join(" -> "))]
@@ -105,10 +108,19 @@ pub enum Error {
     Conflict(String),
 
     #[error("invalid transition of {entity} {id}: cannot {event} from {from}")]
-    InvalidTransition { entity: &'static str, id: String, from: String, event: String },
+    InvalidTransition {
+        entity: &'static str,
+        id: String,
+        from: String,
+        event: String,
+    },
 
     #[error("stale claim for step {step_id} attempt {attempt}: {reason}")]
-    StaleClaim { step_id: String, attempt: i64, reason: String },
+    StaleClaim {
+        step_id: String,
+        attempt: i64,
+        reason: String,
+    },
 
     #[error("engine is closed")]
     Closed,
@@ -150,11 +162,20 @@ impl Error {
 
     /// A validation error with a single field.
     pub fn field(what: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Validation { what, errors: vec![FieldError { path: path.into(), message: message.into() }] }
+        Error::Validation {
+            what,
+            errors: vec![FieldError {
+                path: path.into(),
+                message: message.into(),
+            }],
+        }
     }
 
     pub(crate) fn not_found(entity: &'static str, id: impl fmt::Display) -> Self {
-        Error::NotFound { entity, id: id.to_string() }
+        Error::NotFound {
+            entity,
+            id: id.to_string(),
+        }
     }
 }
 
@@ -187,7 +208,10 @@ mod tests {
         let codes: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
         assert_eq!(codes.len(), ErrorKind::ALL.len());
         for k in ErrorKind::ALL {
-            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::Value::String(k.code().into()));
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                serde_json::Value::String(k.code().into())
+            );
         }
     }
 
@@ -195,14 +219,31 @@ mod tests {
     fn each_variant_maps_to_its_kind() {
         let cases: Vec<(Error, ErrorKind)> = vec![
             (Error::field("template", "name", "is required"), ErrorKind::Validation),
-            (Error::CycleDetected { path: vec!["a".into(), "b".into(), "a".into()] }, ErrorKind::CycleDetected),
+            (
+                Error::CycleDetected {
+                    path: vec!["a".into(), "b".into(), "a".into()],
+                },
+                ErrorKind::CycleDetected,
+            ),
             (Error::not_found("task", "x"), ErrorKind::NotFound),
             (Error::Conflict("x".into()), ErrorKind::Conflict),
             (
-                Error::InvalidTransition { entity: "step", id: "x".into(), from: "complete".into(), event: "cancel".into() },
+                Error::InvalidTransition {
+                    entity: "step",
+                    id: "x".into(),
+                    from: "complete".into(),
+                    event: "cancel".into(),
+                },
                 ErrorKind::InvalidTransition,
             ),
-            (Error::StaleClaim { step_id: "x".into(), attempt: 1, reason: "r".into() }, ErrorKind::StaleClaim),
+            (
+                Error::StaleClaim {
+                    step_id: "x".into(),
+                    attempt: 1,
+                    reason: "r".into(),
+                },
+                ErrorKind::StaleClaim,
+            ),
             (Error::Closed, ErrorKind::Closed),
             (Error::Timeout("x".into()), ErrorKind::Timeout),
             (Error::Database("x".into()), ErrorKind::Database),
@@ -217,7 +258,9 @@ mod tests {
 
     #[test]
     fn cycle_message_names_the_path() {
-        let e = Error::CycleDetected { path: vec!["a".into(), "b".into(), "a".into()] };
+        let e = Error::CycleDetected {
+            path: vec!["a".into(), "b".into(), "a".into()],
+        };
         assert_eq!(e.to_string(), "steps: dependency cycle a -> b -> a");
     }
 }

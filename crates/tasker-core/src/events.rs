@@ -110,7 +110,10 @@ impl EventFilter {
             return false;
         }
         self.names.is_empty()
-            || self.names.iter().any(|n| e.name == *n || (e.name.starts_with(n.as_str()) && e.name[n.len()..].starts_with('.')))
+            || self
+                .names
+                .iter()
+                .any(|n| e.name == *n || (e.name.starts_with(n.as_str()) && e.name[n.len()..].starts_with('.')))
     }
 }
 

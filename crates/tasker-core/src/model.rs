@@ -211,7 +211,11 @@ impl StepFailure {
 
     /// A permanent failure: never retried.
     pub fn permanent(message: impl Into<String>) -> Self {
-        StepFailure { retryable: false, error_class: "PermanentError".into(), ..Self::retryable(message) }
+        StepFailure {
+            retryable: false,
+            error_class: "PermanentError".into(),
+            ..Self::retryable(message)
+        }
     }
 
     pub fn with_retry_after(mut self, d: Duration) -> Self {

@@ -60,8 +60,11 @@ pub fn is_due(next_attempt_at: Option<Timestamp>, now: Timestamp) -> bool {
 
 /// Evaluates readiness of `step`, given its parents (name and state), its task's state and the time.
 pub fn evaluate(step: &Step, parents: &[(&str, StepState)], task_state: TaskState, now: Timestamp) -> StepReadiness {
-    let blocked_by: Vec<String> =
-        parents.iter().filter(|(_, s)| !s.is_success()).map(|(n, _)| (*n).to_string()).collect();
+    let blocked_by: Vec<String> = parents
+        .iter()
+        .filter(|(_, s)| !s.is_success())
+        .map(|(n, _)| (*n).to_string())
+        .collect();
     let blocked_by_failure: Vec<String> = parents
         .iter()
         .filter(|(_, s)| matches!(s, StepState::Error | StepState::Cancelled))
@@ -82,7 +85,10 @@ pub fn evaluate(step: &Step, parents: &[(&str, StepState)], task_state: TaskStat
         _ => {}
     }
     if attempts_exhausted {
-        reasons.push(format!("attempts exhausted ({} of {})", step.attempts, step.max_attempts));
+        reasons.push(format!(
+            "attempts exhausted ({} of {})",
+            step.attempts, step.max_attempts
+        ));
     }
     if !blocked_by.is_empty() && !step.state.is_terminal() {
         reasons.push(format!("waiting for {}", blocked_by.join(", ")));
@@ -90,7 +96,11 @@ pub fn evaluate(step: &Step, parents: &[(&str, StepState)], task_state: TaskStat
     if !blocked_by_failure.is_empty() && !step.state.is_terminal() {
         reasons.push(format!("blocked by failed {}", blocked_by_failure.join(", ")));
     }
-    let retry_at = if state_is_claimable(step.state) && !due { step.next_attempt_at } else { None };
+    let retry_at = if state_is_claimable(step.state) && !due {
+        step.next_attempt_at
+    } else {
+        None
+    };
     if let Some(t) = retry_at {
         reasons.push(format!("retry due at {}", t.to_rfc3339()));
     }
@@ -113,7 +123,11 @@ pub fn evaluate(step: &Step, parents: &[(&str, StepState)], task_state: TaskStat
         retry_at,
         attempts_exhausted,
         task_runnable,
-        lease_expires_at: if step.state == StepState::InProgress { step.lease_expires_at } else { None },
+        lease_expires_at: if step.state == StepState::InProgress {
+            step.lease_expires_at
+        } else {
+            None
+        },
         reasons,
     }
 }

@@ -91,26 +91,44 @@ mod tests {
     use super::*;
 
     fn policy(kind: BackoffKind, jitter: f64) -> RetryPolicy {
-        RetryPolicy { max_attempts: 5, retryable: true, backoff: kind, base_ms: 1000, max_ms: 10_000, jitter }
+        RetryPolicy {
+            max_attempts: 5,
+            retryable: true,
+            backoff: kind,
+            base_ms: 1000,
+            max_ms: 10_000,
+            jitter,
+        }
     }
 
     #[test]
     fn first_attempt_is_always_allowed() {
         assert!(has_attempts_left(0, 1));
-        let p = RetryPolicy { max_attempts: 1, retryable: false, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            max_attempts: 1,
+            retryable: false,
+            ..RetryPolicy::default()
+        };
         assert!(has_attempts_left(0, i64::from(p.attempt_budget())));
     }
 
     #[test]
     fn not_retryable_runs_once() {
-        let p = RetryPolicy { max_attempts: 7, retryable: false, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            max_attempts: 7,
+            retryable: false,
+            ..RetryPolicy::default()
+        };
         assert_eq!(p.attempt_budget(), 1);
         assert!(!has_attempts_left(1, i64::from(p.attempt_budget())));
     }
 
     #[test]
     fn max_attempts_counts_the_first_attempt() {
-        let p = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
         let budget = i64::from(p.attempt_budget());
         assert!(has_attempts_left(1, budget));
         assert!(has_attempts_left(2, budget));
@@ -122,7 +140,11 @@ mod tests {
         let p = policy(BackoffKind::Exponential, 0.0);
         let ms: Vec<u64> = (1..=6).map(|a| p.backoff(a, None, 0.5).as_millis() as u64).collect();
         assert_eq!(ms, vec![1000, 2000, 4000, 8000, 10_000, 10_000]);
-        assert_eq!(p.backoff(200, None, 0.5).as_millis(), 10_000, "huge attempts do not overflow");
+        assert_eq!(
+            p.backoff(200, None, 0.5).as_millis(),
+            10_000,
+            "huge attempts do not overflow"
+        );
     }
 
     #[test]

@@ -141,7 +141,10 @@ pub const STEP_TRANSITIONS: &[(StepState, StepEvent, StepState)] = {
 impl TaskState {
     /// The state reached from `self` by `event`, or `None` when the table has no such row.
     pub fn next(self, event: TaskEvent) -> Option<TaskState> {
-        TASK_TRANSITIONS.iter().find(|(f, e, _)| *f == self && *e == event).map(|(_, _, t)| *t)
+        TASK_TRANSITIONS
+            .iter()
+            .find(|(f, e, _)| *f == self && *e == event)
+            .map(|(_, _, t)| *t)
     }
 
     /// Like [`TaskState::next`], but an `invalid_transition` error naming the task when illegal.
@@ -156,7 +159,10 @@ impl TaskState {
 
     /// Terminal states end the task; `error` ends it until an operator acts.
     pub fn is_terminal(self) -> bool {
-        matches!(self, TaskState::Complete | TaskState::Error | TaskState::Cancelled | TaskState::ResolvedManually)
+        matches!(
+            self,
+            TaskState::Complete | TaskState::Error | TaskState::Cancelled | TaskState::ResolvedManually
+        )
     }
 
     /// Steps of a task in a runnable state may be claimed.
@@ -168,7 +174,10 @@ impl TaskState {
 impl StepState {
     /// The state reached from `self` by `event`, or `None` when the table has no such row.
     pub fn next(self, event: StepEvent) -> Option<StepState> {
-        STEP_TRANSITIONS.iter().find(|(f, e, _)| *f == self && *e == event).map(|(_, _, t)| *t)
+        STEP_TRANSITIONS
+            .iter()
+            .find(|(f, e, _)| *f == self && *e == event)
+            .map(|(_, _, t)| *t)
     }
 
     /// Like [`StepState::next`], but an `invalid_transition` error naming the step when illegal.
@@ -183,7 +192,10 @@ impl StepState {
 
     /// No further work happens in a terminal state.
     pub fn is_terminal(self) -> bool {
-        matches!(self, StepState::Complete | StepState::Error | StepState::Cancelled | StepState::ResolvedManually)
+        matches!(
+            self,
+            StepState::Complete | StepState::Error | StepState::Cancelled | StepState::ResolvedManually
+        )
     }
 
     /// Success for the purpose of dependants: `complete` or `resolved_manually`.
@@ -193,7 +205,10 @@ impl StepState {
 
     /// The states from which a claim may take a step (the `claim` rows of the table).
     pub fn claimable() -> impl Iterator<Item = StepState> {
-        STEP_TRANSITIONS.iter().filter(|(_, e, _)| *e == StepEvent::Claim).map(|(f, _, _)| *f)
+        STEP_TRANSITIONS
+            .iter()
+            .filter(|(_, e, _)| *e == StepEvent::Claim)
+            .map(|(f, _, _)| *f)
     }
 }
 
@@ -219,7 +234,10 @@ mod tests {
     fn terminal_step_states_only_leave_by_operator_action() {
         for (from, event, _) in STEP_TRANSITIONS {
             if from.is_terminal() {
-                assert!(matches!(event, StepEvent::Retry | StepEvent::ResolveManually), "{from} --{event}-->");
+                assert!(
+                    matches!(event, StepEvent::Retry | StepEvent::ResolveManually),
+                    "{from} --{event}-->"
+                );
                 assert_eq!(*from, StepState::Error);
             }
         }

@@ -54,7 +54,11 @@ impl Template {
     /// Parses YAML or JSON text and validates it fully.
     pub fn parse(text: &str) -> Result<Template> {
         let value: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-            Error::field("template", "", format!("expected a YAML or JSON mapping, found unparseable text ({e})"))
+            Error::field(
+                "template",
+                "",
+                format!("expected a YAML or JSON mapping, found unparseable text ({e})"),
+            )
         })?;
         Template::from_value(&value)
     }
@@ -64,7 +68,10 @@ impl Template {
         let mut v = Walker::default();
         let template = v.template(value);
         if !v.errors.is_empty() {
-            return Err(Error::Validation { what: "template", errors: v.errors });
+            return Err(Error::Validation {
+                what: "template",
+                errors: v.errors,
+            });
         }
         let template = template.ok_or_else(|| Error::Internal("template walker returned no value".into()))?;
         template.check_acyclic()?;
@@ -85,7 +92,12 @@ impl Template {
 
     /// Step indices in an order where every step follows its dependencies (stable by declaration order).
     pub fn topological_order(&self) -> Vec<usize> {
-        let index: HashMap<&str, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
         let mut indegree: Vec<usize> = self.steps.iter().map(|s| s.depends_on.len()).collect();
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); self.steps.len()];
         for (i, s) in self.steps.iter().enumerate() {
@@ -93,7 +105,8 @@ impl Template {
                 children[index[d.as_str()]].push(i);
             }
         }
-        let mut ready: std::collections::BTreeSet<usize> = (0..self.steps.len()).filter(|i| indegree[*i] == 0).collect();
+        let mut ready: std::collections::BTreeSet<usize> =
+            (0..self.steps.len()).filter(|i| indegree[*i] == 0).collect();
         let mut order = Vec::with_capacity(self.steps.len());
         while let Some(i) = ready.pop_first() {
             order.push(i);
@@ -120,7 +133,12 @@ impl Template {
 
     fn check_acyclic(&self) -> Result<()> {
         // Iterative DFS with colours; on a back edge, the stack from the target onwards is the cycle.
-        let index: HashMap<&str, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
         let mut colour = vec![0u8; self.steps.len()]; // 0 new, 1 on stack, 2 done
         for start in 0..self.steps.len() {
             if colour[start] != 0 {
@@ -171,7 +189,12 @@ impl Template {
     pub fn to_mermaid(&self) -> String {
         let mut out = String::from("flowchart TD\n");
         for s in &self.steps {
-            out.push_str(&format!("    {}[\"{}<br/><small>{}</small>\"]\n", mermaid_id(&s.name), s.name, s.handler));
+            out.push_str(&format!(
+                "    {}[\"{}<br/><small>{}</small>\"]\n",
+                mermaid_id(&s.name),
+                s.name,
+                s.handler
+            ));
         }
         for s in &self.steps {
             for d in &s.depends_on {
@@ -183,7 +206,10 @@ impl Template {
 
     /// The DAG in Graphviz dot.
     pub fn to_dot(&self) -> String {
-        let mut out = format!("digraph \"{}.{}@{}\" {{\n    rankdir=TB;\n", self.namespace, self.name, self.version);
+        let mut out = format!(
+            "digraph \"{}.{}@{}\" {{\n    rankdir=TB;\n",
+            self.namespace, self.name, self.version
+        );
         for s in &self.steps {
             out.push_str(&format!("    \"{}\" [label=\"{}\\n{}\"];\n", s.name, s.name, s.handler));
         }
@@ -198,7 +224,9 @@ impl Template {
 }
 
 fn mermaid_id(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect()
 }
 
 /// Compiles a JSON Schema, or says why it is not one.
@@ -212,28 +240,39 @@ pub(crate) fn check_context_with(validator: &jsonschema::Validator, context: &Va
         .iter_errors(context)
         .map(|e| {
             let p = e.instance_path().to_string();
-            let path =
-                if p.is_empty() || p == "/" { "context".to_string() } else { format!("context{}", p.replace('/', ".")) };
-            FieldError { path, message: e.to_string() }
+            let path = if p.is_empty() || p == "/" {
+                "context".to_string()
+            } else {
+                format!("context{}", p.replace('/', "."))
+            };
+            FieldError {
+                path,
+                message: e.to_string(),
+            }
         })
         .collect();
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(Error::Validation { what: "context", errors })
+        Err(Error::Validation {
+            what: "context",
+            errors,
+        })
     }
 }
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
 }
 
 fn is_handler_key(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 256
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':' | '/'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':' | '/'))
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -260,20 +299,31 @@ struct Defaults {
 
 impl Walker {
     fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError { path: path.into(), message: message.into() });
+        self.errors.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     fn unknown_keys(&mut self, map: &Map<String, Value>, path: &str, allowed: &[&str]) {
         for k in map.keys() {
             if !allowed.contains(&k.as_str()) {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 self.err(p, format!("unknown field, expected one of {}", allowed.join(", ")));
             }
         }
     }
 
     fn name_field(&mut self, map: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
-        let p = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+        let p = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
         match map.get(key) {
             None | Some(Value::Null) => {
                 self.err(p, "is required");
@@ -296,7 +346,10 @@ impl Walker {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                self.err(format!("{path}{key}"), format!("expected a string, found {}", type_name(other)));
+                self.err(
+                    format!("{path}{key}"),
+                    format!("expected a string, found {}", type_name(other)),
+                );
                 None
             }
         }
@@ -314,10 +367,25 @@ impl Walker {
 
     fn template(&mut self, value: &Value) -> Option<Template> {
         let Value::Object(map) = value else {
-            self.err("", format!("expected a mapping at the top level, found {}", type_name(value)));
+            self.err(
+                "",
+                format!("expected a mapping at the top level, found {}", type_name(value)),
+            );
             return None;
         };
-        self.unknown_keys(map, "", &["namespace", "name", "version", "description", "input_schema", "defaults", "steps"]);
+        self.unknown_keys(
+            map,
+            "",
+            &[
+                "namespace",
+                "name",
+                "version",
+                "description",
+                "input_schema",
+                "defaults",
+                "steps",
+            ],
+        );
         let namespace = self.name_field(map, "namespace", "");
         let name = self.name_field(map, "name", "");
         let version = match map.get("version") {
@@ -328,12 +396,18 @@ impl Walker {
             Some(Value::String(s)) => match semver::Version::parse(s) {
                 Ok(_) => Some(s.clone()),
                 Err(e) => {
-                    self.err("version", format!("expected a semver version such as 1.2.0, found {s:?} ({e})"));
+                    self.err(
+                        "version",
+                        format!("expected a semver version such as 1.2.0, found {s:?} ({e})"),
+                    );
                     None
                 }
             },
             Some(other) => {
-                self.err("version", format!("expected a semver string such as \"1.2.0\", found {}", type_name(other)));
+                self.err(
+                    "version",
+                    format!("expected a semver string such as \"1.2.0\", found {}", type_name(other)),
+                );
                 None
             }
         };
@@ -348,7 +422,10 @@ impl Walker {
                 }
             },
             Some(other) => {
-                self.err("input_schema", format!("expected a JSON Schema mapping, found {}", type_name(other)));
+                self.err(
+                    "input_schema",
+                    format!("expected a JSON Schema mapping, found {}", type_name(other)),
+                );
                 None
             }
         };
@@ -365,7 +442,10 @@ impl Walker {
     }
 
     fn defaults(&mut self, v: Option<&Value>) -> Defaults {
-        let mut d = Defaults { retry: RetryPolicy::default(), timeout_seconds: DEFAULT_TIMEOUT_SECONDS };
+        let mut d = Defaults {
+            retry: RetryPolicy::default(),
+            timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+        };
         match v {
             None | Some(Value::Null) => {}
             Some(Value::Object(map)) => {
@@ -390,7 +470,11 @@ impl Walker {
             self.err(path, format!("expected a mapping, found {}", type_name(v)));
             return r;
         };
-        self.unknown_keys(map, path, &["max_attempts", "retryable", "backoff", "base_ms", "max_ms", "jitter"]);
+        self.unknown_keys(
+            map,
+            path,
+            &["max_attempts", "retryable", "backoff", "base_ms", "max_ms", "jitter"],
+        );
         if let Some(x) = map.get("max_attempts") {
             if let Some(n) = self.int_in(x, &format!("{path}.max_attempts"), 1, u64::from(MAX_ATTEMPTS_LIMIT)) {
                 r.max_attempts = n as u32;
@@ -407,7 +491,10 @@ impl Walker {
                 Some("exponential") => r.backoff = BackoffKind::Exponential,
                 Some("linear") => r.backoff = BackoffKind::Linear,
                 Some("none") => r.backoff = BackoffKind::None,
-                _ => self.err(format!("{path}.backoff"), format!("expected exponential, linear or none, found {x}")),
+                _ => self.err(
+                    format!("{path}.backoff"),
+                    format!("expected exponential, linear or none, found {x}"),
+                ),
             }
         }
         const DAY_MS: u64 = 86_400_000;
@@ -424,11 +511,17 @@ impl Walker {
         if let Some(x) = map.get("jitter") {
             match x.as_f64() {
                 Some(j) if (0.0..=1.0).contains(&j) => r.jitter = j,
-                _ => self.err(format!("{path}.jitter"), format!("expected a number in 0.0..=1.0, found {x}")),
+                _ => self.err(
+                    format!("{path}.jitter"),
+                    format!("expected a number in 0.0..=1.0, found {x}"),
+                ),
             }
         }
         if r.max_ms < r.base_ms {
-            self.err(format!("{path}.max_ms"), format!("expected at least base_ms ({}), found {}", r.base_ms, r.max_ms));
+            self.err(
+                format!("{path}.max_ms"),
+                format!("expected at least base_ms ({}), found {}", r.base_ms, r.max_ms),
+            );
         }
         r
     }
@@ -444,7 +537,10 @@ impl Walker {
                 return None;
             }
             Some(Value::Array(a)) if a.len() > MAX_STEPS => {
-                self.err("steps", format!("expected at most {MAX_STEPS} steps, found {}", a.len()));
+                self.err(
+                    "steps",
+                    format!("expected at most {MAX_STEPS} steps, found {}", a.len()),
+                );
                 return None;
             }
             Some(Value::Array(a)) => a,
@@ -461,7 +557,10 @@ impl Walker {
             match self.step(item, &path, d) {
                 Some(s) => {
                     if let Some(first) = seen.insert(s.name.clone(), i) {
-                        self.err(format!("{path}.name"), format!("duplicate step name {:?}, first used by steps[{first}]", s.name));
+                        self.err(
+                            format!("{path}.name"),
+                            format!("duplicate step name {:?}, first used by steps[{first}]", s.name),
+                        );
                         ok = false;
                     }
                     out.push(s);
@@ -498,7 +597,19 @@ impl Walker {
             self.err(path, format!("expected a mapping, found {}", type_name(v)));
             return None;
         };
-        self.unknown_keys(map, path, &["name", "handler", "description", "depends_on", "config", "retry", "timeout_seconds"]);
+        self.unknown_keys(
+            map,
+            path,
+            &[
+                "name",
+                "handler",
+                "description",
+                "depends_on",
+                "config",
+                "retry",
+                "timeout_seconds",
+            ],
+        );
         let name = self.name_field(map, "name", path);
         let handler = match map.get("handler") {
             None | Some(Value::Null) => {
@@ -507,7 +618,10 @@ impl Walker {
             }
             Some(Value::String(s)) if is_handler_key(s) => Some(s.clone()),
             Some(other) => {
-                self.err(format!("{path}.handler"), format!("expected a handler key of [A-Za-z0-9_.:/-], found {other}"));
+                self.err(
+                    format!("{path}.handler"),
+                    format!("expected a handler key of [A-Za-z0-9_.:/-], found {other}"),
+                );
                 None
             }
         };
@@ -521,7 +635,10 @@ impl Walker {
                     match x.as_str() {
                         Some(s) => deps.push(s.to_string()),
                         None => {
-                            self.err(format!("{path}.depends_on[{j}]"), format!("expected a step name, found {x}"));
+                            self.err(
+                                format!("{path}.depends_on[{j}]"),
+                                format!("expected a step name, found {x}"),
+                            );
                             ok = false;
                         }
                     }
@@ -529,7 +646,10 @@ impl Walker {
                 ok.then_some(deps)
             }
             Some(other) => {
-                self.err(format!("{path}.depends_on"), format!("expected a list of step names, found {}", type_name(other)));
+                self.err(
+                    format!("{path}.depends_on"),
+                    format!("expected a list of step names, found {}", type_name(other)),
+                );
                 None
             }
         };
@@ -542,7 +662,15 @@ impl Walker {
             Some(t) => self.int_in(t, &format!("{path}.timeout_seconds"), 1, u64::from(MAX_TIMEOUT_SECONDS))? as u32,
             None => d.timeout_seconds,
         };
-        Some(StepTemplate { name: name?, handler: handler?, description, depends_on: depends_on?, config, retry, timeout_seconds })
+        Some(StepTemplate {
+            name: name?,
+            handler: handler?,
+            description,
+            depends_on: depends_on?,
+            config,
+            retry,
+            timeout_seconds,
+        })
     }
 }
 
@@ -590,7 +718,10 @@ steps:
         assert_eq!(t.steps[0].config["page_size"], 200);
         assert_eq!(t.steps[0].retry.max_attempts, 3);
         assert_eq!(t.steps[2].retry.max_attempts, 5);
-        assert_eq!(t.steps[2].retry.base_ms, 1000, "step retry inherits unspecified fields from defaults");
+        assert_eq!(
+            t.steps[2].retry.base_ms, 1000,
+            "step retry inherits unspecified fields from defaults"
+        );
         assert_eq!(t.steps[2].timeout_seconds, 60);
         assert_eq!(t.steps[1].timeout_seconds, 300);
     }
@@ -625,7 +756,10 @@ steps:
             "namespace: a\nname: b\nversion: 1.0.0\nsteps:\n  - {name: s, handler: h}\n  - {name: s, handler: h}\n  - {name: t, handler: h, depends_on: [nope, t]}\n",
         );
         let paths: Vec<_> = e.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, vec!["steps[1].name", "steps[2].depends_on[0]", "steps[2].depends_on[1]"]);
+        assert_eq!(
+            paths,
+            vec!["steps[1].name", "steps[2].depends_on[0]", "steps[2].depends_on[1]"]
+        );
         assert!(e[2].message.contains("itself"));
     }
 
@@ -634,24 +768,35 @@ steps:
         let text = "namespace: a\nname: b\nversion: 1.0.0\nsteps:\n  - {name: a, handler: h, depends_on: [c]}\n  - {name: b, handler: h, depends_on: [a]}\n  - {name: c, handler: h, depends_on: [b]}\n  - {name: d, handler: h}\n";
         let err = Template::parse(text).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::CycleDetected);
-        let Error::CycleDetected { path } = err else { unreachable!() };
+        let Error::CycleDetected { path } = err else {
+            unreachable!()
+        };
         assert_eq!(path.first(), path.last());
         assert_eq!(path.len(), 4);
         for w in path.windows(2) {
             // Each hop is a real edge: w[1] depends on w[0].
             let t = w[1].as_str();
             let dep = w[0].as_str();
-            assert!(text.contains(&format!("name: {t}, handler: h, depends_on: [{dep}]")), "{path:?}");
+            assert!(
+                text.contains(&format!("name: {t}, handler: h, depends_on: [{dep}]")),
+                "{path:?}"
+            );
         }
     }
 
     #[test]
     fn limits_are_enforced() {
-        let e = errors_of("namespace: a\nname: b\nversion: 1.0.0\nsteps: [{name: s, handler: h, retry: {max_attempts: 0}}]\n");
+        let e = errors_of(
+            "namespace: a\nname: b\nversion: 1.0.0\nsteps: [{name: s, handler: h, retry: {max_attempts: 0}}]\n",
+        );
         assert_eq!(e[0].path, "steps[0].retry.max_attempts");
-        let e = errors_of("namespace: a\nname: b\nversion: 1.0.0\nsteps: [{name: s, handler: h, retry: {max_attempts: 101}}]\n");
+        let e = errors_of(
+            "namespace: a\nname: b\nversion: 1.0.0\nsteps: [{name: s, handler: h, retry: {max_attempts: 101}}]\n",
+        );
         assert_eq!(e[0].path, "steps[0].retry.max_attempts");
-        let e = errors_of("namespace: a\nname: b\nversion: 1.0.0\nsteps: [{name: s, handler: h, timeout_seconds: 86401}]\n");
+        let e = errors_of(
+            "namespace: a\nname: b\nversion: 1.0.0\nsteps: [{name: s, handler: h, timeout_seconds: 86401}]\n",
+        );
         assert_eq!(e[0].path, "steps[0].timeout_seconds");
         let many: String = (0..1001).map(|i| format!("  - {{name: s{i}, handler: h}}\n")).collect();
         let e = errors_of(&format!("namespace: a\nname: b\nversion: 1.0.0\nsteps:\n{many}"));
@@ -661,7 +806,8 @@ steps:
 
     #[test]
     fn unknown_fields_are_reported() {
-        let e = errors_of("namespace: a\nname: b\nversion: 1.0.0\nstepz: []\nsteps: [{name: s, handler: h, retries: 3}]\n");
+        let e =
+            errors_of("namespace: a\nname: b\nversion: 1.0.0\nstepz: []\nsteps: [{name: s, handler: h, retries: 3}]\n");
         let paths: Vec<_> = e.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, vec!["stepz", "steps[0].retries"]);
     }
@@ -671,7 +817,9 @@ steps:
         let t = Template::parse(INVOICE).unwrap();
         t.validate_context(&serde_json::json!({"account_id": 42})).unwrap();
         let err = t.validate_context(&serde_json::json!({"account_id": "x"})).unwrap_err();
-        let Error::Validation { what, errors } = err else { panic!() };
+        let Error::Validation { what, errors } = err else {
+            panic!()
+        };
         assert_eq!(what, "context");
         assert_eq!(errors[0].path, "context.account_id");
         let err = t.validate_context(&serde_json::json!({})).unwrap_err();
@@ -680,7 +828,9 @@ steps:
 
     #[test]
     fn invalid_input_schema_is_rejected() {
-        let e = errors_of("namespace: a\nname: b\nversion: 1.0.0\ninput_schema: {type: 12}\nsteps: [{name: s, handler: h}]\n");
+        let e = errors_of(
+            "namespace: a\nname: b\nversion: 1.0.0\ninput_schema: {type: 12}\nsteps: [{name: s, handler: h}]\n",
+        );
         assert_eq!(e[0].path, "input_schema");
     }
 
@@ -690,7 +840,11 @@ steps:
             "namespace: a\nname: b\nversion: 1.0.0\nsteps:\n  - {name: d, handler: h, depends_on: [b, c]}\n  - {name: b, handler: h, depends_on: [a]}\n  - {name: c, handler: h, depends_on: [a]}\n  - {name: a, handler: h}\n",
         )
         .unwrap();
-        let order: Vec<_> = t.topological_order().into_iter().map(|i| t.steps[i].name.clone()).collect();
+        let order: Vec<_> = t
+            .topological_order()
+            .into_iter()
+            .map(|i| t.steps[i].name.clone())
+            .collect();
         assert_eq!(order, vec!["a", "b", "c", "d"]);
         let l = t.levels();
         assert_eq!((l["a"], l["b"], l["c"], l["d"]), (0, 1, 1, 2));

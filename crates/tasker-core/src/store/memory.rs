@@ -167,7 +167,10 @@ impl Store for MemoryStore {
             task_transitions_len: guard.task_transitions.len(),
             ..Undo::default()
         };
-        Ok(Box::new(MemTx { guard: Some(guard), undo }))
+        Ok(Box::new(MemTx {
+            guard: Some(guard),
+            undo,
+        }))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -175,7 +178,10 @@ impl Store for MemoryStore {
     }
 
     fn pool_stats(&self) -> PoolStats {
-        PoolStats { size: 1, idle: u32::from(self.state.try_lock().is_ok()) }
+        PoolStats {
+            size: 1,
+            idle: u32::from(self.state.try_lock().is_ok()),
+        }
     }
 
     async fn close(&self) {
@@ -240,7 +246,9 @@ impl Store for MemoryStore {
         let mut out = Vec::with_capacity(step_ids.len());
         for id in step_ids {
             let Some(step) = st.steps.get(id) else { continue };
-            let Some(task) = st.tasks.get(&step.task_id) else { continue };
+            let Some(task) = st.tasks.get(&step.task_id) else {
+                continue;
+            };
             let mut deps = Map::new();
             for p in st.parents.get(id).into_iter().flatten() {
                 if let Some(ps) = st.steps.get(p) {
@@ -260,14 +268,24 @@ impl Store for MemoryStore {
 
     async fn task_transition_list(&self, task_id: Uuid) -> Result<Vec<TaskTransition>> {
         let st = self.read().await?;
-        let mut v: Vec<_> = st.task_transitions.iter().filter(|t| t.task_id == task_id).cloned().collect();
+        let mut v: Vec<_> = st
+            .task_transitions
+            .iter()
+            .filter(|t| t.task_id == task_id)
+            .cloned()
+            .collect();
         v.sort_by_key(|t| t.sort_key);
         Ok(v)
     }
 
     async fn step_transition_list(&self, task_id: Uuid) -> Result<Vec<StepTransition>> {
         let st = self.read().await?;
-        let mut v: Vec<_> = st.step_transitions.iter().filter(|t| t.task_id == task_id).cloned().collect();
+        let mut v: Vec<_> = st
+            .step_transitions
+            .iter()
+            .filter(|t| t.task_id == task_id)
+            .cloned()
+            .collect();
         v.sort_by_key(|t| (t.step_id, t.sort_key));
         Ok(v)
     }
@@ -410,7 +428,8 @@ impl StoreTx for MemTx {
         self.undo.inserted_tasks.push(task.id);
         let st = self.st();
         if let Some(k) = &task.idempotency_key {
-            st.idempotency.insert((task.namespace.clone(), task.name.clone(), k.clone()), task.id);
+            st.idempotency
+                .insert((task.namespace.clone(), task.name.clone(), k.clone()), task.id);
         }
         st.tasks.insert(task.id, task.clone());
         st.task_steps.insert(task.id, steps.iter().map(|s| s.id).collect());
@@ -477,7 +496,9 @@ impl StoreTx for MemTx {
         for id in picked {
             self.touch_step(id);
             let st = self.st();
-            let Some(mut s) = st.steps.get(&id).cloned() else { continue };
+            let Some(mut s) = st.steps.get(&id).cloned() else {
+                continue;
+            };
             let from_state = s.state;
             s.state = StepState::InProgress;
             s.attempts += 1;
@@ -489,7 +510,11 @@ impl StoreTx for MemTx {
             s.updated_at = p.now;
             let task_state = st.tasks.get(&s.task_id).map(|t| t.state).unwrap_or(TaskState::Pending);
             st.put_step(s.clone());
-            out.push(ClaimedRow { step: s, from_state, task_state });
+            out.push(ClaimedRow {
+                step: s,
+                from_state,
+                task_state,
+            });
         }
         Ok(out)
     }

@@ -20,7 +20,11 @@ pub async fn roots_are_ready_and_children_wait(h: H) {
     assert_eq!(ready_names(&ex), vec!["a"]);
     let d = &ex.steps[3];
     assert_eq!(d.blocked_by, vec!["b", "c"]);
-    assert!(d.reasons.iter().any(|r| r.contains("waiting for b, c")), "{:?}", d.reasons);
+    assert!(
+        d.reasons.iter().any(|r| r.contains("waiting for b, c")),
+        "{:?}",
+        d.reasons
+    );
     assert!(h.claim(&["h.b", "h.c", "h.d"], 10).await.is_empty());
 }
 
@@ -43,7 +47,10 @@ pub async fn resolved_parent_counts_as_success(h: H) {
     h.diamond().await;
     let task = h.create("diamond").await;
     let a = h.step(&task, "a").await;
-    h.engine.resolve_step_manually(a.id, json!({"manual": true})).await.unwrap();
+    h.engine
+        .resolve_step_manually(a.id, json!({"manual": true}))
+        .await
+        .unwrap();
     assert_eq!(ready_names(&h.engine.explain(task.id).await.unwrap()), vec!["b", "c"]);
     let b = h.claim_step("b").await;
     assert_eq!(b.dependency_results.get("a"), Some(&json!({"manual": true})));
@@ -57,7 +64,11 @@ pub async fn retry_waits_until_next_attempt_at(h: H) {
     let s = h.engine.fail(c.token, StepFailure::retryable("flaky")).await.unwrap();
     assert_eq!(s.state, StepState::WaitingForRetry);
     let due = s.next_attempt_at.unwrap();
-    assert_eq!((due - h.engine.now()).num_milliseconds(), 1000, "base_ms with no jitter");
+    assert_eq!(
+        (due - h.engine.now()).num_milliseconds(),
+        1000,
+        "base_ms with no jitter"
+    );
     let ex = h.engine.explain(task.id).await.unwrap();
     assert!(!ex.steps[0].ready);
     assert_eq!(ex.steps[0].retry_at, Some(due));
@@ -81,7 +92,8 @@ pub async fn steps_of_a_cancelled_task_are_not_claimed(h: H) {
 }
 
 pub async fn steps_of_an_errored_task_are_not_claimed(h: H) {
-    h.template("pair", &[("a", &[]), ("b", &[])], json!({"max_attempts": 1})).await;
+    h.template("pair", &[("a", &[]), ("b", &[])], json!({"max_attempts": 1}))
+        .await;
     let task = h.create("pair").await;
     let a = h.claim_step("a").await;
     h.engine.fail(a.token, StepFailure::permanent("no")).await.unwrap();
@@ -95,7 +107,8 @@ pub async fn steps_of_an_errored_task_are_not_claimed(h: H) {
 }
 
 pub async fn claim_respects_handler_keys_and_limit(h: H) {
-    h.template("wide", &[("a", &[]), ("b", &[]), ("c", &[]), ("d", &[])], json!({})).await;
+    h.template("wide", &[("a", &[]), ("b", &[]), ("c", &[]), ("d", &[])], json!({}))
+        .await;
     h.create("wide").await;
     h.create("wide").await;
     let got = h.claim(&["h.a", "h.b"], 3).await;
@@ -116,10 +129,19 @@ pub async fn claim_takes_oldest_first(h: H) {
 }
 
 pub async fn claim_rejects_bad_requests(h: H) {
-    for (keys, limit, lease) in [(vec![], 1, LEASE), (vec!["h.a".to_string()], 0, LEASE), (vec!["h.a".to_string()], 1, Duration::ZERO)] {
+    for (keys, limit, lease) in [
+        (vec![], 1, LEASE),
+        (vec!["h.a".to_string()], 0, LEASE),
+        (vec!["h.a".to_string()], 1, Duration::ZERO),
+    ] {
         let err = h
             .engine
-            .claim(&ClaimRequest { worker_id: "w".into(), handler_keys: keys, limit, lease })
+            .claim(&ClaimRequest {
+                worker_id: "w".into(),
+                handler_keys: keys,
+                limit,
+                lease,
+            })
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Validation);
@@ -134,9 +156,21 @@ pub async fn claim_starts_task_and_records_the_lease(h: H) {
     assert_eq!(t.state, TaskState::InProgress);
     assert_eq!(t.started_at, Some(h.engine.now()));
     let s = h.step(&task, "a").await;
-    assert_eq!((s.state, s.attempts, s.worker_id.as_deref()), (StepState::InProgress, 1, Some("w1")));
-    assert_eq!(s.lease_expires_at, Some(h.engine.now() + chrono::TimeDelta::seconds(30)));
-    assert_eq!(c.token, ClaimToken { step_id: s.id, attempt: 1 });
+    assert_eq!(
+        (s.state, s.attempts, s.worker_id.as_deref()),
+        (StepState::InProgress, 1, Some("w1"))
+    );
+    assert_eq!(
+        s.lease_expires_at,
+        Some(h.engine.now() + chrono::TimeDelta::seconds(30))
+    );
+    assert_eq!(
+        c.token,
+        ClaimToken {
+            step_id: s.id,
+            attempt: 1
+        }
+    );
     assert_eq!(c.deadline, h.engine.now() + chrono::TimeDelta::seconds(60));
     assert_eq!((c.attempt, c.max_attempts), (1, 3));
     h.check(&task).await;
@@ -151,7 +185,10 @@ pub async fn claim_hands_out_context_config_and_parent_results(h: H) {
     let d = h.claim_step("d").await;
     assert_eq!(d.context, json!({"n": 1}));
     assert_eq!(d.config, json!({"step": "d"}));
-    assert_eq!((d.namespace.as_str(), d.task_name.as_str(), d.step_name.as_str()), ("t", "diamond", "d"));
+    assert_eq!(
+        (d.namespace.as_str(), d.task_name.as_str(), d.step_name.as_str()),
+        ("t", "diamond", "d")
+    );
     assert_eq!(d.dependency_results.len(), 2);
     assert_eq!(d.dependency_results["b"], json!({"from": "b"}));
     assert_eq!(d.dependency_results["c"], json!({"from": "c"}));
@@ -172,7 +209,12 @@ pub async fn concurrent_claims_never_hand_out_a_step_twice(h: H) {
         joins.push(tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
-                let req = ClaimRequest { worker_id: format!("w{w}"), handler_keys: keys.clone(), limit: 7, lease: LEASE };
+                let req = ClaimRequest {
+                    worker_id: format!("w{w}"),
+                    handler_keys: keys.clone(),
+                    limit: 7,
+                    lease: LEASE,
+                };
                 let c = engine.claim(&req).await.unwrap();
                 if c.is_empty() {
                     return got;
@@ -200,9 +242,16 @@ pub async fn heartbeat_extends_live_claims_only(h: H) {
     let ext = h.engine.heartbeat(&[a.token, b.token], LEASE).await.unwrap();
     assert_eq!(ext, vec![a.token], "b is finished, so its claim is gone");
     let s = h.step(&task, "a").await;
-    assert_eq!(s.lease_expires_at, Some(h.engine.now() + chrono::TimeDelta::seconds(30)));
+    assert_eq!(
+        s.lease_expires_at,
+        Some(h.engine.now() + chrono::TimeDelta::seconds(30))
+    );
     h.advance_ms(30_000);
-    assert_eq!(h.engine.reap_expired_leases(100).await.unwrap(), Default::default(), "the extended lease holds");
+    assert_eq!(
+        h.engine.reap_expired_leases(100).await.unwrap(),
+        Default::default(),
+        "the extended lease holds"
+    );
     h.advance_ms(1);
     assert_eq!(h.engine.reap_expired_leases(100).await.unwrap().retried, 1);
     h.check(&task).await;
@@ -213,7 +262,11 @@ pub async fn reaper_retries_expired_leases_with_attempts_left(h: H) {
     let task = h.create("diamond").await;
     let first = h.claim_step("a").await;
     h.advance_ms(30_000);
-    assert_eq!(h.engine.reap_expired_leases(100).await.unwrap(), Default::default(), "a lease ending now has not expired");
+    assert_eq!(
+        h.engine.reap_expired_leases(100).await.unwrap(),
+        Default::default(),
+        "a lease ending now has not expired"
+    );
     h.advance_ms(1);
     let r = h.engine.reap_expired_leases(100).await.unwrap();
     assert_eq!((r.retried, r.failed), (1, 0));
@@ -232,7 +285,8 @@ pub async fn reaper_retries_expired_leases_with_attempts_left(h: H) {
 }
 
 pub async fn reaper_fails_exhausted_steps_as_worker_lost(h: H) {
-    h.template("solo", &[("a", &[]), ("b", &["a"])], json!({"max_attempts": 1})).await;
+    h.template("solo", &[("a", &[]), ("b", &["a"])], json!({"max_attempts": 1}))
+        .await;
     let task = h.create("solo").await;
     h.claim_step("a").await;
     h.advance_ms(30_001);
@@ -262,8 +316,14 @@ pub async fn stale_tokens_are_rejected(h: H) {
     h.diamond().await;
     let task = h.create("diamond").await;
     let a = h.claim_step("a").await;
-    let wrong = ClaimToken { step_id: a.step_id, attempt: 2 };
-    assert_eq!(h.engine.complete(wrong, json!(1)).await.unwrap_err().kind(), ErrorKind::StaleClaim);
+    let wrong = ClaimToken {
+        step_id: a.step_id,
+        attempt: 2,
+    };
+    assert_eq!(
+        h.engine.complete(wrong, json!(1)).await.unwrap_err().kind(),
+        ErrorKind::StaleClaim
+    );
     h.engine.complete(a.token, json!(1)).await.unwrap();
     let err = h.engine.complete(a.token, json!(2)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StaleClaim, "a completion is recorded once");
@@ -274,10 +334,18 @@ pub async fn stale_tokens_are_rejected(h: H) {
 }
 
 pub async fn batch_outcomes_are_judged_one_by_one(h: H) {
-    h.template("trio", &[("a", &[]), ("b", &[]), ("c", &[])], json!({"max_attempts": 2, "backoff": "none"})).await;
+    h.template(
+        "trio",
+        &[("a", &[]), ("b", &[]), ("c", &[])],
+        json!({"max_attempts": 2, "backoff": "none"}),
+    )
+    .await;
     let task = h.create("trio").await;
     let got = h.claim(&["h.a", "h.b", "h.c"], 3).await;
-    let stale = ClaimToken { step_id: got[2].step_id, attempt: 9 };
+    let stale = ClaimToken {
+        step_id: got[2].step_id,
+        attempt: 9,
+    };
     let res = h
         .engine
         .finish_many(vec![
@@ -290,12 +358,21 @@ pub async fn batch_outcomes_are_judged_one_by_one(h: H) {
     assert_eq!(res[0].as_ref().unwrap().state, StepState::Complete);
     assert_eq!(res[1].as_ref().unwrap().state, StepState::WaitingForRetry);
     assert_eq!(res[2].as_ref().unwrap_err().kind(), ErrorKind::StaleClaim);
-    assert_eq!(h.step(&task, "c").await.state, StepState::InProgress, "the stale item wrote nothing");
+    assert_eq!(
+        h.step(&task, "c").await.state,
+        StepState::InProgress,
+        "the stale item wrote nothing"
+    );
     h.check(&task).await;
 }
 
 pub async fn retryable_failure_backs_off_exponentially(h: H) {
-    h.template("flaky", &[("a", &[])], json!({"max_attempts": 4, "backoff": "exponential", "base_ms": 100, "max_ms": 250, "jitter": 0.0})).await;
+    h.template(
+        "flaky",
+        &[("a", &[])],
+        json!({"max_attempts": 4, "backoff": "exponential", "base_ms": 100, "max_ms": 250, "jitter": 0.0}),
+    )
+    .await;
     let task = h.create("flaky").await;
     let mut delays = Vec::new();
     for _ in 0..3 {
@@ -315,14 +392,33 @@ pub async fn retryable_failure_backs_off_exponentially(h: H) {
 }
 
 pub async fn retry_after_overrides_backoff_and_is_capped(h: H) {
-    h.template("after", &[("a", &[])], json!({"max_attempts": 5, "base_ms": 1000, "max_ms": 5000, "jitter": 0.0})).await;
+    h.template(
+        "after",
+        &[("a", &[])],
+        json!({"max_attempts": 5, "base_ms": 1000, "max_ms": 5000, "jitter": 0.0}),
+    )
+    .await;
     let task = h.create("after").await;
     let c = h.claim_step("a").await;
-    let s = h.engine.fail(c.token, StepFailure::retryable("slow down").with_retry_after(Duration::from_millis(42))).await.unwrap();
+    let s = h
+        .engine
+        .fail(
+            c.token,
+            StepFailure::retryable("slow down").with_retry_after(Duration::from_millis(42)),
+        )
+        .await
+        .unwrap();
     assert_eq!((s.next_attempt_at.unwrap() - h.engine.now()).num_milliseconds(), 42);
     h.advance_ms(42);
     let c = h.claim_step("a").await;
-    let s = h.engine.fail(c.token, StepFailure::retryable("later").with_retry_after(Duration::from_secs(3600))).await.unwrap();
+    let s = h
+        .engine
+        .fail(
+            c.token,
+            StepFailure::retryable("later").with_retry_after(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
     assert_eq!((s.next_attempt_at.unwrap() - h.engine.now()).num_milliseconds(), 5000);
     h.check(&task).await;
 }
@@ -331,27 +427,40 @@ pub async fn permanent_failure_is_never_retried(h: H) {
     h.template("perm", &[("a", &[])], json!({"max_attempts": 5})).await;
     let task = h.create("perm").await;
     let c = h.claim_step("a").await;
-    let s = h.engine.fail(c.token, StepFailure::permanent("bad input").with_code("E42")).await.unwrap();
+    let s = h
+        .engine
+        .fail(c.token, StepFailure::permanent("bad input").with_code("E42"))
+        .await
+        .unwrap();
     assert_eq!(s.state, StepState::Error);
     let e = s.error.unwrap();
-    assert_eq!((e.error_class.as_str(), e.code.as_deref(), e.retryable), ("PermanentError", Some("E42"), false));
+    assert_eq!(
+        (e.error_class.as_str(), e.code.as_deref(), e.retryable),
+        ("PermanentError", Some("E42"), false)
+    );
     assert_eq!(h.task_state(&task).await, TaskState::Error);
     h.check(&task).await;
 }
 
 pub async fn non_retryable_step_runs_once(h: H) {
-    h.template("once", &[("a", &[])], json!({"max_attempts": 5, "retryable": false})).await;
+    h.template("once", &[("a", &[])], json!({"max_attempts": 5, "retryable": false}))
+        .await;
     let task = h.create("once").await;
     let c = h.claim_step("a").await;
     assert_eq!(c.max_attempts, 1);
-    let s = h.engine.fail(c.token, StepFailure::retryable("transient")).await.unwrap();
+    let s = h
+        .engine
+        .fail(c.token, StepFailure::retryable("transient"))
+        .await
+        .unwrap();
     assert_eq!(s.state, StepState::Error);
     assert_eq!(h.task_state(&task).await, TaskState::Error);
     h.check(&task).await;
 }
 
 pub async fn failure_details_are_recorded(h: H) {
-    h.template("details", &[("a", &[])], json!({"max_attempts": 2, "backoff": "none"})).await;
+    h.template("details", &[("a", &[])], json!({"max_attempts": 2, "backoff": "none"}))
+        .await;
     let task = h.create("details").await;
     let c = h.claim_step("a").await;
     let mut f = StepFailure::retryable("boom").with_class("KeyError");
@@ -384,7 +493,14 @@ pub async fn permanent_failure_lets_independent_branches_finish(h: H) {
     // a -> (b, c); b -> d; c -> e; (d, e) -> f. b fails: c and e still run, d and f stay pending.
     h.template(
         "branches",
-        &[("a", &[]), ("b", &["a"]), ("c", &["a"]), ("d", &["b"]), ("e", &["c"]), ("f", &["d", "e"])],
+        &[
+            ("a", &[]),
+            ("b", &["a"]),
+            ("c", &["a"]),
+            ("d", &["b"]),
+            ("e", &["c"]),
+            ("f", &["d", "e"]),
+        ],
         json!({"max_attempts": 1}),
     )
     .await;
@@ -407,7 +523,12 @@ pub async fn permanent_failure_lets_independent_branches_finish(h: H) {
 }
 
 pub async fn task_errors_only_when_nothing_can_run(h: H) {
-    h.template("pair", &[("a", &[]), ("b", &[])], json!({"max_attempts": 2, "backoff": "none"})).await;
+    h.template(
+        "pair",
+        &[("a", &[]), ("b", &[])],
+        json!({"max_attempts": 2, "backoff": "none"}),
+    )
+    .await;
     let task = h.create("pair").await;
     let a = h.claim_step("a").await;
     let b = h.claim_step("b").await;
@@ -422,7 +543,12 @@ pub async fn task_errors_only_when_nothing_can_run(h: H) {
 }
 
 pub async fn maintenance_reaps_and_announces_due_retries(h: H) {
-    h.template("pair", &[("a", &[]), ("b", &[])], json!({"max_attempts": 3, "base_ms": 1000, "jitter": 0.0})).await;
+    h.template(
+        "pair",
+        &[("a", &[]), ("b", &[])],
+        json!({"max_attempts": 3, "base_ms": 1000, "jitter": 0.0}),
+    )
+    .await;
     let task = h.create("pair").await;
     h.claim_step("a").await;
     let b = h.claim_step("b").await;
@@ -435,6 +561,10 @@ pub async fn maintenance_reaps_and_announces_due_retries(h: H) {
     assert_eq!(second.retries_due, 1, "b fell due since the first pass");
     h.advance_ms(29_001);
     let third = h.engine.run_maintenance(second.at, 100).await.unwrap();
-    assert_eq!((third.reaped.retried, third.retries_due), (1, 0), "a's lease expired; b was already announced");
+    assert_eq!(
+        (third.reaped.retried, third.retries_due),
+        (1, 0),
+        "a's lease expired; b was already announced"
+    );
     h.check(&task).await;
 }

@@ -15,7 +15,12 @@ use tasker_core::*;
 use super::harness::{check_invariants, H};
 
 pub async fn cancel_cancels_every_unfinished_step(h: H) {
-    h.template("four", &[("a", &[]), ("b", &[]), ("c", &[]), ("d", &["a"])], json!({"max_attempts": 3, "backoff": "none"})).await;
+    h.template(
+        "four",
+        &[("a", &[]), ("b", &[]), ("c", &[]), ("d", &["a"])],
+        json!({"max_attempts": 3, "backoff": "none"}),
+    )
+    .await;
     let task = h.create("four").await;
     h.run_step("a").await;
     let b = h.claim_step("b").await;
@@ -42,12 +47,20 @@ pub async fn cancelling_a_finished_task_is_invalid(h: H) {
     assert_eq!(err.kind(), ErrorKind::InvalidTransition);
     let other = h.create("one").await;
     h.engine.cancel_task(other.id, None).await.unwrap();
-    assert_eq!(h.engine.cancel_task(other.id, None).await.unwrap_err().kind(), ErrorKind::InvalidTransition);
+    assert_eq!(
+        h.engine.cancel_task(other.id, None).await.unwrap_err().kind(),
+        ErrorKind::InvalidTransition
+    );
     h.check(&task).await;
 }
 
 pub async fn retry_task_gives_failed_steps_a_fresh_budget(h: H) {
-    h.template("chain", &[("a", &[]), ("b", &["a"])], json!({"max_attempts": 2, "backoff": "none"})).await;
+    h.template(
+        "chain",
+        &[("a", &[]), ("b", &["a"])],
+        json!({"max_attempts": 2, "backoff": "none"}),
+    )
+    .await;
     let task = h.create("chain").await;
     for _ in 0..2 {
         let c = h.claim_step("a").await;
@@ -60,7 +73,10 @@ pub async fn retry_task_gives_failed_steps_a_fresh_budget(h: H) {
     assert_eq!((s.state, s.attempts, s.max_attempts), (StepState::Pending, 2, 4));
     let c = h.claim_step("a").await;
     assert_eq!(c.attempt, 3, "attempt numbers keep counting, so old tokens stay stale");
-    h.engine.fail(c.token, StepFailure::retryable("still down")).await.unwrap();
+    h.engine
+        .fail(c.token, StepFailure::retryable("still down"))
+        .await
+        .unwrap();
     h.run_step("a").await;
     h.run_step("b").await;
     assert_eq!(h.task_state(&task).await, TaskState::Complete);
@@ -70,16 +86,24 @@ pub async fn retry_task_gives_failed_steps_a_fresh_budget(h: H) {
 pub async fn retry_task_needs_an_errored_task(h: H) {
     h.diamond().await;
     let task = h.create("diamond").await;
-    assert_eq!(h.engine.retry_task(task.id).await.unwrap_err().kind(), ErrorKind::InvalidTransition);
+    assert_eq!(
+        h.engine.retry_task(task.id).await.unwrap_err().kind(),
+        ErrorKind::InvalidTransition
+    );
 }
 
 pub async fn resolving_a_failed_step_resumes_the_task(h: H) {
-    h.template("chain", &[("a", &[]), ("b", &["a"])], json!({"max_attempts": 1})).await;
+    h.template("chain", &[("a", &[]), ("b", &["a"])], json!({"max_attempts": 1}))
+        .await;
     let task = h.create("chain").await;
     let a = h.claim_step("a").await;
     h.engine.fail(a.token, StepFailure::permanent("bad")).await.unwrap();
     assert_eq!(h.task_state(&task).await, TaskState::Error);
-    let s = h.engine.resolve_step_manually(a.step_id, json!({"fixed": "by hand"})).await.unwrap();
+    let s = h
+        .engine
+        .resolve_step_manually(a.step_id, json!({"fixed": "by hand"}))
+        .await
+        .unwrap();
     assert_eq!(s.state, StepState::ResolvedManually);
     assert_eq!(h.task_state(&task).await, TaskState::InProgress);
     let b = h.claim_step("b").await;
@@ -90,7 +114,8 @@ pub async fn resolving_a_failed_step_resumes_the_task(h: H) {
 }
 
 pub async fn resolving_the_last_failure_completes_the_task(h: H) {
-    h.template("pair", &[("a", &[]), ("b", &[])], json!({"max_attempts": 1})).await;
+    h.template("pair", &[("a", &[]), ("b", &[])], json!({"max_attempts": 1}))
+        .await;
     let task = h.create("pair").await;
     let a = h.claim_step("a").await;
     h.engine.fail(a.token, StepFailure::permanent("bad")).await.unwrap();
@@ -109,7 +134,11 @@ pub async fn resolving_a_completed_step_is_invalid(h: H) {
     assert_eq!(err.kind(), ErrorKind::InvalidTransition);
     let b = h.claim_step("b").await;
     let err = h.engine.resolve_step_manually(b.step_id, json!(1)).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidTransition, "a running step cannot be resolved");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::InvalidTransition,
+        "a running step cannot be resolved"
+    );
     h.check(&task).await;
 }
 
@@ -127,10 +156,17 @@ pub async fn resolving_every_step_completes_a_pending_task(h: H) {
 pub async fn resolve_task_manually_from_error(h: H) {
     h.template("one", &[("a", &[])], json!({"max_attempts": 1})).await;
     let task = h.create("one").await;
-    assert_eq!(h.engine.resolve_task_manually(task.id, None).await.unwrap_err().kind(), ErrorKind::InvalidTransition);
+    assert_eq!(
+        h.engine.resolve_task_manually(task.id, None).await.unwrap_err().kind(),
+        ErrorKind::InvalidTransition
+    );
     let a = h.claim_step("a").await;
     h.engine.fail(a.token, StepFailure::permanent("bad")).await.unwrap();
-    let t = h.engine.resolve_task_manually(task.id, Some("handled offline")).await.unwrap();
+    let t = h
+        .engine
+        .resolve_task_manually(task.id, Some("handled offline"))
+        .await
+        .unwrap();
     assert_eq!(t.state, TaskState::ResolvedManually);
     h.check(&task).await;
 }
@@ -138,7 +174,8 @@ pub async fn resolve_task_manually_from_error(h: H) {
 pub async fn every_legal_transition_is_reachable_and_recorded(h: H) {
     let fast = json!({"max_attempts": 2, "backoff": "none"});
     h.template("chain", &[("a", &[]), ("b", &["a"])], fast.clone()).await;
-    h.template("trio", &[("a", &[]), ("b", &[]), ("c", &[])], fast.clone()).await;
+    h.template("trio", &[("a", &[]), ("b", &[]), ("c", &[])], fast.clone())
+        .await;
     let mut tasks = Vec::new();
 
     // 1: claim, fail_retryable, claim again from waiting_for_retry, complete; task starts and completes.
@@ -253,21 +290,42 @@ pub async fn every_transition_publishes_an_event(h: H) {
     let (tr, sr) = h.engine.transitions(task.id).await.unwrap();
     assert_eq!(events.len(), tr.len() + sr.len());
     let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
-    for want in ["task.created", "step.created", "task.started", "step.claimed", "step.retry_scheduled", "step.completed", "task.completed"] {
+    for want in [
+        "task.created",
+        "step.created",
+        "task.started",
+        "step.claimed",
+        "step.retry_scheduled",
+        "step.completed",
+        "task.completed",
+    ] {
         assert!(names.contains(&want), "missing {want}: {names:?}");
     }
     let done = events.iter().find(|e| e.name == "step.completed").unwrap();
-    assert_eq!((done.step_name.as_deref(), done.from_state.as_deref(), done.to_state.as_str()), (Some("a"), Some("in_progress"), "complete"));
+    assert_eq!(
+        (
+            done.step_name.as_deref(),
+            done.from_state.as_deref(),
+            done.to_state.as_str()
+        ),
+        (Some("a"), Some("in_progress"), "complete")
+    );
     assert_eq!(done.attempt, Some(2));
     assert_eq!(sub.dropped(), 0);
 }
 
 pub async fn subscriptions_filter_and_count_drops(h: H) {
     h.diamond().await;
-    let mut only_tasks = h.engine.subscribe(EventFilter { names: vec!["task".into()], ..Default::default() });
+    let mut only_tasks = h.engine.subscribe(EventFilter {
+        names: vec!["task".into()],
+        ..Default::default()
+    });
     let t1 = h.create("diamond").await;
     let _t2 = h.create("diamond").await;
-    let mut one = h.engine.subscribe(EventFilter { task_id: Some(t1.id), ..Default::default() });
+    let mut one = h.engine.subscribe(EventFilter {
+        task_id: Some(t1.id),
+        ..Default::default()
+    });
     h.run_step("a").await;
     h.run_step("a").await;
     let evs = only_tasks.drain();
@@ -281,10 +339,16 @@ pub async fn subscriptions_filter_and_count_drops(h: H) {
     let clock = Arc::new(ManualClock::fixed());
     let small = Engine::with_store(
         Arc::new(tasker_core::store::memory::MemoryStore::new()),
-        tasker_core::EngineOptions { clock, event_capacity: 4, ..Default::default() },
+        tasker_core::EngineOptions {
+            clock,
+            event_capacity: 4,
+            ..Default::default()
+        },
     );
     let mut sub = small.subscribe(EventFilter::default());
-    testkit::create_tasks(&small, &Pattern::Linear(5).template(), 2, json!({})).await.unwrap();
+    testkit::create_tasks(&small, &Pattern::Linear(5).template(), 2, json!({}))
+        .await
+        .unwrap();
     let got = sub.drain();
     assert_eq!(got.len(), 4);
     assert_eq!(sub.dropped(), 12 - 4);
@@ -293,20 +357,36 @@ pub async fn subscriptions_filter_and_count_drops(h: H) {
 pub async fn execution_context_and_levels(h: H) {
     h.template(
         "branches",
-        &[("a", &[]), ("b", &["a"]), ("c", &["a"]), ("d", &["b"]), ("e", &["c"]), ("f", &["d", "e"])],
+        &[
+            ("a", &[]),
+            ("b", &["a"]),
+            ("c", &["a"]),
+            ("d", &["b"]),
+            ("e", &["c"]),
+            ("f", &["d", "e"]),
+        ],
         json!({"max_attempts": 2, "backoff": "exponential", "base_ms": 1000, "jitter": 0.0}),
     )
     .await;
     let task = h.create("branches").await;
     let ec = h.engine.execution_context(task.id).await.unwrap();
     assert_eq!((ec.total_steps, ec.ready_steps, ec.pending_steps), (6, 1, 6));
-    assert_eq!((ec.execution_status, ec.recommended_action), (ExecutionStatus::HasReadySteps, RecommendedAction::ExecuteReadySteps));
+    assert_eq!(
+        (ec.execution_status, ec.recommended_action),
+        (ExecutionStatus::HasReadySteps, RecommendedAction::ExecuteReadySteps)
+    );
     let a = h.claim_step("a").await;
     let ec = h.engine.execution_context(task.id).await.unwrap();
-    assert_eq!((ec.execution_status, ec.in_progress_steps), (ExecutionStatus::Processing, 1));
+    assert_eq!(
+        (ec.execution_status, ec.in_progress_steps),
+        (ExecutionStatus::Processing, 1)
+    );
     h.engine.fail(a.token, StepFailure::retryable("x")).await.unwrap();
     let ec = h.engine.execution_context(task.id).await.unwrap();
-    assert_eq!((ec.execution_status, ec.recommended_action), (ExecutionStatus::WaitingForRetry, RecommendedAction::WaitForRetry));
+    assert_eq!(
+        (ec.execution_status, ec.recommended_action),
+        (ExecutionStatus::WaitingForRetry, RecommendedAction::WaitForRetry)
+    );
     h.advance_ms(1000);
     h.run_step("a").await;
     let b = h.claim_step("b").await;
@@ -314,17 +394,32 @@ pub async fn execution_context_and_levels(h: H) {
     h.run_step("c").await;
     h.run_step("e").await;
     let ec = h.engine.execution_context(task.id).await.unwrap();
-    assert_eq!((ec.execution_status, ec.recommended_action), (ExecutionStatus::BlockedByFailures, RecommendedAction::HandleFailures));
+    assert_eq!(
+        (ec.execution_status, ec.recommended_action),
+        (ExecutionStatus::BlockedByFailures, RecommendedAction::HandleFailures)
+    );
     assert_eq!((ec.failed_steps, ec.blocked_steps, ec.completed_steps), (1, 2, 3));
     assert_eq!(ec.task_state, TaskState::Error);
-    let levels: Vec<(String, u32)> = h.engine.dependency_levels(task.id).await.unwrap().into_iter().map(|l| (l.name, l.level)).collect();
-    let want: Vec<(String, u32)> = [("a", 0), ("b", 1), ("c", 1), ("d", 2), ("e", 2), ("f", 3)].iter().map(|(n, l)| (n.to_string(), *l)).collect();
+    let levels: Vec<(String, u32)> = h
+        .engine
+        .dependency_levels(task.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.name, l.level))
+        .collect();
+    let want: Vec<(String, u32)> = [("a", 0), ("b", 1), ("c", 1), ("d", 2), ("e", 2), ("f", 3)]
+        .iter()
+        .map(|(n, l)| (n.to_string(), *l))
+        .collect();
     assert_eq!(levels, want);
 }
 
 pub async fn health_counts_are_exact(h: H) {
-    h.template("pair", &[("a", &[]), ("b", &[])], json!({"max_attempts": 1})).await;
-    h.template("retry", &[("r", &[])], json!({"max_attempts": 3, "backoff": "none"})).await;
+    h.template("pair", &[("a", &[]), ("b", &[])], json!({"max_attempts": 1}))
+        .await;
+    h.template("retry", &[("r", &[])], json!({"max_attempts": 3, "backoff": "none"}))
+        .await;
     let t1 = h.create("pair").await;
     h.create("pair").await;
     let t3 = h.create("retry").await;
@@ -340,14 +435,23 @@ pub async fn health_counts_are_exact(h: H) {
     assert_eq!(hc.tasks["pending"], 1);
     assert_eq!(hc.tasks["in_progress"], 1, "t3");
     assert_eq!(hc.tasks["complete"], 0);
-    assert_eq!((hc.steps["complete"], hc.steps["error"], hc.steps["pending"], hc.steps["waiting_for_retry"]), (1, 1, 2, 1));
+    assert_eq!(
+        (
+            hc.steps["complete"],
+            hc.steps["error"],
+            hc.steps["pending"],
+            hc.steps["waiting_for_retry"]
+        ),
+        (1, 1, 2, 1)
+    );
     assert_eq!((hc.retrying, hc.exhausted), (1, 1));
     h.check(&t1).await;
     h.check(&t3).await;
 }
 
 pub async fn analytics_metrics_are_exact(h: H) {
-    h.template("one", &[("a", &[])], json!({"max_attempts": 2, "backoff": "none"})).await;
+    h.template("one", &[("a", &[])], json!({"max_attempts": 2, "backoff": "none"}))
+        .await;
     let since = h.engine.now();
     // Four tasks whose single step takes 100, 200, 300 and 400 ms; the third fails once first.
     let mut tasks = Vec::new();
@@ -384,24 +488,46 @@ pub async fn analytics_metrics_are_exact(h: H) {
     assert_eq!(m.task_throughput_per_second, 1.0);
     assert_eq!((m.steps_completed, m.steps_failed, m.step_retries), (4, 1, 1));
     assert_eq!(m.step_duration.count, 4);
-    assert_eq!((m.step_duration.p50_ms, m.step_duration.p95_ms, m.step_duration.max_ms), (200, 400, 400));
+    assert_eq!(
+        (m.step_duration.p50_ms, m.step_duration.p95_ms, m.step_duration.max_ms),
+        (200, 400, 400)
+    );
     assert_eq!(m.step_duration.mean_ms, 250.0);
     // Tasks were created at `since`: durations 1100, 1300, 1650, 2050.
     assert_eq!((m.task_duration.p50_ms, m.task_duration.p95_ms), (1300, 2050));
     assert_eq!(m.task_duration.mean_ms, 1525.0);
     let later = h.engine.analytics_metrics(h.engine.now()).await.unwrap();
-    assert_eq!((later.tasks_completed, later.steps_completed, later.step_retries), (0, 0, 0));
+    assert_eq!(
+        (later.tasks_completed, later.steps_completed, later.step_retries),
+        (0, 0, 0)
+    );
 
     let slow = h.engine.slowest_steps(&AnalyticsFilter::default(), 2).await.unwrap();
     assert_eq!(slow.iter().map(|s| s.duration_ms).collect::<Vec<_>>(), vec![1000, 400]);
     assert_eq!(slow[0].task_id, bad.id);
-    let f = AnalyticsFilter { name: Some("one".into()), ..Default::default() };
+    let f = AnalyticsFilter {
+        name: Some("one".into()),
+        ..Default::default()
+    };
     let slow = h.engine.slowest_steps(&f, 10).await.unwrap();
-    assert_eq!(slow.iter().map(|s| s.duration_ms).collect::<Vec<_>>(), vec![400, 300, 200, 100]);
+    assert_eq!(
+        slow.iter().map(|s| s.duration_ms).collect::<Vec<_>>(),
+        vec![400, 300, 200, 100]
+    );
     assert_eq!(slow[1].attempts, 2);
     let slow = h.engine.slowest_tasks(&f, 1).await.unwrap();
     assert_eq!((slow[0].task_id, slow[0].duration_ms), (tasks[3].id, 2050));
-    let none = h.engine.slowest_tasks(&AnalyticsFilter { version: Some("9.9.9".into()), ..Default::default() }, 5).await.unwrap();
+    let none = h
+        .engine
+        .slowest_tasks(
+            &AnalyticsFilter {
+                version: Some("9.9.9".into()),
+                ..Default::default()
+            },
+            5,
+        )
+        .await
+        .unwrap();
     assert!(none.is_empty());
 }
 
@@ -410,13 +536,24 @@ pub async fn closed_engine_refuses_every_call(h: H) {
     h.engine.close().await;
     h.engine.close().await;
     assert_eq!(h.engine.templates().await.unwrap_err().kind(), ErrorKind::Closed);
-    assert_eq!(h.engine.tasks(&TaskFilter::default()).await.unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(
+        h.engine.tasks(&TaskFilter::default()).await.unwrap_err().kind(),
+        ErrorKind::Closed
+    );
     assert_eq!(h.engine.ping().await.unwrap_err().kind(), ErrorKind::Closed);
     assert_eq!(h.engine.health_counts().await.unwrap_err().kind(), ErrorKind::Closed);
 }
 
 async fn run_worker(engine: &Engine, handlers: Vec<(&str, Arc<dyn StepHandler>)>) -> tasker_core::worker::WorkerStats {
-    let mut w = Worker::new(engine.clone(), WorkerConfig { worker_id: "rust".into(), concurrency: 4, batch_size: 8, ..Default::default() });
+    let mut w = Worker::new(
+        engine.clone(),
+        WorkerConfig {
+            worker_id: "rust".into(),
+            concurrency: 4,
+            batch_size: 8,
+            ..Default::default()
+        },
+    );
     for (k, hd) in handlers {
         w.handle_arc(k, hd);
     }
@@ -425,12 +562,24 @@ async fn run_worker(engine: &Engine, handlers: Vec<(&str, Arc<dyn StepHandler>)>
 
 pub async fn worker_runs_every_pattern_to_completion(mut h: H) {
     let engine = h.wall_clock_engine().await;
-    let patterns = [Pattern::Linear(5), Pattern::Diamond, Pattern::Parallel(6), Pattern::Tree { depth: 2, fanout: 3 }, Pattern::Mixed];
+    let patterns = [
+        Pattern::Linear(5),
+        Pattern::Diamond,
+        Pattern::Parallel(6),
+        Pattern::Tree { depth: 2, fanout: 3 },
+        Pattern::Mixed,
+    ];
     let mut tasks = Vec::new();
     for p in patterns {
-        tasks.extend(testkit::create_tasks(&engine, &p.template(), 3, json!({})).await.unwrap());
+        tasks.extend(
+            testkit::create_tasks(&engine, &p.template(), 3, json!({}))
+                .await
+                .unwrap(),
+        );
     }
-    let stats = testkit::run_noop_until_idle(&engine, &[testkit::NOOP_HANDLER]).await.unwrap();
+    let stats = testkit::run_noop_until_idle(&engine, &[testkit::NOOP_HANDLER])
+        .await
+        .unwrap();
     assert_eq!(stats.succeeded, 3 * (5 + 4 + 8 + 13 + 7));
     for t in &tasks {
         assert_eq!(engine.task(t.id).await.unwrap().state, TaskState::Complete);
@@ -441,7 +590,10 @@ pub async fn worker_runs_every_pattern_to_completion(mut h: H) {
 pub async fn worker_retries_failures_and_records_panics(mut h: H) {
     let engine = h.wall_clock_engine().await;
     let t = Pattern::Diamond.template_with("w", |n| format!("w.{n}"), json!({"max_attempts": 3, "backoff": "none"}));
-    let task = testkit::create_tasks(&engine, &t, 1, json!({})).await.unwrap().remove(0);
+    let task = testkit::create_tasks(&engine, &t, 1, json!({}))
+        .await
+        .unwrap()
+        .remove(0);
     let calls = Arc::new(AtomicU32::new(0));
     let c2 = calls.clone();
     let flaky: Arc<dyn StepHandler> = Arc::new(handler_fn(move |ctx: StepContext| {
@@ -461,15 +613,35 @@ pub async fn worker_retries_failures_and_records_panics(mut h: H) {
         }
         Ok(Value::Null)
     }));
-    let ok: Arc<dyn StepHandler> = Arc::new(handler_fn(|ctx: StepContext| async move { Ok(json!(ctx.dependency_results.len())) }));
-    let stats = run_worker(&engine, vec![("w.start", flaky), ("w.left", panicky), ("w.right", ok.clone()), ("w.end", ok)]).await;
+    let ok: Arc<dyn StepHandler> = Arc::new(handler_fn(|ctx: StepContext| async move {
+        Ok(json!(ctx.dependency_results.len()))
+    }));
+    let stats = run_worker(
+        &engine,
+        vec![
+            ("w.start", flaky),
+            ("w.left", panicky),
+            ("w.right", ok.clone()),
+            ("w.end", ok),
+        ],
+    )
+    .await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!((stats.succeeded, stats.failed, stats.rejected), (4, 2, 0));
     assert_eq!(engine.task(task.id).await.unwrap().state, TaskState::Complete);
     let (_, rows) = engine.transitions(task.id).await.unwrap();
-    let panic_row = rows.iter().find(|r| r.metadata["error_class"] == "Panic").expect("the panic is on the record");
+    let panic_row = rows
+        .iter()
+        .find(|r| r.metadata["error_class"] == "Panic")
+        .expect("the panic is on the record");
     assert!(panic_row.metadata["message"].as_str().unwrap().contains("panicked"));
-    let end = engine.steps(task.id).await.unwrap().into_iter().find(|s| s.name == "end").unwrap();
+    let end = engine
+        .steps(task.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "end")
+        .unwrap();
     assert_eq!(end.result, Some(json!(2)));
     check_invariants(&engine, task.id).await;
 }
@@ -477,14 +649,21 @@ pub async fn worker_retries_failures_and_records_panics(mut h: H) {
 pub async fn worker_shuts_down_gracefully(mut h: H) {
     let engine = h.wall_clock_engine().await;
     let t = Pattern::Parallel(4).template();
-    let task = testkit::create_tasks(&engine, &t, 1, json!({})).await.unwrap().remove(0);
+    let task = testkit::create_tasks(&engine, &t, 1, json!({}))
+        .await
+        .unwrap()
+        .remove(0);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop_tx = std::sync::Mutex::new(Some(stop_tx));
     let started = Arc::new(tokio::sync::Notify::new());
     let s2 = started.clone();
     // The handler of the branches asks the worker to stop while they are running.
     let h: Arc<dyn StepHandler> = Arc::new(handler_fn(move |ctx: StepContext| {
-        let tx = if ctx.step_name.starts_with("branch") { stop_tx.lock().unwrap().take() } else { None };
+        let tx = if ctx.step_name.starts_with("branch") {
+            stop_tx.lock().unwrap().take()
+        } else {
+            None
+        };
         let s2 = s2.clone();
         async move {
             if let Some(tx) = tx {
@@ -494,14 +673,28 @@ pub async fn worker_shuts_down_gracefully(mut h: H) {
             Ok(json!(ctx.step_name))
         }
     }));
-    let mut w = Worker::new(engine.clone(), WorkerConfig { concurrency: 8, ..Default::default() });
+    let mut w = Worker::new(
+        engine.clone(),
+        WorkerConfig {
+            concurrency: 8,
+            ..Default::default()
+        },
+    );
     w.handle_arc(testkit::NOOP_HANDLER, h);
-    let stats = w.run(async move { let _ = stop_rx.await; }).await.unwrap();
+    let stats = w
+        .run(async move {
+            let _ = stop_rx.await;
+        })
+        .await
+        .unwrap();
     started.notified().await;
     // Every claimed step was reported before run returned; the join was never started.
     assert_eq!(stats.claimed, stats.succeeded);
     let steps = engine.steps(task.id).await.unwrap();
     assert!(steps.iter().all(|s| s.state != StepState::InProgress));
-    assert_eq!(steps.iter().find(|s| s.name == "join").unwrap().state, StepState::Pending);
+    assert_eq!(
+        steps.iter().find(|s| s.name == "join").unwrap().state,
+        StepState::Pending
+    );
     check_invariants(&engine, task.id).await;
 }

@@ -20,6 +20,8 @@ pub struct H {
 pub enum Kind {
     Memory,
     Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
 }
 
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -33,11 +35,21 @@ impl H {
         Self::open(Kind::Sqlite).await
     }
 
+    #[cfg(feature = "postgres")]
+    pub async fn postgres() -> H {
+        Self::open(Kind::Postgres).await
+    }
+
     async fn open(kind: Kind) -> H {
         let clock = ManualClock::fixed();
         let mut dirs = Vec::new();
         let engine = open_engine(kind, Arc::new(clock.clone()), &mut dirs).await;
-        H { engine, clock, kind, _dirs: dirs }
+        H {
+            engine,
+            clock,
+            kind,
+            _dirs: dirs,
+        }
     }
 
     /// Another, empty engine on the same kind of store, on the wall clock: for running real workers,
@@ -58,7 +70,11 @@ impl H {
             "defaults": {"retry": retry, "timeout_seconds": 60},
             "steps": steps,
         });
-        self.engine.register_template_value(&doc).await.expect("register").template
+        self.engine
+            .register_template_value(&doc)
+            .await
+            .expect("register")
+            .template
     }
 
     pub async fn diamond(&self) -> TemplateRecord {
@@ -71,7 +87,10 @@ impl H {
     }
 
     pub async fn create(&self, name: &str) -> Task {
-        self.engine.create_task(CreateTask::new("t", name, json!({"n": 1}))).await.expect("create task")
+        self.engine
+            .create_task(CreateTask::new("t", name, json!({"n": 1})))
+            .await
+            .expect("create task")
     }
 
     pub async fn claim(&self, keys: &[&str], limit: u32) -> Vec<StepContext> {
@@ -100,11 +119,20 @@ impl H {
     /// Claims and completes step `name` with result `{"from": name}`.
     pub async fn run_step(&self, name: &str) -> Step {
         let c = self.claim_step(name).await;
-        self.engine.complete(c.token, json!({"from": name})).await.expect("complete")
+        self.engine
+            .complete(c.token, json!({"from": name}))
+            .await
+            .expect("complete")
     }
 
     pub async fn step(&self, task: &Task, name: &str) -> Step {
-        self.engine.steps(task.id).await.unwrap().into_iter().find(|s| s.name == name).expect("step exists")
+        self.engine
+            .steps(task.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.name == name)
+            .expect("step exists")
     }
 
     pub async fn task_state(&self, task: &Task) -> TaskState {
@@ -112,7 +140,13 @@ impl H {
     }
 
     pub async fn step_states(&self, task: &Task) -> HashMap<String, StepState> {
-        self.engine.steps(task.id).await.unwrap().into_iter().map(|s| (s.name, s.state)).collect()
+        self.engine
+            .steps(task.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.name, s.state))
+            .collect()
     }
 
     pub fn advance_ms(&self, ms: i64) {
@@ -132,9 +166,55 @@ async fn open_engine(kind: Kind, clock: Arc<dyn Clock>, dirs: &mut Vec<tempfile:
             let dir = tempfile::tempdir().expect("tempdir");
             let url = format!("sqlite://{}/conformance.db", dir.path().display());
             dirs.push(dir);
-            Engine::connect(&url, EngineOptions { clock, ..Default::default() }).await.expect("open sqlite")
+            Engine::connect(
+                &url,
+                EngineOptions {
+                    clock,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("open sqlite")
+        }
+        #[cfg(feature = "postgres")]
+        Kind::Postgres => {
+            let url = fresh_pg_database().await;
+            Engine::connect(
+                &url,
+                EngineOptions {
+                    clock,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("open postgres")
         }
     }
+}
+
+/// Creates an empty database on the server `TASKER_TEST_PG_URL` names and returns its URL, so that every
+/// case runs alone even when cases run in parallel.
+#[cfg(feature = "postgres")]
+pub async fn fresh_pg_database() -> String {
+    use sqlx::Connection;
+    let base = std::env::var("TASKER_TEST_PG_URL")
+        .expect("TASKER_TEST_PG_URL must name a PostgreSQL server; `cargo xtask test-all --only postgres` sets it");
+    let name = format!("tasker_c_{}", Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to the test server");
+    // The name is generated here, never user input; identifiers cannot be bound as parameters.
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    conn.close().await.ok();
+    let (head, tail) = base
+        .split_once('?')
+        .map(|(h, t)| (h, format!("?{t}")))
+        .unwrap_or((&base, String::new()));
+    let root = head.rsplit_once('/').map(|(r, _)| r).unwrap_or(head);
+    format!("{root}/{name}{tail}")
 }
 
 pub async fn check_invariants(engine: &Engine, task_id: Uuid) {
@@ -151,14 +231,27 @@ pub async fn check_invariants(engine: &Engine, task_id: Uuid) {
         } else {
             assert_eq!(r.from_state, Some(task_rows[i - 1].to_state), "task chain at {i}");
             let ev = r.event.expect("event");
-            assert_eq!(r.from_state.unwrap().next(ev), Some(r.to_state), "task row is in the table");
+            assert_eq!(
+                r.from_state.unwrap().next(ev),
+                Some(r.to_state),
+                "task row is in the table"
+            );
         }
     }
-    assert_eq!(task_rows.last().unwrap().to_state, task.state, "task state matches its trail");
+    assert_eq!(
+        task_rows.last().unwrap().to_state,
+        task.state,
+        "task state matches its trail"
+    );
 
     for s in &steps {
         let rows: Vec<_> = step_rows.iter().filter(|r| r.step_id == s.id).collect();
-        assert_eq!(rows.len() as i64, s.transition_count, "step {} transition count", s.name);
+        assert_eq!(
+            rows.len() as i64,
+            s.transition_count,
+            "step {} transition count",
+            s.name
+        );
         for (i, r) in rows.iter().enumerate() {
             assert_eq!(r.sort_key, i as i64 + 1, "step {} sort keys", s.name);
             if i == 0 {
@@ -166,21 +259,38 @@ pub async fn check_invariants(engine: &Engine, task_id: Uuid) {
             } else {
                 assert_eq!(r.from_state, Some(rows[i - 1].to_state), "step {} chain at {i}", s.name);
                 let ev = r.event.expect("event");
-                assert_eq!(r.from_state.unwrap().next(ev), Some(r.to_state), "step row is in the table");
+                assert_eq!(
+                    r.from_state.unwrap().next(ev),
+                    Some(r.to_state),
+                    "step row is in the table"
+                );
             }
         }
-        assert_eq!(rows.last().unwrap().to_state, s.state, "step {} state matches its trail", s.name);
+        assert_eq!(
+            rows.last().unwrap().to_state,
+            s.state,
+            "step {} state matches its trail",
+            s.name
+        );
     }
 
     // Counters agree with the rows they summarise.
     let explain = engine.explain(task_id).await.unwrap();
     for (s, r) in steps.iter().zip(&explain.steps) {
         assert_eq!(s.id, r.step_id);
-        assert_eq!(s.unfinished_parents, r.blocked_by.len() as i64, "unfinished parents of {}", s.name);
+        assert_eq!(
+            s.unfinished_parents,
+            r.blocked_by.len() as i64,
+            "unfinished parents of {}",
+            s.name
+        );
     }
     let succeeded = steps.iter().filter(|s| s.state.is_success()).count() as i64;
     let failed = steps.iter().filter(|s| s.state == StepState::Error).count() as i64;
-    assert_eq!((task.steps_succeeded, task.steps_failed), (succeeded, failed), "task counters");
+    assert_eq!(
+        (task.steps_succeeded, task.steps_failed),
+        (succeeded, failed),
+        "task counters"
+    );
     assert_eq!(task.steps_total, steps.len() as i64);
 }
-

@@ -14,6 +14,14 @@ macro_rules! conformance {
         mod sqlite {
             $(#[tokio::test] async fn $case() { super::cases::$case(super::harness::H::sqlite().await).await })+
         }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+                async fn $case() { super::cases::$case(super::harness::H::postgres().await).await }
+            )+
+        }
     };
 }
 

@@ -73,9 +73,6 @@ async fn demo(ctx: &Ctx, engine: &Engine, args: &DemoArgs) -> CliResult {
             worker_id: format!("demo-{}", default_worker_id()),
             concurrency,
             batch_size: concurrency.clamp(1, 64) as u32,
-            // Retries fall due every ~100 ms in the examples and nothing wakes a worker when they do, so
-            // it polls often.
-            poll_interval: Duration::from_millis(500),
             ..WorkerConfig::default()
         },
     );
