@@ -283,7 +283,8 @@ impl Log {
 }
 
 impl Engine {
-    /// Opens the store a URL names: `memory:`, `sqlite::memory:`, `sqlite://path` or `sqlite:///abs/path`.
+    /// Opens the store a URL names: `memory:`, `sqlite::memory:`, `sqlite://path`, `sqlite:///abs/path`,
+    /// or `postgres://user:password@host:port/db`.
     pub async fn connect(url: &str, options: EngineOptions) -> Result<Engine> {
         let store: Arc<dyn Store> = if url == "memory:" || url == "memory://" {
             Arc::new(MemoryStore::new())
@@ -301,9 +302,23 @@ impl Engine {
             return Err(Error::Configuration(
                 "this build has no SQLite store (feature `sqlite`)".into(),
             ));
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            {
+                let opts = crate::store::postgres::PgOptions {
+                    migrate: options.migrate,
+                    max_connections: options.max_connections,
+                    ..Default::default()
+                };
+                Arc::new(crate::store::postgres::PgStore::connect(url, &opts).await?)
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(Error::Configuration(
+                "this build has no PostgreSQL store (feature `postgres`)".into(),
+            ));
         } else {
             return Err(Error::Configuration(format!(
-                "unsupported database url scheme in {:?}: expected memory:, sqlite:",
+                "unsupported database url scheme in {:?}: expected memory:, sqlite:, postgres:",
                 redact_url(url)
             )));
         };
@@ -391,6 +406,23 @@ impl Engine {
         self.store()?.begin().await
     }
 
+    /// Ends a write operation: commits `tx` with its log when `result` is Ok, and otherwise rolls back at
+    /// once, so no lock outlives a failed operation (some drivers roll back a dropped transaction later).
+    async fn conclude<T>(&self, tx: Box<dyn StoreTx>, log: Log, result: Result<T>) -> Result<T> {
+        match result {
+            Ok(v) => {
+                self.commit(tx, log).await?;
+                Ok(v)
+            }
+            Err(e) => {
+                if let Err(rb) = tx.rollback().await {
+                    debug!(error = %rb, "rollback after a failed operation failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
     async fn commit(&self, mut tx: Box<dyn StoreTx>, log: Log) -> Result<()> {
         if log.wake {
             tx.notify_work().await?;
@@ -423,37 +455,40 @@ impl Engine {
     async fn register(&self, template: Template) -> Result<Registration> {
         let hash = template.content_hash();
         let mut tx = self.begin().await?;
-        if let Some(existing) = tx
-            .template_find(&template.namespace, &template.name, &template.version)
-            .await?
-        {
-            return if existing.content_hash == hash {
-                Ok(Registration {
-                    template: existing,
-                    created: false,
-                })
-            } else {
-                Err(Error::Conflict(format!(
-                    "template {}/{}@{} is already registered with different content; register a new version",
-                    template.namespace, template.name, template.version
-                )))
+        let result = async {
+            if let Some(existing) = tx
+                .template_find(&template.namespace, &template.name, &template.version)
+                .await?
+            {
+                return if existing.content_hash == hash {
+                    Ok(Registration {
+                        template: existing,
+                        created: false,
+                    })
+                } else {
+                    Err(Error::Conflict(format!(
+                        "template {}/{}@{} is already registered with different content; register a new version",
+                        template.namespace, template.name, template.version
+                    )))
+                };
+            }
+            let rec = TemplateRecord {
+                id: new_id(),
+                namespace: template.namespace.clone(),
+                name: template.name.clone(),
+                version: template.version.clone(),
+                content_hash: hash,
+                template,
+                created_at: self.now(),
             };
+            tx.template_insert(&rec).await?;
+            Ok(Registration {
+                template: rec,
+                created: true,
+            })
         }
-        let rec = TemplateRecord {
-            id: new_id(),
-            namespace: template.namespace.clone(),
-            name: template.name.clone(),
-            version: template.version.clone(),
-            content_hash: hash,
-            template,
-            created_at: self.now(),
-        };
-        tx.template_insert(&rec).await?;
-        tx.commit().await?;
-        Ok(Registration {
-            template: rec,
-            created: true,
-        })
+        .await;
+        self.conclude(tx, Log::default(), result).await
     }
 
     /// A registered template; the newest version by semver when `version` is `None`.
@@ -524,30 +559,34 @@ impl Engine {
             }
             self.check_context(&rec, &req.context)?;
             let now = self.now();
-            let (task, steps, edges, log) = build_task(&rec, &req, tags, now);
+            let (task, steps, edges, created_log) = build_task(&rec, &req, tags, now);
             let mut tx = self.begin().await?;
-            if let Some(k) = &req.idempotency_key {
-                if let Some(existing) = tx.task_find_by_idempotency_key(&rec.namespace, &rec.name, k).await? {
-                    return Ok(existing);
+            let mut log = Log::default();
+            let result = async {
+                if let Some(k) = &req.idempotency_key {
+                    if let Some(existing) = tx.task_find_by_idempotency_key(&rec.namespace, &rec.name, k).await? {
+                        return Ok(existing);
+                    }
                 }
-            }
-            match tx.task_insert(&task, &steps, &edges).await {
-                Ok(()) => {}
-                Err(Error::Conflict(_)) if req.idempotency_key.is_some() => {
-                    // Another process created it between our check and insert.
-                    drop(tx);
-                    let key = req.idempotency_key.as_deref().unwrap_or_default();
-                    let mut tx = self.begin().await?;
-                    return tx
-                        .task_find_by_idempotency_key(&rec.namespace, &rec.name, key)
-                        .await?
-                        .ok_or_else(|| Error::Conflict(format!("idempotency key {key:?} is in use")));
+                match tx.task_insert(&task, &steps, &edges).await {
+                    Ok(()) => {}
+                    Err(Error::Conflict(_)) if req.idempotency_key.is_some() => {
+                        // Another process created it between our check and insert; the store reports the
+                        // conflict without aborting the transaction, so read the winner in it.
+                        let key = req.idempotency_key.as_deref().unwrap_or_default();
+                        return tx
+                            .task_find_by_idempotency_key(&rec.namespace, &rec.name, key)
+                            .await?
+                            .ok_or_else(|| Error::Conflict(format!("idempotency key {key:?} is in use")));
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
+                log = created_log;
+                debug!(task_id = %task.id, steps = steps.len(), "task created");
+                Ok(task.clone())
             }
-            self.commit(tx, log).await?;
-            debug!(task_id = %task.id, steps = steps.len(), "task created");
-            Ok(task)
+            .await;
+            self.conclude(tx, log, result).await
         }
         .instrument(span)
         .await
@@ -648,29 +687,35 @@ impl Engine {
                 lease_expires_at: now + delta(req.lease),
             };
             let mut tx = self.begin().await?;
-            let rows = tx.step_claim(&params).await?;
-            if rows.is_empty() {
-                return Ok(Vec::new());
-            }
             let mut log = Log::default();
-            let mut steps = Vec::with_capacity(rows.len());
-            let mut started: HashSet<Uuid> = HashSet::new();
-            for row in rows {
-                let step = row.step;
-                let to = row.from_state.apply(StepEvent::Claim, step.id)?;
-                // The store wrote the claimed row already; record the transition it made.
-                log.claimed(
-                    &step,
-                    row.from_state,
-                    to,
-                    now,
-                    json!({"lease_expires_at": params.lease_expires_at}),
-                );
-                if row.task_state == TaskState::Pending && started.insert(step.task_id) {
+            let result = async {
+                let rows = tx.step_claim(&params).await?;
+                let mut steps = Vec::with_capacity(rows.len());
+                let mut to_start: Vec<Uuid> = Vec::new();
+                for row in rows {
+                    let step = row.step;
+                    let to = row.from_state.apply(StepEvent::Claim, step.id)?;
+                    // The store wrote the claimed row already; record the transition it made.
+                    log.claimed(
+                        &step,
+                        row.from_state,
+                        to,
+                        now,
+                        json!({"lease_expires_at": params.lease_expires_at}),
+                    );
+                    if row.task_state == TaskState::Pending {
+                        to_start.push(step.task_id);
+                    }
+                    steps.push(step);
+                }
+                // Tasks in id order, so that claimers starting the same tasks never wait in a cycle.
+                to_start.sort_unstable();
+                to_start.dedup();
+                for task_id in to_start {
                     let mut task = tx
-                        .task_lock(step.task_id)
+                        .task_lock(task_id)
                         .await?
-                        .ok_or_else(|| Error::not_found("task", step.task_id))?;
+                        .ok_or_else(|| Error::not_found("task", task_id))?;
                     if task.state == TaskState::Pending {
                         let to = task.state.apply(TaskEvent::Start, task.id)?;
                         task.started_at = Some(now);
@@ -678,9 +723,13 @@ impl Engine {
                         tx.task_update(&task).await?;
                     }
                 }
-                steps.push(step);
+                Ok(steps)
             }
-            self.commit(tx, log).await?;
+            .await;
+            let steps = self.conclude(tx, log, result).await?;
+            if steps.is_empty() {
+                return Ok(Vec::new());
+            }
             let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
             let inputs = self.store()?.claim_inputs(&ids).await?;
             let mut by_id: HashMap<Uuid, crate::store::ClaimInput> =
@@ -726,9 +775,8 @@ impl Engine {
         }
         let now = self.now();
         let mut tx = self.begin().await?;
-        let extended = tx.step_lease_extend(tokens, now + delta(lease), now).await?;
-        tx.commit().await?;
-        Ok(extended)
+        let result = tx.step_lease_extend(tokens, now + delta(lease), now).await;
+        self.conclude(tx, Log::default(), result).await
     }
 
     /// Records a successful attempt.
@@ -758,26 +806,47 @@ impl Engine {
         let span = info_span!("finish", count = items.len());
         async move {
             let now = self.now();
+            // Lock order: tasks before their steps, tasks by id, so concurrent batches never wait in a cycle.
+            let ids: Vec<Uuid> = items.iter().map(|(t, _)| t.step_id).collect();
+            let mut task_ids: Vec<Uuid> = self
+                .store()?
+                .step_task_ids(&ids)
+                .await?
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            task_ids.sort_unstable();
+            task_ids.dedup();
             let mut tx = self.begin().await?;
             let mut log = Log::default();
-            let mut tasks: HashMap<Uuid, Task> = HashMap::new();
-            let mut results = Vec::with_capacity(items.len());
-            for (token, outcome) in items {
-                match self
-                    .finish_one(&mut tx, &mut log, &mut tasks, token, outcome, now)
-                    .await
-                {
-                    Ok(step) => results.push(Ok(step)),
-                    Err(e @ (Error::StaleClaim { .. } | Error::InvalidTransition { .. } | Error::NotFound { .. })) => {
-                        debug!(step_id = %token.step_id, attempt = token.attempt, error = %e, "outcome rejected");
-                        results.push(Err(e));
+            let result = async {
+                let mut tasks: HashMap<Uuid, Task> = HashMap::new();
+                for id in task_ids {
+                    if let Some(task) = tx.task_lock(id).await? {
+                        tasks.insert(id, task);
                     }
-                    Err(e) => return Err(e),
                 }
+                let mut results = Vec::with_capacity(items.len());
+                for (token, outcome) in items {
+                    match self
+                        .finish_one(&mut tx, &mut log, &mut tasks, token, outcome, now)
+                        .await
+                    {
+                        Ok(step) => results.push(Ok(step)),
+                        Err(
+                            e @ (Error::StaleClaim { .. } | Error::InvalidTransition { .. } | Error::NotFound { .. }),
+                        ) => {
+                            debug!(step_id = %token.step_id, attempt = token.attempt, error = %e, "outcome rejected");
+                            results.push(Err(e));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
+                Ok(results)
             }
-            self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
-            self.commit(tx, log).await?;
-            Ok(results)
+            .await;
+            self.conclude(tx, log, result).await
         }
         .instrument(span)
         .await
@@ -893,116 +962,133 @@ impl Engine {
     pub async fn cancel_task(&self, task_id: Uuid, reason: Option<&str>) -> Result<Task> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let mut task = tx
-            .task_lock(task_id)
-            .await?
-            .ok_or_else(|| Error::not_found("task", task_id))?;
-        let to = task.state.apply(TaskEvent::Cancel, task.id)?;
-        let meta = json!({"reason": reason});
         let mut log = Log::default();
-        for mut step in tx.step_lock_all(task_id).await? {
-            if let Some(sto) = step.state.next(StepEvent::Cancel) {
-                step.lease_expires_at = None;
-                log.step(&mut step, StepEvent::Cancel, sto, now, meta.clone());
-                tx.step_update(&step).await?;
+        let result = async {
+            let mut task = tx
+                .task_lock(task_id)
+                .await?
+                .ok_or_else(|| Error::not_found("task", task_id))?;
+            let to = task.state.apply(TaskEvent::Cancel, task.id)?;
+            let meta = json!({"reason": reason});
+            for mut step in tx.step_lock_all(task_id).await? {
+                if let Some(sto) = step.state.next(StepEvent::Cancel) {
+                    step.lease_expires_at = None;
+                    log.step(&mut step, StepEvent::Cancel, sto, now, meta.clone());
+                    tx.step_update(&step).await?;
+                }
             }
+            log.task(&mut task, TaskEvent::Cancel, to, now, meta);
+            tx.task_update(&task).await?;
+            Ok(task)
         }
-        log.task(&mut task, TaskEvent::Cancel, to, now, meta);
-        tx.task_update(&task).await?;
-        self.commit(tx, log).await?;
-        Ok(task)
+        .await;
+        self.conclude(tx, log, result).await
     }
 
     /// Retries a task in `error`: each failed step gets a fresh attempt budget and runs again.
     pub async fn retry_task(&self, task_id: Uuid) -> Result<Task> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let mut task = tx
-            .task_lock(task_id)
-            .await?
-            .ok_or_else(|| Error::not_found("task", task_id))?;
-        let to = task.state.apply(TaskEvent::Retry, task.id)?;
         let mut log = Log::default();
-        for mut step in tx.step_lock_all(task_id).await? {
-            if step.state == StepState::Error {
-                let sto = step.state.apply(StepEvent::Retry, step.id)?;
-                step.max_attempts = step.attempts + i64::from(step.retry.attempt_budget());
-                step.next_attempt_at = None;
-                let meta = json!({"max_attempts": step.max_attempts});
-                log.step(&mut step, StepEvent::Retry, sto, now, meta);
-                step.finished_at = None;
-                task.steps_failed -= 1;
-                tx.step_update(&step).await?;
+        let result = async {
+            let mut task = tx
+                .task_lock(task_id)
+                .await?
+                .ok_or_else(|| Error::not_found("task", task_id))?;
+            let to = task.state.apply(TaskEvent::Retry, task.id)?;
+            for mut step in tx.step_lock_all(task_id).await? {
+                if step.state == StepState::Error {
+                    let sto = step.state.apply(StepEvent::Retry, step.id)?;
+                    step.max_attempts = step.attempts + i64::from(step.retry.attempt_budget());
+                    step.next_attempt_at = None;
+                    let meta = json!({"max_attempts": step.max_attempts});
+                    log.step(&mut step, StepEvent::Retry, sto, now, meta);
+                    step.finished_at = None;
+                    task.steps_failed -= 1;
+                    tx.step_update(&step).await?;
+                }
             }
+            log.task(&mut task, TaskEvent::Retry, to, now, Value::Null);
+            log.wake = true;
+            tx.task_update(&task).await?;
+            Ok(task)
         }
-        log.task(&mut task, TaskEvent::Retry, to, now, Value::Null);
-        log.wake = true;
-        tx.task_update(&task).await?;
-        self.commit(tx, log).await?;
-        Ok(task)
+        .await;
+        self.conclude(tx, log, result).await
     }
 
     /// Marks a `pending` or `error` step as resolved by an operator, with `result` as its result.
     /// Dependants may then run, and the task resumes or completes as the rules say.
     pub async fn resolve_step_manually(&self, step_id: Uuid, result: Value) -> Result<Step> {
         let now = self.now();
+        let task_id = self.step(step_id).await?.task_id;
         let mut tx = self.begin().await?;
-        let mut step = tx
-            .step_lock(step_id)
-            .await?
-            .ok_or_else(|| Error::not_found("step", step_id))?;
-        let mut task = tx
-            .task_lock(step.task_id)
-            .await?
-            .ok_or_else(|| Error::not_found("task", step.task_id))?;
-        if !matches!(
-            task.state,
-            TaskState::Pending | TaskState::InProgress | TaskState::Error
-        ) {
-            return Err(Error::InvalidTransition {
-                entity: "task",
-                id: task.id.to_string(),
-                from: task.state.to_string(),
-                event: "resolve_step".into(),
-            });
-        }
-        let from = step.state;
-        let to = step.state.apply(StepEvent::ResolveManually, step.id)?;
-        step.result = Some(result);
-        log_and_count_resolution(&mut task, from);
         let mut log = Log::default();
-        log.step(&mut step, StepEvent::ResolveManually, to, now, Value::Null);
-        tx.step_update(&step).await?;
-        if !tx.step_children_release(step.id, now).await?.is_empty() {
-            log.wake = true;
+        let result = async {
+            // Lock order: the task before its steps; as an operator action it locks them the way that never
+            // waits for a claim in flight (`StoreTx::step_lock_all`).
+            let mut task = tx
+                .task_lock(task_id)
+                .await?
+                .ok_or_else(|| Error::not_found("task", task_id))?;
+            let mut step = tx
+                .step_lock_all(task_id)
+                .await?
+                .into_iter()
+                .find(|s| s.id == step_id)
+                .ok_or_else(|| Error::not_found("step", step_id))?;
+            if !matches!(
+                task.state,
+                TaskState::Pending | TaskState::InProgress | TaskState::Error
+            ) {
+                return Err(Error::InvalidTransition {
+                    entity: "task",
+                    id: task.id.to_string(),
+                    from: task.state.to_string(),
+                    event: "resolve_step".into(),
+                });
+            }
+            let from = step.state;
+            let to = step.state.apply(StepEvent::ResolveManually, step.id)?;
+            step.result = Some(result);
+            log_and_count_resolution(&mut task, from);
+            log.step(&mut step, StepEvent::ResolveManually, to, now, Value::Null);
+            tx.step_update(&step).await?;
+            if !tx.step_children_release(step.id, now).await?.is_empty() {
+                log.wake = true;
+            }
+            let mut tasks = HashMap::new();
+            tasks.insert(task.id, task);
+            self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
+            Ok(step)
         }
-        let mut tasks = HashMap::new();
-        tasks.insert(task.id, task);
-        self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
-        self.commit(tx, log).await?;
-        Ok(step)
+        .await;
+        self.conclude(tx, log, result).await
     }
 
     /// Marks a task in `error` as resolved by an operator. Its steps keep their states; none runs again.
     pub async fn resolve_task_manually(&self, task_id: Uuid, reason: Option<&str>) -> Result<Task> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        let mut task = tx
-            .task_lock(task_id)
-            .await?
-            .ok_or_else(|| Error::not_found("task", task_id))?;
-        let to = task.state.apply(TaskEvent::ResolveManually, task.id)?;
         let mut log = Log::default();
-        log.task(
-            &mut task,
-            TaskEvent::ResolveManually,
-            to,
-            now,
-            json!({"reason": reason}),
-        );
-        tx.task_update(&task).await?;
-        self.commit(tx, log).await?;
-        Ok(task)
+        let result = async {
+            let mut task = tx
+                .task_lock(task_id)
+                .await?
+                .ok_or_else(|| Error::not_found("task", task_id))?;
+            let to = task.state.apply(TaskEvent::ResolveManually, task.id)?;
+            log.task(
+                &mut task,
+                TaskEvent::ResolveManually,
+                to,
+                now,
+                json!({"reason": reason}),
+            );
+            tx.task_update(&task).await?;
+            Ok(task)
+        }
+        .await;
+        self.conclude(tx, log, result).await
     }
 
     /// Recovers steps whose lease expired: each is retried if attempts are left, and otherwise errors
@@ -1012,9 +1098,12 @@ impl Engine {
         let now = self.now();
         let mut tx = self.begin().await?;
         let mut log = Log::default();
-        let report = self.reap(&mut tx, &mut log, limit, now).await?;
-        self.commit(tx, log).await?;
-        Ok(report)
+        let result = async {
+            let report = self.reap(&mut tx, &mut log, limit, now).await?;
+            Ok(report)
+        }
+        .await;
+        self.conclude(tx, log, result).await
     }
 
     /// One maintenance pass: reaps expired leases and wakes workers for retries that fell due since
@@ -1023,29 +1112,32 @@ impl Engine {
     pub async fn run_maintenance(&self, last_pass: Option<Timestamp>, limit: u32) -> Result<MaintenanceReport> {
         let now = self.now();
         let mut tx = self.begin().await?;
-        if !tx.maintenance_lock().await? {
-            return Ok(MaintenanceReport {
-                ran: false,
-                ..Default::default()
-            });
-        }
         let mut log = Log::default();
-        let reaped = self.reap(&mut tx, &mut log, limit, now).await?;
-        // Retries that fell due need no state change, only a wake-up for idle workers elsewhere.
-        let retries_due = match last_pass {
-            Some(after) => tx.step_retries_due(after, now).await?,
-            None => 0,
-        };
-        if retries_due > 0 {
-            log.wake = true;
+        let result = async {
+            if !tx.maintenance_lock().await? {
+                return Ok(MaintenanceReport {
+                    ran: false,
+                    ..Default::default()
+                });
+            }
+            let reaped = self.reap(&mut tx, &mut log, limit, now).await?;
+            // Retries that fell due need no state change, only a wake-up for idle workers elsewhere.
+            let retries_due = match last_pass {
+                Some(after) => tx.step_retries_due(after, now).await?,
+                None => 0,
+            };
+            if retries_due > 0 {
+                log.wake = true;
+            }
+            Ok(MaintenanceReport {
+                ran: true,
+                reaped,
+                retries_due,
+                at: Some(now),
+            })
         }
-        self.commit(tx, log).await?;
-        Ok(MaintenanceReport {
-            ran: true,
-            reaped,
-            retries_due,
-            at: Some(now),
-        })
+        .await;
+        self.conclude(tx, log, result).await
     }
 
     async fn reap(&self, tx: &mut Box<dyn StoreTx>, log: &mut Log, limit: u32, now: Timestamp) -> Result<ReapReport> {

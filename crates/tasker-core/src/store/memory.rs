@@ -226,6 +226,14 @@ impl Store for MemoryStore {
         Ok(self.read().await?.steps.get(&id).cloned())
     }
 
+    async fn step_task_ids(&self, step_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
+        let st = self.read().await?;
+        Ok(step_ids
+            .iter()
+            .filter_map(|id| st.steps.get(id).map(|s| (*id, s.task_id)))
+            .collect())
+    }
+
     async fn step_list(&self, task_id: Uuid) -> Result<Vec<Step>> {
         let st = self.read().await?;
         let mut steps: Vec<Step> = st
@@ -604,6 +612,12 @@ impl StoreTx for MemTx {
         let st = self.st();
         st.step_transitions.extend_from_slice(steps);
         st.task_transitions.extend_from_slice(tasks);
+        Ok(())
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        // Drop runs the undo log.
+        drop(self);
         Ok(())
     }
 

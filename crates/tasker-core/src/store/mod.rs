@@ -109,6 +109,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn task_list(&self, filter: &TaskFilter) -> Result<Vec<Task>>;
 
     async fn step_get(&self, id: Uuid) -> Result<Option<Step>>;
+    /// The task of each given step, as (step id, task id); unknown steps are left out. Read without locks:
+    /// a step's task never changes, so the engine uses this to lock tasks before their steps.
+    async fn step_task_ids(&self, step_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>>;
+
     /// The steps of a task, by position.
     async fn step_list(&self, task_id: Uuid) -> Result<Vec<Step>>;
     async fn edge_list(&self, task_id: Uuid) -> Result<Vec<Edge>>;
@@ -152,12 +156,20 @@ pub trait StoreTx: Send {
 
     /// Reads a step and locks it until the transaction ends.
     async fn step_lock(&mut self, id: Uuid) -> Result<Option<Step>>;
-    /// Reads and locks every step of a task, by position.
+    /// Reads and locks every step of a task, by position. Only operator actions use it, holding the task
+    /// already; a store with row locks fails at once with a `timeout` error when another transaction (a
+    /// claim in flight) holds one of the steps, rather than wait.
     async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Vec<Step>>;
     /// Writes every mutable column of a step.
     async fn step_update(&mut self, step: &Step) -> Result<()>;
 
     /// Claims up to `limit` ready steps whose handler key is one of `handler_keys`, oldest id first.
+    ///
+    /// Lock order: everywhere else the engine locks a task before its steps. A claim cannot (it finds the
+    /// steps first): it locks only the steps, skipping rows another transaction holds (`SKIP LOCKED`), and
+    /// the engine then waits for the `pending` tasks it must start, in id order. Operator actions, which hold
+    /// a task and then lock its steps, do so without waiting (see [`StoreTx::step_lock_all`]), so no cycle
+    /// can form.
     ///
     /// Ready means: state `pending` or `waiting_for_retry`, `unfinished_parents = 0`, `next_attempt_at`
     /// null or at or before `now`, and the task `pending` or `in_progress` (see [`crate::readiness`]).
@@ -176,7 +188,8 @@ pub trait StoreTx: Send {
         now: Timestamp,
     ) -> Result<Vec<ClaimToken>>;
 
-    /// Locks and returns up to `limit` steps `in_progress` whose lease expired before `now`.
+    /// Locks and returns up to `limit` steps `in_progress` whose lease expired before `now`, locking their
+    /// tasks too and skipping rows another transaction holds, as [`StoreTx::step_claim`] does.
     async fn step_lease_expired(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Step>>;
 
     /// Decrements `unfinished_parents` of every child of `parent_id` (setting `updated_at = now`) and
@@ -205,4 +218,8 @@ pub trait StoreTx: Send {
     async fn step_retries_due(&mut self, after: Timestamp, until: Timestamp) -> Result<i64>;
 
     async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Rolls back now. Dropping a transaction also rolls back, but some drivers do it later in the
+    /// background, and until then its row locks make claims skip rows; the engine always calls this.
+    async fn rollback(self: Box<Self>) -> Result<()>;
 }

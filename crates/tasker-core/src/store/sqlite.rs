@@ -757,6 +757,24 @@ impl Store for SqliteStore {
         fetch_step(&self.pool, step_id).await
     }
 
+    async fn step_task_ids(&self, step_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
+        if step_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = sqlx::query("SELECT id, task_id FROM steps WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(id_array(step_ids))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        found
+            .iter()
+            .map(|row| {
+                let c = Cols::new(row, "steps");
+                Ok((c.uuid("id")?, c.uuid("task_id")?))
+            })
+            .collect()
+    }
+
     async fn step_list(&self, task_id: Uuid) -> Result<Vec<Step>> {
         fetch_steps_of_task(&self.pool, task_id).await
     }
@@ -1406,6 +1424,10 @@ impl StoreTx for SqliteTx {
 
     async fn commit(self: Box<Self>) -> Result<()> {
         self.tx.commit().await.map_err(db_err)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        self.tx.rollback().await.map_err(db_err)
     }
 }
 

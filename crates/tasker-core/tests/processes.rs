@@ -1,0 +1,286 @@
+//! Real worker processes on one PostgreSQL database: many workers, a worker killed with SIGKILL, and a
+//! server restart. Run by `cargo xtask test-all --only postgres`, which provides the server.
+
+#![cfg(all(feature = "postgres", feature = "cli"))]
+
+#[path = "conformance/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+mod postgres {
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use serde_json::json;
+    use sqlx::Row;
+    use tasker_core::engine::EngineOptions;
+    use tasker_core::testkit::{self, Pattern};
+    use tasker_core::{Engine, SystemClock};
+
+    use super::harness::fresh_pg_database;
+
+    const PASS: &str = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres";
+
+    struct Workers(Vec<(String, Child)>);
+
+    impl Workers {
+        fn start(url: &str, n: usize, lease_seconds: u32, prefix: &str) -> Workers {
+            Workers(
+                (0..n)
+                    .map(|i| {
+                        let id = format!("{prefix}-{i}");
+                        let child = Command::new(env!("CARGO_BIN_EXE_tasker"))
+                            .args(["--database-url", url, "worker", "--testkit", "--concurrency", "8"])
+                            .args(["--lease-seconds", &lease_seconds.to_string(), "--worker-id", &id])
+                            .env("RUST_LOG", "warn")
+                            .stdin(Stdio::null())
+                            .stdout(Stdio::null())
+                            .spawn()
+                            .expect("start tasker worker");
+                        (id, child)
+                    })
+                    .collect(),
+            )
+        }
+
+        /// SIGTERM every worker and wait for each to exit cleanly.
+        fn stop(mut self) {
+            for (id, child) in &mut self.0 {
+                let pid = child.id().to_string();
+                assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+                let status = child.wait().unwrap();
+                assert!(status.success(), "worker {id} exited with {status}");
+            }
+            self.0.clear();
+        }
+    }
+
+    impl Drop for Workers {
+        fn drop(&mut self) {
+            for (_, c) in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    async fn engine(url: &str) -> Engine {
+        Engine::connect(
+            url,
+            EngineOptions {
+                clock: Arc::new(SystemClock),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn pool(url: &str) -> sqlx::PgPool {
+        sqlx::PgPool::connect(url).await.unwrap()
+    }
+
+    /// Waits until no task is pending or in progress, failing loudly at the deadline.
+    async fn wait_all_terminal(engine: &Engine, deadline: Duration) {
+        let until = Instant::now() + deadline;
+        loop {
+            let h = engine.health_counts().await.unwrap();
+            if h.tasks["pending"] + h.tasks["in_progress"] == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "tasks still running after {deadline:?}: {:?}",
+                h.tasks
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every step completed exactly once, every transition chain is whole, nothing is left behind.
+    async fn assert_audit(pool: &sqlx::PgPool, tasks: i64, steps: i64) {
+        let q = |sql: &'static str| sqlx::query(sql);
+        let n: i64 = q("SELECT count(*) FROM tasker.tasks WHERE state = 'complete'")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, tasks, "every task complete");
+        let n: i64 = q("SELECT count(*) FROM tasker.steps WHERE state = 'complete'")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, steps, "every step complete");
+        let n: i64 = q("SELECT count(*) FROM tasker.step_transitions WHERE event = 'complete'")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, steps, "one completion row per step");
+        let dup: i64 = q("SELECT count(*) FROM (SELECT step_id FROM tasker.step_transitions WHERE event = 'complete' GROUP BY step_id HAVING count(*) > 1) d")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(dup, 0, "no step completed twice");
+        // The trail of each step has exactly transition_count rows with sort keys 1..n.
+        let broken: i64 = q("SELECT count(*) FROM tasker.steps s WHERE s.transition_count <> (SELECT count(*) FROM tasker.step_transitions t WHERE t.step_id = s.id) OR s.transition_count <> (SELECT max(sort_key) FROM tasker.step_transitions t WHERE t.step_id = s.id)")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(broken, 0, "no transition lost");
+        let broken: i64 = q("SELECT count(*) FROM tasker.tasks s WHERE s.transition_count <> (SELECT count(*) FROM tasker.task_transitions t WHERE t.task_id = s.id)")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(broken, 0, "no task transition lost");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+    async fn four_worker_processes_finish_two_thousand_tasks() {
+        let _ = PASS;
+        let url = fresh_pg_database().await;
+        let engine = engine(&url).await;
+        let diamond = Pattern::Diamond.template();
+        let tree = Pattern::Tree { depth: 2, fanout: 2 }.template();
+        testkit::create_tasks(&engine, &diamond, 1000, json!({})).await.unwrap();
+        testkit::create_tasks(&engine, &tree, 1000, json!({})).await.unwrap();
+        let workers = Workers::start(&url, 4, 30, "many");
+        wait_all_terminal(&engine, Duration::from_secs(600)).await;
+        workers.stop();
+        let pool = pool(&url).await;
+        assert_audit(&pool, 2000, 1000 * 4 + 1000 * 7).await;
+        // Work really was shared between the processes.
+        let rows = sqlx::query(
+            "SELECT worker_id, count(*) FROM tasker.step_transitions WHERE event = 'complete' GROUP BY worker_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 4, "every worker completed steps");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+    async fn a_killed_worker_s_steps_are_taken_over() {
+        let url = fresh_pg_database().await;
+        let engine = engine(&url).await;
+        // Slow steps, so the victim is sure to hold leases when it dies.
+        let t = Pattern::Parallel(6).template_with(
+            "slow",
+            |_| "testkit.sleep".into(),
+            json!({"max_attempts": 3, "backoff": "none"}),
+        );
+        testkit::create_tasks(&engine, &t, 40, json!({"sleep_ms": 300}))
+            .await
+            .unwrap();
+        let pool = pool(&url).await;
+        let lease = 3u32;
+        let mut victim = Workers::start(&url, 1, lease, "victim");
+        // Wait until the victim holds leases.
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let held: i64 =
+                sqlx::query("SELECT count(*) FROM tasker.steps WHERE state = 'in_progress' AND worker_id = 'victim-0'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+                    .get(0);
+            if held > 0 {
+                break;
+            }
+            assert!(Instant::now() < until, "victim never claimed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (_, mut child) = victim.0.remove(0);
+        child.kill().unwrap(); // SIGKILL: no shutdown, no outcome reported
+        child.wait().unwrap();
+        let killed_at = chrono::Utc::now();
+        let orphans: Vec<uuid::Uuid> =
+            sqlx::query("SELECT id FROM tasker.steps WHERE state = 'in_progress' AND worker_id = 'victim-0'")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        assert!(!orphans.is_empty());
+        let survivors = Workers::start(&url, 2, lease, "survivor");
+        wait_all_terminal(&engine, Duration::from_secs(300)).await;
+        survivors.stop();
+        assert_audit(&pool, 40, 40 * 8).await;
+        // Each orphan was claimed again by a survivor within the lease time plus 5 s of the kill.
+        for id in orphans {
+            let first_reclaim: chrono::DateTime<chrono::Utc> = sqlx::query(
+                "SELECT min(created_at) FROM tasker.step_transitions WHERE step_id = $1 AND event = 'claim' AND worker_id LIKE 'survivor-%'",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+            let took = (first_reclaim - killed_at).num_milliseconds();
+            assert!(
+                took <= i64::from(lease) * 1000 + 5000,
+                "step {id} taken over after {took} ms"
+            );
+            let lost: i64 = sqlx::query(
+                "SELECT count(*) FROM tasker.step_transitions WHERE step_id = $1 AND event = 'lease_expired'",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+            assert_eq!(lost, 1, "the expiry is on the record");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+    async fn workers_ride_out_a_server_restart() {
+        let Ok(restart) = std::env::var("TASKER_TEST_PG_RESTART") else {
+            // A server named by DATABASE_URL is not ours to restart.
+            eprintln!("skipped: TASKER_TEST_PG_RESTART is not set (the server is not owned by xtask)");
+            return;
+        };
+        let url = fresh_pg_database().await;
+        let engine = engine(&url).await;
+        let t = Pattern::Linear(4).template_with(
+            "restart",
+            |_| "testkit.sleep".into(),
+            json!({"max_attempts": 10, "backoff": "none"}),
+        );
+        testkit::create_tasks(&engine, &t, 300, json!({"sleep_ms": 5}))
+            .await
+            .unwrap();
+        let workers = Workers::start(&url, 2, 10, "restart");
+        let pool = pool(&url).await;
+        let until = Instant::now() + Duration::from_secs(120);
+        loop {
+            let done: i64 = sqlx::query("SELECT count(*) FROM tasker.steps WHERE state = 'complete'")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get(0);
+            if done >= 100 {
+                break;
+            }
+            assert!(Instant::now() < until, "no progress before the restart");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        pool.close().await;
+        let status = Command::new("sh").args(["-c", &restart]).status().unwrap();
+        assert!(status.success(), "restart failed");
+        // Every connection of this process died too; the engine's pool reconnects on its own.
+        wait_all_terminal(&engine, Duration::from_secs(300)).await;
+        workers.stop();
+        let pool = self::pool(&url).await;
+        assert_audit(&pool, 300, 1200).await;
+    }
+}
