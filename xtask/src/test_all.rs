@@ -132,6 +132,8 @@ fn postgres() -> Result<()> {
         "test",
         "-p",
         "tasker-core",
+        "-p",
+        "tasker-shared-ffi",
         "--lib",
         "--tests",
         "--",

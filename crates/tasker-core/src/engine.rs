@@ -709,20 +709,16 @@ impl Engine {
                     steps.push(step);
                 }
                 // Tasks in id order, so that claimers starting the same tasks never wait in a cycle.
-                to_start.sort_unstable();
-                to_start.dedup();
-                for task_id in to_start {
-                    let mut task = tx
-                        .task_lock(task_id)
-                        .await?
-                        .ok_or_else(|| Error::not_found("task", task_id))?;
+                let mut started = Vec::new();
+                for mut task in tx.task_lock_many(&to_start).await? {
                     if task.state == TaskState::Pending {
                         let to = task.state.apply(TaskEvent::Start, task.id)?;
                         task.started_at = Some(now);
                         log.task(&mut task, TaskEvent::Start, to, now, Value::Null);
-                        tx.task_update(&task).await?;
+                        started.push(task);
                     }
                 }
+                tx.task_update_many(&started).await?;
                 Ok(steps)
             }
             .await;
@@ -820,19 +816,28 @@ impl Engine {
             let mut tx = self.begin().await?;
             let mut log = Log::default();
             let result = async {
-                let mut tasks: HashMap<Uuid, Task> = HashMap::new();
-                for id in task_ids {
-                    if let Some(task) = tx.task_lock(id).await? {
-                        tasks.insert(id, task);
-                    }
-                }
+                let mut tasks: HashMap<Uuid, Task> = tx
+                    .task_lock_many(&task_ids)
+                    .await?
+                    .into_iter()
+                    .map(|t| (t.id, t))
+                    .collect();
+                let mut steps: HashMap<Uuid, Step> =
+                    tx.step_lock_many(&ids).await?.into_iter().map(|s| (s.id, s)).collect();
                 let mut results = Vec::with_capacity(items.len());
+                let mut changed: Vec<Uuid> = Vec::new();
+                let mut succeeded: Vec<Uuid> = Vec::new();
                 for (token, outcome) in items {
-                    match self
-                        .finish_one(&mut tx, &mut log, &mut tasks, token, outcome, now)
-                        .await
-                    {
-                        Ok(step) => results.push(Ok(step)),
+                    match Self::judge(&mut steps, &mut tasks, &mut log, token, outcome, now) {
+                        Ok(step) => {
+                            if !changed.contains(&step.id) {
+                                changed.push(step.id);
+                            }
+                            if step.state == StepState::Complete {
+                                succeeded.push(step.id);
+                            }
+                            results.push(Ok(step));
+                        }
                         Err(
                             e @ (Error::StaleClaim { .. } | Error::InvalidTransition { .. } | Error::NotFound { .. }),
                         ) => {
@@ -841,6 +846,11 @@ impl Engine {
                         }
                         Err(e) => return Err(e),
                     }
+                }
+                let rows: Vec<Step> = changed.iter().filter_map(|id| steps.get(id).cloned()).collect();
+                tx.step_update_many(&rows).await?;
+                if !succeeded.is_empty() && !tx.step_children_release_many(&succeeded, now).await?.is_empty() {
+                    log.wake = true;
                 }
                 self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
                 Ok(results)
@@ -864,22 +874,20 @@ impl Engine {
             .await
     }
 
-    /// Checks everything first and writes only when the item is accepted, so a rejected item leaves no
-    /// trace in the transaction.
-    async fn finish_one(
-        &self,
-        tx: &mut Box<dyn StoreTx>,
-        log: &mut Log,
+    /// Decides one outcome against the locked rows, changing them in memory. Everything is checked before
+    /// anything changes, so a rejected item leaves no trace. Returns the step as changed.
+    fn judge(
+        steps: &mut HashMap<Uuid, Step>,
         tasks: &mut HashMap<Uuid, Task>,
+        log: &mut Log,
         token: ClaimToken,
         outcome: Outcome,
         now: Timestamp,
     ) -> Result<Step> {
-        let mut step = tx
-            .step_lock(token.step_id)
-            .await?
+        let step = steps
+            .get_mut(&token.step_id)
             .ok_or_else(|| Error::not_found("step", token.step_id))?;
-        check_claim(&step, token)?;
+        check_claim(step, token)?;
         let event = match &outcome {
             Outcome::Success(_) => StepEvent::Complete,
             Outcome::Failure(f) => {
@@ -891,34 +899,23 @@ impl Engine {
             }
         };
         let to = step.state.apply(event, step.id)?;
-        if !tasks.contains_key(&step.task_id) {
-            let task = tx
-                .task_lock(step.task_id)
-                .await?
-                .ok_or_else(|| Error::not_found("task", step.task_id))?;
-            tasks.insert(task.id, task);
-        }
         let task = tasks
             .get_mut(&step.task_id)
-            .ok_or_else(|| Error::Internal("task vanished".into()))?;
+            .ok_or_else(|| Error::not_found("task", step.task_id))?;
         step.lease_expires_at = None;
         match outcome {
             Outcome::Success(result) => {
                 step.result = Some(result);
                 step.error = None;
-                log.step(&mut step, event, to, now, Value::Null);
+                log.step(step, event, to, now, Value::Null);
                 task.steps_succeeded += 1;
-                tx.step_update(&step).await?;
-                if !tx.step_children_release(step.id, now).await?.is_empty() {
-                    log.wake = true;
-                }
             }
             Outcome::Failure(f) => {
                 let mut meta = json!({"error_class": f.error_class, "message": f.message});
                 if to == StepState::WaitingForRetry {
                     let wait = step
                         .retry
-                        .backoff(attempt_in_budget(&step), f.retry_after, rand::random::<f64>());
+                        .backoff(attempt_in_budget(step), f.retry_after, rand::random::<f64>());
                     let at = now + delta(wait);
                     step.next_attempt_at = Some(at);
                     meta["next_attempt_at"] = json!(at);
@@ -933,11 +930,10 @@ impl Engine {
                     code: f.code,
                     retryable: f.retryable,
                 });
-                log.step(&mut step, event, to, now, meta);
-                tx.step_update(&step).await?;
+                log.step(step, event, to, now, meta);
             }
         }
-        Ok(step)
+        Ok(step.clone())
     }
 
     /// Finalizes each touched task as the rules say, then writes it with the transaction's log.
@@ -948,12 +944,13 @@ impl Engine {
         tasks: HashMap<Uuid, Task>,
         now: Timestamp,
     ) -> Result<()> {
+        let mut rows = Vec::with_capacity(tasks.len());
         for (_, mut task) in tasks {
             settle(tx, log, &mut task, now).await?;
             task.updated_at = now;
-            tx.task_update(&task).await?;
+            rows.push(task);
         }
-        Ok(())
+        tx.task_update_many(&rows).await
     }
 
     // ---------------------------------------------------------------- operator actions

@@ -549,7 +549,8 @@ impl Walker {
                 return None;
             }
         };
-        let mut out = Vec::with_capacity(list.len());
+        // Each parsed step keeps its index in the document, so paths stay right when an earlier step failed.
+        let mut out: Vec<(usize, StepTemplate)> = Vec::with_capacity(list.len());
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut ok = true;
         for (i, item) in list.iter().enumerate() {
@@ -563,14 +564,14 @@ impl Walker {
                         );
                         ok = false;
                     }
-                    out.push(s);
+                    out.push((i, s));
                 }
                 None => ok = false,
             }
         }
-        let names: HashSet<&str> = out.iter().map(|s| s.name.as_str()).collect();
+        let names: HashSet<&str> = out.iter().map(|(_, s)| s.name.as_str()).collect();
         let mut dep_errors = Vec::new();
-        for (i, s) in out.iter().enumerate() {
+        for (i, s) in &out {
             let mut uniq = HashSet::new();
             for (j, dep) in s.depends_on.iter().enumerate() {
                 let p = format!("steps[{i}].depends_on[{j}]");
@@ -589,7 +590,7 @@ impl Walker {
                 self.err(p, m);
             }
         }
-        ok.then_some(out)
+        ok.then(|| out.into_iter().map(|(_, s)| s).collect())
     }
 
     fn step(&mut self, v: &Value, path: &str, d: &Defaults) -> Option<StepTemplate> {
@@ -802,6 +803,15 @@ steps:
         let e = errors_of(&format!("namespace: a\nname: b\nversion: 1.0.0\nsteps:\n{many}"));
         assert_eq!(e[0].path, "steps");
         assert!(e[0].message.contains("1000"));
+    }
+
+    #[test]
+    fn dependency_paths_count_every_step_of_the_document() {
+        let e = errors_of(
+            "namespace: a\nname: b\nversion: 1.0.0\nsteps:\n  - {handler: h}\n  - {name: t, handler: h, depends_on: [nope]}\n",
+        );
+        let paths: Vec<_> = e.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, vec!["steps[0].name", "steps[1].depends_on[0]"]);
     }
 
     #[test]

@@ -151,6 +151,30 @@ pub trait StoreTx: Send {
     async fn task_insert(&mut self, task: &Task, steps: &[Step], edges: &[Edge]) -> Result<()>;
     /// Reads a task and locks it until the transaction ends.
     async fn task_lock(&mut self, id: Uuid) -> Result<Option<Task>>;
+    /// Reads and locks the given tasks, in id order so that concurrent batches lock alike; unknown ids are
+    /// left out. SQL stores do it in one statement.
+    async fn task_lock_many(&mut self, ids: &[Uuid]) -> Result<Vec<Task>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(t) = self.task_lock(id).await? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the state columns of many tasks: `state`, `steps_succeeded`, `steps_failed`,
+    /// `transition_count`, `updated_at`, `started_at`, `finished_at`.
+    async fn task_update_many(&mut self, tasks: &[Task]) -> Result<()> {
+        for t in tasks {
+            self.task_update(t).await?;
+        }
+        Ok(())
+    }
+
     /// Writes every mutable column of a task.
     async fn task_update(&mut self, task: &Task) -> Result<()>;
 
@@ -160,6 +184,31 @@ pub trait StoreTx: Send {
     /// already; a store with row locks fails at once with a `timeout` error when another transaction (a
     /// claim in flight) holds one of the steps, rather than wait.
     async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Vec<Step>>;
+    /// Reads and locks the given steps, in id order; unknown ids are left out.
+    async fn step_lock_many(&mut self, ids: &[Uuid]) -> Result<Vec<Step>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(s) = self.step_lock(id).await? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes what an attempt changes on many steps: `state`, `attempts`, `max_attempts`,
+    /// `next_attempt_at`, `lease_expires_at`, `worker_id`, `result`, `error`, `transition_count`,
+    /// `updated_at`, `started_at`, `finished_at`. (`unfinished_parents` belongs to
+    /// [`StoreTx::step_children_release_many`].)
+    async fn step_update_many(&mut self, steps: &[Step]) -> Result<()> {
+        for s in steps {
+            self.step_update(s).await?;
+        }
+        Ok(())
+    }
+
     /// Writes every mutable column of a step.
     async fn step_update(&mut self, step: &Step) -> Result<()>;
 
@@ -195,6 +244,16 @@ pub trait StoreTx: Send {
     /// Decrements `unfinished_parents` of every child of `parent_id` (setting `updated_at = now`) and
     /// returns the children whose count reached zero.
     async fn step_children_release(&mut self, parent_id: Uuid, now: Timestamp) -> Result<Vec<Uuid>>;
+
+    /// [`StoreTx::step_children_release`] for many parents at once: each child's count drops by the number of
+    /// its parents given. Returns the children whose count reached zero.
+    async fn step_children_release_many(&mut self, parent_ids: &[Uuid], now: Timestamp) -> Result<Vec<Uuid>> {
+        let mut out = Vec::new();
+        for p in parent_ids {
+            out.extend(self.step_children_release(*p, now).await?);
+        }
+        Ok(out)
+    }
 
     /// Steps of the task that can still make progress without an operator: `in_progress`,
     /// `waiting_for_retry`, or `pending` with `unfinished_parents = 0`.

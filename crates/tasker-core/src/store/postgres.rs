@@ -1542,6 +1542,147 @@ impl StoreTx for PgTx {
         fetch_steps_of_task(self.conn(), task_id, true).await
     }
 
+    async fn task_lock_many(&mut self, ids: &[Uuid]) -> Result<Vec<Task>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // ORDER BY id sorts before the rows are locked, so every batch locks tasks in the same order.
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasker.tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+        let found = sqlx::query(&sql)
+            .bind(ids)
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        rows(&found, task_from_row)
+    }
+
+    async fn task_update_many(&mut self, tasks: &[Task]) -> Result<()> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+        let states: Vec<&str> = tasks.iter().map(|t| t.state.as_str()).collect();
+        let succeeded: Vec<i64> = tasks.iter().map(|t| t.steps_succeeded).collect();
+        let failed: Vec<i64> = tasks.iter().map(|t| t.steps_failed).collect();
+        let counts: Vec<i64> = tasks.iter().map(|t| t.transition_count).collect();
+        let updated: Vec<Timestamp> = tasks.iter().map(|t| t.updated_at).collect();
+        let started: Vec<Option<Timestamp>> = tasks.iter().map(|t| t.started_at).collect();
+        let finished: Vec<Option<Timestamp>> = tasks.iter().map(|t| t.finished_at).collect();
+        let done = sqlx::query(
+            "UPDATE tasker.tasks t SET state = b.state, steps_succeeded = b.succeeded, steps_failed = b.failed,
+                 transition_count = b.transition_count, updated_at = b.updated_at, started_at = b.started_at,
+                 finished_at = b.finished_at
+             FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::timestamptz[],
+                         $7::timestamptz[], $8::timestamptz[])
+                  AS b(id, state, succeeded, failed, transition_count, updated_at, started_at, finished_at)
+             WHERE t.id = b.id",
+        )
+        .bind(ids)
+        .bind(states)
+        .bind(succeeded)
+        .bind(failed)
+        .bind(counts)
+        .bind(updated)
+        .bind(started)
+        .bind(finished)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() != tasks.len() as u64 {
+            return Err(Error::not_found("task", "one of a batch"));
+        }
+        Ok(())
+    }
+
+    async fn step_lock_many(&mut self, ids: &[Uuid]) -> Result<Vec<Step>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {STEP_COLUMNS} FROM tasker.steps WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+        let found = sqlx::query(&sql)
+            .bind(ids)
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        rows(&found, step_from_row)
+    }
+
+    async fn step_update_many(&mut self, steps: &[Step]) -> Result<()> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
+        let states: Vec<&str> = steps.iter().map(|s| s.state.as_str()).collect();
+        let attempts: Vec<i64> = steps.iter().map(|s| s.attempts).collect();
+        let max_attempts: Vec<i64> = steps.iter().map(|s| s.max_attempts).collect();
+        let next: Vec<Option<Timestamp>> = steps.iter().map(|s| s.next_attempt_at).collect();
+        let leases: Vec<Option<Timestamp>> = steps.iter().map(|s| s.lease_expires_at).collect();
+        let workers: Vec<Option<&str>> = steps.iter().map(|s| s.worker_id.as_deref()).collect();
+        let results: Vec<Option<&Value>> = steps.iter().map(|s| s.result.as_ref()).collect();
+        let mut errors = Vec::with_capacity(steps.len());
+        for s in steps {
+            errors.push(opt_to_json("steps.error", s.error.as_ref())?);
+        }
+        let counts: Vec<i64> = steps.iter().map(|s| s.transition_count).collect();
+        let updated: Vec<Timestamp> = steps.iter().map(|s| s.updated_at).collect();
+        let started: Vec<Option<Timestamp>> = steps.iter().map(|s| s.started_at).collect();
+        let finished: Vec<Option<Timestamp>> = steps.iter().map(|s| s.finished_at).collect();
+        let done = sqlx::query(
+            "UPDATE tasker.steps s SET state = b.state, attempts = b.attempts, max_attempts = b.max_attempts,
+                 next_attempt_at = b.next_attempt_at, lease_expires_at = b.lease_expires_at, worker_id = b.worker_id,
+                 result = b.result, error = b.error, transition_count = b.transition_count,
+                 updated_at = b.updated_at, started_at = b.started_at, finished_at = b.finished_at
+             FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[],
+                         $7::text[], $8::jsonb[], $9::jsonb[], $10::bigint[], $11::timestamptz[], $12::timestamptz[],
+                         $13::timestamptz[])
+                  AS b(id, state, attempts, max_attempts, next_attempt_at, lease_expires_at, worker_id, result, error,
+                       transition_count, updated_at, started_at, finished_at)
+             WHERE s.id = b.id",
+        )
+        .bind(ids)
+        .bind(states)
+        .bind(attempts)
+        .bind(max_attempts)
+        .bind(next)
+        .bind(leases)
+        .bind(workers)
+        .bind(results)
+        .bind(errors)
+        .bind(counts)
+        .bind(updated)
+        .bind(started)
+        .bind(finished)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() != steps.len() as u64 {
+            return Err(Error::not_found("step", "one of a batch"));
+        }
+        Ok(())
+    }
+
+    async fn step_children_release_many(&mut self, parent_ids: &[Uuid], now: Timestamp) -> Result<Vec<Uuid>> {
+        if parent_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = sqlx::query(
+            "UPDATE tasker.steps s SET unfinished_parents = s.unfinished_parents - c.n, updated_at = $1
+             FROM (SELECT child_id, count(*) AS n FROM tasker.step_edges WHERE parent_id = ANY($2) GROUP BY child_id) c
+             WHERE s.id = c.child_id
+             RETURNING s.id, s.unfinished_parents",
+        )
+        .bind(now)
+        .bind(parent_ids)
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(found
+            .iter()
+            .filter(|r| r.get::<i64, _>(1) == 0)
+            .map(|r| r.get::<Uuid, _>(0))
+            .collect())
+    }
+
     async fn step_update(&mut self, s: &Step) -> Result<()> {
         let done = sqlx::query(
             "UPDATE tasker.steps SET task_id = $1, name = $2, handler_key = $3, position = $4, state = $5,

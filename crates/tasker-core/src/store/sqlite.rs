@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::DateTime;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::{
@@ -547,15 +547,6 @@ fn step_from_row(row: &SqliteRow) -> Result<Step> {
     })
 }
 
-fn edge_from_row(row: &SqliteRow) -> Result<Edge> {
-    let c = Cols::new(row, "step_edges");
-    Ok(Edge {
-        task_id: c.uuid("task_id")?,
-        parent_id: c.uuid("parent_id")?,
-        child_id: c.uuid("child_id")?,
-    })
-}
-
 fn step_transition_from_row(row: &SqliteRow) -> Result<StepTransition> {
     let c = Cols::new(row, "step_transitions");
     Ok(StepTransition {
@@ -645,14 +636,93 @@ async fn fetch_step<'e, E: Executor<'e, Database = Sqlite>>(ex: E, step_id: Uuid
     row.as_ref().map(step_from_row).transpose()
 }
 
+/// The steps of a task, by position.
+///
+/// SQLite builds the whole list as one JSON document, parsed here in one pass: sqlx copies every column
+/// value of every row into its own allocation, which for a 1,000-step task cost several times more than
+/// the query. JSON columns are embedded as values (`json(...)`), except `result`, which stays text because
+/// SQL NULL (no result) and JSON `null` (a handler that returned null) must stay apart.
 async fn fetch_steps_of_task<'e, E: Executor<'e, Database = Sqlite>>(ex: E, task_id: Uuid) -> Result<Vec<Step>> {
-    let sql = format!("SELECT {STEP_COLUMNS} FROM steps WHERE task_id = ? ORDER BY position, id");
-    let found = sqlx::query(&sql)
-        .bind(id(task_id))
-        .fetch_all(ex)
-        .await
-        .map_err(db_err)?;
-    rows(&found, step_from_row)
+    let packed: Option<String> = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(id, task_id, name, handler_key, position, state, attempts, max_attempts,
+                    json(retry), timeout_seconds, json(config), unfinished_parents, next_attempt_at, lease_expires_at,
+                    worker_id, result, json(error), transition_count, created_at, updated_at, started_at, finished_at))
+         FROM (SELECT * FROM steps WHERE task_id = ? ORDER BY position, id)",
+    )
+    .bind(id(task_id))
+    .fetch_one(ex)
+    .await
+    .map_err(db_err)?;
+    let Some(packed) = packed else { return Ok(Vec::new()) };
+    let rows: Vec<PackedStep> = serde_json::from_str(&packed)
+        .map_err(|e| Error::Internal(format!("corrupt value in steps: cannot read the packed rows: {e}")))?;
+    rows.into_iter().map(PackedStep::into_step).collect()
+}
+
+/// One step as `fetch_steps_of_task` packs it: the columns in order, as a JSON array.
+#[derive(Deserialize)]
+struct PackedStep(
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    crate::retry::RetryPolicy,
+    i64,
+    Value,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<crate::model::StepErrorInfo>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+impl PackedStep {
+    fn into_step(self) -> Result<Step> {
+        let corrupt =
+            |column: &str, detail: String| Error::Internal(format!("corrupt value in steps.{column}: {detail}"));
+        let uuid = |column: &str, s: &str| Uuid::parse_str(s).map_err(|e| corrupt(column, format!("{s:?}: {e}")));
+        let ts = |column: &str, v: i64| {
+            DateTime::from_timestamp_millis(v).ok_or_else(|| corrupt(column, format!("timestamp {v} out of range")))
+        };
+        let opt_ts = |column: &str, v: Option<i64>| v.map(|v| ts(column, v)).transpose();
+        Ok(Step {
+            id: uuid("id", &self.0)?,
+            task_id: uuid("task_id", &self.1)?,
+            name: self.2,
+            handler_key: self.3,
+            position: i32::try_from(self.4).map_err(|_| corrupt("position", format!("{} out of range", self.4)))?,
+            state: self.5.parse().map_err(|_| corrupt("state", self.5.clone()))?,
+            attempts: self.6,
+            max_attempts: self.7,
+            retry: self.8,
+            timeout_seconds: self.9,
+            config: self.10,
+            unfinished_parents: self.11,
+            next_attempt_at: opt_ts("next_attempt_at", self.12)?,
+            lease_expires_at: opt_ts("lease_expires_at", self.13)?,
+            worker_id: self.14,
+            result: self
+                .15
+                .map(|r| serde_json::from_str(&r).map_err(|e| corrupt("result", e.to_string())))
+                .transpose()?,
+            error: self.16,
+            transition_count: self.17,
+            created_at: ts("created_at", self.18)?,
+            updated_at: ts("updated_at", self.19)?,
+            started_at: opt_ts("started_at", self.20)?,
+            finished_at: opt_ts("finished_at", self.21)?,
+        })
+    }
 }
 
 /// The ready steps a claim may take, oldest first; binds: handler keys as a JSON array, now, limit.
@@ -780,13 +850,32 @@ impl Store for SqliteStore {
     }
 
     async fn edge_list(&self, task_id: Uuid) -> Result<Vec<Edge>> {
-        // rowid order is insertion order, the order the edges were given in.
-        let found = sqlx::query("SELECT task_id, parent_id, child_id FROM step_edges WHERE task_id = ? ORDER BY rowid")
-            .bind(id(task_id))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        rows(&found, edge_from_row)
+        // rowid order is insertion order, the order the edges were given in. Packed as one JSON document for
+        // the reason `fetch_steps_of_task` gives.
+        let packed: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(parent_id, child_id))
+             FROM (SELECT parent_id, child_id FROM step_edges WHERE task_id = ? ORDER BY rowid)",
+        )
+        .bind(id(task_id))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(packed) = packed else { return Ok(Vec::new()) };
+        let pairs: Vec<(String, String)> = serde_json::from_str(&packed)
+            .map_err(|e| Error::Internal(format!("corrupt value in step_edges: cannot read the packed rows: {e}")))?;
+        let parse = |s: &str| {
+            Uuid::parse_str(s).map_err(|e| Error::Internal(format!("corrupt value in step_edges: {s:?}: {e}")))
+        };
+        pairs
+            .iter()
+            .map(|(p, c)| {
+                Ok(Edge {
+                    task_id,
+                    parent_id: parse(p)?,
+                    child_id: parse(c)?,
+                })
+            })
+            .collect()
     }
 
     async fn claim_inputs(&self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
@@ -1179,6 +1268,135 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
+    async fn task_lock_many(&mut self, ids: &[Uuid]) -> Result<Vec<Task>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id");
+        let found = sqlx::query(&sql)
+            .bind(id_array(ids))
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        rows(&found, task_from_row)
+    }
+
+    async fn task_update_many(&mut self, tasks: &[Task]) -> Result<()> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        // One statement for the batch: the rows travel as one JSON array parameter.
+        let batch: Vec<Value> = tasks
+            .iter()
+            .map(|t| {
+                serde_json::json!([
+                    id(t.id),
+                    t.state.as_str(),
+                    t.steps_succeeded,
+                    t.steps_failed,
+                    t.transition_count,
+                    ms(t.updated_at),
+                    t.started_at.map(ms),
+                    t.finished_at.map(ms)
+                ])
+            })
+            .collect();
+        let done = sqlx::query(
+            "UPDATE tasks SET state = b.value ->> 1, steps_succeeded = b.value ->> 2, steps_failed = b.value ->> 3,
+                 transition_count = b.value ->> 4, updated_at = b.value ->> 5, started_at = b.value ->> 6,
+                 finished_at = b.value ->> 7
+             FROM json_each(?) AS b WHERE tasks.id = b.value ->> 0",
+        )
+        .bind(Value::Array(batch).to_string())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() != tasks.len() as u64 {
+            return Err(Error::not_found("task", "one of a batch"));
+        }
+        Ok(())
+    }
+
+    async fn step_lock_many(&mut self, ids: &[Uuid]) -> Result<Vec<Step>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {STEP_COLUMNS} FROM steps WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id");
+        let found = sqlx::query(&sql)
+            .bind(id_array(ids))
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        rows(&found, step_from_row)
+    }
+
+    async fn step_update_many(&mut self, steps: &[Step]) -> Result<()> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Vec::with_capacity(steps.len());
+        for s in steps {
+            batch.push(serde_json::json!([
+                id(s.id),
+                s.state.as_str(),
+                s.attempts,
+                s.max_attempts,
+                s.next_attempt_at.map(ms),
+                s.lease_expires_at.map(ms),
+                s.worker_id,
+                opt_json("steps.result", s.result.as_ref())?,
+                opt_json("steps.error", s.error.as_ref())?,
+                s.transition_count,
+                ms(s.updated_at),
+                s.started_at.map(ms),
+                s.finished_at.map(ms)
+            ]));
+        }
+        // `->>` hands back the SQL value of each element: text stays text (results and errors are JSON text
+        // in the batch, stored as the text they are), numbers stay integers and JSON null becomes NULL.
+        let done = sqlx::query(
+            "UPDATE steps SET state = b.value ->> 1, attempts = b.value ->> 2, max_attempts = b.value ->> 3,
+                 next_attempt_at = b.value ->> 4, lease_expires_at = b.value ->> 5, worker_id = b.value ->> 6,
+                 result = b.value ->> 7, error = b.value ->> 8, transition_count = b.value ->> 9,
+                 updated_at = b.value ->> 10, started_at = b.value ->> 11, finished_at = b.value ->> 12
+             FROM json_each(?) AS b WHERE steps.id = b.value ->> 0",
+        )
+        .bind(Value::Array(batch).to_string())
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() != steps.len() as u64 {
+            return Err(Error::not_found("step", "one of a batch"));
+        }
+        Ok(())
+    }
+
+    async fn step_children_release_many(&mut self, parent_ids: &[Uuid], now: Timestamp) -> Result<Vec<Uuid>> {
+        if parent_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = sqlx::query(
+            "UPDATE steps SET unfinished_parents = unfinished_parents - c.n, updated_at = ?
+             FROM (SELECT child_id, COUNT(*) AS n FROM step_edges
+                   WHERE parent_id IN (SELECT value FROM json_each(?)) GROUP BY child_id) AS c
+             WHERE steps.id = c.child_id
+             RETURNING id, unfinished_parents",
+        )
+        .bind(ms(now))
+        .bind(id_array(parent_ids))
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        let mut ready = Vec::new();
+        for row in &found {
+            let c = Cols::new(row, "steps");
+            if c.int("unfinished_parents")? == 0 {
+                ready.push(c.uuid("id")?);
+            }
+        }
+        Ok(ready)
+    }
+
     async fn step_lock(&mut self, step_id: Uuid) -> Result<Option<Step>> {
         fetch_step(self.conn(), step_id).await
     }
@@ -1384,37 +1602,58 @@ impl StoreTx for SqliteTx {
     }
 
     async fn transitions_insert(&mut self, steps: &[StepTransition], tasks: &[TaskTransition]) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO step_transitions ({STEP_TRANSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
-        for t in steps {
+        // One statement per table for the whole batch: the rows travel as one JSON array parameter.
+        if !steps.is_empty() {
+            let mut batch = Vec::with_capacity(steps.len());
+            for t in steps {
+                batch.push(serde_json::json!([
+                    id(t.id),
+                    id(t.step_id),
+                    id(t.task_id),
+                    t.from_state.map(StepState::as_str),
+                    t.to_state.as_str(),
+                    t.event.map(StepEvent::as_str),
+                    t.attempt,
+                    t.worker_id,
+                    json("step_transitions.metadata", &t.metadata)?,
+                    t.sort_key,
+                    ms(t.created_at)
+                ]));
+            }
+            let sql = format!(
+                "INSERT INTO step_transitions ({STEP_TRANSITION_COLUMNS})
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
+                        value ->> 7, value ->> 8, value ->> 9, value ->> 10
+                 FROM json_each(?)"
+            );
             sqlx::query(&sql)
-                .bind(id(t.id))
-                .bind(id(t.step_id))
-                .bind(id(t.task_id))
-                .bind(t.from_state.map(StepState::as_str))
-                .bind(t.to_state.as_str())
-                .bind(t.event.map(StepEvent::as_str))
-                .bind(t.attempt)
-                .bind(&t.worker_id)
-                .bind(json("step_transitions.metadata", &t.metadata)?)
-                .bind(t.sort_key)
-                .bind(ms(t.created_at))
+                .bind(Value::Array(batch).to_string())
                 .execute(self.conn())
                 .await
                 .map_err(db_err)?;
         }
-        let sql = format!("INSERT INTO task_transitions ({TASK_TRANSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-        for t in tasks {
+        if !tasks.is_empty() {
+            let mut batch = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                batch.push(serde_json::json!([
+                    id(t.id),
+                    id(t.task_id),
+                    t.from_state.map(TaskState::as_str),
+                    t.to_state.as_str(),
+                    t.event.map(TaskEvent::as_str),
+                    json("task_transitions.metadata", &t.metadata)?,
+                    t.sort_key,
+                    ms(t.created_at)
+                ]));
+            }
+            let sql = format!(
+                "INSERT INTO task_transitions ({TASK_TRANSITION_COLUMNS})
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
+                        value ->> 7
+                 FROM json_each(?)"
+            );
             sqlx::query(&sql)
-                .bind(id(t.id))
-                .bind(id(t.task_id))
-                .bind(t.from_state.map(TaskState::as_str))
-                .bind(t.to_state.as_str())
-                .bind(t.event.map(TaskEvent::as_str))
-                .bind(json("task_transitions.metadata", &t.metadata)?)
-                .bind(t.sort_key)
-                .bind(ms(t.created_at))
+                .bind(Value::Array(batch).to_string())
                 .execute(self.conn())
                 .await
                 .map_err(db_err)?;
