@@ -205,14 +205,32 @@ impl std::fmt::Debug for Engine {
 struct Log {
     steps: Vec<(StepTransition, String)>,
     tasks: Vec<TaskTransition>,
+    /// The order the transitions happened in, across both lists; events are published in this order.
+    order: Vec<Logged>,
     /// Whether some step may have become ready.
     wake: bool,
 }
 
+#[derive(Clone, Copy)]
+enum Logged {
+    Step(usize),
+    Task(usize),
+}
+
 impl Log {
+    fn push_step(&mut self, t: StepTransition, name: String) {
+        self.order.push(Logged::Step(self.steps.len()));
+        self.steps.push((t, name));
+    }
+
+    fn push_task(&mut self, t: TaskTransition) {
+        self.order.push(Logged::Task(self.tasks.len()));
+        self.tasks.push(t);
+    }
+
     fn step(&mut self, step: &mut Step, event: StepEvent, to: StepState, now: Timestamp, metadata: Value) {
         step.transition_count += 1;
-        self.steps.push((
+        self.push_step(
             StepTransition {
                 id: new_id(),
                 step_id: step.id,
@@ -227,7 +245,7 @@ impl Log {
                 created_at: now,
             },
             step.name.clone(),
-        ));
+        );
         step.state = to;
         step.updated_at = now;
         if to.is_terminal() {
@@ -237,7 +255,7 @@ impl Log {
 
     /// Records a claim the store already applied to `step` (whose `transition_count` it advanced).
     fn claimed(&mut self, step: &Step, from: StepState, to: StepState, now: Timestamp, metadata: Value) {
-        self.steps.push((
+        self.push_step(
             StepTransition {
                 id: new_id(),
                 step_id: step.id,
@@ -252,12 +270,12 @@ impl Log {
                 created_at: now,
             },
             step.name.clone(),
-        ));
+        );
     }
 
     fn task(&mut self, task: &mut Task, event: TaskEvent, to: TaskState, now: Timestamp, metadata: Value) {
         task.transition_count += 1;
-        self.tasks.push(TaskTransition {
+        self.push_task(TaskTransition {
             id: new_id(),
             task_id: task.id,
             from_state: Some(task.state),
@@ -428,11 +446,12 @@ impl Engine {
             tx.notify_work().await?;
         }
         log.write_and_commit(tx).await?;
-        for (t, name) in &log.steps {
-            let _ = self.inner.events.send(Event::from_step(t, Some(name)));
-        }
-        for t in &log.tasks {
-            let _ = self.inner.events.send(Event::from_task(t));
+        for entry in &log.order {
+            let event = match *entry {
+                Logged::Step(i) => Event::from_step(&log.steps[i].0, Some(&log.steps[i].1)),
+                Logged::Task(i) => Event::from_task(&log.tasks[i]),
+            };
+            let _ = self.inner.events.send(event);
         }
         if log.wake {
             self.inner.work.notify_waiters();
@@ -1346,7 +1365,7 @@ fn build_task(
         started_at: None,
         finished_at: None,
     };
-    log.tasks.push(TaskTransition {
+    log.push_task(TaskTransition {
         id: new_id(),
         task_id,
         from_state: None,
@@ -1397,7 +1416,7 @@ fn build_task(
             started_at: None,
             finished_at: None,
         };
-        log.steps.push((
+        log.push_step(
             StepTransition {
                 id: new_id(),
                 step_id: step.id,
@@ -1412,7 +1431,7 @@ fn build_task(
                 created_at: now,
             },
             step.name.clone(),
-        ));
+        );
         steps.push(step);
     }
     task.transition_count = 1;
