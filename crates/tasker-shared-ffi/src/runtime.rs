@@ -1,0 +1,156 @@
+//! The one Tokio runtime of the process, shared by every client, session and subscription.
+//!
+//! Host code never runs here: Rust never calls into Ruby, Python, JS or the JVM from one of these threads.
+//! Blocking calls ([`block_on`]) drive their future from the host's calling thread, which the binding has
+//! released from its interpreter lock; async calls ([`spawn`]) run on the runtime's workers and hand back a
+//! future any executor (napi's included) can await. Either way a panic comes back as an `internal` error.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
+
+use tokio::runtime::{Builder, Runtime};
+
+use crate::error::{FfiError, FfiResult};
+
+struct Shared {
+    runtime: Result<Runtime, String>,
+    pid: u32,
+}
+
+static RUNTIME: OnceLock<Shared> = OnceLock::new();
+
+/// How many worker threads the runtime gets: `TASKER_FFI_WORKER_THREADS` if set, else the number of CPUs
+/// capped at 4, since the work here is waiting on a database, not computing.
+fn worker_threads() -> usize {
+    std::env::var("TASKER_FFI_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()).min(4))
+}
+
+/// The shared runtime, started on first use.
+///
+/// A forked child inherits the memory of the runtime but none of its threads, so any use there would hang:
+/// it is refused with a `configuration` error instead.
+pub fn runtime() -> FfiResult<&'static Runtime> {
+    let shared = RUNTIME.get_or_init(|| Shared {
+        runtime: Builder::new_multi_thread()
+            .worker_threads(worker_threads())
+            .thread_name("tasker-ffi")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("starting the tasker runtime failed: {e}")),
+        pid: std::process::id(),
+    });
+    let current = std::process::id();
+    if shared.pid != current {
+        return Err(FfiError::forked("runtime", shared.pid, current));
+    }
+    shared.runtime.as_ref().map_err(|m| FfiError::internal(m.clone()))
+}
+
+/// Runs `fut` to completion on the calling thread, with the shared runtime's reactor and timers.
+///
+/// Refused from inside an async runtime (where blocking would stall the executor; use the `_async` variant),
+/// and a panic becomes an `internal` error.
+pub fn block_on<T>(fut: impl Future<Output = FfiResult<T>>) -> FfiResult<T> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(FfiError::configuration(
+            "a blocking tasker call was made from inside an async runtime; use the _async variant there",
+        ));
+    }
+    let rt = runtime()?;
+    match std::panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(fut))) {
+        Ok(r) => r,
+        Err(payload) => Err(FfiError::from_panic(payload.as_ref())),
+    }
+}
+
+/// Runs `fut` on the shared runtime and returns its result; awaitable from any executor.
+///
+/// The work continues to completion even if the returned future is dropped, as a database call in flight
+/// should; callers that must undo something when the result is not collected do so in `fut` itself.
+pub async fn spawn<T, F>(fut: F) -> FfiResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = FfiResult<T>> + Send + 'static,
+{
+    let handle = runtime()?.spawn(fut);
+    match handle.await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(FfiError::from_panic(e.into_panic().as_ref())),
+        Err(e) => Err(FfiError::internal(format!("tasker task was cancelled: {e}"))),
+    }
+}
+
+/// Starts `fut` on the shared runtime in the background.
+pub(crate) fn spawn_background<F>(fut: F) -> FfiResult<tokio::task::JoinHandle<()>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    Ok(runtime()?.spawn(fut))
+}
+
+/// Runs a synchronous closure, turning a panic into an `internal` error; for the non-async calls that do
+/// no waiting (`try_next`, `advance_clock_ms`, …).
+pub fn guard<T>(f: impl FnOnce() -> FfiResult<T>) -> FfiResult<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => Err(FfiError::from_panic(payload.as_ref())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn block_on_returns_the_value() {
+        assert_eq!(block_on(async { Ok(41 + 1) }).unwrap(), 42);
+    }
+
+    #[test]
+    fn a_panic_in_block_on_becomes_internal() {
+        let e = block_on::<()>(async { panic!("exploded in a blocking call") }).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Internal);
+        assert!(e.message.contains("exploded in a blocking call"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_panic_in_a_spawned_call_becomes_internal() {
+        let e = block_on(spawn::<(), _>(async { panic!("exploded on the runtime") })).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Internal);
+        assert!(e.message.contains("exploded on the runtime"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_panic_in_a_guarded_closure_becomes_internal() {
+        let e = guard::<()>(|| panic!("sync boom")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Internal);
+    }
+
+    #[test]
+    fn every_client_shares_one_runtime() {
+        let a = runtime().unwrap() as *const Runtime;
+        let b = std::thread::spawn(|| runtime().unwrap() as *const Runtime as usize)
+            .join()
+            .unwrap();
+        assert_eq!(a as usize, b);
+    }
+
+    #[test]
+    fn blocking_inside_a_runtime_is_refused_not_a_crash() {
+        let e = block_on(spawn(async { block_on(async { Ok(1) }) })).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Configuration);
+        assert!(e.message.contains("_async"), "{}", e.message);
+    }
+
+    #[test]
+    fn spawned_work_runs_on_the_runtime_threads() {
+        let name = block_on(spawn(async { Ok(std::thread::current().name().map(str::to_string)) })).unwrap();
+        assert_eq!(name.as_deref(), Some("tasker-ffi"));
+    }
+}

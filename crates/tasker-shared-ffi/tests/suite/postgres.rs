@@ -1,0 +1,95 @@
+//! The same replays and handle checks on PostgreSQL. Every test here is ignored unless asked for: `cargo xtask
+//! test-all --only postgres` starts a throwaway server, sets `TASKER_TEST_PG_URL` (and
+//! `TASKER_TEST_PG_RESTART`, a shell command that restarts it) and runs the ignored tests whose path holds
+//! `postgres`.
+
+use std::process::Command;
+use std::sync::{RwLock, RwLockReadGuard};
+
+use tasker_shared_ffi::runtime;
+use tasker_shared_ffi::*;
+
+use super::scenarios::replay_all;
+
+const PASS: &str = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres";
+
+/// The restart test takes this for writing, every other test here for reading: a restart must not pull the
+/// server from under a replay.
+static SERVER: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    SERVER.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Creates an empty database on the server `TASKER_TEST_PG_URL` names and returns its URL.
+fn fresh_database() -> String {
+    use sqlx::Connection;
+    let base = std::env::var("TASKER_TEST_PG_URL").unwrap_or_else(|_| panic!("{PASS}"));
+    let name = format!("tasker_ffi_{}", uuid::Uuid::now_v7().simple());
+    let create = {
+        let (base, name) = (base.clone(), name.clone());
+        async move {
+            let mut conn = sqlx::PgConnection::connect(&base)
+                .await
+                .map_err(|e| FfiError::configuration(format!("connecting to the test server: {e}")))?;
+            // The name is generated here, never user input; identifiers cannot be bound as parameters.
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| FfiError::configuration(format!("creating a database: {e}")))?;
+            conn.close().await.ok();
+            Ok(())
+        }
+    };
+    runtime::block_on(runtime::spawn(create)).expect("fresh database");
+    let (head, tail) = base
+        .split_once('?')
+        .map(|(h, t)| (h.to_string(), format!("?{t}")))
+        .unwrap_or((base.clone(), String::new()));
+    let root = head.rsplit_once('/').map(|(r, _)| r.to_string()).unwrap_or(head);
+    format!("{root}/{name}{tail}")
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+fn every_scenario_passes_on_postgres() {
+    let _server = shared();
+    replay_all(|_| (fresh_database(), None));
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+fn health_reports_postgres_without_the_password() {
+    let _server = shared();
+    let url = fresh_database();
+    let c = Client::open(&url, ClientOptions::default()).unwrap();
+    assert!(!c.validate_or_refresh().unwrap());
+    let h = c.health().unwrap();
+    assert_eq!(h.store_kind, "postgres");
+    assert_eq!(h.url, tasker_core::engine::redact_url(&url));
+    assert!(h.idle_connections <= h.pool_size, "{h:?}");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+fn validate_or_refresh_survives_a_server_restart() {
+    let Ok(restart) = std::env::var("TASKER_TEST_PG_RESTART") else {
+        panic!("TASKER_TEST_PG_RESTART must name a command that restarts the server; {PASS}");
+    };
+    let _server = SERVER.write().unwrap_or_else(|p| p.into_inner());
+    let url = fresh_database();
+    let c = Client::open(&url, ClientOptions::default()).unwrap();
+    c.register_template("namespace: pg\nname: one\nversion: 1.0.0\nsteps:\n  - { name: a, handler: pg.a }\n")
+        .unwrap();
+    let t = c.create_task("pg", "one", CreateTaskOptions::default()).unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(&restart)
+        .status()
+        .expect("run the restart command");
+    assert!(status.success(), "restart command failed: {status}");
+    // Either the pool healed by itself (the check passes) or it is rebuilt; both leave a working client.
+    c.validate_or_refresh().expect("validate_or_refresh after a restart");
+    assert_eq!(c.task(&t.id).unwrap().id, t.id);
+    assert!(!c.validate_or_refresh().unwrap());
+}
