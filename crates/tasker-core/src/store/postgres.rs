@@ -75,11 +75,18 @@ impl Migration {
 }
 
 /// Applied in order; never edit one that has shipped (its checksum is verified), add a new file instead.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "init",
-    sql: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "init",
+        sql: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "claim order and retry indexes",
+        sql: include_str!("../../migrations/postgres/0002_claim_order_and_retry_indexes.sql"),
+    },
+];
 
 /// Advisory lock keys. Advisory locks are per database, so two tasker databases on one server never
 /// contend; the values spell "taskermg" and "taskermn" in ASCII, to be recognisable in `pg_locks`.
@@ -1169,13 +1176,11 @@ impl Store for PgStore {
         if handler_keys.is_empty() {
             return Ok(None);
         }
-        // Written like the claim (partial index terms) so that it reads the same small index. A waiting step
-        // was claimed once, so its parents are done and unfinished_parents = 0 holds anyway.
+        // The state term matches steps_retry_due_idx, so MIN reads that index in order and stops early.
         let row = sqlx::query(
             "SELECT MIN(s.next_attempt_at) AS next_at
              FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
-             WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
-               AND s.state = 'waiting_for_retry'
+             WHERE s.state = 'waiting_for_retry'
                AND s.handler_key = ANY($1)
                AND t.state IN ('pending', 'in_progress')",
         )
@@ -1926,8 +1931,7 @@ impl StoreTx for PgTx {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n
              FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
-             WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
-               AND s.state = 'waiting_for_retry'
+             WHERE s.state = 'waiting_for_retry'
                AND s.next_attempt_at > $1 AND s.next_attempt_at <= $2
                AND t.state IN ('pending', 'in_progress')",
         )
@@ -2378,9 +2382,11 @@ mod tests {
                 "step_transitions_pkey",
                 "step_transitions_task_step_sort_idx",
                 "steps_claim_idx",
+                "steps_claimable_id_idx",
                 "steps_finished_at_idx",
                 "steps_in_progress_idx",
                 "steps_pkey",
+                "steps_retry_due_idx",
                 "steps_task_id_name_key",
                 "task_transitions_pkey",
                 "task_transitions_task_sort_idx",
@@ -2939,7 +2945,8 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            plan.iter().any(|l| l.contains("steps_claim_idx")),
+            plan.iter()
+                .any(|l| l.contains("steps_claim_idx") || l.contains("steps_claimable_id_idx")),
             "{}",
             plan.join("\n")
         );
