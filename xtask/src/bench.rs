@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: runs tasker-bench in release mode, which writes docs/benchmarks.md.
+//! `cargo xtask bench`: builds the release binaries and runs tasker-bench, which writes docs/benchmarks.md.
 
 use anyhow::{bail, Result};
 
@@ -34,6 +34,9 @@ pub struct Options {
 }
 
 pub fn run(options: &Options) -> Result<()> {
+    // Both binaries: the PostgreSQL bench spawns `tasker worker` processes from the `tasker` binary next to
+    // `tasker-bench`, and `cargo run --bin tasker-bench` alone would leave that one stale or missing.
+    util::run(util::cargo().args(["build", "--release", "--locked", "-p", "tasker-core", "--bins"]))?;
     // Durable: numbers taken with fsync off would flatter every write path.
     let pg = match options.store {
         Store::Postgres => Some(PgCluster::start(Durability::Durable)?),
