@@ -548,7 +548,10 @@ impl Engine {
                 return Err(Error::field(
                     "context",
                     "context",
-                    format!("expected a JSON object, found {}", json_type(&req.context)),
+                    format!(
+                        "expected a JSON object, found {}",
+                        crate::template::type_name(&req.context)
+                    ),
                 ));
             }
             let tags = match &req.tags {
@@ -558,7 +561,7 @@ impl Engine {
                         return Err(Error::field(
                             "task",
                             format!("tags.{k}"),
-                            format!("expected a string, found {}", json_type(v)),
+                            format!("expected a string, found {}", crate::template::type_name(v)),
                         ));
                     }
                     Value::Object(m.clone())
@@ -567,7 +570,10 @@ impl Engine {
                     return Err(Error::field(
                         "task",
                         "tags",
-                        format!("expected a mapping of strings, found {}", json_type(other)),
+                        format!(
+                            "expected a mapping of strings, found {}",
+                            crate::template::type_name(other)
+                        ),
                     ))
                 }
             };
@@ -1573,17 +1579,6 @@ fn semver_of(v: &str) -> semver::Version {
 
 fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
 }
 
 /// The URL with any password replaced by `***`, safe for logs and errors.

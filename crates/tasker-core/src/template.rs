@@ -275,7 +275,8 @@ fn is_handler_key(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':' | '/'))
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// How an error message names the JSON type of a value it did not expect.
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

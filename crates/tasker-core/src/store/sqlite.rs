@@ -1678,9 +1678,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::clock::to_millis_precision;
     use crate::retry::RetryPolicy;
-    use crate::template::Template;
 
     fn file_url(dir: &tempfile::TempDir) -> String {
         format!("sqlite://{}", dir.path().join("tasker.db").display())
@@ -1698,101 +1696,7 @@ mod tests {
             .expect("connect to memory")
     }
 
-    fn now() -> Timestamp {
-        to_millis_precision(chrono::Utc::now())
-    }
-
-    fn template_record(namespace: &str, name: &str, version: &str) -> TemplateRecord {
-        let text = format!(
-            "namespace: {namespace}\nname: {name}\nversion: {version}\nsteps:\n  - name: a\n    handler: k.a\n  \
-             - name: b\n    handler: k.b\n    depends_on: [a]\n"
-        );
-        let template = Template::parse(&text).expect("valid template");
-        TemplateRecord {
-            id: Uuid::now_v7(),
-            namespace: namespace.into(),
-            name: name.into(),
-            version: version.into(),
-            content_hash: template.content_hash(),
-            template,
-            created_at: now(),
-        }
-    }
-
-    fn task_row(tpl: &TemplateRecord, state: TaskState, at: Timestamp) -> Task {
-        Task {
-            id: Uuid::now_v7(),
-            template_id: tpl.id,
-            namespace: tpl.namespace.clone(),
-            name: tpl.name.clone(),
-            version: tpl.version.clone(),
-            state,
-            context: json!({"account_id": 42, "nested": {"list": [1, 2.5, "x", null]}}),
-            tags: json!({"env": "test"}),
-            idempotency_key: None,
-            initiator: Some("tests".into()),
-            source_system: None,
-            reason: None,
-            steps_total: 0,
-            steps_succeeded: 0,
-            steps_failed: 0,
-            transition_count: 1,
-            created_at: at,
-            updated_at: at,
-            started_at: None,
-            finished_at: None,
-        }
-    }
-
-    fn step_row(task: &Task, name: &str, handler_key: &str, position: i32, unfinished_parents: i64) -> Step {
-        Step {
-            id: Uuid::now_v7(),
-            task_id: task.id,
-            name: name.into(),
-            handler_key: handler_key.into(),
-            position,
-            state: StepState::Pending,
-            attempts: 0,
-            max_attempts: 3,
-            retry: RetryPolicy::default(),
-            timeout_seconds: 300,
-            config: json!({"page_size": 200}),
-            unfinished_parents,
-            next_attempt_at: None,
-            lease_expires_at: None,
-            worker_id: None,
-            result: None,
-            error: None,
-            transition_count: 1,
-            created_at: task.created_at,
-            updated_at: task.created_at,
-            started_at: None,
-            finished_at: None,
-        }
-    }
-
-    fn edge(task: &Task, parent: &Step, child: &Step) -> Edge {
-        Edge {
-            task_id: task.id,
-            parent_id: parent.id,
-            child_id: child.id,
-        }
-    }
-
-    /// Inserts a template and a task with the given steps and edges, committed.
-    async fn seed(store: &SqliteStore, tpl: &TemplateRecord, task: &Task, steps: &[Step], edges: &[Edge]) {
-        let mut tx = store.begin().await.unwrap();
-        if tx
-            .template_find(&tpl.namespace, &tpl.name, &tpl.version)
-            .await
-            .unwrap()
-            .is_none()
-        {
-            tx.template_insert(tpl).await.unwrap();
-        }
-        tx.task_insert(task, steps, edges).await.unwrap();
-        tx.commit().await.unwrap();
-    }
+    use crate::store::fixtures::*;
 
     #[tokio::test]
     async fn fresh_database_gets_exactly_the_expected_schema() {
