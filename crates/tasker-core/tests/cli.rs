@@ -181,6 +181,27 @@ fn bad_json_in_context_is_an_error_naming_the_flag() {
 }
 
 #[test]
+fn a_result_that_is_not_json_is_rejected_and_writes_nothing() {
+    let env = Env::new();
+    env.ok(&["template", "register", s(&example("etl_pipeline.yaml"))]);
+    let ctx = r#"{"source":"clickstream","batch_id":8,"record_count":5}"#;
+    let task = env
+        .ok(&["--json", "task", "create", "data", "etl_pipeline", "--context", ctx])
+        .json();
+    let task_id = task["id"].as_str().expect("id").to_string();
+    let explain = env.ok(&["--json", "task", "explain", &task_id]).json();
+    let step_id = explain["explain"]["steps"][0]["step_id"]
+        .as_str()
+        .expect("step id")
+        .to_string();
+    let out = env.run(&["step", "resolve", &step_id, "--result", "{\"unclosed\": "]);
+    assert_eq!(out.code, 3, "a validation error: {out:?}");
+    assert!(out.stderr.contains("--result"), "{out:?}");
+    let step = env.ok(&["--json", "step", "show", &step_id]).json();
+    assert_eq!(step["state"], "pending", "nothing was written");
+}
+
+#[test]
 fn a_malformed_task_id_is_a_validation_error() {
     let env = Env::new();
     let out = env.run(&["task", "show", "not-a-uuid"]);

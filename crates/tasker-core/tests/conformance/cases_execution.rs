@@ -568,3 +568,61 @@ pub async fn maintenance_reaps_and_announces_due_retries(h: H) {
     );
     h.check(&task).await;
 }
+
+pub async fn explain_gives_every_reason(h: H) {
+    h.template(
+        "reasons",
+        &[("a", &[]), ("b", &["a"]), ("c", &[]), ("d", &[])],
+        json!({"max_attempts": 2, "base_ms": 500, "jitter": 0.0}),
+    )
+    .await;
+    let task = h.create("reasons").await;
+    let c = h.claim_step("c").await;
+    h.engine.fail(c.token, StepFailure::retryable("later")).await.unwrap();
+    let d = h.claim_step("d").await;
+    let ex = h.engine.explain(task.id).await.unwrap();
+    let by = |n: &str| ex.steps.iter().find(|s| s.name == n).unwrap().clone();
+    assert!(by("a").ready && by("a").reasons == vec!["ready"]);
+    assert_eq!(by("b").blocked_by, vec!["a"]);
+    assert_eq!(
+        by("c").retry_at.map(|t| (t - h.engine.now()).num_milliseconds()),
+        Some(500)
+    );
+    assert!(
+        by("c").reasons.iter().any(|r| r.starts_with("retry due at")),
+        "{:?}",
+        by("c").reasons
+    );
+    assert_eq!(by("d").lease_expires_at, Some(d.lease_expires_at));
+    assert!(
+        by("d").reasons[0].starts_with("running on worker w1"),
+        "{:?}",
+        by("d").reasons
+    );
+    h.engine.cancel_task(task.id, None).await.unwrap();
+    let other = h.create("reasons").await;
+    h.engine.cancel_task(other.id, None).await.unwrap();
+    let ex = h.engine.explain(task.id).await.unwrap();
+    assert!(ex.steps.iter().all(|s| !s.ready && !s.task_runnable));
+    assert!(ex
+        .steps
+        .iter()
+        .all(|s| s.reasons.contains(&"step is cancelled".to_string())));
+}
+
+pub async fn templates_are_listed_in_name_and_version_order(h: H) {
+    for (name, version) in [("b", "2.0.0"), ("a", "1.10.0"), ("b", "1.0.0"), ("a", "1.9.0")] {
+        let text = format!("namespace: t\nname: {name}\nversion: {version}\nsteps: [{{name: s, handler: h.s}}]\n");
+        h.engine.register_template(&text).await.unwrap();
+    }
+    let got: Vec<(String, String)> = h
+        .engine
+        .templates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.version))
+        .collect();
+    let want = [("a", "1.9.0"), ("a", "1.10.0"), ("b", "1.0.0"), ("b", "2.0.0")];
+    assert_eq!(got, want.map(|(n, v)| (n.to_string(), v.to_string())));
+}

@@ -47,6 +47,8 @@ conformance!(
     tasks_filter_and_page,
     // readiness and claims
     roots_are_ready_and_children_wait,
+    explain_gives_every_reason,
+    templates_are_listed_in_name_and_version_order,
     child_is_ready_only_when_all_parents_succeed,
     resolved_parent_counts_as_success,
     retry_waits_until_next_attempt_at,
