@@ -236,6 +236,10 @@ pub struct WorkerArgs {
     /// How long an idle worker waits for a wake-up before it polls again, in milliseconds
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub poll_ms: u64,
+    /// How often this worker runs the maintenance pass (reaping expired leases, waking due retries), in
+    /// milliseconds; one pass runs at a time across all workers [default: a third of the lease]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub maintenance_ms: Option<u64>,
 }
 
 /// The start of an analytics window.

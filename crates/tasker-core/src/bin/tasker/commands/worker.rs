@@ -23,7 +23,10 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult {
             heartbeat_interval: lease / 3,
             poll_interval: std::time::Duration::from_millis(args.poll_ms),
             // Recovering crashed workers' steps promptly matters more than the cost of a pass.
-            reap_interval: (lease / 3).max(std::time::Duration::from_millis(500)),
+            reap_interval: match args.maintenance_ms {
+                Some(ms) => std::time::Duration::from_millis(ms),
+                None => (lease / 3).max(std::time::Duration::from_millis(500)),
+            },
         };
         let mut worker = Worker::new(engine, config);
         handlers::register_examples(&mut worker);
