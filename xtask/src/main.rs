@@ -4,6 +4,8 @@
 
 mod bench;
 mod pg;
+mod python;
+mod ruby;
 mod test_all;
 mod util;
 
@@ -61,6 +63,17 @@ fn run() -> Result<()> {
             args.finish()?;
             bench::run(&bench::Options { store, quick })
         }
+        "package" => {
+            let Some(binding) = args.next() else {
+                bail!("package expects a binding: ruby or python");
+            };
+            args.finish()?;
+            match binding.as_str() {
+                "ruby" => ruby::package().map(|_| ()),
+                "python" => python::package(),
+                other => bail!("cannot package `{other}`; known: ruby, python"),
+            }
+        }
         // Hidden: it exists to prove pg.rs works on a new machine, not for daily use.
         "pg-smoke" => {
             let durability = if args.flag("--durable") {
@@ -90,6 +103,10 @@ Tasks:
       Run tasker-bench in release mode and write docs/benchmarks.md. With
       --store postgres a throwaway durable PostgreSQL cluster is started unless
       DATABASE_URL points at a PostgreSQL server.
+  package ruby
+      Build the tasker_core gem into target/ruby-gem/ (crates vendored; cargo runs at install).
+  package python
+      Build the release abi3 wheel of the Python binding into target/wheels.
 
 Parts of test-all, in order:"
     );

@@ -37,6 +37,17 @@ pub const PARTS: &[Part] = &[
         description: "the conformance suite, store tests and multi-process tests on a throwaway PostgreSQL",
         run: postgres,
     },
+    Part {
+        name: "python",
+        description:
+            "the Python binding: maturin build, pytest (scenarios on memory/SQLite/PostgreSQL), wheel smoke test",
+        run: crate::python::test,
+    },
+    Part {
+        name: "ruby",
+        description: "the Ruby gem: RSpec (scenarios and specs) on SQLite and PostgreSQL, then gem install",
+        run: crate::ruby::test,
+    },
 ];
 
 pub struct Options {
@@ -115,10 +126,13 @@ fn fmt() -> Result<()> {
 
 fn clippy() -> Result<()> {
     ensure_cargo_subcommand("clippy", "clippy")?;
+    // The workspace includes tasker-ruby, whose build needs Ruby's headers and libclang.
+    crate::ruby::ensure_toolchain()?;
     util::run(util::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
 }
 
 fn rust() -> Result<()> {
+    crate::ruby::ensure_toolchain()?;
     // CARGO_TERM_COLOR is left alone so CI settings and terminal detection both keep working.
     util::run(util::cargo().args(["test", "--workspace"]).env("RUST_BACKTRACE", "1"))
 }

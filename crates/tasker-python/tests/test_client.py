@@ -1,0 +1,192 @@
+"""The client surface: context manager, use after close, argument types, fork refusal, the GIL, results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+import tasker_core
+from tasker_core import Client
+
+TEMPLATE = """
+namespace: shop
+name: order
+version: 1.0.0
+input_schema:
+  type: object
+  required: [order_id]
+  properties: { order_id: { type: integer } }
+steps:
+  - { name: charge, handler: shop.charge }
+  - { name: ship, handler: shop.ship, depends_on: [charge] }
+"""
+
+
+def test_the_context_manager_closes_the_client() -> None:
+    with Client.connect("memory:") as client:
+        assert not client.closed
+        client.register_template(TEMPLATE)
+    assert client.closed
+
+
+def test_use_after_close_raises_closed_error_and_close_is_idempotent() -> None:
+    client = Client.connect("memory:")
+    client.close()
+    client.close()
+    for call in (client.templates, client.health, lambda: client.task("01a21860-f1f4-72e3-a158-b367b7ba9fc8"), client.subscribe):
+        with pytest.raises(tasker_core.ClosedError) as info:
+            call()
+        assert info.value.code == "closed"
+        assert isinstance(info.value, tasker_core.TaskerError)
+
+
+def test_results_are_typed_objects(tasker_client: Client) -> None:
+    reg = tasker_client.register_template(TEMPLATE)
+    assert isinstance(reg, tasker_core.Registration) and reg.created is True
+    assert [s.name for s in reg.template.steps] == ["charge", "ship"]
+    task = tasker_client.create_task("shop", "order", context={"order_id": 7}, tags={"team": "a"})
+    assert isinstance(task.id, str) and task.state == "pending"
+    assert task.context == {"order_id": 7} and task.tags == {"team": "a"}
+    assert task.created_at.tzinfo is not None and task.created_at.utcoffset() == dt.timedelta(0)
+    assert task.to_dict()["id"] == task.id
+    assert tasker_client.task(task.id) == task
+    explain = tasker_client.explain(task.id)
+    assert [s.name for s in explain.steps if s.ready] == ["charge"]
+    assert [t.id for t in tasker_client.tasks(namespace="shop")] == [task.id]
+    assert tasker_client.cancel_task(task.id, "no longer needed").state == "cancelled"
+    health = tasker_client.health()
+    assert health.store_kind and health.pid == os.getpid()
+    assert tasker_client.validate_or_refresh() is False
+
+
+def test_idempotency_key_returns_the_same_task(tasker_client: Client) -> None:
+    tasker_client.register_template(TEMPLATE)
+    a = tasker_client.create_task("shop", "order", context={"order_id": 1}, idempotency_key="k")
+    b = tasker_client.create_task("shop", "order", context={"order_id": 1}, idempotency_key="k")
+    assert a.id == b.id
+
+
+def test_wrong_argument_types_raise_type_error_or_validation_with_the_field_path(tasker_client: Client) -> None:
+    tasker_client.register_template(TEMPLATE)
+    with pytest.raises(TypeError):
+        tasker_client.create_task(5, "order", context={})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        tasker_client.create_task("shop", "order", {"order_id": 1})  # type: ignore[misc]  # context is keyword-only
+    with pytest.raises(tasker_core.ValidationError) as info:
+        tasker_client.create_task("shop", "order", context={"order_id": 1, "items": [1, 2, 3, {"sku": object()}]})
+    err = info.value
+    assert err.code == "validation"
+    assert err.details["errors"][0]["path"] == "context.items[3].sku"
+    assert "expected a JSON value, found object" in err.details["errors"][0]["message"]
+    with pytest.raises(tasker_core.ValidationError) as info:
+        tasker_client.create_task("shop", "order", context=[1])
+    assert info.value.details["errors"][0]["path"] == "context"
+    # The engine's own validation (input_schema) names the field too.
+    with pytest.raises(tasker_core.ValidationError) as info:
+        tasker_client.create_task("shop", "order", context={"order_id": "x"})
+    assert any("order_id" in e["path"] for e in info.value.details["errors"])
+    with pytest.raises(tasker_core.ValidationError) as info:
+        tasker_client.task("not-a-uuid")
+    assert info.value.details["errors"][0]["path"] == "task_id"
+    with pytest.raises(tasker_core.NotFoundError):
+        tasker_client.template("shop", "nope")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_clear_error() -> None:
+    client = Client.connect("memory:")
+    client.register_template(TEMPLATE)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it saw through the pipe, never run pytest machinery
+        code = 1
+        try:
+            client.templates()
+            msg = "no error"
+        except tasker_core.ConfigurationError as e:
+            msg = f"{e.details.get('reason')}|{e.details.get('opened_pid')}|{e}"
+            code = 0
+        except BaseException as e:  # noqa: BLE001
+            msg = f"other: {type(e).__name__}: {e}"
+        os.write(write, msg.encode())
+        os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    msg = os.read(read, 4096).decode()
+    os.close(read)
+    assert os.WEXITSTATUS(status) == 0, msg
+    reason, opened, text = msg.split("|", 2)
+    assert reason == "forked" and int(opened) == os.getpid()
+    assert "open a new client after fork" in text
+    # The parent's client still works.
+    assert len(client.templates()) == 1
+    client.close()
+
+
+def test_the_gil_is_released_while_a_claim_waits(tasker_client: Client) -> None:
+    tasker_client.register_template(TEMPLATE)
+    session = tasker_client.worker_session(["shop.charge"], poll_interval=5.0)
+    ticks = []
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    started = time.monotonic()
+    assert session.claim(1, wait=0.5) == []
+    waited = time.monotonic() - started
+    stop.set()
+    t.join()
+    session.shutdown()
+    assert waited >= 0.45
+    # The other thread kept running during the wait: many ticks, not one.
+    assert len([x for x in ticks if started <= x <= started + waited]) >= 10
+
+
+def test_manual_clock_and_sqlite_file(sqlite_url: str) -> None:
+    with Client.connect(sqlite_url, clock="manual") as client:
+        t0 = client.now()
+        assert t0 == dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+        assert client.advance_clock(1.5) - t0 == dt.timedelta(seconds=1.5)
+        assert client.clock == "manual"
+    with pytest.raises(tasker_core.ValidationError):
+        Client.connect("memory:", clock="lunar")
+
+
+def test_timeout_error_is_also_the_builtin() -> None:
+    assert issubclass(tasker_core.TimeoutError, TimeoutError)
+    assert issubclass(tasker_core.TimeoutError, tasker_core.TaskerError)
+
+
+def test_every_kind_has_its_class() -> None:
+    for name in (
+        "ValidationError NotFoundError ConflictError InvalidTransitionError StaleClaimError CycleDetectedError "
+        "ClosedError TimeoutError DatabaseError ConfigurationError HandlerError InternalError"
+    ).split():
+        cls = getattr(tasker_core, name)
+        assert issubclass(cls, tasker_core.TaskerError), name
+        assert cls.__module__ == "tasker_core"
+
+
+def test_a_cycle_is_a_cycle_detected_error(tasker_client: Client) -> None:
+    with pytest.raises(tasker_core.CycleDetectedError) as info:
+        tasker_client.register_template(
+            {"namespace": "x", "name": "loop", "version": "1.0.0", "steps": [
+                {"name": "a", "handler": "x.a", "depends_on": ["b"]},
+                {"name": "b", "handler": "x.b", "depends_on": ["a"]},
+            ]}
+        )
+    assert info.value.details["path"][0] == info.value.details["path"][-1]
+
+
+if sys.platform == "win32":  # pragma: no cover
+    pytestmark = pytest.mark.skip("POSIX only")

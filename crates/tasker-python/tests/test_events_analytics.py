@@ -1,0 +1,77 @@
+"""Events and the analytics objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import tasker_core
+from tasker_core import Client, events, performance, testing
+
+
+def test_subscribe_next_iterate_and_end_after_close() -> None:
+    client = Client.connect("memory:", clock="manual")
+    sub = events.subscribe(client, names=["task"])
+    template, (task,) = testing.linear(client, n=2)
+    first = sub.next(timeout=1.0)
+    assert isinstance(first, tasker_core.Event)
+    assert first.name == "task.created" and first.task_id == task.id and first.step_id is None
+    assert first.timestamp.tzinfo is not None
+    assert sub.next(timeout=0.05) is None
+    testing.run_until_idle(client, {"testkit.noop": lambda ctx: {}})
+    names = []
+
+    def consume() -> None:
+        for e in sub:
+            names.append(e.name)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    # Iteration ends once the client is closed and the buffer is drained.
+    import time
+
+    deadline = time.monotonic() + 5
+    while len(names) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.close()
+    t.join(5)
+    assert not t.is_alive()
+    assert names == ["task.started", "task.completed"]
+    assert sub.dropped == 0
+
+
+def test_step_events_and_try_next_and_drain(tasker_manual_client: Client) -> None:
+    c = tasker_manual_client
+    sub = c.subscribe(names=["step.completed"])
+    _, (task,) = testing.diamond(c)
+    assert sub.try_next() is None
+    testing.run_until_idle(c, {"testkit.noop": lambda ctx: {}})
+    got = sub.drain()
+    assert [(e.step_name, e.attempt) for e in got] == [("start", 1), ("left", 1), ("right", 1), ("end", 1)]
+    assert all(e.task_id == task.id and e.to_state == "complete" for e in got)
+
+
+def test_the_analytics_objects(tasker_client: Client) -> None:
+    c = tasker_client
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    _, tasks = testing.linear(c, n=3, count=2)
+    testing.run_until_idle(c, {"testkit.noop": lambda ctx: {}})
+    counts = performance.counts(c)
+    assert isinstance(counts, performance.HealthCounts)
+    assert counts.total_tasks == 2 and counts.tasks.get("complete") == 2 and counts.total_steps == 6
+    m = performance.metrics(c, since)
+    assert isinstance(m, performance.AnalyticsMetrics)
+    assert m.tasks_completed == 2 and m.steps_completed == 6 and m.task_error_rate == 0.0
+    assert isinstance(m.task_duration, performance.DurationStats) and m.task_duration.count == 2
+    assert isinstance(m.task_throughput_per_second, float) and m.since.tzinfo is not None
+    steps = performance.slowest_steps(c, limit=4)
+    assert len(steps) == 4 and all(isinstance(s, performance.SlowStep) for s in steps)
+    assert steps[0].duration_ms >= steps[-1].duration_ms
+    slow_tasks = performance.slowest_tasks(c, namespace="testkit", since=since)
+    assert [t.task_id for t in slow_tasks] and all(isinstance(t, performance.SlowTask) for t in slow_tasks)
+    try:
+        performance.metrics(c, dt.datetime(2030, 1, 1))  # naive: refused
+    except tasker_core.ValidationError as e:
+        assert e.details["errors"][0]["path"] == "since"
+    else:
+        raise AssertionError("a naive datetime must be refused")

@@ -1,0 +1,166 @@
+# frozen_string_literal: true
+
+module TaskerCore
+  # A handle on one store: `memory:`, `sqlite::memory:`, `sqlite://path` or `postgres://user:pw@host/db`.
+  #
+  #   TaskerCore::Client.connect("sqlite://tasker.db") do |client|
+  #     client.register_template(File.read("invoice_sync.yaml"))
+  #     client.create_task("billing", "invoice_sync", context: { account_id: 42 })
+  #   end
+  #
+  # Every method that touches the store releases the GVL while it waits. After #close every call raises
+  # ClosedError; in a forked child every call raises ConfigurationError (open a new client after fork).
+  class Client
+    # Opens a client. Options: clock: (:system or :manual), manual_clock_start: (Time), migrate: (true),
+    # max_connections: (8), event_capacity: (4096). With a block, yields the client and closes it after.
+    def self.connect(url, **options)
+      client = new(Internal::Client.open(url, options))
+      return client unless block_given?
+
+      begin
+        yield client
+      ensure
+        client.close
+      end
+    end
+
+    # The native handle; for the worker and the test helpers.
+    attr_reader :native
+
+    def initialize(native)
+      @native = native
+    end
+
+    # Registers a template from YAML text or a Hash; idempotent for identical content.
+    def register_template(yaml_or_hash)
+      Registration.from_h(@native.register_template(yaml_or_hash))
+    end
+
+    # Every registered template version.
+    def templates
+      TemplateInfo.from_a(@native.templates)
+    end
+
+    # Creates a task of the newest (or the given) version. A repeat with the same idempotency_key returns
+    # the existing task.
+    def create_task(namespace, name, context:, version: nil, idempotency_key: nil, tags: {}, initiator: nil,
+                    source_system: nil, reason: nil)
+      opts = { version: version, context: context, idempotency_key: idempotency_key, tags: tags,
+               initiator: initiator, source_system: source_system, reason: reason }
+      Task.from_h(@native.create_task(namespace, name, opts))
+    end
+
+    def task(id)
+      Task.from_h(@native.task(id))
+    end
+
+    # Tasks, newest first. Filters: namespace:, name:, state:, limit: (50), before: (an id, for paging).
+    def tasks(namespace: nil, name: nil, state: nil, limit: nil, before: nil)
+      filter = { namespace: namespace, name: name, state: state, limit: limit, before: before }
+      Task.from_a(@native.tasks(filter))
+    end
+
+    def steps(task_id)
+      Step.from_a(@native.steps(task_id))
+    end
+
+    def step(step_id)
+      Step.from_h(@native.step(step_id))
+    end
+
+    # Why each step of the task is or is not ready.
+    def explain(task_id)
+      Explain.from_h(@native.explain(task_id))
+    end
+
+    # The durable record of every transition of the task and its steps.
+    def transitions(task_id)
+      Transitions.from_h(@native.transitions(task_id))
+    end
+
+    def execution_context(task_id)
+      Performance::ExecutionContext.from_h(@native.execution_context(task_id))
+    end
+
+    def dependency_levels(task_id)
+      Performance::DependencyLevel.from_a(@native.dependency_levels(task_id))
+    end
+
+    def cancel_task(task_id, reason: nil)
+      Task.from_h(@native.cancel_task(task_id, reason))
+    end
+
+    def retry_task(task_id)
+      Task.from_h(@native.retry_task(task_id))
+    end
+
+    # Marks a step as done by hand with `result`, which unblocks its dependants.
+    def resolve_step(step_id, result = {})
+      Step.from_h(@native.resolve_step(step_id, result))
+    end
+
+    def resolve_task(task_id, reason: nil)
+      Task.from_h(@native.resolve_task(task_id, reason))
+    end
+
+    # Recovers steps whose lease expired (workers normally do this in their maintenance pass).
+    def reap_expired_leases(limit: 1000)
+      ReapReport.from_h(@native.reap_expired_leases(limit))
+    end
+
+    def health
+      ClientHealth.from_h(@native.health)
+    end
+
+    # Checks the store with a round trip; rebuilds the pool when that fails. True when it rebuilt.
+    def validate_or_refresh!
+      @native.validate_or_refresh
+    end
+
+    # Closes the store for every holder of this client; idempotent.
+    def close
+      @native.close
+      nil
+    end
+
+    def closed?
+      @native.closed?
+    end
+
+    # The engine's clock (a manual clock under `clock: :manual`).
+    def now
+      @native.now
+    end
+
+    # Moves a manual clock forward by `seconds`.
+    def advance_clock(seconds)
+      @native.advance_clock_ms((Float(seconds) * 1000).round)
+    end
+
+    def subscribe(task_id: nil, names: [])
+      Events::Subscription.new(Internal::Subscription.open(@native, { task_id: task_id, names: Array(names) }))
+    end
+
+    def health_counts
+      Performance::HealthCounts.from_h(@native.health_counts)
+    end
+
+    def analytics_metrics(since:)
+      Performance::AnalyticsMetrics.from_h(@native.analytics_metrics(since))
+    end
+
+    def slowest_steps(limit: 10, since: nil, namespace: nil, name: nil, version: nil)
+      filter = { since: since, namespace: namespace, name: name, version: version }
+      Performance::SlowStep.from_a(@native.slowest_steps(filter, limit))
+    end
+
+    def slowest_tasks(limit: 10, since: nil, namespace: nil, name: nil, version: nil)
+      filter = { since: since, namespace: namespace, name: name, version: version }
+      Performance::SlowTask.from_a(@native.slowest_tasks(filter, limit))
+    end
+
+    def inspect
+      "#<TaskerCore::Client#{closed? ? ' closed' : ''}>"
+    end
+  end
+end

@@ -1,0 +1,80 @@
+# frozen_string_literal: true
+
+module TaskerCore
+  # The test kit for your own specs: factory workflows built in the store, and run-until-idle with your
+  # Ruby handlers (or with scripted no-op ones).
+  #
+  #   include TaskerCore::TestHelpers
+  #   client = TaskerCore::Client.connect("memory:", clock: :manual)
+  #   task = diamond_workflow(client)
+  #   run_until_idle(client)
+  #   client.task(task.id).state # => "complete"
+  module TestHelpers
+    PATTERNS = %w[linear diamond parallel tree mixed].freeze
+
+    # A factory template and the tasks made of it.
+    class PatternTasks < Model
+      fields template: TemplateInfo, tasks: [Task]
+    end
+
+    class HandlerCall < Model
+      fields :task_id, :step_id, :step_name, :handler_key, :attempt, :dependency_results, :outcome, :rejected
+    end
+
+    class RunReport < Model
+      fields :completed, :failed, :overrun, :rejected, :advanced_ms, calls: [HandlerCall]
+    end
+
+    module_function
+
+    # Registers the template of a pattern (linear, diamond, parallel, tree, mixed). Options: n:, depth:,
+    # fanout:, namespace: ("testkit"), handler_key: ("testkit.noop"; "{step}" becomes the step name), retry:.
+    def register_pattern(client, pattern, **spec)
+      Registration.from_h(Internal::Testing.register_pattern(client.native, spec.merge(pattern: String(pattern))))
+    end
+
+    # Registers a pattern and creates `count` tasks of it.
+    def create_pattern_tasks(client, pattern, count: 1, context: {}, **spec)
+      raw = Internal::Testing.create_pattern_tasks(client.native, spec.merge(pattern: String(pattern)), count, context)
+      PatternTasks.from_h(raw)
+    end
+
+    def linear_workflow(client, n: 3, **opts)
+      create_pattern_tasks(client, "linear", n: n, **opts).tasks.first
+    end
+
+    def diamond_workflow(client, **opts)
+      create_pattern_tasks(client, "diamond", **opts).tasks.first
+    end
+
+    def parallel_workflow(client, n: 3, **opts)
+      create_pattern_tasks(client, "parallel", n: n, **opts).tasks.first
+    end
+
+    def tree_workflow(client, depth: 2, fanout: 2, **opts)
+      create_pattern_tasks(client, "tree", depth: depth, fanout: fanout, **opts).tasks.first
+    end
+
+    def mixed_workflow(client, **opts)
+      create_pattern_tasks(client, "mixed", **opts).tasks.first
+    end
+
+    # Runs Ruby handlers until nothing is ready (see Worker#run_until_idle). `handlers` maps handler keys
+    # to blocks or classes; every other key of every registered template gets a no-op handler returning
+    # {"ok" => true, "step" => step_name}. Returns the number of handler runs.
+    def run_until_idle(client, handlers = {}, **options)
+      worker = Worker.new(client, concurrency: 1)
+      client.templates.flat_map { |t| t.steps.map(&:handler_key) }.uniq.each do |key|
+        worker.handle(key) { |ctx| { "ok" => true, "step" => ctx.step_name } }
+      end
+      handlers.each { |key, handler| worker.handle(key, handler) }
+      worker.run_until_idle(**options)
+    end
+
+    # Runs scripted handlers (in Rust, no Ruby code) until idle: `script` maps a step name or handler key
+    # to outcomes per attempt ({succeed: …}, {fail_retryable: {…}}, {fail_permanent: {…}}, "overrun_lease").
+    def run_scripted(client, script = {}, **options)
+      RunReport.from_h(Internal::Testing.run_scripted(client.native, script, options))
+    end
+  end
+end

@@ -1,0 +1,168 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe TaskerCore::Client do
+  include TaskerCore::TestHelpers
+
+  StoreHelpers.urls.each do |store, url|
+    context "on #{store}" do
+      let(:client) { described_class.connect(url.call, clock: :manual) }
+      after { client.close }
+
+      it "returns objects with readers: String ids, Time timestamps, Hashes with String keys" do
+        task = client.create_task("testkit", diamond_workflow(client).name, context: { account: { id: 42 } },
+                                                                            tags: { team: "shop" })
+        expect(task).to be_a(TaskerCore::Task)
+        expect(task.id).to be_a(String).and match(/\A\h{8}-\h{4}-7\h{3}-/)
+        expect(task.created_at).to be_a(Time)
+        expect(task.created_at).to be_utc
+        expect(task.context).to eq("account" => { "id" => 42 })
+        expect(task.tags).to eq("team" => "shop")
+        expect(client.task(task.id)).to eq(task)
+        expect(client.tasks(namespace: "testkit").map(&:id)).to include(task.id)
+        explain = client.explain(task.id)
+        expect(explain.steps.map(&:name)).to eq(client.steps(task.id).map(&:name))
+        expect(explain.step("start").ready).to be(true)
+      end
+
+      it "registers templates from YAML text and from a Hash, idempotently" do
+        yaml = <<~YAML
+          namespace: billing
+          name: invoice_sync
+          version: 1.0.0
+          steps:
+            - { name: fetch, handler: billing.fetch }
+            - { name: store, handler: billing.store, depends_on: [fetch] }
+        YAML
+        reg = client.register_template(yaml)
+        expect(reg.created).to be(true)
+        expect(reg.template.steps.map(&:name)).to eq(%w[fetch store])
+        again = client.register_template(YAML.safe_load(yaml))
+        expect(again.created).to be(false)
+        expect(client.templates.map { |t| "#{t.namespace}/#{t.name}@#{t.version}" }).to eq(["billing/invoice_sync@1.0.0"])
+      end
+
+      it "returns the same task for a repeated idempotency key" do
+        name = linear_workflow(client).name
+        a = client.create_task("testkit", name, context: {}, idempotency_key: "inv-42")
+        b = client.create_task("testkit", name, context: {}, idempotency_key: "inv-42")
+        expect(b.id).to eq(a.id)
+      end
+
+      it "cancels, retries and resolves through operator actions" do
+        task = linear_workflow(client)
+        expect(client.cancel_task(task.id, reason: "changed my mind").state).to eq("cancelled")
+        expect { client.cancel_task(task.id) }.to raise_error(TaskerCore::InvalidTransitionError) { |e|
+          expect(e.code).to eq("invalid_transition")
+          expect(e.details).to include("entity" => "task", "id" => task.id)
+        }
+        other = linear_workflow(client)
+        step = client.steps(other.id).first
+        expect(client.resolve_step(step.id, { "by" => "hand" }).state).to eq("resolved_manually")
+      end
+
+      it "reports health and validates the store" do
+        h = client.health
+        expect(h.clock).to eq("manual")
+        expect(h.opened_at).to be_a(Time)
+        expect(h.pid).to eq(Process.pid)
+        expect(client.validate_or_refresh!).to be(false)
+      end
+    end
+  end
+
+  describe "lifecycle" do
+    it "closes the client at the end of the block form" do
+      kept = nil
+      described_class.connect("memory:") { |c| kept = c }
+      expect(kept).to be_closed
+      expect { kept.tasks }.to raise_error(TaskerCore::ClosedError) { |e| expect(e.code).to eq("closed") }
+    end
+
+    it "closes the client when the block raises" do
+      kept = nil
+      expect { described_class.connect("memory:") { |c| kept = c; raise "boom" } }.to raise_error("boom")
+      expect(kept).to be_closed
+    end
+
+    it "raises ClosedError on every use after close, and close is idempotent" do
+      client = described_class.connect("memory:")
+      client.close
+      client.close
+      expect { client.task("01a2185f-c86d-7047-8345-304363e1b4a0") }.to raise_error(TaskerCore::ClosedError)
+      expect { client.register_template("namespace: x") }.to raise_error(TaskerCore::ClosedError)
+      expect { client.health_counts }.to raise_error(TaskerCore::ClosedError)
+      expect { TaskerCore::Worker.new(client).handle("k") { 1 }.run_until_idle }.to raise_error(TaskerCore::ClosedError)
+    end
+
+    it "refuses use in a forked child with a clear error" do
+      client = described_class.connect("memory:")
+      reader, writer = IO.pipe
+      pid = Process.fork do
+        reader.close
+        begin
+          client.tasks
+          writer.write("no error")
+        rescue TaskerCore::ConfigurationError => e
+          writer.write(Marshal.dump([e.message, e.details]))
+        end
+        writer.close
+        exit!(0)
+      end
+      writer.close
+      Process.wait(pid)
+      message, details = Marshal.load(reader.read) # rubocop:disable Security/MarshalLoad
+      expect(message).to include("open a new client after fork")
+      expect(details).to include("reason" => "forked", "opened_pid" => Process.pid, "current_pid" => pid)
+      expect(client.tasks).to eq([]) # the parent's handle is untouched
+      client.close
+    end
+  end
+
+  describe "argument checking" do
+    let(:client) { described_class.connect("memory:") }
+    after { client.close }
+
+    it "raises TypeError for positional arguments of the wrong type" do
+      expect { client.task(42) }.to raise_error(TypeError)
+      expect { client.create_task(:billing, "x", context: {}) }.to raise_error(TypeError)
+      expect { client.register_template(42) }.to raise_error(TaskerCore::ValidationError)
+    end
+
+    it "raises ValidationError naming the field path for bad JSON values" do
+      name = TaskerCore::TestHelpers.linear_workflow(client).name
+      expect { client.create_task("testkit", name, context: { items: [1, 2, 3, { sku: Object.new }] }) }
+        .to raise_error(TaskerCore::ValidationError, /context\.items\[3\]\.sku: expected/) { |e|
+          expect(e.details["errors"].first["path"]).to eq("context.items[3].sku")
+        }
+      expect { client.create_task("testkit", name, context: { 1 => 2 }) }
+        .to raise_error(TaskerCore::ValidationError, /context: expected String or Symbol keys/)
+      expect { client.create_task("testkit", name, context: {}, version: 1) }
+        .to raise_error(TaskerCore::ValidationError, /version/)
+      expect { client.task("not-a-uuid") }
+        .to raise_error(TaskerCore::ValidationError) { |e| expect(e.details["errors"].first["path"]).to eq("task_id") }
+    end
+  end
+
+  describe "the GVL" do
+    it "is released while a claim waits, so other Ruby threads make progress" do
+      described_class.connect("memory:") do |client|
+        session = TaskerCore::Internal::WorkerSession.open(client.native, { handler_keys: ["nothing.here"] })
+        ticks = 0
+        ticker = Thread.new { loop { ticks += 1; Thread.pass } }
+        Thread.pass until ticks.positive?
+        started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        before = ticks
+        expect(session.claim(1, 0.3)).to eq([])
+        during = ticks - before
+        waited = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+        ticker.kill
+        expect(waited).to be >= 0.25
+        # Had the claim held the GVL for its 0.3 s, the ticker could not have ticked during it.
+        expect(during).to be > 1000
+        session.shutdown
+      end
+    end
+  end
+end

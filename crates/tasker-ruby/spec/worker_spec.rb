@@ -1,0 +1,156 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe TaskerCore::Worker do
+  include TaskerCore::TestHelpers
+
+  StoreHelpers.urls.each do |store, url|
+    context "on #{store}" do
+      let(:client) { TaskerCore::Client.connect(url.call, clock: :manual) }
+      after { client.close }
+
+      def single_step(client, key)
+        client.register_template(
+          "namespace" => "spec", "name" => key.tr(".", "_"), "version" => "1.0.0",
+          "defaults" => { "retry" => { "max_attempts" => 3, "backoff" => "none", "max_ms" => 600_000 } },
+          "steps" => [{ "name" => "work", "handler" => key }]
+        )
+        task = client.create_task("spec", key.tr(".", "_"), context: {})
+        [task, client.steps(task.id).first]
+      end
+
+      it "passes context, config and parents' results, and records the block's result" do
+        task = diamond_workflow(client, handler_key: "spec.{step}", context: { "n" => 2 })
+        seen = {}
+        worker = described_class.new(client, concurrency: 1)
+        %w[start left right end].each do |name|
+          worker.handle("spec.#{name}") do |ctx|
+            seen[ctx.step_name] = ctx
+            { "from" => ctx.step_name, "n" => ctx.context["n"] }
+          end
+        end
+        expect(worker.run_until_idle).to eq(4)
+        expect(client.task(task.id).state).to eq("complete")
+        expect(seen["end"].dependency_results.keys).to contain_exactly("left", "right")
+        expect(seen["end"].dependency_results["left"]).to eq("from" => "left", "n" => 2)
+        expect(seen["start"].attempt).to eq(1)
+        expect(seen["start"].deadline).to be_a(Time)
+        expect(seen["start"].token.step_id).to eq(seen["start"].step_id)
+      end
+
+      it "runs a StepHandler::Base subclass given as a class" do
+        handler = Class.new(TaskerCore::StepHandler::Base) do
+          def call(ctx)
+            { "handled" => ctx.step_name }
+          end
+        end
+        task, step = single_step(client, "spec.class_handler")
+        described_class.new(client).handle("spec.class_handler", handler).run_until_idle
+        expect(client.step(step.id).result).to eq("handled" => "work")
+        expect(client.task(task.id).state).to eq("complete")
+      end
+
+      it "retries a RetryableError after its retry_after" do
+        _, step = single_step(client, "spec.retryable")
+        calls = 0
+        worker = described_class.new(client).handle("spec.retryable") do
+          calls += 1
+          raise TaskerCore::RetryableError.new("rate limited", retry_after: 5) if calls == 1
+
+          { "ok" => true }
+        end
+        worker.run_until_idle(auto_advance_clock: false)
+        waiting = client.step(step.id)
+        expect(waiting.state).to eq("waiting_for_retry")
+        expect(waiting.error.message).to eq("rate limited")
+        expect(waiting.error.retryable).to be(true)
+        expect(waiting.next_attempt_at - client.now).to be_within(0.01).of(5.0)
+        client.advance_clock(4.9)
+        expect(worker.run_until_idle(auto_advance_clock: false)).to eq(0)
+        client.advance_clock(0.1)
+        expect(worker.run_until_idle(auto_advance_clock: false)).to eq(1)
+        done = client.step(step.id)
+        expect([done.state, done.attempts, done.result]).to eq(["complete", 2, { "ok" => true }])
+      end
+
+      it "does not retry a PermanentError and records its code" do
+        task, step = single_step(client, "spec.permanent")
+        calls = 0
+        described_class.new(client).handle("spec.permanent") do
+          calls += 1
+          raise TaskerCore::PermanentError.new("card declined", code: "card_declined")
+        end.run_until_idle
+        failed = client.step(step.id)
+        expect(calls).to eq(1)
+        expect([failed.state, failed.attempts]).to eq(["error", 1])
+        expect(failed.error.code).to eq("card_declined")
+        expect(failed.error.retryable).to be(false)
+        expect(client.task(task.id).state).to eq("error")
+      end
+
+      it "retries any other exception, recording its class, message and backtrace" do
+        stub_const("InventoryUnavailable", Class.new(StandardError))
+        _, step = single_step(client, "spec.other")
+        calls = 0
+        described_class.new(client).handle("spec.other") do
+          calls += 1
+          raise InventoryUnavailable, "warehouse offline" if calls < 3
+
+          { "ok" => calls }
+        end.run_until_idle
+        expect(calls).to eq(3)
+        expect(client.step(step.id).state).to eq("complete")
+        trail = client.transitions(client.step(step.id).task_id).steps.select { |t| t.to_state == "waiting_for_retry" }
+        expect(trail.size).to eq(2)
+        _, exhausted = single_step(client, "spec.always")
+        described_class.new(client).handle("spec.always") { raise InventoryUnavailable, "still offline" }.run_until_idle
+        err = client.step(exhausted.id).error
+        expect(err.error_class).to eq("InventoryUnavailable")
+        expect(err.message).to eq("still offline")
+        expect(err.retryable).to be(true)
+        expect(err.backtrace.first).to include("worker_spec.rb")
+        expect(client.step(exhausted.id).attempts).to eq(3)
+      end
+
+      it "runs handlers on several threads with #run and stops gracefully with #stop" do
+        tasks = create_pattern_tasks(client, "parallel", n: 4, count: 2, handler_key: "spec.par").tasks
+        threads = Queue.new
+        worker = described_class.new(client, concurrency: 3, claim_wait: 0.05)
+        worker.handle("spec.par") do |ctx|
+          threads << Thread.current.object_id
+          sleep 0.01
+          { "step" => ctx.step_name }
+        end
+        runner = Thread.new { worker.run }
+        deadline = Time.now + 20
+        sleep 0.02 until tasks.all? { |t| client.task(t.id).state == "complete" } || Time.now > deadline
+        worker.stop
+        expect(runner.join(10)).to be_truthy
+        expect(tasks.map { |t| client.task(t.id).state }.uniq).to eq(["complete"])
+        ids = []
+        ids << threads.pop until threads.empty?
+        expect(ids.uniq.size).to be > 1
+      end
+    end
+  end
+
+  it "checks its arguments" do
+    TaskerCore::Client.connect("memory:") do |client|
+      expect { described_class.new(:nope) }.to raise_error(TypeError)
+      expect { described_class.new(client, concurrency: 0) }.to raise_error(ArgumentError)
+      expect { described_class.new(client).handle("k", Object.new) }.to raise_error(TypeError)
+      expect { described_class.new(client).handle("k") }.to raise_error(ArgumentError)
+      expect { described_class.new(client).run_until_idle }.to raise_error(TaskerCore::ConfigurationError)
+    end
+  end
+
+  it "stops #run on SIGTERM" do
+    TaskerCore::Client.connect("memory:") do |client|
+      worker = described_class.new(client, claim_wait: 0.05).handle("spec.none") { {} }
+      Thread.new { sleep 0.2; Process.kill("TERM", Process.pid) }
+      expect(worker.run).to be(worker)
+      expect(worker).to be_stopping
+    end
+  end
+end

@@ -1,0 +1,101 @@
+//! `TaskerCore::Internal::WorkerSession`: the pull-based worker protocol. The Ruby loop in
+//! lib/tasker_core/worker.rb claims here, runs handlers on Ruby threads and reports back here; nothing in
+//! Rust ever calls a Ruby handler.
+
+use magnus::{function, method, prelude::*, Error, RArray, RModule, Ruby, Value};
+use tasker_shared_ffi::{runtime, ClaimToken, Client, FailureInput, WorkerOptions, WorkerSession};
+
+use crate::client::RbClient;
+use crate::convert::{lift_seconds, lift_struct, lift_value, lower, lower_all, lower_time};
+use crate::errors::RbResult;
+use crate::gvl::without_gvl;
+
+#[magnus::wrap(class = "TaskerCore::Internal::WorkerSession", free_immediately, size)]
+pub struct RbSession {
+    client: Client,
+    inner: WorkerSession,
+}
+
+impl RbSession {
+    fn open(ruby: &Ruby, client: &RbClient, options: Value) -> Result<RbSession, Error> {
+        let options: WorkerOptions = lift_struct(ruby, options, "options")?;
+        let c = client.inner.clone();
+        let inner = without_gvl(move || c.worker_session(options)).rb()?;
+        Ok(RbSession {
+            client: client.inner.clone(),
+            inner,
+        })
+    }
+
+    fn claim(ruby: &Ruby, rb_self: &Self, max: u32, wait: f64) -> Result<RArray, Error> {
+        let wait = lift_seconds(wait, "wait")?;
+        let s = rb_self.inner.clone();
+        lower_all(ruby, &without_gvl(move || s.claim(max, wait)).rb()?)
+    }
+
+    fn complete(ruby: &Ruby, rb_self: &Self, step_id: String, attempt: i64, result: Value) -> Result<Value, Error> {
+        let result = lift_value(ruby, result, "result").rb()?;
+        let s = rb_self.inner.clone();
+        let token = ClaimToken::new(step_id, attempt);
+        lower(ruby, &without_gvl(move || s.complete(&token, result)).rb()?)
+    }
+
+    fn fail(ruby: &Ruby, rb_self: &Self, step_id: String, attempt: i64, failure: Value) -> Result<Value, Error> {
+        let failure: FailureInput = lift_struct(ruby, failure, "failure")?;
+        let s = rb_self.inner.clone();
+        let token = ClaimToken::new(step_id, attempt);
+        lower(ruby, &without_gvl(move || s.fail(&token, failure)).rb()?)
+    }
+
+    fn forget(&self, step_id: String, attempt: i64) -> Result<(), Error> {
+        self.inner.forget(&ClaimToken::new(step_id, attempt)).rb()
+    }
+
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    fn is_shutdown(&self) -> bool {
+        self.inner.is_shutdown()
+    }
+
+    fn stats(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        lower(ruby, &rb_self.inner.stats())
+    }
+
+    fn outstanding(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+        lower_all(ruby, &rb_self.inner.outstanding())
+    }
+
+    /// When the next retry of this session's keys falls due, or nil; run_until_idle's idle rule needs it.
+    /// The shared layer has no session method for it yet, so this asks the engine the same way
+    /// `testkit::run_session_until_idle_async` does (a plain call, no rule of its own).
+    fn next_retry_at(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        let client = rb_self.client.clone();
+        let keys = rb_self.inner.handler_keys().to_vec();
+        let at = without_gvl(move || {
+            let engine = client.engine()?;
+            runtime::block_on(runtime::spawn(async move { Ok(engine.next_retry_at(&keys).await?) }))
+        })
+        .rb()?;
+        match at {
+            Some(t) => lower_time(ruby, &t.to_rfc3339()),
+            None => Ok(ruby.qnil().as_value()),
+        }
+    }
+}
+
+pub fn init(ruby: &Ruby, internal: RModule) -> Result<(), Error> {
+    let class = internal.define_class("WorkerSession", ruby.class_object())?;
+    class.define_singleton_method("open", function!(RbSession::open, 2))?;
+    class.define_method("claim", method!(RbSession::claim, 2))?;
+    class.define_method("complete", method!(RbSession::complete, 3))?;
+    class.define_method("fail", method!(RbSession::fail, 3))?;
+    class.define_method("forget", method!(RbSession::forget, 2))?;
+    class.define_method("shutdown", method!(RbSession::shutdown, 0))?;
+    class.define_method("shutdown?", method!(RbSession::is_shutdown, 0))?;
+    class.define_method("stats", method!(RbSession::stats, 0))?;
+    class.define_method("outstanding", method!(RbSession::outstanding, 0))?;
+    class.define_method("next_retry_at", method!(RbSession::next_retry_at, 0))?;
+    Ok(())
+}
