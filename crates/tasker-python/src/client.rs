@@ -308,6 +308,6 @@ impl Client {
             maintenance_interval_ms: lift_seconds_ms(py, maintenance_interval, "maintenance_interval")?,
         };
         let session = self.inner.worker_session(options).py(py)?;
-        Ok(WorkerSession::new(session, self.ffi()))
+        Ok(WorkerSession::new(session))
     }
 }

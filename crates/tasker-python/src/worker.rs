@@ -17,12 +17,11 @@ use crate::errors::{exception_of, ResultExt};
 #[pyclass(module = "tasker_core", frozen)]
 pub struct WorkerSession {
     inner: ffi::WorkerSession,
-    client: ffi::Client,
 }
 
 impl WorkerSession {
-    pub(crate) fn new(inner: ffi::WorkerSession, client: ffi::Client) -> Self {
-        WorkerSession { inner, client }
+    pub(crate) fn new(inner: ffi::WorkerSession) -> Self {
+        WorkerSession { inner }
     }
 }
 
@@ -185,15 +184,8 @@ impl WorkerSession {
     /// When the next scheduled retry of this session's keys falls due (None: none is scheduled); the idle
     /// rule of `run_until_idle` asks this when a claim finds nothing.
     fn next_retry_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        // tasker-shared-ffi has no public form of this query yet (its testkit asks the engine directly), so the
-        // adapter does the same one call; see the notes for the lead.
-        let engine = self.client.engine().py(py)?;
-        let keys = self.inner.handler_keys().to_vec();
-        let at = blocking(py, move || {
-            ffi::runtime::block_on(ffi::runtime::spawn(
-                async move { Ok(engine.next_retry_at(&keys).await?) },
-            ))
-        })?;
+        let inner = self.inner.clone();
+        let at = blocking(py, move || inner.next_retry_at())?;
         crate::convert::Lower::lower(&at, py)
     }
 }

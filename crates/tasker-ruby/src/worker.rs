@@ -3,7 +3,7 @@
 //! Rust ever calls a Ruby handler.
 
 use magnus::{function, method, prelude::*, Error, RArray, RModule, Ruby, Value};
-use tasker_shared_ffi::{runtime, ClaimToken, Client, FailureInput, WorkerOptions, WorkerSession};
+use tasker_shared_ffi::{ClaimToken, FailureInput, WorkerOptions, WorkerSession};
 
 use crate::client::RbClient;
 use crate::convert::{lift_seconds, lift_struct, lift_value, lower, lower_all, lower_time};
@@ -12,7 +12,6 @@ use crate::gvl::without_gvl;
 
 #[magnus::wrap(class = "TaskerCore::Internal::WorkerSession", free_immediately, size)]
 pub struct RbSession {
-    client: Client,
     inner: WorkerSession,
 }
 
@@ -21,10 +20,7 @@ impl RbSession {
         let options: WorkerOptions = lift_struct(ruby, options, "options")?;
         let c = client.inner.clone();
         let inner = without_gvl(move || c.worker_session(options)).rb()?;
-        Ok(RbSession {
-            client: client.inner.clone(),
-            inner,
-        })
+        Ok(RbSession { inner })
     }
 
     fn claim(ruby: &Ruby, rb_self: &Self, max: u32, wait: f64) -> Result<RArray, Error> {
@@ -68,16 +64,9 @@ impl RbSession {
     }
 
     /// When the next retry of this session's keys falls due, or nil; run_until_idle's idle rule needs it.
-    /// The shared layer has no session method for it yet, so this asks the engine the same way
-    /// `testkit::run_session_until_idle_async` does (a plain call, no rule of its own).
     fn next_retry_at(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
-        let client = rb_self.client.clone();
-        let keys = rb_self.inner.handler_keys().to_vec();
-        let at = without_gvl(move || {
-            let engine = client.engine()?;
-            runtime::block_on(runtime::spawn(async move { Ok(engine.next_retry_at(&keys).await?) }))
-        })
-        .rb()?;
+        let inner = rb_self.inner.clone();
+        let at = without_gvl(move || inner.next_retry_at()).rb()?;
         match at {
             Some(t) => lower_time(ruby, &t.to_rfc3339()),
             None => Ok(ruby.qnil().as_value()),

@@ -442,10 +442,9 @@ pub async fn run_session_until_idle_async(
         };
         let claimed = session.claim_async(limit, Duration::ZERO).await?;
         if claimed.is_empty() {
-            let engine = client.engine()?;
-            let keys = session.handler_keys().to_vec();
-            let next = runtime::spawn(async move { Ok(engine.next_retry_at(&keys).await?) }).await?;
-            let Some(at) = next else { return Ok(report) };
+            let Some(at) = session.next_retry_at_async().await? else {
+                return Ok(report);
+            };
             let now = client.now()?;
             let gap = (at - now).num_milliseconds().max(0);
             if manual {

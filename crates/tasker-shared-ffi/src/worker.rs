@@ -485,6 +485,20 @@ impl WorkerSession {
         self.core().outstanding_tokens().into_iter().map(Into::into).collect()
     }
 
+    /// When the next scheduled retry of this session's handler keys falls due; `None` when none is
+    /// scheduled. A host's `run_until_idle` asks it when a claim finds nothing. Blocks;
+    /// [`Self::next_retry_at_async`] is the async form.
+    pub fn next_retry_at(&self) -> FfiResult<Option<crate::Timestamp>> {
+        runtime::block_on(self.next_retry_at_async())
+    }
+
+    /// The async form of [`WorkerSession::next_retry_at`].
+    pub async fn next_retry_at_async(&self) -> FfiResult<Option<crate::Timestamp>> {
+        let engine = self.core().client.engine()?;
+        let keys = self.core().handler_keys.clone();
+        runtime::spawn(async move { Ok(engine.next_retry_at(&keys).await?) }).await
+    }
+
     pub fn stats(&self) -> SessionStats {
         let c = &self.core().counters;
         SessionStats {
