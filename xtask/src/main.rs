@@ -3,6 +3,7 @@
 //! This file only parses arguments and dispatches; each task lives in its own module.
 
 mod bench;
+mod bindings_bench;
 mod pg;
 mod python;
 mod ruby;
@@ -57,10 +58,20 @@ fn run() -> Result<()> {
         "bench" => {
             let store = match args.value("--store")? {
                 Some(store) => bench::Store::parse(&store)?,
+                None if args.0.iter().any(|a| a == "--bindings") => bench::Store::Postgres,
                 None => bench::Store::Sqlite,
             };
             let quick = args.flag("--quick");
+            let bindings = args.flag("--bindings");
             args.finish()?;
+            if bindings {
+                // The bindings bench is PostgreSQL only (the aims are for it), and runs on its own so its
+                // builds and cluster do not stretch the store benches.
+                if store != bench::Store::Postgres {
+                    bail!("--bindings runs on PostgreSQL; give --store postgres or no --store");
+                }
+                return bindings_bench::run(quick);
+            }
             bench::run(&bench::Options { store, quick })
         }
         "package" => {
@@ -103,6 +114,10 @@ Tasks:
       Run tasker-bench in release mode and write docs/benchmarks.md. With
       --store postgres a throwaway durable PostgreSQL cluster is started unless
       DATABASE_URL points at a PostgreSQL server.
+  bench --bindings [--quick]
+      Build the Ruby extension and the Python module in release, run their workers
+      with no-op handlers on a durable PostgreSQL next to the Rust in-process worker,
+      and write the bindings section of docs/benchmarks.md.
   package ruby
       Build the tasker_core gem into target/ruby-gem/ (crates vendored; cargo runs at install).
   package python

@@ -149,6 +149,22 @@ fn smoke(wheel: &Path) -> Result<()> {
     )
 }
 
+/// Installs the release build of the extension into the venv, for `cargo xtask bench --bindings`; the next
+/// `test-all --only python` puts the debug build back.
+pub fn develop_release() -> Result<()> {
+    ensure_venv()?;
+    util::run(
+        in_venv("maturin")?
+            .args(["develop", "--release", "--quiet"])
+            .current_dir(CRATE_DIR),
+    )
+}
+
+/// The venv's interpreter as an absolute path, so it can run with another working directory.
+pub fn venv_python() -> Result<PathBuf> {
+    Ok(std::env::current_dir()?.join(venv_bin(VENV, "python")))
+}
+
 /// `cargo xtask package python`: the release abi3 wheel (CPython >= 3.9) in target/wheels.
 pub fn package() -> Result<()> {
     ensure_venv()?;

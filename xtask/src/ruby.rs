@@ -156,7 +156,18 @@ end
 /// Builds the extension in the dev profile and puts it where `rspec -Ilib` loads it.
 fn build_extension() -> Result<()> {
     util::run(util::cargo().args(["build", "-p", "tasker-ruby"]))?;
-    let from = Path::new("target/debug/libtasker_core.so");
+    install_extension(Path::new("target/debug/libtasker_core.so"))
+}
+
+/// The release extension, for `cargo xtask bench --bindings`; it replaces the dev one in lib/ until the next
+/// `test-all --only ruby` puts that back.
+pub fn build_extension_release() -> Result<()> {
+    ensure_toolchain()?;
+    util::run(util::cargo().args(["build", "--release", "--locked", "-p", "tasker-ruby"]))?;
+    install_extension(Path::new("target/release/libtasker_core.so"))
+}
+
+fn install_extension(from: &Path) -> Result<()> {
     let to = Path::new(CRATE_DIR).join("lib/tasker_core/tasker_core.so");
     // Copy through a new file: replacing an open .so in place would crash a Ruby process that has it loaded.
     let tmp = to.with_extension("so.tmp");

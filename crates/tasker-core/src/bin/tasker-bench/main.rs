@@ -44,10 +44,13 @@ struct Args {
     /// `tasker_bench_…` on that server through this URL's database, and drops it afterwards.
     #[arg(long)]
     database_url: Option<String>,
-    /// Only these PostgreSQL benchmarks (p1, p3, p4, p6, comma-separated); prints the table and writes
-    /// nothing, since a partial section would hide the missing figures.
+    /// Only these PostgreSQL benchmarks (p1, p1-inproc, p3, p4, p6, comma-separated); prints the table and
+    /// writes nothing, since a partial section would hide the missing figures.
     #[arg(long, value_delimiter = ',', hide = true)]
     only: Vec<String>,
+    /// The number of P1 tasks instead of the default (5,000; 200 with --quick); only with --only.
+    #[arg(long, hide = true)]
+    p1_tasks: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -201,12 +204,16 @@ async fn run(args: &Args) -> BenchResult<()> {
     if !args.only.is_empty() && args.store != StoreArg::Postgres {
         return Err("--only is for --store postgres".into());
     }
+    // A section written with another P1 size would not say so; --only writes nothing.
+    if args.p1_tasks.is_some() && args.only.is_empty() {
+        return Err("--p1-tasks is only for runs with --only".into());
+    }
     // Fail on a bad output path before spending minutes measuring.
     let existing = read_existing(&args.out)?;
     let started = chrono::Utc::now();
     let report = match url {
         None => sqlite::run(args.quick).await?,
-        Some(url) => postgres::run(&url, args.quick, &args.only).await?,
+        Some(url) => postgres::run(&url, args.quick, &args.only, args.p1_tasks).await?,
     };
 
     let table = render_table(&report.rows);

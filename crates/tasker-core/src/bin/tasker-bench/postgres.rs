@@ -241,12 +241,18 @@ fn tasker_binary() -> BenchResult<PathBuf> {
 // ------------------------------------------------------------------------------------------------ run
 
 /// The benchmarks `--only` may name.
-pub const NAMES: [&str; 4] = ["p1", "p3", "p4", "p6"];
+/// `p1-inproc` is P1 with the in-process `Worker` only: the Rust figure `cargo xtask bench --bindings` compares
+/// the Ruby and Python workers with.
+pub const NAMES: [&str; 5] = ["p1", "p1-inproc", "p3", "p4", "p6"];
 
-/// Runs the benchmarks in `only`, or all of them when it is empty.
-pub async fn run(admin_url: &str, quick: bool, only: &[String]) -> BenchResult<Report> {
+/// Runs the benchmarks in `only`, or all of them when it is empty. `p1_tasks` overrides the P1 task count, so
+/// the bindings bench can run the Rust worker on the workload its scripts run.
+pub async fn run(admin_url: &str, quick: bool, only: &[String], p1_tasks: Option<usize>) -> BenchResult<Report> {
     let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
-    let sizes = Sizes::new(quick);
+    let mut sizes = Sizes::new(quick);
+    if let Some(n) = p1_tasks {
+        sizes.p1_tasks = n;
+    }
     let server = Server::inspect(admin_url).await?;
     let tasker = tasker_binary()?;
     eprintln!(
@@ -266,10 +272,12 @@ pub async fn run(admin_url: &str, quick: bool, only: &[String]) -> BenchResult<R
         thousands(sizes.p1_tasks as f64),
         thousands(p1_steps as f64)
     );
-    let mut p1_variants: Vec<Option<usize>> = vec![None];
-    p1_variants.extend(P1_PROCESSES.map(Some));
-    if !want("p1") {
-        p1_variants.clear();
+    let mut p1_variants: Vec<Option<usize>> = Vec::new();
+    if want("p1") || want("p1-inproc") {
+        p1_variants.push(None);
+    }
+    if want("p1") {
+        p1_variants.extend(P1_PROCESSES.map(Some));
     }
     for procs in p1_variants {
         for batch in P1_BATCHES {
