@@ -110,7 +110,21 @@ impl Pattern {
 
     /// The template in `namespace`, with handler keys from `handler_for(step_name)` and `retry` as the
     /// default retry policy.
+    ///
+    /// Panics when `retry` is not a valid retry policy; use [`Pattern::try_template_with`] for a policy that
+    /// comes from a user.
     pub fn template_with(&self, namespace: &str, handler_for: impl Fn(&str) -> String, retry: Value) -> Template {
+        self.try_template_with(namespace, handler_for, retry)
+            .expect("a valid retry policy")
+    }
+
+    /// Like [`Pattern::template_with`], but an invalid namespace or retry policy is a validation error.
+    pub fn try_template_with(
+        &self,
+        namespace: &str,
+        handler_for: impl Fn(&str) -> String,
+        retry: Value,
+    ) -> crate::Result<Template> {
         let steps: Vec<Value> = self
             .shape()
             .into_iter()
@@ -123,7 +137,7 @@ impl Pattern {
             "defaults": {"retry": retry, "timeout_seconds": 60},
             "steps": steps,
         });
-        Template::from_value(&doc).expect("testkit patterns are valid templates")
+        Template::from_value(&doc)
     }
 }
 
@@ -193,6 +207,15 @@ pub async fn run_until_idle(engine: &Engine, handlers: Vec<(String, Arc<dyn Step
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invalid_retry_policy_is_a_validation_error() {
+        let err = Pattern::Linear(2)
+            .try_template_with("t", |_| "h".into(), json!({"jitter": false}))
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Validation);
+        assert!(err.to_string().contains("defaults.retry.jitter"), "{err}");
+    }
 
     #[test]
     fn shapes_have_the_expected_sizes() {

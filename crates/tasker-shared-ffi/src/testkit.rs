@@ -105,7 +105,7 @@ impl PatternSpec {
             .retry
             .clone()
             .unwrap_or_else(|| json!({"max_attempts": 3, "backoff": "none"}));
-        let template = shape.template_with(&namespace, |step| key.replace("{step}", step), retry);
+        let template = shape.try_template_with(&namespace, |step| key.replace("{step}", step), retry)?;
         serde_json::to_value(&template).map_err(|e| FfiError::internal(format!("encoding a pattern failed: {e}")))
     }
 }
