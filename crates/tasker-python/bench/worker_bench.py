@@ -36,22 +36,28 @@ class FfiClock:
     apart from the claims that hand out steps."""
 
     def __init__(self, steps: int) -> None:
-        self.stats: Dict[str, List[float]] = {k: [0, 0.0, 0.0] for k in ("claim", "claim_empty", "complete", "fail")}
+        self.stats: Dict[str, List[float]] = {
+            k: [0, 0.0, 0.0] for k in ("claim", "claim_empty", "complete", "finish_many", "fail")
+        }
         self.lock = threading.Lock()
         self.steps = steps
         self.completed = 0
         self.last_complete_at = None
         self.on_done = None
 
-    def add(self, kind: str, wall: float, cpu: float) -> None:
+    def add(self, kind: str, wall: float, cpu: float, completed: int = -1) -> None:
+        """``completed`` is how many steps the call completed: 1 for ``complete``, the completed items of a
+        ``finish_many`` batch."""
+        if completed < 0:
+            completed = 1 if kind == "complete" else 0
         with self.lock:
             entry = self.stats[kind]
             entry[0] += 1
             entry[1] += wall
             entry[2] += cpu
-            if kind != "complete":
+            if completed == 0:
                 return
-            self.completed += 1
+            self.completed += completed
             self.last_complete_at = time.monotonic()
             if self.completed >= self.steps and self.on_done is not None:
                 self.on_done()
@@ -78,6 +84,16 @@ class TimedSession:
             return self._native.complete(*args, **kwargs)
         finally:
             self._clock.add("complete", time.monotonic() - t, time.thread_time() - c)
+
+    def finish_many(self, *args: Any, **kwargs: Any) -> Any:
+        c, t = time.thread_time(), time.monotonic()
+        out = None
+        try:
+            out = self._native.finish_many(*args, **kwargs)
+            return out
+        finally:
+            done = sum(1 for r in out if getattr(r, "state", None) == "complete") if out is not None else 0
+            self._clock.add("finish_many", time.monotonic() - t, time.thread_time() - c, done)
 
     def fail(self, *args: Any, **kwargs: Any) -> Any:
         c, t = time.thread_time(), time.monotonic()
@@ -164,7 +180,7 @@ def main() -> int:
                 and s["fail"][0] == 0
             )
             to_last = (clock.last_complete_at or ended) - started
-            working = ("claim", "complete", "fail")
+            working = ("claim", "complete", "finish_many", "fail")
             native_wall = sum(s[k][1] for k in working)
             native_cpu = sum(s[k][2] for k in working)
             result = {

@@ -205,3 +205,152 @@ def test_a_stopped_worker_can_run_again(tasker_manual_client: Client) -> None:
     worker.stop()
     testing.linear(c, n=1)
     assert worker.run_until_idle().completed == 1
+
+
+class _CountingSession:
+    """Stands in for the native session (as bench/worker_bench.py does) and records the reporting calls: the size
+    of each finish_many batch and the number of single complete/fail calls."""
+
+    def __init__(self, native: tasker_core.WorkerSession, stop_after: int, stop, latency: float) -> None:
+        self._native = native
+        self._stop_after = stop_after
+        self._stop = stop
+        self._latency = latency
+        self.batches: list = []
+        self.singles = 0
+        self.lock = threading.Lock()
+
+    def _reported(self, batch: int = 0, single: int = 0) -> None:
+        with self.lock:
+            if batch:
+                self.batches.append(batch)
+            self.singles += single
+            done = sum(self.batches) + self.singles >= self._stop_after
+        if done:
+            self._stop()
+
+    def finish_many(self, outcomes):
+        # A round trip's worth of delay, so outcomes finishing meanwhile queue up behind this report.
+        threading.Event().wait(self._latency)
+        results = self._native.finish_many(outcomes)
+        self._reported(batch=len(outcomes))
+        return results
+
+    def complete(self, *args, **kwargs):
+        try:
+            return self._native.complete(*args, **kwargs)
+        finally:
+            self._reported(single=1)
+
+    def fail(self, *args, **kwargs):
+        try:
+            return self._native.fail(*args, **kwargs)
+        finally:
+            self._reported(single=1)
+
+    def __getattr__(self, name: str):
+        return getattr(self._native, name)
+
+
+class _CountingWorker(Worker):
+    """A Worker whose session is a _CountingSession; it stops itself once ``steps`` outcomes are reported."""
+
+    def __init__(self, client: Client, steps: int, latency: float = 0.0, **kwargs) -> None:
+        super().__init__(client, claim_wait=0.05, **kwargs)
+        self.steps = steps
+        self.latency = latency
+        self.counting = None
+
+    @property
+    def session(self):
+        native = super().session
+        if not isinstance(self._session, _CountingSession):
+            self.counting = _CountingSession(native, self.steps, self.stop, self.latency)
+            self._session = self.counting
+        return self._session
+
+    def run_guarded(self):
+        watchdog = threading.Timer(30, self.stop)
+        watchdog.start()
+        try:
+            return self.run(install_signal_handlers=False)
+        finally:
+            watchdog.cancel()
+
+
+def test_run_reports_outcomes_in_batches(tasker_client: Client) -> None:
+    c = tasker_client
+    steps = 40
+    _, tasks = testing.linear(c, n=1, count=steps)
+    worker = _CountingWorker(c, steps, latency=0.02, concurrency=8)
+    worker.handle("testkit.noop", lambda ctx: {"step": ctx.step_name})
+    stats = worker.run_guarded()
+    batches = worker.counting.batches
+    assert all(c.task(t.id).state == "complete" for t in tasks)
+    assert stats.completed == steps and stats.outstanding == 0 and stats.rejected == 0
+    # Every outcome went through finish_many, in fewer calls (transactions) than steps, never more than the
+    # concurrency at once.
+    assert sum(batches) == steps and worker.counting.singles == 0
+    assert len(batches) < steps and max(batches) > 1 and max(batches) <= 8, batches
+
+
+def test_run_fails_only_the_steps_whose_handler_failed_in_a_batch(tasker_manual_client: Client) -> None:
+    c = tasker_manual_client
+    # Retries fall due a minute later (on a manual clock), so no failed step runs twice during the test.
+    retry = {"max_attempts": 3, "backoff": "linear", "base_ms": 60_000, "max_ms": 60_000, "jitter": 0.0}
+    _, tasks = testing.linear(c, n=1, count=8, retry=retry)
+    kinds = {t.id: kind for t, kind in zip(tasks, ["bad_json", "permanent", "retryable"] + ["ok"] * 5)}
+    worker = _CountingWorker(c, 8, concurrency=8)
+    arrived = threading.Barrier(8, timeout=10)
+
+    @worker.handler("testkit.noop")
+    def handler(ctx: tasker_core.StepContext) -> object:
+        arrived.wait()  # all eight finish together, so their outcomes share batches
+        kind = kinds[ctx.task_id]
+        if kind == "bad_json":
+            return {"when": object()}
+        if kind == "permanent":
+            raise PermanentError("card declined", code="declined")
+        if kind == "retryable":
+            raise ValueError("flaky")
+        return {"ok": True}
+
+    stats = worker.run_guarded()
+    by_kind = {kinds[t.id]: c.steps(t.id)[0] for t in tasks}
+    assert stats.completed == 5 and stats.failed == 3 and stats.outstanding == 0
+    assert sum(s.state == "complete" for t in tasks for s in c.steps(t.id)) == 5
+    bad = by_kind["bad_json"]
+    assert bad.state == "waiting_for_retry" and bad.error.error_class == "ValidationError"
+    assert "result.when: expected a JSON value, found object" in bad.error.message
+    assert by_kind["permanent"].state == "error" and by_kind["permanent"].error.error_class == "PermanentError"
+    assert by_kind["permanent"].error.code == "declined"
+    flaky = by_kind["retryable"]
+    assert flaky.state == "waiting_for_retry" and flaky.error.error_class == "ValueError"
+    assert flaky.error.message == "flaky" and any("raise ValueError" in line for line in flaky.error.backtrace)
+
+
+def test_stop_waits_for_running_handlers_and_reports_them(tasker_client: Client) -> None:
+    c = tasker_client
+    _, tasks = testing.linear(c, n=1, count=8)
+    worker = Worker(c, concurrency=8, claim_wait=0.05)
+    started = threading.Semaphore(0)
+    release = threading.Event()
+
+    @worker.handler("testkit.noop")
+    def held(ctx: tasker_core.StepContext) -> dict:
+        started.release()
+        assert release.wait(10)
+        return {"held": True}
+
+    def stop_while_running() -> None:
+        for _ in range(8):
+            assert started.acquire(timeout=10)
+        worker.stop()
+        release.set()
+
+    stopper = threading.Thread(target=stop_while_running)
+    stopper.start()
+    stats = worker.run(install_signal_handlers=False)
+    stopper.join()
+    assert stats.completed == 8 and stats.outstanding == 0
+    assert all(c.task(t.id).state == "complete" for t in tasks)

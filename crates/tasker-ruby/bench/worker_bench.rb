@@ -46,15 +46,17 @@ module FfiClock
   class << self
     attr_accessor :on_complete, :last_complete_at, :completed
 
-    def add(kind, seconds, cpu)
+    # `completed` is how many steps the call completed: 1 for `complete`, the completed items of a
+    # `finish_many` batch.
+    def add(kind, seconds, cpu, completed = kind == :complete ? 1 : 0)
       LOCK.synchronize do
         entry = STATS[kind]
         entry[0] += 1
         entry[1] += seconds
         entry[2] += cpu
-        next unless kind == :complete
+        next if completed.zero?
 
-        @completed += 1
+        @completed += completed
         @last_complete_at = CLOCK.call
         @on_complete&.call(@completed)
       end
@@ -76,6 +78,18 @@ module FfiClock
       super
     ensure
       FfiClock.add(:complete, CLOCK.call - t, CPU.call - c)
+    end
+  end
+
+  def finish_many(items)
+    c = CPU.call
+    t = CLOCK.call
+    out = nil
+    begin
+      out = super
+    ensure
+      done = out ? out.count { |r| r.is_a?(Hash) && r["state"] == "complete" } : 0
+      FfiClock.add(:finish_many, CLOCK.call - t, CPU.call - c, done)
     end
   end
 
@@ -141,7 +155,7 @@ begin
       calls, wall, cpu = FfiClock::STATS[k]
       { "calls" => calls, "wall_s" => wall.round(6), "thread_cpu_s" => cpu.round(6) }
     end
-    working = %i[claim complete fail]
+    working = %i[claim complete finish_many fail]
     native_wall = working.sum { |k| FfiClock::STATS[k][1] }
     native_cpu = working.sum { |k| FfiClock::STATS[k][2] }
     result = {
@@ -158,7 +172,7 @@ begin
       "ffi_wall_us_per_step" => (native_wall / steps * 1e6).round(1),
       "process_cpu_us_per_step" => (process_cpu / steps * 1e6).round(1),
       "empty_claim_wall_us_per_step" => (FfiClock::STATS[:claim_empty][1] / steps * 1e6).round(1),
-      "calls" => %i[claim claim_empty complete fail].to_h { |k| [k.to_s, stat.call(k)] },
+      "calls" => %i[claim claim_empty complete finish_many fail].to_h { |k| [k.to_s, stat.call(k)] },
       "loadavg_before" => load_before,
       "loadavg_after" => load_after,
       "tasks_complete" => tasks_done,

@@ -132,6 +132,81 @@ RSpec.describe TaskerCore::Worker do
         ids << threads.pop until threads.empty?
         expect(ids.uniq.size).to be > 1
       end
+
+      it "reports #run's outcomes in batches: fewer finish_many calls than steps, no single reports" do
+        tasks = create_pattern_tasks(client, "parallel", n: 8, count: 6, handler_key: "spec.batch").tasks
+        steps = tasks.sum { |t| client.steps(t.id).size }
+        sizes = Queue.new
+        session_class = TaskerCore::Internal::WorkerSession
+        allow_any_instance_of(session_class).to receive(:finish_many).and_wrap_original do |m, items|
+          sizes << items.size
+          m.call(items)
+        end
+        expect_any_instance_of(session_class).not_to receive(:complete)
+        expect_any_instance_of(session_class).not_to receive(:fail)
+        worker = described_class.new(client, concurrency: 8, claim_wait: 0.05)
+        worker.handle("spec.batch") { |ctx| { "step" => ctx.step_name } }
+        runner = Thread.new { worker.run }
+        deadline = Time.now + 30
+        sleep 0.02 until tasks.all? { |t| client.task(t.id).state == "complete" } || Time.now > deadline
+        worker.stop
+        expect(runner.join(10)).to be_truthy
+        expect(tasks.map { |t| client.task(t.id).state }.uniq).to eq(["complete"])
+        calls = []
+        calls << sizes.pop until sizes.empty?
+        expect(calls.sum).to eq(steps)
+        expect(calls.size).to be < steps
+        expect(calls.max).to be > 1
+      end
+
+      it "flushes the outcomes of running handlers on a graceful stop" do
+        tasks = create_pattern_tasks(client, "parallel", n: 4, count: 1, handler_key: "spec.flush").tasks
+        started = Queue.new
+        go = Queue.new
+        worker = described_class.new(client, concurrency: 8, claim_wait: 0.05)
+        worker.handle("spec.flush") do |ctx|
+          started << ctx.step_id
+          go.pop
+          { "ok" => true }
+        end
+        runner = Thread.new { worker.run }
+        first = started.pop
+        worker.stop
+        8.times { go << true }
+        expect(runner.join(10)).to be_truthy
+        expect(client.step(first).state).to eq("complete")
+        claimed = client.steps(tasks.first.id).reject { |s| %w[pending ready waiting_for_retry].include?(s.state) }
+        expect(claimed.map(&:state).uniq).to eq(["complete"])
+      end
+
+      it "rejects a stale item of finish_many alone" do
+        single_step(client, "spec.many")
+        session = TaskerCore::Internal::WorkerSession.open(client.native, handler_keys: ["spec.many"])
+        claimed = session.claim(1, 0.0).first
+        stale = [{ "step_id" => claimed["step_id"], "attempt" => claimed["attempt"] + 1 }, { "success" => {} }]
+        good = [{ "step_id" => claimed["step_id"], "attempt" => claimed["attempt"] }, { "success" => { "n" => 1 } }]
+        results = session.finish_many([stale, good])
+        expect(results[0]).to be_a(TaskerCore::StaleClaimError)
+        expect(results[1]["state"]).to eq("complete")
+        expect(client.step(claimed["step_id"]).result).to eq("n" => 1)
+        expect(session.finish_many([])).to eq([])
+        expect { session.finish_many([[{ "step_id" => claimed["step_id"] }, { "maybe" => 1 }]]) }
+          .to raise_error(TaskerCore::ValidationError, /items/)
+      ensure
+        session&.shutdown
+      end
+
+      it "rejects only the outcome that cannot be converted, not the rest of its batch" do
+        tasks = create_pattern_tasks(client, "parallel", n: 3, count: 1, handler_key: "spec.badresult").tasks
+        worker = described_class.new(client).handle("spec.badresult") do |ctx|
+          ctx.step_name == "branch_1" ? Object.new : { "ok" => true }
+        end
+        expect { worker.run_until_idle(batch_size: 16) }.to output(/report failed \(validation\)/).to_stderr
+        states = client.steps(tasks.first.id).to_h { |s| [s.name, s.state] }
+        expect(states.values_at("start", "branch_2", "branch_3")).to eq(%w[complete complete complete])
+        expect(states["branch_1"]).not_to eq("complete")
+        expect(states["join"]).not_to eq("complete")
+      end
     end
   end
 

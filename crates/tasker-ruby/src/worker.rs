@@ -3,11 +3,11 @@
 //! Rust ever calls a Ruby handler.
 
 use magnus::{function, method, prelude::*, Error, RArray, RModule, Ruby, Value};
-use tasker_shared_ffi::{ClaimToken, FailureInput, WorkerOptions, WorkerSession};
+use tasker_shared_ffi::{ClaimToken, FailureInput, OutcomeInput, WorkerOptions, WorkerSession};
 
 use crate::client::RbClient;
-use crate::convert::{lift_seconds, lift_struct, lift_value, lower, lower_all, lower_time};
-use crate::errors::RbResult;
+use crate::convert::{lift_json, lift_seconds, lift_struct, lift_value, lower, lower_all, lower_time};
+use crate::errors::{IntoRb, RbResult};
 use crate::gvl::without_gvl;
 
 #[magnus::wrap(class = "TaskerCore::Internal::WorkerSession", free_immediately, size)]
@@ -41,6 +41,30 @@ impl RbSession {
         let s = rb_self.inner.clone();
         let token = ClaimToken::new(step_id, attempt);
         lower(ruby, &without_gvl(move || s.fail(&token, failure)).rb()?)
+    }
+
+    /// Reports many outcomes in one transaction. `items` is an Array of `[token, outcome]`: token
+    /// `{"step_id" => …, "attempt" => …}`, outcome `{"success" => result}` or `{"failure" => {kind, message,
+    /// error_class, backtrace, retry_after_ms, code}}`. Returns one entry per item, in order: the step's Hash,
+    /// or the exception (not raised) that rejected that item. Only a store failure raises, and then nothing
+    /// was written.
+    fn finish_many(ruby: &Ruby, rb_self: &Self, items: RArray) -> Result<RArray, Error> {
+        let json = lift_value(ruby, items.as_value(), "items").rb()?;
+        let items: Vec<(ClaimToken, OutcomeInput)> = lift_json(json, "items").rb()?;
+        let s = rb_self.inner.clone();
+        let results = without_gvl(move || s.finish_many(items)).rb()?;
+        let out = ruby.ary_new_capa(results.len());
+        for r in results {
+            let v = match r {
+                Ok(step) => lower(ruby, &step)?,
+                Err(e) => {
+                    let e = e.into_rb();
+                    e.value().ok_or(e)?
+                }
+            };
+            out.push(v)?;
+        }
+        Ok(out)
     }
 
     fn forget(&self, step_id: String, attempt: i64) -> Result<(), Error> {
@@ -80,6 +104,7 @@ pub fn init(ruby: &Ruby, internal: RModule) -> Result<(), Error> {
     class.define_method("claim", method!(RbSession::claim, 2))?;
     class.define_method("complete", method!(RbSession::complete, 3))?;
     class.define_method("fail", method!(RbSession::fail, 3))?;
+    class.define_method("finish_many", method!(RbSession::finish_many, 1))?;
     class.define_method("forget", method!(RbSession::forget, 2))?;
     class.define_method("shutdown", method!(RbSession::shutdown, 0))?;
     class.define_method("shutdown?", method!(RbSession::is_shutdown, 0))?;

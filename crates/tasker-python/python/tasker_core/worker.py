@@ -1,11 +1,14 @@
 """The Python worker: claims steps through a native ``WorkerSession`` (GIL released while it waits), runs the
-handlers on a thread pool, and reports each outcome. All engine rules (retries, DAG, leases) stay in Rust; this
-module only decides which Python callable runs and how its exception is described.
+handlers on a thread pool, and reports their outcomes in batches (one ``finish_many`` transaction each). All
+engine rules (retries, DAG, leases) stay in Rust; this module only decides which Python callable runs and how its
+exception is described.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
+import queue
 import signal
 import threading
 import time
@@ -18,6 +21,12 @@ from ._native import Client, SessionStats, StepContext, WorkerSession
 from .errors import PermanentError, RetryableError, TaskerError, TimeoutError, ValidationError
 
 Handler = Callable[[StepContext], Any]
+
+#: At most this many outcomes go into one ``finish_many`` call (one transaction), as in the Rust worker.
+REPORT_BATCH = 64
+
+_log = logging.getLogger("tasker_core.worker")
+_DONE = object()
 
 
 class OverrunLease(BaseException):
@@ -171,27 +180,31 @@ class Worker:
             raise PermanentError(f"no handler is registered for {ctx.handler_key!r}", code="no_handler")
         return fn(ctx)
 
-    def _execute(self, session: WorkerSession, ctx: StepContext) -> None:
-        """Runs one handler and reports it (on a pool thread; the report releases the GIL)."""
+    def _execute(self, session: WorkerSession, ctx: StepContext) -> Optional[Any]:
+        """Runs one handler (on a pool thread) and returns its outcome as a ``finish_many`` item, or None when
+        the claim is left to expire (``OverrunLease``)."""
         try:
+            result = self._invoke(ctx)
+        except OverrunLease:
             try:
-                result = self._invoke(ctx)
-            except OverrunLease:
                 session.forget(ctx)
-                return
-            except Exception as exc:  # noqa: BLE001 - every handler exception is reported, none escapes
-                session.fail(ctx, **failure_of(exc))
-                return
-            try:
-                session.complete(ctx, result)
-            except TaskerError as exc:
-                if getattr(exc, "code", None) != "validation":
-                    raise
-                # The result could not become JSON: a handler bug, reported like any other exception.
-                session.fail(ctx, **failure_of(exc))
-        except TaskerError:
-            # Stale or cancelled claims are counted in session.stats().rejected; the worker carries on.
-            pass
+            except TaskerError:
+                pass
+            return None
+        except Exception as exc:  # noqa: BLE001 - every handler exception is reported, none escapes
+            return (ctx, "failure", failure_of(exc))
+        return (ctx, "success", result)
+
+    def _report(self, session: WorkerSession, outcomes: List[Any]) -> List[Any]:
+        """Reports outcomes in one ``finish_many`` call (one transaction); each item's result is a ``Step``, the
+        exception that rejected it (stale or cancelled claims, counted in ``session.stats().rejected``), or
+        ``("failed", step)`` for a result JSON cannot hold."""
+        try:
+            return list(session.finish_many(outcomes))
+        except ValidationError:
+            # A result JSON cannot hold fails the whole batch before anything is written; report item by item
+            # so only the offending handler's step fails (as a handler bug, like any exception).
+            return [self._report_one(session, ctx, kind, value) for ctx, kind, value in outcomes]
 
     @staticmethod
     def _report_one(session: WorkerSession, ctx: StepContext, kind: str, value: Any) -> Any:
@@ -215,15 +228,53 @@ class Worker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 restore[sig] = signal.signal(sig, lambda *_: self.stop())
         free = threading.Semaphore(self.concurrency)
-        try:
-            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="tasker-worker") as pool:
+        # Handler threads put their outcomes here; one reporter thread sends everything waiting in one
+        # finish_many call (one transaction) and only then frees the slots, so claims never outrun reports.
+        pending: "queue.Queue[Any]" = queue.Queue()
 
-                def run_one(ctx: StepContext) -> None:
+        def run_one(ctx: StepContext) -> None:
+            item = None
+            try:
+                item = self._execute(session, ctx)
+            finally:
+                if item is None:
+                    free.release()
+                else:
+                    pending.put(item)
+
+        def reporter() -> None:
+            done = False
+            while not done:
+                first = pending.get()
+                if first is _DONE:
+                    return
+                batch = [first]
+                while len(batch) < REPORT_BATCH:
                     try:
-                        self._execute(session, ctx)
-                    finally:
+                        item = pending.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _DONE:
+                        done = True
+                        break
+                    batch.append(item)
+                try:
+                    try:
+                        self._report(session, batch)
+                    except Exception:  # noqa: BLE001 - a batch-wide error: try each outcome on its own
+                        for one in batch:
+                            try:
+                                self._report(session, [one])
+                            except Exception:  # noqa: BLE001 - the reporter must outlive any one outcome
+                                _log.exception("reporting the outcome of step %s failed", one[0].step_id)
+                finally:
+                    for _ in batch:
                         free.release()
 
+        reporting = threading.Thread(target=reporter, name="tasker-worker-reporter", daemon=True)
+        reporting.start()
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="tasker-worker") as pool:
                 while not self._stopping.is_set():
                     # Wait for a free slot (bounded, so stop() is noticed).
                     if not free.acquire(timeout=0.2):
@@ -236,9 +287,12 @@ class Worker:
                         free.release()
                     for ctx in contexts:
                         pool.submit(run_one, ctx)
-                # Stop claiming now; leaving the `with` block waits for running handlers to report.
+                # Stop claiming now; leaving the `with` block waits for running handlers to queue their outcomes.
                 session.shutdown()
         finally:
+            # Every outcome is queued ahead of _DONE: the reporter sends them all before it ends.
+            pending.put(_DONE)
+            reporting.join()
             session.shutdown()
             for sig, previous in restore.items():
                 signal.signal(sig, previous)

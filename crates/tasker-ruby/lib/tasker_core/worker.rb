@@ -12,6 +12,9 @@ module TaskerCore
   class Worker
     attr_reader :client, :concurrency
 
+    # The most outcomes #run reports in one finish_many (one transaction), as the Rust worker does.
+    REPORT_BATCH = 64
+
     # lease: seconds a claim holds without a heartbeat; claim_wait: how long one claim waits for work.
     def initialize(client, concurrency: 4, worker_id: nil, lease: 30, claim_wait: 1.0, poll_interval: 1.0,
                    maintenance_interval: 5.0, heartbeat_interval: nil)
@@ -49,23 +52,44 @@ module TaskerCore
     end
 
     # Runs until #stop or SIGTERM/SIGINT, then stops claiming, lets running handlers report and returns.
+    #
+    # Handler threads push [ctx, outcome] onto a queue; one reporter thread drains whatever has accumulated
+    # (up to REPORT_BATCH) and reports it with one finish_many (one transaction), then frees those slots.
     def run
       session = open_session
       previous = trap_signals
       queue = Thread::Queue.new
+      done = Thread::Queue.new
       lock = Mutex.new
       freed = ConditionVariable.new
       busy = 0
+      # A slot stays taken from claim until its outcome is reported (or its handler thread died).
+      release = lambda do |n|
+        lock.synchronize do
+          busy -= n
+          freed.signal
+        end
+      end
+      reporter = Thread.new do
+        while (first = done.pop)
+          batch = [first]
+          batch << done.pop until batch.size >= REPORT_BATCH || done.empty?
+          begin
+            report(session, batch)
+          ensure
+            release.call(batch.size)
+          end
+        end
+      end
       threads = Array.new(@concurrency) do
         Thread.new do
           while (ctx = queue.pop)
+            pushed = false
             begin
-              execute(session, ctx)
+              done << [ctx, outcome_of(ctx)]
+              pushed = true
             ensure
-              lock.synchronize do
-                busy -= 1
-                freed.signal
-              end
+              release.call(1) unless pushed
             end
           end
         end
@@ -84,10 +108,13 @@ module TaskerCore
       end
       self
     ensure
-      # Also on an error from claim: stop claiming, let the running handlers report, then return.
+      # Also on an error from claim: stop claiming, let the running handlers finish, report their outcomes,
+      # then return.
       session&.shutdown
       queue&.close
       threads&.each(&:join)
+      done&.close
+      reporter&.join
       restore_signals(previous) if previous
       @session = nil
     end
@@ -133,9 +160,17 @@ module TaskerCore
           contexts = session.claim(limit, [gap + 0.005, deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)].min)
           next if contexts.empty?
         end
-        contexts.each do |h|
-          execute(session, StepContext.from_h(h))
-          runs += 1
+        # The claimed steps were all ready at once, so none waits for another's outcome: run them all, then
+        # report them in one transaction (also the ones already run when a handler raises a non-StandardError).
+        batch = []
+        begin
+          contexts.each do |h|
+            ctx = StepContext.from_h(h)
+            batch << [ctx, outcome_of(ctx)]
+            runs += 1
+          end
+        ensure
+          report(session, batch)
         end
       end
       runs
@@ -180,22 +215,46 @@ module TaskerCore
       @session = Internal::WorkerSession.open(@client.native, options)
     end
 
-    # Runs one handler and reports its outcome.
-    def execute(session, ctx)
-      outcome = begin
-        [:ok, normalize(@handlers.fetch(ctx.handler_key).call(ctx))]
-      rescue StandardError => e
-        [:error, self.class.failure_for(e)]
+    # Runs one handler: its outcome as finish_many takes it, `{"success" => result}` or `{"failure" => …}`.
+    def outcome_of(ctx)
+      { "success" => normalize(@handlers.fetch(ctx.handler_key).call(ctx)) }
+    rescue StandardError => e
+      { "failure" => self.class.failure_for(e) }
+    end
+
+    # Reports [ctx, outcome] pairs in one finish_many (one transaction). Each item gets its own result: a
+    # rejected one (stale claim, cancelled task) is warned about alone, as a single report was.
+    def report(session, batch)
+      return if batch.empty?
+
+      items = batch.map { |ctx, outcome| [{ "step_id" => ctx.step_id, "attempt" => ctx.attempt }, outcome] }
+      results = begin
+        session.finish_many(items)
+      rescue TaskerCore::ValidationError => e
+        # An outcome that cannot be converted (a result that is not JSON) fails the whole call before anything
+        # is written: report the items one by one, so only that one is rejected.
+        raise e if batch.size == 1
+
+        batch.each { |pair| report(session, [pair]) }
+        return
+      rescue TaskerCore::Error => e
+        # Not delivered (store down): nothing was written; each claim is recovered by the reaper when its
+        # lease expires.
+        Array.new(batch.size, e)
       end
-      if outcome[0] == :ok
-        session.complete(ctx.step_id, ctx.attempt, outcome[1])
-      else
-        session.fail(ctx.step_id, ctx.attempt, outcome[1])
+      batch.zip(results).each do |(ctx, _), r|
+        report_failed(ctx, r) if r.is_a?(Exception)
       end
-    rescue TaskerCore::Error => e
-      # Rejected (stale claim, cancelled task) or not delivered (store down): either way the step's fate is
-      # the engine's now; an undelivered outcome is recovered by the reaper when the lease expires.
-      warn "tasker_core: #{ctx.handler_key} #{ctx.step_id}##{ctx.attempt}: report failed (#{e.code}): #{e.message}"
+    rescue StandardError => e
+      # The reporter must outlive anything one batch raises, or the slots of later outcomes are never freed.
+      batch.each { |ctx, _| report_failed(ctx, e) }
+    end
+
+    # Rejected (stale claim, cancelled task) or not delivered (store down): either way the step's fate is the
+    # engine's now; an undelivered outcome is recovered by the reaper when the lease expires.
+    def report_failed(ctx, error)
+      code = error.respond_to?(:code) ? error.code : nil
+      warn "tasker_core: #{ctx.handler_key} #{ctx.step_id}##{ctx.attempt}: report failed (#{code}): #{error.message}"
     end
 
     def normalize(result)
