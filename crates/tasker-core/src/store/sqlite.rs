@@ -1675,10 +1675,8 @@ mod tests {
     use std::time::Duration;
 
     use chrono::TimeDelta;
-    use serde_json::json;
 
     use super::*;
-    use crate::retry::RetryPolicy;
 
     fn file_url(dir: &tempfile::TempDir) -> String {
         format!("sqlite://{}", dir.path().join("tasker.db").display())
@@ -1974,118 +1972,7 @@ mod tests {
     async fn task_steps_and_edges_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = file_store(&dir).await;
-        let t0 = now();
-        let tpl = template_record("billing", "invoice_sync", "1.2.0");
-        let mut task = task_row(&tpl, TaskState::InProgress, t0);
-        task.idempotency_key = Some("inv-42".into());
-        task.reason = Some("because".into());
-        task.started_at = Some(t0 + TimeDelta::milliseconds(5));
-        task.steps_total = 3;
-
-        let mut a = step_row(&task, "fetch", "billing.fetch", 0, 0);
-        a.state = StepState::Complete;
-        a.attempts = 1;
-        a.result = Some(json!({"invoices": [1, 2, 3]}));
-        a.worker_id = Some("w-1".into());
-        a.started_at = Some(t0);
-        a.finished_at = Some(t0 + TimeDelta::milliseconds(250));
-        let mut b = step_row(&task, "normalize", "billing.normalize", 1, 0);
-        b.state = StepState::WaitingForRetry;
-        b.attempts = 1;
-        b.result = Some(Value::Null);
-        b.next_attempt_at = Some(t0 + TimeDelta::seconds(2));
-        b.lease_expires_at = Some(t0 + TimeDelta::seconds(30));
-        b.error = Some(StepErrorInfo {
-            error_class: "Net::ReadTimeout".into(),
-            message: "timed out".into(),
-            backtrace: vec!["a.rb:1".into(), "b.rb:2".into()],
-            code: Some("E42".into()),
-            retryable: true,
-        });
-        b.retry = RetryPolicy {
-            max_attempts: 5,
-            retryable: true,
-            jitter: 0.25,
-            ..RetryPolicy::default()
-        };
-        let c = step_row(&task, "post", "billing.post", 2, 1);
-        let steps = vec![a.clone(), b.clone(), c.clone()];
-        let edges = vec![edge(&task, &a, &b), edge(&task, &b, &c)];
-        seed(&store, &tpl, &task, &steps, &edges).await;
-
-        assert_eq!(store.task_get(task.id).await.unwrap(), Some(task.clone()));
-        assert_eq!(store.step_list(task.id).await.unwrap(), steps);
-        assert_eq!(store.edge_list(task.id).await.unwrap(), edges);
-        assert_eq!(store.step_get(b.id).await.unwrap(), Some(b.clone()));
-        assert_eq!(store.template_by_id(tpl.id).await.unwrap(), Some(tpl.clone()));
-        assert_eq!(
-            store.template_list(Some("billing"), None).await.unwrap(),
-            vec![tpl.clone()]
-        );
-        assert!(store.template_list(Some("other"), None).await.unwrap().is_empty());
-        assert_eq!(store.task_get(Uuid::now_v7()).await.unwrap(), None);
-
-        let mut tx = store.begin().await.unwrap();
-        assert_eq!(
-            tx.template_find("billing", "invoice_sync", "1.2.0").await.unwrap(),
-            Some(tpl.clone())
-        );
-        assert_eq!(
-            tx.task_find_by_idempotency_key("billing", "invoice_sync", "inv-42")
-                .await
-                .unwrap(),
-            Some(task.clone())
-        );
-        assert_eq!(tx.task_lock(task.id).await.unwrap(), Some(task.clone()));
-        assert_eq!(tx.step_lock_all(task.id).await.unwrap(), steps);
-
-        // A second task with the same idempotency key is a conflict; a second one without a key is not.
-        let mut dup = task_row(&tpl, TaskState::Pending, t0);
-        dup.idempotency_key = Some("inv-42".into());
-        let err = tx.task_insert(&dup, &[], &[]).await.unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Conflict, "{err}");
-        tx.task_insert(&task_row(&tpl, TaskState::Pending, t0), &[], &[])
-            .await
-            .unwrap();
-        tx.task_insert(&task_row(&tpl, TaskState::Pending, t0), &[], &[])
-            .await
-            .unwrap();
-
-        // Updates write every mutable column.
-        let mut task2 = task.clone();
-        task2.state = TaskState::Complete;
-        task2.finished_at = Some(t0 + TimeDelta::seconds(3));
-        task2.steps_succeeded = 3;
-        task2.transition_count = 4;
-        task2.context = json!({"changed": true});
-        tx.task_update(&task2).await.unwrap();
-        let mut c2 = c.clone();
-        c2.state = StepState::Error;
-        c2.unfinished_parents = 0;
-        c2.error = Some(StepErrorInfo {
-            error_class: "PermanentError".into(),
-            message: "no".into(),
-            backtrace: vec![],
-            code: None,
-            retryable: false,
-        });
-        c2.max_attempts = 6;
-        tx.step_update(&c2).await.unwrap();
-        let missing = task_row(&tpl, TaskState::Pending, t0);
-        assert_eq!(
-            tx.task_update(&missing).await.unwrap_err().kind(),
-            crate::ErrorKind::NotFound
-        );
-        assert_eq!(
-            tx.step_update(&step_row(&missing, "x", "k", 0, 0))
-                .await
-                .unwrap_err()
-                .kind(),
-            crate::ErrorKind::NotFound
-        );
-        tx.commit().await.unwrap();
-        assert_eq!(store.task_get(task.id).await.unwrap(), Some(task2));
-        assert_eq!(store.step_get(c.id).await.unwrap(), Some(c2));
+        check_task_steps_and_edges_round_trip(&store).await;
     }
 
     #[tokio::test]
@@ -2190,191 +2077,19 @@ mod tests {
     #[tokio::test]
     async fn claim_takes_only_ready_steps() {
         let store = memory_store().await;
-        let t0 = now();
-        let tpl = template_record("ns", "t", "1.0.0");
-        let task = task_row(&tpl, TaskState::InProgress, t0);
-        let ready_pending = step_row(&task, "ready_pending", "k.a", 0, 0);
-        let blocked = step_row(&task, "blocked", "k.a", 1, 1);
-        let mut not_due = step_row(&task, "not_due", "k.a", 2, 0);
-        not_due.state = StepState::WaitingForRetry;
-        not_due.attempts = 1;
-        not_due.next_attempt_at = Some(t0 + TimeDelta::seconds(1));
-        let mut due = step_row(&task, "due", "k.a", 3, 0);
-        due.state = StepState::WaitingForRetry;
-        due.attempts = 1;
-        due.next_attempt_at = Some(t0);
-        due.worker_id = Some("old".into());
-        let other_key = step_row(&task, "other_key", "k.other", 4, 0);
-        let mut done = step_row(&task, "done", "k.a", 5, 0);
-        done.state = StepState::Complete;
-        let mut running = step_row(&task, "running", "k.a", 6, 0);
-        running.state = StepState::InProgress;
-        let also_ready = step_row(&task, "also_ready", "k.b", 7, 0);
-        seed(
-            &store,
-            &tpl,
-            &task,
-            &[
-                ready_pending.clone(),
-                blocked.clone(),
-                not_due.clone(),
-                due.clone(),
-                other_key.clone(),
-                done.clone(),
-                running.clone(),
-                also_ready.clone(),
-            ],
-            &[],
-        )
-        .await;
-        // A cancelled task's ready-looking step is never claimed.
-        let cancelled = task_row(&tpl, TaskState::Cancelled, t0);
-        let orphan = step_row(&cancelled, "orphan", "k.a", 0, 0);
-        seed(&store, &tpl, &cancelled, std::slice::from_ref(&orphan), &[]).await;
-        let pending_task = task_row(&tpl, TaskState::Pending, t0);
-        let fresh = step_row(&pending_task, "fresh", "k.a", 0, 0);
-        seed(&store, &tpl, &pending_task, std::slice::from_ref(&fresh), &[]).await;
-
-        assert_eq!(store.next_retry_at(&["k.a".into()]).await.unwrap(), Some(t0));
-        assert_eq!(store.next_retry_at(&["k.other".into()]).await.unwrap(), None);
-
-        let params = |limit: u32, keys: &[&str]| ClaimParams {
-            worker_id: "w-1".into(),
-            handler_keys: keys.iter().map(|k| k.to_string()).collect(),
-            limit,
-            now: t0,
-            lease_expires_at: t0 + TimeDelta::seconds(30),
-        };
-
-        let mut tx = store.begin().await.unwrap();
-        assert!(tx.step_claim(&params(10, &[])).await.unwrap().is_empty());
-        assert!(tx.step_claim(&params(0, &["k.a"])).await.unwrap().is_empty());
-        let first = tx.step_claim(&params(1, &["k.a", "k.b"])).await.unwrap();
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].step.id, ready_pending.id);
-        assert_eq!(first[0].from_state, StepState::Pending);
-        assert_eq!(first[0].task_state, TaskState::InProgress);
-        let rest = tx.step_claim(&params(10, &["k.a", "k.b"])).await.unwrap();
-        tx.commit().await.unwrap();
-
-        let ids: Vec<Uuid> = rest.iter().map(|r| r.step.id).collect();
-        assert_eq!(
-            ids,
-            vec![due.id, also_ready.id, fresh.id],
-            "oldest id first, only ready steps"
-        );
-        assert_eq!(rest[0].from_state, StepState::WaitingForRetry);
-        assert_eq!(rest[2].task_state, TaskState::Pending);
-
-        let claimed = &rest[0].step;
-        let mut expected = due.clone();
-        expected.state = StepState::InProgress;
-        expected.attempts = 2;
-        expected.transition_count = 2;
-        expected.worker_id = Some("w-1".into());
-        expected.lease_expires_at = Some(t0 + TimeDelta::seconds(30));
-        expected.started_at = Some(t0);
-        expected.next_attempt_at = None;
-        expected.updated_at = t0;
-        assert_eq!(*claimed, expected);
-        assert_eq!(store.step_get(due.id).await.unwrap(), Some(expected));
-
-        for untouched in [&blocked, &not_due, &other_key, &done, &running, &orphan] {
-            assert_eq!(
-                store.step_get(untouched.id).await.unwrap().as_ref(),
-                Some(untouched),
-                "{}",
-                untouched.name
-            );
-        }
-        let mut tx = store.begin().await.unwrap();
-        assert!(tx.step_claim(&params(10, &["k.a", "k.b"])).await.unwrap().is_empty());
-        // Once due, the waiting step is claimable.
-        let later = ClaimParams {
-            now: t0 + TimeDelta::seconds(1),
-            ..params(10, &["k.a"])
-        };
-        let got = tx.step_claim(&later).await.unwrap();
-        assert_eq!(got.iter().map(|r| r.step.id).collect::<Vec<_>>(), vec![not_due.id]);
+        check_claim_takes_only_ready_steps(&store).await;
     }
 
+    /// SQLite refuses a second transition row with the same sort key for a step (on PostgreSQL the unique
+    /// violation would abort the transaction, which the shared test cannot survive).
     #[tokio::test]
-    async fn leases_children_counts_and_transitions() {
+    async fn a_second_transition_with_the_same_sort_key_is_a_conflict() {
         let store = memory_store().await;
-        let t0 = now();
-        let tpl = template_record("ns", "t", "1.0.0");
-        let task = task_row(&tpl, TaskState::InProgress, t0);
+        let tpl = template_record("ns", "dup", "1.0.0");
+        let task = task_row(&tpl, TaskState::InProgress, now());
         let a = step_row(&task, "a", "k.a", 0, 0);
-        let b = step_row(&task, "b", "k.b", 1, 1);
-        let c = step_row(&task, "c", "k.c", 2, 2);
-        let d = step_row(&task, "d", "k.d", 3, 1);
-        let edges = vec![
-            edge(&task, &a, &b),
-            edge(&task, &a, &c),
-            edge(&task, &b, &c),
-            edge(&task, &a, &d),
-        ];
-        seed(
-            &store,
-            &tpl,
-            &task,
-            &[a.clone(), b.clone(), c.clone(), d.clone()],
-            &edges,
-        )
-        .await;
-
-        let mut tx = store.begin().await.unwrap();
-        assert_eq!(tx.task_active_step_count(task.id).await.unwrap(), 1);
-        let claim = ClaimParams {
-            worker_id: "w".into(),
-            handler_keys: vec!["k.a".into()],
-            limit: 5,
-            now: t0,
-            lease_expires_at: t0 + TimeDelta::seconds(10),
-        };
-        let claimed = tx.step_claim(&claim).await.unwrap();
-        assert_eq!(claimed.len(), 1);
-        let good = ClaimToken {
-            step_id: a.id,
-            attempt: 1,
-        };
-        let stale = ClaimToken {
-            step_id: a.id,
-            attempt: 7,
-        };
-        let unknown = ClaimToken {
-            step_id: b.id,
-            attempt: 0,
-        };
-        let later = t0 + TimeDelta::seconds(20);
-        let extended = tx.step_lease_extend(&[good, stale, unknown], later, t0).await.unwrap();
-        assert_eq!(extended, vec![good]);
-        assert!(tx.step_lease_expired(later, 10).await.unwrap().is_empty());
-        let expired = tx
-            .step_lease_expired(later + TimeDelta::milliseconds(1), 10)
-            .await
-            .unwrap();
-        assert_eq!(expired.iter().map(|s| s.id).collect::<Vec<_>>(), vec![a.id]);
-        assert_eq!(expired[0].lease_expires_at, Some(later));
-        assert!(tx
-            .step_lease_expired(later + TimeDelta::milliseconds(1), 0)
-            .await
-            .unwrap()
-            .is_empty());
-
-        let mut released = tx.step_children_release(a.id, later).await.unwrap();
-        released.sort();
-        let mut expect = vec![b.id, d.id];
-        expect.sort();
-        assert_eq!(released, expect);
-        assert_eq!(tx.step_lock(c.id).await.unwrap().unwrap().unfinished_parents, 1);
-        assert_eq!(tx.step_lock(c.id).await.unwrap().unwrap().updated_at, later);
-        assert_eq!(tx.step_children_release(b.id, later).await.unwrap(), vec![c.id]);
-        assert!(tx.step_children_release(d.id, later).await.unwrap().is_empty());
-        // a in_progress, b, c and d pending with no unfinished parents.
-        assert_eq!(tx.task_active_step_count(task.id).await.unwrap(), 4);
-
-        let st = StepTransition {
+        seed(&store, &tpl, &task, std::slice::from_ref(&a), &[]).await;
+        let row = StepTransition {
             id: Uuid::now_v7(),
             step_id: a.id,
             task_id: task.id,
@@ -2383,74 +2098,26 @@ mod tests {
             event: Some(StepEvent::Claim),
             attempt: 1,
             worker_id: Some("w".into()),
-            metadata: json!({"k": 1}),
+            metadata: Value::Null,
             sort_key: 2,
-            created_at: t0,
+            created_at: now(),
         };
-        let st0 = StepTransition {
-            id: Uuid::now_v7(),
-            from_state: None,
-            to_state: StepState::Pending,
-            event: None,
-            attempt: 0,
-            worker_id: None,
-            metadata: json!({}),
-            sort_key: 1,
-            ..st.clone()
-        };
-        let tt = TaskTransition {
-            id: Uuid::now_v7(),
-            task_id: task.id,
-            from_state: Some(TaskState::Pending),
-            to_state: TaskState::InProgress,
-            event: Some(TaskEvent::Start),
-            metadata: json!(null),
-            sort_key: 2,
-            created_at: t0,
-        };
-        tx.transitions_insert(&[st.clone(), st0.clone()], std::slice::from_ref(&tt))
-            .await
-            .unwrap();
-        // A second transition with the same sort key for the same step is refused.
+        let mut tx = store.begin().await.unwrap();
+        tx.transitions_insert(std::slice::from_ref(&row), &[]).await.unwrap();
         let dup = StepTransition {
             id: Uuid::now_v7(),
-            ..st.clone()
+            ..row
         };
         assert_eq!(
             tx.transitions_insert(&[dup], &[]).await.unwrap_err().kind(),
             crate::ErrorKind::Conflict
         );
-        tx.commit().await.unwrap();
+    }
 
-        assert_eq!(store.step_transition_list(task.id).await.unwrap(), vec![st0, st]);
-        assert_eq!(store.task_transition_list(task.id).await.unwrap(), vec![tt]);
-        assert_eq!(
-            store.step_event_counts(t0).await.unwrap(),
-            vec![("claim".to_string(), 1)]
-        );
-        assert!(store
-            .step_event_counts(t0 + TimeDelta::milliseconds(1))
-            .await
-            .unwrap()
-            .is_empty());
-
-        let inputs = store.claim_inputs(&[c.id, Uuid::now_v7(), a.id]).await.unwrap();
-        assert_eq!(inputs.len(), 2);
-        assert_eq!(inputs[0].step_id, c.id);
-        assert_eq!(inputs[0].namespace, "ns");
-        assert_eq!(inputs[0].task_name, "t");
-        assert_eq!(inputs[0].context, task.context);
-        assert_eq!(
-            Value::Object(inputs[0].dependency_results.clone()),
-            json!({"a": null, "b": null})
-        );
-        assert!(inputs[1].dependency_results.is_empty());
-
-        let counts = store.state_counts().await.unwrap();
-        assert_eq!(counts.tasks.get(&TaskState::InProgress), Some(&1));
-        assert_eq!(counts.steps.get(&StepState::Pending), Some(&3));
-        assert_eq!(counts.steps.get(&StepState::InProgress), Some(&1));
-        assert_eq!(counts.steps_exhausted, 0);
+    #[tokio::test]
+    async fn leases_children_counts_and_transitions() {
+        let store = memory_store().await;
+        check_leases_children_counts_and_transitions(&store).await;
     }
 
     #[tokio::test]
