@@ -13,6 +13,7 @@ pub mod events;
 pub mod model;
 pub mod readiness;
 pub mod retry;
+pub mod session;
 pub mod state;
 pub mod store;
 pub mod template;

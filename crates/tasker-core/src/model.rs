@@ -218,6 +218,29 @@ impl StepFailure {
         }
     }
 
+    /// A handler that ran past its step's deadline: retryable, class `TimeoutError`, code `timeout`. The
+    /// session reports it for every host, so it reads the same whatever language ran the handler.
+    pub fn timed_out(timeout_ms: i64) -> Self {
+        StepFailure::retryable(format!("handler exceeded its timeout of {timeout_ms} ms"))
+            .with_class("TimeoutError")
+            .with_code("timeout")
+    }
+
+    /// A handler whose result cannot become JSON: permanent (running it again returns the same thing),
+    /// class `InvalidResult`, code `invalid_result`; `message` names the field path, e.g.
+    /// `result.items[2]: expected a JSON value, found a Time`.
+    pub fn invalid_result(message: impl Into<String>) -> Self {
+        StepFailure::permanent(message)
+            .with_class("InvalidResult")
+            .with_code("invalid_result")
+    }
+
+    /// A step whose handler key has no handler in the worker that claimed it: retryable (another worker,
+    /// or a redeploy, may have it), class `HandlerMissing`.
+    pub fn handler_missing(handler_key: &str) -> Self {
+        StepFailure::retryable(format!("no handler is registered for {handler_key:?}")).with_class("HandlerMissing")
+    }
+
     pub fn with_retry_after(mut self, d: Duration) -> Self {
         self.retry_after = Some(d);
         self

@@ -1,21 +1,23 @@
-//! The native Rust worker: claims in batches, runs handlers concurrently, heartbeats leases, reports
-//! outcomes in batches, and shuts down gracefully.
+//! The native Rust worker: the Rust host loop over the one worker [`Session`] that every language's worker
+//! drives. It keeps only what a host must: running handlers concurrently (as Tokio tasks), catching their
+//! failures and panics, and stopping. Claims, heartbeats, deadlines, batched reporting, store-error retries
+//! and maintenance are the session's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
 
-use crate::engine::{ClaimRequest, Engine};
+use crate::clock::ManualClock;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::{ClaimToken, Outcome, StepContext, StepFailure};
+use crate::session::{IdleOptions, Session, SessionConfig};
 
 /// What a handler returns on failure.
 pub type StepError = StepFailure;
@@ -25,6 +27,33 @@ pub type StepError = StepFailure;
 #[async_trait]
 pub trait StepHandler: Send + Sync + 'static {
     async fn call(&self, ctx: &StepContext) -> std::result::Result<Value, StepError>;
+}
+
+/// A handler made from an async closure returning any serializable result: a result that cannot become JSON
+/// fails the attempt permanently with class `InvalidResult`, as in every binding.
+pub struct SerdeHandler<F>(F);
+
+/// Wraps `f(ctx)`, whose result is any `T: Serialize`, as a [`StepHandler`].
+pub fn serde_handler_fn<F, Fut, T>(f: F) -> SerdeHandler<F>
+where
+    F: Fn(StepContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<T, StepError>> + Send + 'static,
+    T: Serialize,
+{
+    SerdeHandler(f)
+}
+
+#[async_trait]
+impl<F, Fut, T> StepHandler for SerdeHandler<F>
+where
+    F: Fn(StepContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<T, StepError>> + Send + 'static,
+    T: Serialize,
+{
+    async fn call(&self, ctx: &StepContext) -> std::result::Result<Value, StepError> {
+        let value = (self.0)(ctx.clone()).await?;
+        serde_json::to_value(value).map_err(|e| StepFailure::invalid_result(format!("result: {e}")))
+    }
 }
 
 /// A handler made from an async closure.
@@ -65,6 +94,8 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// How often this worker reaps expired leases.
     pub reap_interval: Duration,
+    /// The engine's manual clock, if it has one: `run_until_idle` moves it to scheduled retries.
+    pub manual_clock: Option<ManualClock>,
 }
 
 impl Default for WorkerConfig {
@@ -78,6 +109,7 @@ impl Default for WorkerConfig {
             heartbeat_interval: lease / 3,
             poll_interval: Duration::from_millis(500),
             reap_interval: Duration::from_secs(5),
+            manual_clock: None,
         }
     }
 }
@@ -104,6 +136,20 @@ pub struct WorkerStats {
     pub failed: u64,
     /// Outcomes the engine rejected because the claim no longer held.
     pub rejected: u64,
+    /// Handlers failed with `timeout` for running past their deadline.
+    pub timed_out: u64,
+}
+
+impl From<crate::session::SessionStats> for WorkerStats {
+    fn from(s: crate::session::SessionStats) -> Self {
+        WorkerStats {
+            claimed: s.claimed,
+            succeeded: s.completed,
+            failed: s.failed,
+            rejected: s.rejected,
+            timed_out: s.timed_out,
+        }
+    }
 }
 
 /// A pool of handler tasks fed by claims.
@@ -111,12 +157,6 @@ pub struct Worker {
     engine: Engine,
     handlers: HashMap<String, Arc<dyn StepHandler>>,
     config: WorkerConfig,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    UntilStopped,
-    UntilIdle,
 }
 
 impl Worker {
@@ -146,245 +186,143 @@ impl Worker {
         k
     }
 
-    /// Runs until `shutdown` resolves, then stops claiming, lets running handlers finish, reports their
-    /// outcomes and returns.
-    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<WorkerStats> {
-        self.drive(Mode::UntilStopped, Box::pin(shutdown)).await
-    }
-
-    /// Runs until nothing is ready, nothing is running, and no retry of these handler keys is scheduled.
-    pub async fn run_until_idle(&self) -> Result<WorkerStats> {
-        self.drive(Mode::UntilIdle, Box::pin(std::future::pending())).await
-    }
-
-    async fn drive(
-        &self,
-        mode: Mode,
-        mut shutdown: Pin<Box<dyn Future<Output = ()> + Send + '_>>,
-    ) -> Result<WorkerStats> {
-        let keys = self.handler_keys();
-        if keys.is_empty() {
+    fn session(&self, keys: Vec<String>) -> Result<Session> {
+        if self.handlers.is_empty() {
             return Err(Error::Configuration("worker has no handlers registered".into()));
         }
         let cfg = &self.config;
-        let concurrency = cfg.concurrency.max(1);
-        let (tx, mut rx) = mpsc::unbounded_channel::<(ClaimToken, Outcome)>();
-        let inflight: Arc<Mutex<HashSet<ClaimToken>>> = Arc::default();
-        let heartbeat = tokio::spawn(heartbeat_loop(
-            self.engine.clone(),
-            inflight.clone(),
-            cfg.lease,
-            cfg.heartbeat_interval,
-        ));
-        let _abort = AbortOnDrop(heartbeat);
-        let mut stats = WorkerStats::default();
+        let engine = self.engine.clone();
+        let source = Arc::new(move || Ok(engine.clone()));
+        Session::start(
+            source,
+            SessionConfig {
+                lease: cfg.lease,
+                heartbeat_interval: Some(cfg.heartbeat_interval.max(Duration::from_millis(10))),
+                poll_interval: cfg.poll_interval,
+                maintenance_interval: Some(cfg.reap_interval),
+                ..SessionConfig::new(cfg.worker_id.clone(), keys)
+            },
+        )
+    }
+
+    /// Runs until `shutdown` resolves, then stops claiming, lets running handlers finish, reports their
+    /// outcomes and returns. A database outage does not end it: the session retries with backoff.
+    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<WorkerStats> {
+        self.run_keys(self.handler_keys(), shutdown).await
+    }
+
+    /// [`Worker::run`], claiming steps for `keys` (a key with no handler fails its steps with
+    /// `HandlerMissing`, retryably, as in every binding).
+    pub async fn run_keys(&self, keys: Vec<String>, shutdown: impl Future<Output = ()> + Send) -> Result<WorkerStats> {
+        let session = self.session(keys)?;
+        let concurrency = self.config.concurrency.max(1);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
+        tokio::pin!(shutdown);
+        let mut stop_seen = false;
         let mut running = 0usize;
-        let mut outcomes: Vec<(ClaimToken, Outcome)> = Vec::new();
-        let mut last_reap: Option<tokio::time::Instant> = None;
-        let mut last_pass: Option<crate::clock::Timestamp> = None;
-        let mut stopping = false;
-        loop {
-            while let Ok(o) = rx.try_recv() {
-                outcomes.push(o);
+        let result = loop {
+            while done_rx.try_recv().is_ok() {
+                running -= 1;
             }
-            if !outcomes.is_empty() {
-                running -= outcomes.len();
-                self.report(std::mem::take(&mut outcomes), &inflight, &mut stats).await;
+            if session.is_shutdown() {
+                break Ok(());
             }
-            if last_reap.is_none_or(|t| t.elapsed() >= cfg.reap_interval) {
-                match self.engine.run_maintenance(last_pass, 1000).await {
-                    Ok(r) => {
-                        if r.reaped.retried + r.reaped.failed > 0 {
-                            debug!(
-                                retried = r.reaped.retried,
-                                failed = r.reaped.failed,
-                                "reaped expired leases"
-                            );
-                        }
-                        if r.ran {
-                            last_pass = r.at;
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "maintenance pass failed"),
-                }
-                last_reap = Some(tokio::time::Instant::now());
-            }
-            let signal = self.engine.work_signal();
-            tokio::pin!(signal);
-            signal.as_mut().enable();
-            if !stopping {
-                // A stop requested while we were busy takes effect before the next claim, not after it.
+            if running >= concurrency {
                 tokio::select! {
-                    biased;
-                    _ = &mut shutdown => stopping = true,
-                    _ = std::future::ready(()) => {}
+                    _ = done_rx.recv() => running -= 1,
+                    _ = &mut shutdown, if !stop_seen => { stop_seen = true; session.shutdown(); }
                 }
-            }
-            let mut claimed = 0usize;
-            if !stopping && running < concurrency {
-                let req = ClaimRequest {
-                    worker_id: cfg.worker_id.clone(),
-                    handler_keys: keys.clone(),
-                    limit: (concurrency - running).min(cfg.batch_size.max(1) as usize) as u32,
-                    lease: cfg.lease,
-                };
-                let ctxs = match self.engine.claim(&req).await {
-                    Ok(c) => c,
-                    Err(e @ Error::Closed) => return Err(e),
-                    Err(e) => {
-                        warn!(error = %e, "claim failed; backing off");
-                        tokio::time::sleep(cfg.poll_interval).await;
-                        continue;
-                    }
-                };
-                claimed = ctxs.len();
-                stats.claimed += claimed as u64;
-                for ctx in ctxs {
-                    running += 1;
-                    self.spawn(ctx, &inflight, tx.clone());
-                }
-            }
-            if stopping && running == 0 {
-                break;
-            }
-            if claimed > 0 && running < concurrency {
                 continue;
             }
-            let mut wait = cfg.poll_interval;
-            if claimed == 0 && running < concurrency && !stopping {
-                // Sleep no longer than until the next retry of ours falls due, so backoffs shorter than the
-                // poll interval are honoured.
-                match self.engine.next_retry_at(&keys).await {
-                    Ok(None) if mode == Mode::UntilIdle && running == 0 => break,
-                    Ok(None) => {}
-                    Ok(Some(at)) => {
-                        let ms = (at - self.engine.now()).num_milliseconds().max(1) as u64;
-                        wait = wait.min(Duration::from_millis(ms));
-                    }
-                    Err(e @ Error::Closed) => return Err(e),
-                    Err(e) => warn!(error = %e, "reading the next retry time failed"),
-                }
-            }
-            tokio::select! {
-                Some(o) = rx.recv() => outcomes.push(o),
-                _ = &mut signal, if running < concurrency && !stopping => {}
-                _ = tokio::time::sleep(wait), if running < concurrency || stopping => {}
-                _ = &mut shutdown, if !stopping => {
-                    debug!(running, "worker stopping");
-                    stopping = true;
-                }
-            }
-        }
-        Ok(stats)
-    }
-
-    fn spawn(
-        &self,
-        ctx: StepContext,
-        inflight: &Arc<Mutex<HashSet<ClaimToken>>>,
-        tx: mpsc::UnboundedSender<(ClaimToken, Outcome)>,
-    ) {
-        let token = ctx.token;
-        lock(inflight).insert(token);
-        let Some(handler) = self.handlers.get(&ctx.handler_key).cloned() else {
-            // Claims only ask for registered keys, so this is a bug; fail the attempt rather than hang.
-            let f = StepFailure::retryable(format!("no handler registered for {:?}", ctx.handler_key))
-                .with_class("HandlerMissing");
-            let _ = tx.send((token, Outcome::Failure(f)));
-            return;
-        };
-        let budget = (ctx.deadline - self.engine.now()).to_std().unwrap_or(Duration::ZERO);
-        tokio::spawn(async move {
-            // An inner task isolates a panicking handler: its JoinError becomes a failed attempt.
-            let run = tokio::spawn(async move { tokio::time::timeout(budget, handler.call(&ctx)).await });
-            let outcome = match run.await {
-                Ok(Ok(Ok(v))) => Outcome::Success(v),
-                Ok(Ok(Err(f))) => Outcome::Failure(f),
-                Ok(Err(_)) => Outcome::Failure(
-                    StepFailure::retryable(format!("handler exceeded its timeout of {} ms", budget.as_millis()))
-                        .with_class("TimeoutError"),
-                ),
-                Err(e) => {
-                    Outcome::Failure(StepFailure::retryable(format!("handler panicked: {e}")).with_class("Panic"))
+            let limit = (concurrency - running).min(self.config.batch_size.max(1) as usize) as u32;
+            // The claim is never dropped half-way (its steps would wait for their leases): a stop wakes it
+            // through the session instead.
+            let batch = session.next_batch(limit, self.config.poll_interval);
+            tokio::pin!(batch);
+            let claimed = loop {
+                tokio::select! {
+                    r = &mut batch => break r,
+                    _ = &mut shutdown, if !stop_seen => { stop_seen = true; session.shutdown(); }
                 }
             };
-            let _ = tx.send((token, outcome));
-        });
-    }
-
-    async fn report(
-        &self,
-        outcomes: Vec<(ClaimToken, Outcome)>,
-        inflight: &Arc<Mutex<HashSet<ClaimToken>>>,
-        stats: &mut WorkerStats,
-    ) {
-        {
-            let mut set = lock(inflight);
-            for (t, _) in &outcomes {
-                set.remove(t);
-            }
-        }
-        for (_, o) in &outcomes {
-            match o {
-                Outcome::Success(_) => stats.succeeded += 1,
-                Outcome::Failure(_) => stats.failed += 1,
-            }
-        }
-        // A store hiccup must not lose outcomes: retry a few times, then let the leases expire so the
-        // steps run again (at-least-once).
-        let mut delay = Duration::from_millis(20);
-        for attempt in 1..=5 {
-            match self.engine.finish_many(outcomes.clone()).await {
-                Ok(results) => {
-                    for r in results {
-                        if let Err(e) = r {
-                            stats.rejected += 1;
-                            warn!(error = %e, "outcome rejected");
-                        }
+            match claimed {
+                Ok(ctxs) => {
+                    for ctx in ctxs {
+                        running += 1;
+                        let done = done_tx.clone();
+                        let run = self.call(ctx);
+                        let s = session.clone();
+                        tokio::spawn(async move {
+                            if let Some((token, outcome)) = run.await {
+                                s.report(token, outcome);
+                            }
+                            let _ = done.send(());
+                        });
                     }
-                    return;
                 }
-                Err(Error::Closed) => return,
-                Err(e) => {
-                    warn!(error = %e, attempt, "reporting outcomes failed");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+                Err(e) => break Err(e),
+            }
+        };
+        session.shutdown();
+        while running > 0 && done_rx.recv().await.is_some() {
+            running -= 1;
+        }
+        session.flush().await;
+        result.map(|()| session.stats().into())
+    }
+
+    /// Runs until nothing is ready, nothing is running, and no retry of these handler keys is scheduled
+    /// (the one idle rule, [`crate::session::IdleRun`]). Each claimed batch runs concurrently.
+    pub async fn run_until_idle(&self) -> Result<WorkerStats> {
+        let session = self.session(self.handler_keys())?;
+        let mut run = session.until_idle(IdleOptions {
+            batch_size: self.config.batch_size.min(self.config.concurrency.max(1) as u32),
+            timeout: None,
+            manual_clock: self.config.manual_clock.clone(),
+            ..IdleOptions::default()
+        });
+        while let Some(batch) = run.next_batch().await? {
+            let mut set = tokio::task::JoinSet::new();
+            for ctx in batch {
+                set.spawn(self.call(ctx));
+            }
+            while let Some(done) = set.join_next().await {
+                if let Ok(Some((token, outcome))) = done {
+                    run.report(token, outcome);
                 }
             }
         }
+        run.settle().await;
+        session.shutdown();
+        Ok(session.stats().into())
     }
-}
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-async fn heartbeat_loop(engine: Engine, inflight: Arc<Mutex<HashSet<ClaimToken>>>, lease: Duration, every: Duration) {
-    let every = every.max(Duration::from_millis(10));
-    loop {
-        tokio::time::sleep(every).await;
-        let tokens: Vec<ClaimToken> = lock(&inflight).iter().copied().collect();
-        if tokens.is_empty() {
-            continue;
-        }
-        match engine.heartbeat(&tokens, lease).await {
-            Ok(extended) if extended.len() < tokens.len() => {
-                let kept: HashSet<ClaimToken> = extended.into_iter().collect();
-                for t in tokens.iter().filter(|t| !kept.contains(t)) {
-                    warn!(step_id = %t.step_id, attempt = t.attempt, "claim lost; the outcome will be rejected");
+    /// Runs one handler, as a future the caller spawns. Returns the outcome to report, or `None` when the
+    /// handler ran past its deadline (the session reports the `timeout` itself).
+    fn call(&self, ctx: StepContext) -> impl Future<Output = Option<(ClaimToken, Outcome)>> + Send + 'static {
+        let token = ctx.token;
+        let handler = self.handlers.get(&ctx.handler_key).cloned();
+        // A little past the deadline, so the session's timeout is what gets recorded; this only frees the slot.
+        let budget = (ctx.deadline - self.engine.now()).to_std().unwrap_or(Duration::ZERO) + Duration::from_secs(1);
+        async move {
+            let Some(handler) = handler else {
+                return Some((token, Outcome::Failure(StepFailure::handler_missing(&ctx.handler_key))));
+            };
+            // An inner task isolates a panicking handler: its JoinError becomes a failed attempt.
+            let run = tokio::spawn(async move { handler.call(&ctx).await });
+            let abort = run.abort_handle();
+            let outcome = match tokio::time::timeout(budget, run).await {
+                Ok(Ok(Ok(v))) => Outcome::Success(v),
+                Ok(Ok(Err(f))) => Outcome::Failure(f),
+                Ok(Err(e)) => {
+                    Outcome::Failure(StepFailure::retryable(format!("handler panicked: {e}")).with_class("Panic"))
                 }
-            }
-            Ok(_) => {}
-            Err(Error::Closed) => return,
-            Err(e) => warn!(error = %e, "heartbeat failed"),
+                Err(_) => {
+                    abort.abort();
+                    return None;
+                }
+            };
+            Some((token, outcome))
         }
     }
 }

@@ -402,6 +402,11 @@ impl Client {
         }
     }
 
+    /// The engine's manual clock, when it has one.
+    pub fn manual_clock(&self) -> Option<ManualClock> {
+        self.handle.manual.clone()
+    }
+
     /// The current time by the engine's clock.
     pub fn now(&self) -> FfiResult<Timestamp> {
         Ok(self.inner()?.engine.now())

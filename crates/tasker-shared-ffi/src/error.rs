@@ -81,6 +81,18 @@ impl FfiError {
         FfiError::new(ErrorKind::Timeout, message)
     }
 
+    /// The engine error a core caller (the worker session) sees for this one: `closed` stays `closed`, and a
+    /// refusal (a fork) stays a configuration error with the same message.
+    pub fn into_core(self) -> tasker_core::Error {
+        match self.kind {
+            ErrorKind::Closed => tasker_core::Error::Closed,
+            ErrorKind::Configuration => tasker_core::Error::Configuration(self.message),
+            ErrorKind::Timeout => tasker_core::Error::Timeout(self.message),
+            ErrorKind::Database => tasker_core::Error::Database(self.message),
+            _ => tasker_core::Error::Internal(self.message),
+        }
+    }
+
     /// The refusal of a handle used in a process other than the one that opened it.
     pub fn forked(what: &str, opened_in: u32, current: u32) -> Self {
         FfiError::configuration(format!(

@@ -29,4 +29,6 @@ pub use client::{AnalyticsFilterInput, Client, ClientOptions, ClockKind, CreateT
 pub use dto::*;
 pub use error::{ErrorKind, FfiError, FfiResult};
 pub use events::{EventFilterInput, Subscription};
-pub use worker::{FailureInput, FailureKind, OutcomeInput, SessionStats, WorkerOptions, WorkerSession};
+pub use worker::{
+    FailureInput, FailureKind, HostOutcome, IdleRun, OutcomeInput, SessionStats, WorkerOptions, WorkerSession,
+};

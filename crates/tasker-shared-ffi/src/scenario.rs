@@ -510,6 +510,7 @@ impl<'a> Replay<'a> {
                         // Leases move only with the scenario's clock and its `reap` actions.
                         heartbeat_interval_ms: Some(0),
                         maintenance_interval_ms: 0,
+                        enforce_deadlines: false,
                         ..Default::default()
                     })
                     .map_err(|e| format!("starting the worker session: {e}"))?,

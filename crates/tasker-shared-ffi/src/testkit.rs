@@ -6,17 +6,16 @@
 //! same idle rule (documented on [`run_session_until_idle_async`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tasker_core::testkit::Pattern;
 
-use crate::client::{Client, ClockKind, CreateTaskOptions};
-use crate::dto::{ClaimToken, Registration, Task, TemplateInfo};
+use crate::client::{Client, CreateTaskOptions};
+use crate::dto::{Registration, Task, TemplateInfo};
 use crate::error::{FfiError, FfiResult};
 use crate::runtime;
-use crate::worker::{FailureInput, FailureKind, OutcomeInput, WorkerOptions, WorkerSession};
+use crate::worker::{FailureInput, FailureKind, HostOutcome, WorkerOptions, WorkerSession};
 
 /// Which factory workflow to build.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -352,6 +351,8 @@ pub struct RunReport {
     pub rejected: u64,
     /// u64: milliseconds a manual clock was moved forward to reach scheduled retries.
     pub advanced_ms: u64,
+    /// u64: handlers the session failed with `timeout` for running past their deadline.
+    pub timed_out: u64,
 }
 
 /// Runs scripted handlers until nothing is left to do; see [`run_session_until_idle`]. Blocks.
@@ -409,113 +410,32 @@ pub fn run_session_until_idle(
     runtime::block_on(run_session_until_idle_async(client, session, script, options))
 }
 
-/// Runs scripted handlers over `session` until idle.
-///
-/// The loop, which bindings repeat with host handlers: claim up to `batch_size` (no waiting); run each
-/// claimed step's handler in claim order; report the batch in one `finish_many`. When a claim finds nothing,
-/// ask the engine when the next retry of these keys falls due: none means idle, so stop; otherwise, under a
-/// manual clock, move the clock there (or stop, when `auto_advance_clock` is off), and under the system
-/// clock, wait for it with a claim that waits. Overrun claims are forgotten, not waited for.
+/// Runs scripted handlers over `session` until idle: the loop every binding runs with host handlers
+/// ([`WorkerSession::until_idle`]), with the script standing in for them.
 pub async fn run_session_until_idle_async(
-    client: &Client,
+    _client: &Client,
     session: &WorkerSession,
     script: &HandlerScript,
     options: &RunOptions,
 ) -> FfiResult<RunReport> {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(options.timeout_ms);
-    let manual = client.clock_kind() == ClockKind::Manual;
-    let mut report = RunReport::default();
-    let batch = options.batch_size.max(1);
-    loop {
-        if options.max_claims.is_some_and(|m| report.calls.len() as u64 >= m) {
-            return Ok(report);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(FfiError::timeout(format!(
-                "run_until_idle did not become idle within {} ms",
-                options.timeout_ms
-            )));
-        }
-        let limit = match options.max_claims {
-            Some(m) => batch.min(u32::try_from(m - report.calls.len() as u64).unwrap_or(u32::MAX)),
-            None => batch,
-        };
-        let claimed = session.claim_async(limit, Duration::ZERO).await?;
-        if claimed.is_empty() {
-            let Some(at) = session.next_retry_at_async().await? else {
-                return Ok(report);
-            };
-            let now = client.now()?;
-            let gap = (at - now).num_milliseconds().max(0);
-            if manual {
-                if !options.auto_advance_clock {
-                    return Ok(report);
+    let run = session.until_idle(options);
+    while let Some(batch) = run.next_batch_async().await? {
+        for ctx in batch {
+            let outcome = match script.outcome_for(&ctx.step_name, &ctx.handler_key, ctx.attempt) {
+                ScriptedOutcome::Succeed(v) => {
+                    HostOutcome::Success(v.unwrap_or_else(|| default_result(&ctx.step_name)))
                 }
-                client.advance_clock_ms(gap)?;
-                report.advanced_ms += gap as u64;
-                continue;
-            }
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let wait = Duration::from_millis(gap as u64 + 5).min(left);
-            let claimed = session.claim_async(limit, wait).await?;
-            if claimed.is_empty() {
-                continue;
-            }
-            run_batch(session, script, claimed, &mut report).await?;
-            continue;
-        }
-        run_batch(session, script, claimed, &mut report).await?;
-    }
-}
-
-async fn run_batch(
-    session: &WorkerSession,
-    script: &HandlerScript,
-    claimed: Vec<crate::dto::StepContext>,
-    report: &mut RunReport,
-) -> FfiResult<()> {
-    let mut items: Vec<(ClaimToken, OutcomeInput)> = Vec::new();
-    let mut call_index = Vec::new();
-    for ctx in claimed {
-        let outcome = script.outcome_for(&ctx.step_name, &ctx.handler_key, ctx.attempt);
-        report.calls.push(HandlerCall {
-            task_id: ctx.task_id.clone(),
-            step_id: ctx.step_id.clone(),
-            step_name: ctx.step_name.clone(),
-            handler_key: ctx.handler_key.clone(),
-            attempt: ctx.attempt,
-            dependency_results: ctx.dependency_results.clone(),
-            outcome: outcome.name().to_string(),
-            rejected: None,
-        });
-        let input = match outcome {
-            ScriptedOutcome::Succeed(v) => OutcomeInput::Success(v.unwrap_or_else(|| default_result(&ctx.step_name))),
-            ScriptedOutcome::FailRetryable(f) => OutcomeInput::Failure(failure(FailureKind::Retryable, f)),
-            ScriptedOutcome::FailPermanent(f) => OutcomeInput::Failure(failure(FailureKind::Permanent, f)),
-            ScriptedOutcome::OverrunLease => {
-                session.forget(&ctx.token)?;
-                report.overrun += 1;
-                continue;
-            }
-        };
-        call_index.push(report.calls.len() - 1);
-        items.push((ctx.token, input));
-    }
-    if items.is_empty() {
-        return Ok(());
-    }
-    let results = session.finish_many_async(items).await?;
-    for (i, r) in call_index.into_iter().zip(results) {
-        match r {
-            Ok(step) if step.state == "complete" => report.completed += 1,
-            Ok(_) => report.failed += 1,
-            Err(e) => {
-                report.rejected += 1;
-                report.calls[i].rejected = Some(e.code.to_string());
-            }
+                ScriptedOutcome::FailRetryable(f) => HostOutcome::Failure(failure(FailureKind::Retryable, f)),
+                ScriptedOutcome::FailPermanent(f) => HostOutcome::Failure(failure(FailureKind::Permanent, f)),
+                ScriptedOutcome::OverrunLease => {
+                    run.overrun(&ctx)?;
+                    continue;
+                }
+            };
+            run.report(&ctx, outcome)?;
         }
     }
-    Ok(())
+    run.finish_async().await
 }
 
 fn failure(kind: FailureKind, f: ScriptedFailure) -> FailureInput {
@@ -532,7 +452,7 @@ fn failure(kind: FailureKind, f: ScriptedFailure) -> FailureInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::ClientOptions;
+    use crate::client::{ClientOptions, ClockKind};
     use crate::ErrorKind;
 
     fn script(yaml: &str) -> HandlerScript {

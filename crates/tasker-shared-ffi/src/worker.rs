@@ -1,31 +1,37 @@
-//! The pull-based worker protocol every binding's worker loop drives.
+//! The one worker session every binding's host loop drives, over tasker-core's [`Session`] (which the Rust
+//! worker uses too).
 //!
-//! The host loop is: `claim` → run its handler → `complete` or `fail`, until it wants to stop, then
-//! `shutdown`. Everything else happens here, on the shared runtime, with no callback into the host:
+//! A host loop is:
 //!
-//! - a claim that finds nothing waits (up to `wait`) for work: woken by the engine's work signal (NOTIFY on
-//!   PostgreSQL), with a poll as the fallback, and interrupted by `shutdown`;
-//! - a heartbeat extends the lease of every outstanding claim every `lease / 3`;
-//! - a maintenance pass reaps expired leases every few seconds, so the steps of crashed workers are
-//!   recovered even when only host-language workers run.
+//! ```text
+//! session = client.worker_session(options)
+//! until stopping:
+//!     for ctx in session.next_batch(free slots, wait):   # blocking with the host lock released
+//!         run the handler for ctx.handler_key on a host thread / fiber / Promise
+//!         session.report(ctx.token, outcome)             # returns at once
+//! session.shutdown(); wait for running handlers; session.flush()
+//! ```
+//!
+//! and `run_until_idle` is [`WorkerSession::until_idle`]: `while batch = run.next_batch(): run each,
+//! run.report(..)`, then `run.finish()`. Claim waits, store-error retries, heartbeats, deadlines, batched
+//! reporting and maintenance are the core session's; this module converts and applies the one rule for each
+//! host mistake ([`HostOutcome`]).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tasker_core::engine::ClaimRequest;
+use tasker_core::session::{IdleOptions, IdleRun as CoreIdleRun, Session, SessionConfig};
 use tasker_core::{Outcome, StepFailure};
-use tokio::sync::Notify;
-use tracing::{debug, warn};
 
-use crate::client::{blocking, Client};
+use crate::client::{blocking, Client, ClockKind};
 use crate::dto::{ClaimToken, Step, StepContext};
-use crate::error::{ErrorKind, FfiError, FfiResult};
+use crate::error::{FfiError, FfiResult};
 use crate::runtime;
+use crate::testkit::{HandlerCall, RunOptions, RunReport};
 
 /// How a worker session runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +49,9 @@ pub struct WorkerOptions {
     pub poll_interval_ms: u64,
     /// How often this session runs a maintenance pass (default 5000 ms); never when 0.
     pub maintenance_interval_ms: u64,
+    /// Whether a handler past its step's deadline is failed with `timeout` (default true; scenario replays,
+    /// which move time by hand, turn it off).
+    pub enforce_deadlines: bool,
 }
 
 impl Default for WorkerOptions {
@@ -54,6 +63,7 @@ impl Default for WorkerOptions {
             heartbeat_interval_ms: None,
             poll_interval_ms: 1000,
             maintenance_interval_ms: 5000,
+            enforce_deadlines: true,
         }
     }
 }
@@ -139,133 +149,132 @@ pub enum OutcomeInput {
     Failure(FailureInput),
 }
 
-/// What a session did so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionStats {
-    /// u64: steps claimed.
-    pub claimed: u64,
-    /// u64: completions the engine accepted.
-    pub completed: u64,
-    /// u64: failures the engine accepted.
-    pub failed: u64,
-    /// u64: outcomes rejected (stale claim, cancelled step, malformed token, …).
-    pub rejected: u64,
-    /// u64: claims whose lease a heartbeat found already lost.
-    pub lost: u64,
-    /// u64: claims not yet reported.
-    pub outstanding: u64,
-}
-
-/// A one-way latch that wakes everyone waiting on it.
-#[derive(Default)]
-struct Latch {
-    set: AtomicBool,
-    notify: Notify,
-}
-
-impl Latch {
-    fn trigger(&self) {
-        self.set.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    fn is_set(&self) -> bool {
-        self.set.load(Ordering::SeqCst)
-    }
-
-    async fn wait(&self) {
-        loop {
-            let n = self.notify.notified();
-            tokio::pin!(n);
-            // Registered before the check, so a trigger between the check and the await is not lost.
-            n.as_mut().enable();
-            if self.is_set() {
-                return;
-            }
-            n.await;
+impl OutcomeInput {
+    fn to_core(&self) -> Outcome {
+        match self {
+            OutcomeInput::Success(v) => Outcome::Success(v.clone()),
+            OutcomeInput::Failure(f) => Outcome::Failure(f.to_core()),
         }
     }
 }
 
-#[derive(Default)]
-struct Counters {
-    claimed: AtomicU64,
-    completed: AtomicU64,
-    failed: AtomicU64,
-    rejected: AtomicU64,
-    lost: AtomicU64,
+/// What a host's handler did, as its adapter saw it. Each host mistake has one rule here, the same in every
+/// language and in the Rust worker:
+///
+/// - a result that cannot become JSON is a permanent failure of class `InvalidResult` whose message names
+///   the field path ([`HostOutcome::returned`] with the adapter's lift error);
+/// - a step whose handler key has no handler is a retryable `HandlerMissing` failure;
+/// - any other exception is the [`FailureInput`] the adapter built: retryable unless it is a
+///   `PermanentError`, with its class, message and backtrace.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostOutcome {
+    Success(Value),
+    Failure(FailureInput),
+    /// The handler returned something that is not JSON; the message names the field path.
+    InvalidResult(String),
+    /// No handler is registered for this handler key.
+    HandlerMissing(String),
 }
 
-/// What the session and its background tasks share.
-struct Core {
-    client: Client,
-    worker_id: String,
-    handler_keys: Vec<String>,
-    lease: Duration,
-    poll: Duration,
-    outstanding: Mutex<HashSet<tasker_core::ClaimToken>>,
-    /// Claims stop and waiters wake.
-    stopping: Latch,
-    /// Background tasks end: the session was dropped, or shut down with nothing outstanding.
-    finished: Latch,
-    counters: Counters,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Core {
-    fn outstanding_tokens(&self) -> Vec<tasker_core::ClaimToken> {
-        lock(&self.outstanding).iter().copied().collect()
+impl HostOutcome {
+    /// A handler's return value as its adapter lifted it: the value, or the lift error that names the path.
+    pub fn returned(lifted: FfiResult<Value>) -> Self {
+        match lifted {
+            Ok(v) => HostOutcome::Success(v),
+            Err(e) => HostOutcome::InvalidResult(field_errors(&e)),
+        }
     }
 
-    /// After a shutdown, the heartbeat lives only until the last outstanding claim is reported.
-    fn maybe_finish(&self) {
-        if self.stopping.is_set() && lock(&self.outstanding).is_empty() {
-            self.finished.trigger();
+    fn to_core(&self) -> Outcome {
+        match self {
+            HostOutcome::Success(v) => Outcome::Success(v.clone()),
+            HostOutcome::Failure(f) => Outcome::Failure(f.to_core()),
+            HostOutcome::InvalidResult(m) => Outcome::Failure(StepFailure::invalid_result(m.clone())),
+            HostOutcome::HandlerMissing(key) => Outcome::Failure(StepFailure::handler_missing(key)),
+        }
+    }
+
+    /// The name `run_until_idle` records for this outcome.
+    fn name(&self) -> &'static str {
+        match self {
+            HostOutcome::Success(_) => "succeed",
+            HostOutcome::Failure(f) if f.kind == FailureKind::Permanent => "fail_permanent",
+            HostOutcome::InvalidResult(_) => "fail_permanent",
+            HostOutcome::Failure(_) | HostOutcome::HandlerMissing(_) => "fail_retryable",
         }
     }
 }
 
-/// Stops the background tasks when the last handle on the session goes away.
-struct Owner {
-    core: Arc<Core>,
-}
-
-impl Drop for Owner {
-    fn drop(&mut self) {
-        self.core.stopping.trigger();
-        self.core.finished.trigger();
+impl From<OutcomeInput> for HostOutcome {
+    fn from(o: OutcomeInput) -> Self {
+        match o {
+            OutcomeInput::Success(v) => HostOutcome::Success(v),
+            OutcomeInput::Failure(f) => HostOutcome::Failure(f),
+        }
     }
 }
 
-/// A worker's session with the engine. Cheap to clone; clones share claims, heartbeats and shutdown.
+/// `path: message` for each field a validation error names (`result.at: expected …`), else its message.
+fn field_errors(e: &FfiError) -> String {
+    let listed: Vec<String> = e.details["errors"]
+        .as_array()
+        .map(|errs| {
+            errs.iter()
+                .map(|f| {
+                    format!(
+                        "{}: {}",
+                        f["path"].as_str().unwrap_or("result"),
+                        f["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if listed.is_empty() {
+        e.message.clone()
+    } else {
+        listed.join("; ")
+    }
+}
+
+/// What a session did so far: the core session's counters.
+pub use tasker_core::session::SessionStats;
+
+/// A worker's session with the engine. Cheap to clone; clones share claims, heartbeats, the reporter and
+/// shutdown. Dropping the last handle stops everything.
 #[derive(Clone)]
 pub struct WorkerSession {
-    owner: Arc<Owner>,
+    session: Session,
+    client: Client,
 }
 
 impl std::fmt::Debug for WorkerSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerSession")
-            .field("worker_id", &self.owner.core.worker_id)
-            .field("handler_keys", &self.owner.core.handler_keys)
+            .field("worker_id", &self.session.worker_id())
+            .field("handler_keys", &self.session.handler_keys())
             .finish_non_exhaustive()
     }
 }
 
-/// Whether a rejected outcome means the claim is gone (so it needs no more heartbeats), as opposed to a
-/// failure to reach the store, after which the claim still holds and the host may report again.
-fn claim_is_gone(e: &FfiError) -> bool {
-    matches!(
-        e.kind,
-        ErrorKind::StaleClaim | ErrorKind::InvalidTransition | ErrorKind::NotFound | ErrorKind::Validation
-    )
+/// Each item's token converted; a malformed one fails alone, like a stale one, and never reaches the engine.
+fn split_tokens<O>(items: Vec<(ClaimToken, O)>) -> (Vec<Option<FfiError>>, Vec<(usize, tasker_core::ClaimToken, O)>) {
+    let mut slots = Vec::with_capacity(items.len());
+    let mut good = Vec::with_capacity(items.len());
+    for (i, (token, o)) in items.into_iter().enumerate() {
+        match token.to_core() {
+            Ok(t) => {
+                good.push((i, t, o));
+                slots.push(None);
+            }
+            Err(e) => slots.push(Some(e)),
+        }
+    }
+    (slots, good)
 }
 
 impl WorkerSession {
-    /// Starts a session and its background heartbeat and maintenance tasks.
+    /// Starts a session and its background tasks on the shared runtime.
     pub fn new(client: Client, options: WorkerOptions) -> FfiResult<WorkerSession> {
         client.engine()?;
         if options.handler_keys.is_empty() {
@@ -288,73 +297,89 @@ impl WorkerSession {
             None => tasker_core::worker::default_worker_id(),
         };
         let lease = Duration::from_millis(options.lease_ms);
-        let core = Arc::new(Core {
-            client,
-            worker_id,
-            handler_keys: options.handler_keys.clone(),
-            lease,
-            poll: Duration::from_millis(options.poll_interval_ms.max(1)),
-            outstanding: Mutex::new(HashSet::new()),
-            stopping: Latch::default(),
-            finished: Latch::default(),
-            counters: Counters::default(),
-        });
         let heartbeat = options.heartbeat_interval_ms.unwrap_or((options.lease_ms / 3).max(1));
-        if heartbeat > 0 {
-            runtime::spawn_background(heartbeat_loop(Arc::downgrade(&core), Duration::from_millis(heartbeat)))?;
-        }
-        if options.maintenance_interval_ms > 0 {
-            runtime::spawn_background(maintenance_loop(
-                Arc::downgrade(&core),
-                Duration::from_millis(options.maintenance_interval_ms),
-            ))?;
-        }
-        Ok(WorkerSession {
-            owner: Arc::new(Owner { core }),
-        })
-    }
-
-    fn core(&self) -> &Arc<Core> {
-        &self.owner.core
+        let config = SessionConfig {
+            lease,
+            heartbeat_interval: (heartbeat > 0).then(|| Duration::from_millis(heartbeat)),
+            poll_interval: Duration::from_millis(options.poll_interval_ms.max(1)),
+            maintenance_interval: (options.maintenance_interval_ms > 0)
+                .then(|| Duration::from_millis(options.maintenance_interval_ms)),
+            enforce_deadlines: options.enforce_deadlines,
+            ..SessionConfig::new(worker_id, options.handler_keys.clone())
+        };
+        let source = {
+            let c = client.clone();
+            std::sync::Arc::new(move || c.engine().map_err(FfiError::into_core))
+        };
+        let _entered = runtime::runtime()?.enter();
+        let session = Session::start(source, config)?;
+        Ok(WorkerSession { session, client })
     }
 
     pub fn worker_id(&self) -> &str {
-        &self.core().worker_id
+        self.session.worker_id()
     }
 
     pub fn handler_keys(&self) -> &[String] {
-        &self.core().handler_keys
+        self.session.handler_keys()
     }
 
     /// Whether `shutdown` was called.
     pub fn is_shutdown(&self) -> bool {
-        self.core().stopping.is_set()
+        self.session.is_shutdown()
     }
 
-    /// Claims up to `max` ready steps. When none is ready, waits up to `wait` for one, and returns empty if
-    /// none came or the session was shut down meanwhile. Blocks; [`Self::claim_async`] is the async form.
-    pub fn claim(&self, max: u32, wait: Duration) -> FfiResult<Vec<StepContext>> {
-        runtime::block_on(self.claim_async(max, wait))
-    }
+    blocking!(
+        /// Claims up to `max` ready steps for the host's free slots, waiting up to `wait` when none is ready;
+        /// empty when none came or the session was shut down. A store error is logged and retried with
+        /// backoff (the call then returns empty once `wait` has passed): a host loop built on it rides out a
+        /// database outage. Only a closed client, a fork or bad input end it with an error.
+        fn next_batch => next_batch_async(max: u32, wait: Duration) -> Vec<StepContext>
+    );
 
-    /// The async form of [`WorkerSession::claim`].
-    pub async fn claim_async(&self, max: u32, wait: Duration) -> FfiResult<Vec<StepContext>> {
-        let core = self.core().clone();
-        let claimed = runtime::spawn({
-            let core = core.clone();
-            async move { claim_wait(&core, max, wait).await }
-        })
-        .await?;
-        // Heartbeats start only once the host has the claims: claims whose result never reached it (a dropped
-        // future) expire and are recovered instead of being kept alive forever.
-        let tokens: Vec<tasker_core::ClaimToken> = claimed.iter().map(|c| c.token).collect();
-        lock(&core.outstanding).extend(tokens);
-        core.counters.claimed.fetch_add(claimed.len() as u64, Ordering::Relaxed);
+    pub async fn next_batch_async(&self, max: u32, wait: Duration) -> FfiResult<Vec<StepContext>> {
+        let s = self.session.clone();
+        let claimed = runtime::spawn(async move { Ok(s.next_batch(max, wait).await?) }).await?;
         Ok(claimed.into_iter().map(Into::into).collect())
     }
 
     blocking!(
-        /// Records a successful attempt; the claim must still hold.
+        /// Claims up to `max` ready steps, waiting up to `wait` when none is ready, with no retry: a store
+        /// error is returned as it is. For tests and scenario replays; worker loops use `next_batch`.
+        fn claim => claim_async(max: u32, wait: Duration) -> Vec<StepContext>
+    );
+
+    pub async fn claim_async(&self, max: u32, wait: Duration) -> FfiResult<Vec<StepContext>> {
+        let s = self.session.clone();
+        let claimed = runtime::spawn(async move { Ok(s.claim(max, wait).await?) }).await?;
+        Ok(claimed.into_iter().map(Into::into).collect())
+    }
+
+    /// Hands a handler's outcome to the session's reporter and returns at once; it is written with others in
+    /// one transaction, retried while the store is down, and never dropped silently. A malformed token is
+    /// a `validation` error, and nothing is queued.
+    pub fn report(&self, token: &ClaimToken, outcome: HostOutcome) -> FfiResult<()> {
+        let t = token.to_core().inspect_err(|_| self.session.count_rejected())?;
+        self.session.report(t, outcome.to_core());
+        Ok(())
+    }
+
+    blocking!(
+        /// Waits until every outcome reported before this call has been written (or given up on).
+        fn flush => flush_async() -> ()
+    );
+
+    pub async fn flush_async(&self) -> FfiResult<()> {
+        let s = self.session.clone();
+        runtime::spawn(async move {
+            s.flush().await;
+            Ok(())
+        })
+        .await
+    }
+
+    blocking!(
+        /// Records a successful attempt now; the claim must still hold.
         fn complete => complete_async(token: &ClaimToken, result: Value) -> Step
     );
 
@@ -367,7 +392,7 @@ impl WorkerSession {
     }
 
     blocking!(
-        /// Records a failed attempt: retried if retryable and attempts are left, otherwise the step errors.
+        /// Records a failed attempt now: retried if retryable and attempts are left, otherwise the step errors.
         fn fail => fail_async(token: &ClaimToken, failure: FailureInput) -> Step
     );
 
@@ -380,83 +405,26 @@ impl WorkerSession {
     }
 
     blocking!(
-        /// Completes each claim with its result in one transaction; each item gets its own result.
-        fn complete_many => complete_many_async(items: Vec<(ClaimToken, Value)>) -> Vec<FfiResult<Step>>
-    );
-
-    pub async fn complete_many_async(&self, items: Vec<(ClaimToken, Value)>) -> FfiResult<Vec<FfiResult<Step>>> {
-        self.finish_many_async(items.into_iter().map(|(t, v)| (t, OutcomeInput::Success(v))).collect())
-            .await
-    }
-
-    blocking!(
-        /// Fails each claim in one transaction; each item gets its own result.
-        fn fail_many => fail_many_async(items: Vec<(ClaimToken, FailureInput)>) -> Vec<FfiResult<Step>>
-    );
-
-    pub async fn fail_many_async(&self, items: Vec<(ClaimToken, FailureInput)>) -> FfiResult<Vec<FfiResult<Step>>> {
-        self.finish_many_async(items.into_iter().map(|(t, f)| (t, OutcomeInput::Failure(f))).collect())
-            .await
-    }
-
-    blocking!(
-        /// Records a batch of outcomes in one transaction. A stale or invalid item is rejected alone (its own
-        /// `Err`); only a store failure fails the whole call, and then nothing was written.
+        /// Records a batch of outcomes now, in one transaction. A stale or invalid item is rejected alone (its
+        /// own `Err`); only a store failure fails the whole call, and then nothing was written.
         fn finish_many => finish_many_async(items: Vec<(ClaimToken, OutcomeInput)>) -> Vec<FfiResult<Step>>
     );
 
     pub async fn finish_many_async(&self, items: Vec<(ClaimToken, OutcomeInput)>) -> FfiResult<Vec<FfiResult<Step>>> {
-        let core = self.core().clone();
-        let engine = core.client.engine()?;
-        // A malformed token fails alone, like a stale one, and never reaches the engine.
-        let mut slots: Vec<Option<FfiResult<Step>>> = Vec::with_capacity(items.len());
-        let mut batch = Vec::with_capacity(items.len());
-        let mut batch_tokens = Vec::with_capacity(items.len());
-        for (i, (token, outcome)) in items.into_iter().enumerate() {
-            match token.to_core() {
-                Ok(t) => {
-                    let o = match outcome {
-                        OutcomeInput::Success(v) => Outcome::Success(v),
-                        OutcomeInput::Failure(f) => Outcome::Failure(f.to_core()),
-                    };
-                    batch.push((t, o));
-                    batch_tokens.push((i, t));
-                    slots.push(None);
-                }
-                Err(e) => {
-                    core.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                    slots.push(Some(Err(e)));
-                }
-            }
+        self.client.engine()?;
+        let (mut slots, good) = split_tokens(items);
+        for _ in slots.iter().flatten() {
+            self.session.count_rejected();
         }
-        let results = if batch.is_empty() {
-            Vec::new()
-        } else {
-            runtime::spawn(async move { Ok(engine.finish_many(batch).await?) }).await?
-        };
-        for ((i, token), r) in batch_tokens.into_iter().zip(results) {
-            let r: FfiResult<Step> = r.map(Into::into).map_err(FfiError::from);
-            match &r {
-                Ok(step) => {
-                    let c = if step.state == "complete" {
-                        &core.counters.completed
-                    } else {
-                        &core.counters.failed
-                    };
-                    c.fetch_add(1, Ordering::Relaxed);
-                    lock(&core.outstanding).remove(&token);
-                }
-                Err(e) => {
-                    core.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                    if claim_is_gone(e) {
-                        lock(&core.outstanding).remove(&token);
-                    }
-                }
-            }
-            slots[i] = Some(r);
+        let mut out: Vec<Option<FfiResult<Step>>> = slots.iter_mut().map(|s| s.take().map(Err)).collect();
+        let index: Vec<usize> = good.iter().map(|(i, _, _)| *i).collect();
+        let batch: Vec<_> = good.into_iter().map(|(_, t, o)| (t, o.to_core())).collect();
+        let s = self.session.clone();
+        let results = runtime::spawn(async move { Ok(s.finish_now(batch).await?) }).await?;
+        for (i, r) in index.into_iter().zip(results) {
+            out[i] = Some(r.map(Into::into).map_err(FfiError::from));
         }
-        core.maybe_finish();
-        Ok(slots
+        Ok(out
             .into_iter()
             .map(|s| s.unwrap_or_else(|| Err(FfiError::internal("an outcome produced no result"))))
             .collect())
@@ -465,9 +433,7 @@ impl WorkerSession {
     /// Stops extending the lease of a claim without reporting an outcome, as when the host gave up on a
     /// handler it cannot stop. The step is recovered by the reaper once the lease expires.
     pub fn forget(&self, token: &ClaimToken) -> FfiResult<()> {
-        let t = token.to_core()?;
-        lock(&self.core().outstanding).remove(&t);
-        self.core().maybe_finish();
+        self.session.forget(&token.to_core()?);
         Ok(())
     }
 
@@ -475,164 +441,181 @@ impl WorkerSession {
     /// they are reported (or forgotten), so running handlers can finish; then the heartbeat stops. The
     /// maintenance pass stops at once. Idempotent; never waits.
     pub fn shutdown(&self) {
-        let core = self.core();
-        core.stopping.trigger();
-        core.maybe_finish();
+        self.session.shutdown();
     }
 
     /// The claims taken and not yet reported.
     pub fn outstanding(&self) -> Vec<ClaimToken> {
-        self.core().outstanding_tokens().into_iter().map(Into::into).collect()
+        self.session.outstanding().into_iter().map(Into::into).collect()
     }
 
-    /// When the next scheduled retry of this session's handler keys falls due; `None` when none is
-    /// scheduled. A host's `run_until_idle` asks it when a claim finds nothing. Blocks;
-    /// [`Self::next_retry_at_async`] is the async form.
-    pub fn next_retry_at(&self) -> FfiResult<Option<crate::Timestamp>> {
-        runtime::block_on(self.next_retry_at_async())
-    }
+    blocking!(
+        /// When the next scheduled retry of this session's handler keys falls due; `None` when none is.
+        fn next_retry_at => next_retry_at_async() -> Option<crate::Timestamp>
+    );
 
-    /// The async form of [`WorkerSession::next_retry_at`].
     pub async fn next_retry_at_async(&self) -> FfiResult<Option<crate::Timestamp>> {
-        let engine = self.core().client.engine()?;
-        let keys = self.core().handler_keys.clone();
-        runtime::spawn(async move { Ok(engine.next_retry_at(&keys).await?) }).await
+        let s = self.session.clone();
+        runtime::spawn(async move { Ok(s.next_retry_at().await?) }).await
     }
 
     pub fn stats(&self) -> SessionStats {
-        let c = &self.core().counters;
-        SessionStats {
-            claimed: c.claimed.load(Ordering::Relaxed),
-            completed: c.completed.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
-            rejected: c.rejected.load(Ordering::Relaxed),
-            lost: c.lost.load(Ordering::Relaxed),
-            outstanding: lock(&self.core().outstanding).len() as u64,
+        self.session.stats()
+    }
+
+    /// Starts a run until idle over this session, with the one idle rule ([`tasker_core::session::IdleRun`]):
+    /// under a manual clock it moves the clock to scheduled retries (unless `auto_advance_clock` is off).
+    pub fn until_idle(&self, options: &RunOptions) -> IdleRun {
+        let run = self.session.until_idle(IdleOptions {
+            batch_size: options.batch_size.max(1),
+            max_claims: options.max_claims,
+            timeout: Some(Duration::from_millis(options.timeout_ms)),
+            manual_clock: match self.client.clock_kind() {
+                ClockKind::Manual => self.client.manual_clock(),
+                ClockKind::System => None,
+            },
+            auto_advance_clock: options.auto_advance_clock,
+        });
+        IdleRun {
+            state: Mutex::new(Some(IdleState {
+                run,
+                report: RunReport::default(),
+                calls: HashMap::new(),
+            })),
         }
     }
 }
 
-/// Claims; when nothing is ready, waits for a wake-up, the poll interval, the next due retry or shutdown,
-/// whichever comes first, until `wait` has passed.
-async fn claim_wait(core: &Core, max: u32, wait: Duration) -> FfiResult<Vec<tasker_core::StepContext>> {
-    let deadline = tokio::time::Instant::now() + wait;
-    let req = ClaimRequest {
-        worker_id: core.worker_id.clone(),
-        handler_keys: core.handler_keys.clone(),
-        limit: max,
-        lease: core.lease,
-    };
-    loop {
-        // Fetched each round, so a claim that waits across `validate_or_refresh` uses the rebuilt store.
-        let engine = core.client.engine()?;
-        let signal = engine.work_signal();
-        tokio::pin!(signal);
-        // Enabled before the claim: a commit between the claim and the wait still wakes us.
-        signal.as_mut().enable();
-        let stop = core.stopping.wait();
-        tokio::pin!(stop);
-        if core.stopping.is_set() {
-            return Ok(Vec::new());
-        }
-        let claimed = engine.claim(&req).await?;
-        if !claimed.is_empty() {
-            return Ok(claimed);
-        }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return Ok(Vec::new());
-        }
-        let mut nap = core.poll.min(deadline - now);
-        if let Ok(Some(at)) = engine.next_retry_at(&core.handler_keys).await {
-            let ms = (at - engine.now()).num_milliseconds().max(1) as u64;
-            nap = nap.min(Duration::from_millis(ms));
-        }
-        tokio::select! {
-            _ = &mut signal => {}
-            _ = &mut stop => return Ok(Vec::new()),
-            _ = tokio::time::sleep(nap) => {}
+struct IdleState {
+    run: CoreIdleRun,
+    report: RunReport,
+    /// The index in `report.calls` of each reported claim not yet settled.
+    calls: HashMap<tasker_core::ClaimToken, usize>,
+}
+
+impl IdleState {
+    fn absorb_settled(&mut self) {
+        for (token, r) in self.run.take_settled() {
+            let Some(i) = self.calls.remove(&token) else { continue };
+            match r {
+                Ok(step) if step.state == tasker_core::StepState::Complete => self.report.completed += 1,
+                Ok(_) => self.report.failed += 1,
+                Err(e) => {
+                    self.report.rejected += 1;
+                    self.report.calls[i].rejected = Some(FfiError::from(e).code.to_string());
+                }
+            }
         }
     }
 }
 
-async fn heartbeat_loop(core: std::sync::Weak<Core>, every: Duration) {
-    loop {
-        let Some(c) = core.upgrade() else { return };
-        let finished = async {
-            tokio::select! {
-                _ = c.finished.wait() => true,
-                _ = tokio::time::sleep(every) => false,
-            }
-        };
-        if finished.await {
-            return;
-        }
-        let tokens = c.outstanding_tokens();
-        if tokens.is_empty() {
-            continue;
-        }
-        let engine = match c.client.engine() {
-            Ok(e) => e,
-            Err(_) => return,
-        };
-        match engine.heartbeat(&tokens, c.lease).await {
-            Ok(extended) if extended.len() < tokens.len() => {
-                let kept: HashSet<_> = extended.into_iter().collect();
-                let mut out = lock(&c.outstanding);
-                for t in tokens.iter().filter(|t| !kept.contains(t)) {
-                    warn!(step_id = %t.step_id, attempt = t.attempt, "claim lost; its outcome will be rejected");
-                    out.remove(t);
-                    c.counters.lost.fetch_add(1, Ordering::Relaxed);
-                }
-                drop(out);
-                c.maybe_finish();
-            }
-            Ok(_) => {}
-            Err(tasker_core::Error::Closed) => return,
-            Err(e) => warn!(error = %e, "heartbeat failed"),
-        }
+/// One run until idle, driven by a host: `while let Some(batch) = run.next_batch()`, run each step and
+/// `report` it (or `overrun` it), then `finish` for the [`RunReport`]. Every `run_until_idle` in every
+/// language is this loop.
+pub struct IdleRun {
+    state: Mutex<Option<IdleState>>,
+}
+
+impl std::fmt::Debug for IdleRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleRun").finish_non_exhaustive()
     }
 }
 
-async fn maintenance_loop(core: std::sync::Weak<Core>, every: Duration) {
-    let mut last_pass = None;
-    loop {
-        let Some(c) = core.upgrade() else { return };
-        let stopped = async {
-            tokio::select! {
-                _ = c.stopping.wait() => true,
-                _ = tokio::time::sleep(every) => false,
-            }
-        };
-        if stopped.await {
-            return;
-        }
-        let engine = match c.client.engine() {
-            Ok(e) => e,
-            Err(_) => return,
-        };
-        match engine.run_maintenance(last_pass, 1000).await {
-            Ok(r) => {
-                if r.reaped.retried + r.reaped.failed > 0 {
-                    debug!(
-                        retried = r.reaped.retried,
-                        failed = r.reaped.failed,
-                        "reaped expired leases"
-                    );
-                }
-                if r.ran {
-                    last_pass = r.at;
-                }
-            }
-            Err(tasker_core::Error::Closed) => return,
-            Err(e) => warn!(error = %e, "maintenance pass failed"),
-        }
+impl IdleRun {
+    fn take(&self) -> FfiResult<IdleState> {
+        lock(&self.state)
+            .take()
+            .ok_or_else(|| FfiError::configuration("this run is busy in another call, or finished"))
     }
+
+    fn with<T>(&self, f: impl FnOnce(&mut IdleState) -> FfiResult<T>) -> FfiResult<T> {
+        let mut g = lock(&self.state);
+        let st = g
+            .as_mut()
+            .ok_or_else(|| FfiError::configuration("this run is busy in another call, or finished"))?;
+        f(st)
+    }
+
+    blocking!(
+        /// Writes the previous batch's outcomes, then claims the next batch; `None` when the run is idle.
+        fn next_batch => next_batch_async() -> Option<Vec<StepContext>>
+    );
+
+    pub async fn next_batch_async(&self) -> FfiResult<Option<Vec<StepContext>>> {
+        let mut st = self.take()?;
+        let (st, r) = runtime::spawn(async move {
+            let r = st.run.next_batch().await;
+            st.absorb_settled();
+            Ok((st, r))
+        })
+        .await?;
+        *lock(&self.state) = Some(st);
+        Ok(r?.map(|b| b.into_iter().map(Into::into).collect()))
+    }
+
+    /// Reports the outcome of one step of the current batch; written before the next claim.
+    pub fn report(&self, ctx: &StepContext, outcome: HostOutcome) -> FfiResult<()> {
+        let token = ctx.token.to_core()?;
+        self.with(|st| {
+            st.report.calls.push(call_of(ctx, outcome.name()));
+            st.calls.insert(token, st.report.calls.len() - 1);
+            st.run.report(token, outcome.to_core());
+            Ok(())
+        })
+    }
+
+    /// Leaves a claimed step to expire, as a crashed worker would (`overrun_lease` in tests).
+    pub fn overrun(&self, ctx: &StepContext) -> FfiResult<()> {
+        let token = ctx.token.to_core()?;
+        self.with(|st| {
+            st.report.calls.push(call_of(ctx, "overrun_lease"));
+            st.report.overrun += 1;
+            st.run.forget(&token);
+            Ok(())
+        })
+    }
+
+    blocking!(
+        /// Writes what is left and returns what the run did.
+        fn finish => finish_async() -> RunReport
+    );
+
+    pub async fn finish_async(&self) -> FfiResult<RunReport> {
+        let mut st = self.take()?;
+        let mut st = runtime::spawn(async move {
+            st.run.settle().await;
+            st.absorb_settled();
+            Ok(st)
+        })
+        .await?;
+        st.report.advanced_ms = st.run.advanced_ms();
+        st.report.timed_out = st.run.session().stats().timed_out;
+        Ok(st.report)
+    }
+}
+
+fn call_of(ctx: &StepContext, outcome: &str) -> HandlerCall {
+    HandlerCall {
+        task_id: ctx.task_id.clone(),
+        step_id: ctx.step_id.clone(),
+        step_name: ctx.step_name.clone(),
+        handler_key: ctx.handler_key.clone(),
+        attempt: ctx.attempt,
+        dependency_results: ctx.dependency_results.clone(),
+        outcome: outcome.to_string(),
+        rejected: None,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn failure_kind_parses() {
@@ -664,26 +647,5 @@ mod tests {
             (p.error_class.as_str(), p.code.as_deref()),
             ("ArgumentError", Some("bad_input"))
         );
-    }
-
-    #[test]
-    fn latch_wakes_waiters_registered_before_and_after() {
-        runtime::block_on(runtime::spawn(async {
-            let l = Arc::new(Latch::default());
-            let waiter = tokio::spawn({
-                let l = l.clone();
-                async move { l.wait().await }
-            });
-            l.trigger();
-            tokio::time::timeout(Duration::from_secs(10), waiter)
-                .await
-                .expect("woken")
-                .unwrap();
-            tokio::time::timeout(Duration::from_secs(10), l.wait())
-                .await
-                .expect("already set");
-            Ok(())
-        }))
-        .unwrap();
     }
 }

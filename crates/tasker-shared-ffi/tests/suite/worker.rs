@@ -131,17 +131,20 @@ fn batches_report_each_item_on_its_own() {
     let stale = ClaimToken::new(claimed[0].step_id.clone(), 99);
     let malformed = ClaimToken::new("not-an-id", 1);
     let results = w
-        .complete_many(vec![
-            (claimed[0].token.clone(), json!(0)),
-            (stale.clone(), json!("stale")),
-            (malformed, json!("bad")),
+        .finish_many(vec![
+            (claimed[0].token.clone(), OutcomeInput::Success(json!(0))),
+            (stale.clone(), OutcomeInput::Success(json!("stale"))),
+            (malformed, OutcomeInput::Success(json!("bad"))),
         ])
         .unwrap();
     assert!(results[0].is_ok());
     assert_eq!(results[1].as_ref().unwrap_err().kind, ErrorKind::StaleClaim);
     assert_eq!(results[2].as_ref().unwrap_err().kind, ErrorKind::Validation);
     let failed = w
-        .fail_many(vec![(claimed[1].token.clone(), FailureInput::permanent("no"))])
+        .finish_many(vec![(
+            claimed[1].token.clone(),
+            OutcomeInput::Failure(FailureInput::permanent("no")),
+        )])
         .unwrap();
     assert_eq!(failed[0].as_ref().unwrap().state, "error");
     let mixed = w
@@ -382,8 +385,6 @@ fn async_worker_calls_work_from_a_foreign_runtime() {
             .unwrap();
         let b2 = send(w.claim_async(1, Duration::from_millis(1))).await.unwrap();
         assert!(b2.is_empty());
-        assert!(send(w.complete_many_async(vec![])).await.unwrap().is_empty());
-        assert!(send(w.fail_many_async(vec![])).await.unwrap().is_empty());
         assert!(send(w.finish_many_async(vec![])).await.unwrap().is_empty());
     });
     assert_eq!(w.stats().claimed, 2);

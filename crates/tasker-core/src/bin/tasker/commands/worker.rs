@@ -27,6 +27,7 @@ pub async fn run(ctx: &Ctx, args: WorkerArgs) -> CliResult {
                 Some(ms) => std::time::Duration::from_millis(ms),
                 None => (lease / 3).max(std::time::Duration::from_millis(500)),
             },
+            manual_clock: None,
         };
         let mut worker = Worker::new(engine, config);
         handlers::register_examples(&mut worker);
