@@ -968,3 +968,165 @@ impl IdleRun {
         &self.session
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU8;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::CreateTask;
+    use crate::worker::{handler_fn, serde_handler_fn, Worker, WorkerConfig};
+    use crate::{Engine, StepState, SystemClock};
+
+    const TEMPLATE: &str = "namespace: s\nname: pair\nversion: 1.0.0\ndefaults:\n  timeout_seconds: 1\n  retry: { max_attempts: 3, backoff: none }\nsteps:\n  - { name: a, handler: s.a }\n  - { name: b, handler: s.b, depends_on: [a] }\n";
+
+    async fn engine() -> Engine {
+        let e = Engine::in_memory(Arc::new(SystemClock));
+        e.register_template(TEMPLATE).await.unwrap();
+        e
+    }
+
+    const UP: u8 = 0;
+    const DOWN: u8 = 1;
+    const CLOSED: u8 = 2;
+
+    /// An engine source that can be made to fail like a database that went away, or a closed client.
+    fn switchable(engine: &Engine) -> (EngineSource, Arc<AtomicU8>) {
+        let state = Arc::new(AtomicU8::new(UP));
+        let (e, s) = (engine.clone(), state.clone());
+        let source: EngineSource = Arc::new(move || match s.load(Ordering::SeqCst) {
+            UP => Ok(e.clone()),
+            DOWN => Err(Error::Database("connection refused".into())),
+            _ => Err(Error::Closed),
+        });
+        (source, state)
+    }
+
+    fn config(keys: &[&str]) -> SessionConfig {
+        SessionConfig {
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(20),
+            maintenance_interval: None,
+            ..SessionConfig::new("test", keys.iter().map(|k| k.to_string()).collect())
+        }
+    }
+
+    async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn step_state(e: &Engine, task: uuid::Uuid, name: &str) -> crate::Step {
+        e.steps(task).await.unwrap().into_iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claims_and_reports_ride_out_a_store_outage() {
+        let e = engine().await;
+        let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
+        let (source, state) = switchable(&e);
+        let s = Session::start(source, config(&["s.a", "s.b"])).unwrap();
+        state.store(DOWN, Ordering::SeqCst);
+        // A claim while the store is down is retried, then comes back empty; it does not fail.
+        assert!(s.next_batch(1, Duration::from_millis(100)).await.unwrap().is_empty());
+        assert!(s.stats().store_errors >= 1);
+        state.store(UP, Ordering::SeqCst);
+        let a = s.next_batch(1, Duration::from_secs(5)).await.unwrap().remove(0);
+        // The store goes away again before the outcome is written: the reporter keeps it and retries.
+        state.store(DOWN, Ordering::SeqCst);
+        s.report(a.token, Outcome::Success(json!({"a": 1})));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(s.stats().completed, 0);
+        assert_eq!(s.outstanding(), vec![a.token], "still heartbeated while it waits to be written");
+        state.store(UP, Ordering::SeqCst);
+        s.flush().await;
+        assert_eq!(step_state(&e, t.id, "a").await.state, StepState::Complete);
+        let st = s.stats();
+        assert_eq!((st.completed, st.abandoned, st.outstanding), (1, 0, 0));
+        assert!(st.store_errors >= 2, "{st:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reporter_that_gives_up_stops_heartbeating_and_says_so() {
+        let e = engine().await;
+        e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
+        let (source, state) = switchable(&e);
+        let s = Session::start(
+            source,
+            SessionConfig {
+                report_patience: Duration::from_millis(100),
+                ..config(&["s.a"])
+            },
+        )
+        .unwrap();
+        let a = s.next_batch(1, Duration::from_secs(5)).await.unwrap().remove(0);
+        state.store(DOWN, Ordering::SeqCst);
+        s.report(a.token, Outcome::Success(json!(1)));
+        s.flush().await;
+        let st = s.stats();
+        assert_eq!((st.abandoned, st.outstanding, st.completed), (1, 0, 0), "{st:?}");
+        // A closed client ends claims with `closed`, and abandons what is queued at once.
+        state.store(CLOSED, Ordering::SeqCst);
+        assert!(matches!(s.next_batch(1, Duration::ZERO).await, Err(Error::Closed)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_past_its_deadline_fails_with_timeout_and_its_late_outcome_is_rejected() {
+        let e = engine().await;
+        let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
+        let s = Session::start(Arc::new({
+            let e = e.clone();
+            move || Ok(e.clone())
+        }), config(&["s.a"]))
+        .unwrap();
+        let a = s.next_batch(1, Duration::from_secs(5)).await.unwrap().remove(0);
+        assert_eq!((a.deadline - a.lease_expires_at).num_seconds(), 1 - 30);
+        let e2 = e.clone();
+        wait_for("the timeout to be written", || s.stats().failed == 1).await;
+        let step = step_state(&e2, t.id, "a").await;
+        assert_eq!(step.state, StepState::WaitingForRetry);
+        let err = step.error.unwrap();
+        assert_eq!((err.error_class.as_str(), err.code.as_deref(), err.retryable), ("TimeoutError", Some("timeout"), true));
+        assert!(err.message.contains("1000 ms"), "{}", err.message);
+        s.report(a.token, Outcome::Success(json!("too late")));
+        s.flush().await;
+        let st = s.stats();
+        assert_eq!((st.timed_out, st.late, st.rejected, st.outstanding), (1, 1, 1, 0), "{st:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rust_worker_applies_the_host_mistake_rules() {
+        let e = engine().await;
+        let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
+        let mut w = Worker::new(e.clone(), WorkerConfig::default());
+        // A result with a map keyed by something other than strings cannot become JSON.
+        w.handle(
+            "s.a",
+            serde_handler_fn(|_| async {
+                Ok(std::collections::HashMap::from([((1, 2), "pair key")]))
+            }),
+        );
+        w.run_until_idle().await.unwrap();
+        let a = step_state(&e, t.id, "a").await;
+        assert_eq!(a.state, StepState::Error);
+        let err = a.error.unwrap();
+        assert_eq!((err.error_class.as_str(), err.code.as_deref(), err.retryable), ("InvalidResult", Some("invalid_result"), false));
+        assert!(err.message.starts_with("result: "), "{}", err.message);
+
+        // A claimed key with no handler fails retryably with HandlerMissing.
+        let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
+        let mut w = Worker::new(e.clone(), WorkerConfig::default());
+        w.handle("s.a", handler_fn(|_| async { Ok(json!(1)) }));
+        let stop = async { tokio::time::sleep(Duration::from_millis(600)).await };
+        w.run_keys(vec!["s.a".into(), "s.b".into()], stop).await.unwrap();
+        let b = step_state(&e, t.id, "b").await;
+        let err = b.error.expect("b ran and failed");
+        assert_eq!((err.error_class.as_str(), err.retryable), ("HandlerMissing", true));
+        assert!(err.message.contains("\"s.b\""), "{}", err.message);
+    }
+}
