@@ -54,6 +54,34 @@ impl PgCluster {
     /// A shell command that restarts this cluster, for tests that must see the server go away and come back;
     /// `None` for a server named by `DATABASE_URL`.
     pub fn restart_command(&self) -> Option<String> {
+        self.pg_ctl_command(&["restart", "-m", "fast"])
+    }
+
+    /// A shell command that stops this cluster (closing every connection), for outage tests; `None` for a
+    /// server named by `DATABASE_URL`.
+    pub fn stop_command(&self) -> Option<String> {
+        self.pg_ctl_command(&["stop", "-m", "fast"])
+    }
+
+    /// A shell command that starts this cluster again after [`PgCluster::stop_command`].
+    pub fn start_command(&self) -> Option<String> {
+        self.pg_ctl_command(&["start"])
+    }
+
+    /// The outage commands as environment variables for a test suite: `TASKER_TEST_PG_STOP`,
+    /// `TASKER_TEST_PG_START` and `TASKER_TEST_PG_RESTART`, set only when the cluster is ours.
+    pub fn outage_env(&self) -> Vec<(&'static str, String)> {
+        [
+            ("TASKER_TEST_PG_STOP", self.stop_command()),
+            ("TASKER_TEST_PG_START", self.start_command()),
+            ("TASKER_TEST_PG_RESTART", self.restart_command()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+
+    fn pg_ctl_command(&self, action: &[&str]) -> Option<String> {
         let server = self.server.as_ref()?;
         let mut parts: Vec<String> = Vec::new();
         if server.as_postgres {
@@ -61,9 +89,12 @@ impl PgCluster {
         }
         parts.push(server.bin.join("pg_ctl").display().to_string());
         parts.extend(["-D".into(), server.root.join("data").display().to_string()]);
-        parts.extend(["-w", "-t", "60", "restart", "-m", "fast"].map(String::from));
-        parts.extend(["-l".into(), server.root.join("log").display().to_string()]);
-        parts.extend(["-o".into(), server.options()]);
+        parts.extend(["-w", "-t", "60"].map(String::from));
+        parts.extend(action.iter().map(|a| a.to_string()));
+        if action[0] != "stop" {
+            parts.extend(["-l".into(), server.root.join("log").display().to_string()]);
+            parts.extend(["-o".into(), server.options()]);
+        }
         Some(parts.iter().map(|p| shell_quote(p)).collect::<Vec<_>>().join(" "))
     }
 

@@ -84,6 +84,9 @@ pub fn test() -> Result<()> {
     pytest
         .args(["-q", "-p", "no:cacheprovider", "tests"])
         .current_dir(CRATE_DIR);
+    if let Some(pg) = &_pg {
+        pytest.envs(pg.outage_env());
+    }
     if let Some(url) = &pg_url {
         pytest.env("TASKER_TEST_PG_URL", url);
         if let Some(bin) = pg_bin_dir() {

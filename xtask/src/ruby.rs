@@ -33,7 +33,7 @@ pub fn test() -> Result<()> {
         Ok(url) if !url.is_empty() => None,
         _ => {
             let pg = PgCluster::start(Durability::Fast)?;
-            rspec.env("TASKER_TEST_PG_URL", pg.url());
+            rspec.env("TASKER_TEST_PG_URL", pg.url()).envs(pg.outage_env());
             Some(pg)
         }
     };

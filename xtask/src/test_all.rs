@@ -156,9 +156,7 @@ fn postgres() -> Result<()> {
     ])
     .env("TASKER_TEST_PG_URL", pg.url())
     .env("RUST_BACKTRACE", "1");
-    if let Some(restart) = pg.restart_command() {
-        cmd.env("TASKER_TEST_PG_RESTART", restart);
-    }
+    cmd.envs(pg.outage_env());
     util::run(&mut cmd)
 }
 

@@ -1022,7 +1022,12 @@ mod tests {
     }
 
     async fn step_state(e: &Engine, task: uuid::Uuid, name: &str) -> crate::Step {
-        e.steps(task).await.unwrap().into_iter().find(|s| s.name == name).unwrap()
+        e.steps(task)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1042,7 +1047,11 @@ mod tests {
         s.report(a.token, Outcome::Success(json!({"a": 1})));
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(s.stats().completed, 0);
-        assert_eq!(s.outstanding(), vec![a.token], "still heartbeated while it waits to be written");
+        assert_eq!(
+            s.outstanding(),
+            vec![a.token],
+            "still heartbeated while it waits to be written"
+        );
         state.store(UP, Ordering::SeqCst);
         s.flush().await;
         assert_eq!(step_state(&e, t.id, "a").await.state, StepState::Complete);
@@ -1079,10 +1088,13 @@ mod tests {
     async fn a_handler_past_its_deadline_fails_with_timeout_and_its_late_outcome_is_rejected() {
         let e = engine().await;
         let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
-        let s = Session::start(Arc::new({
-            let e = e.clone();
-            move || Ok(e.clone())
-        }), config(&["s.a"]))
+        let s = Session::start(
+            Arc::new({
+                let e = e.clone();
+                move || Ok(e.clone())
+            }),
+            config(&["s.a"]),
+        )
         .unwrap();
         let a = s.next_batch(1, Duration::from_secs(5)).await.unwrap().remove(0);
         assert_eq!((a.deadline - a.lease_expires_at).num_seconds(), 1 - 30);
@@ -1091,12 +1103,19 @@ mod tests {
         let step = step_state(&e2, t.id, "a").await;
         assert_eq!(step.state, StepState::WaitingForRetry);
         let err = step.error.unwrap();
-        assert_eq!((err.error_class.as_str(), err.code.as_deref(), err.retryable), ("TimeoutError", Some("timeout"), true));
+        assert_eq!(
+            (err.error_class.as_str(), err.code.as_deref(), err.retryable),
+            ("TimeoutError", Some("timeout"), true)
+        );
         assert!(err.message.contains("1000 ms"), "{}", err.message);
         s.report(a.token, Outcome::Success(json!("too late")));
         s.flush().await;
         let st = s.stats();
-        assert_eq!((st.timed_out, st.late, st.rejected, st.outstanding), (1, 1, 1, 0), "{st:?}");
+        assert_eq!(
+            (st.timed_out, st.late, st.rejected, st.outstanding),
+            (1, 1, 1, 0),
+            "{st:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1107,15 +1126,16 @@ mod tests {
         // A result with a map keyed by something other than strings cannot become JSON.
         w.handle(
             "s.a",
-            serde_handler_fn(|_| async {
-                Ok(std::collections::HashMap::from([((1, 2), "pair key")]))
-            }),
+            serde_handler_fn(|_| async { Ok(std::collections::HashMap::from([((1, 2), "pair key")])) }),
         );
         w.run_until_idle().await.unwrap();
         let a = step_state(&e, t.id, "a").await;
         assert_eq!(a.state, StepState::Error);
         let err = a.error.unwrap();
-        assert_eq!((err.error_class.as_str(), err.code.as_deref(), err.retryable), ("InvalidResult", Some("invalid_result"), false));
+        assert_eq!(
+            (err.error_class.as_str(), err.code.as_deref(), err.retryable),
+            ("InvalidResult", Some("invalid_result"), false)
+        );
         assert!(err.message.starts_with("result: "), "{}", err.message);
 
         // A claimed key with no handler fails retryably with HandlerMissing.
