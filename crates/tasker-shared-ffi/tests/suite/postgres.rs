@@ -93,3 +93,80 @@ fn validate_or_refresh_survives_a_server_restart() {
     assert_eq!(c.task(&t.id).unwrap().id, t.id);
     assert!(!c.validate_or_refresh().unwrap());
 }
+
+/// Runs `sh -c <the command in env var>`, failing loudly when xtask did not provide it.
+fn server_command(var: &str) {
+    let cmd = std::env::var(var).unwrap_or_else(|_| panic!("{var} must name a server command; {PASS}"));
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .status()
+        .expect("run the server command");
+    assert!(status.success(), "{var} failed: {status}");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+fn a_host_loop_rides_out_a_five_second_outage_on_postgres() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let _server = SERVER.write().unwrap_or_else(|p| p.into_inner());
+    let url = fresh_database();
+    let c = Client::open(&url, ClientOptions::default()).unwrap();
+    let spec = testkit::PatternSpec::new("linear");
+    let made = testkit::create_pattern_tasks(&c, &testkit::PatternSpec { n: Some(2), ..spec }, 300, None).unwrap();
+    let session = c
+        .worker_session(WorkerOptions {
+            handler_keys: vec!["testkit.noop".into()],
+            lease_ms: 3000,
+            maintenance_interval_ms: 500,
+            ..Default::default()
+        })
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    // The host loop every binding runs: claim for free slots, run, report (returns at once), until stopped.
+    let host = {
+        let (session, stop) = (session.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                for ctx in session
+                    .next_batch(8, Duration::from_millis(200))
+                    .expect("next_batch never fails on a store error")
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                    session
+                        .report(&ctx.token, HostOutcome::Success(serde_json::json!({"ok": true})))
+                        .unwrap();
+                }
+            }
+        })
+    };
+    let done = |c: &Client| {
+        c.health_counts()
+            .map(|h| h.tasks.get("complete").copied().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    super::support::eventually("progress before the outage", Duration::from_secs(60), || done(&c) >= 20);
+    server_command("TASKER_TEST_PG_STOP");
+    std::thread::sleep(Duration::from_secs(5));
+    server_command("TASKER_TEST_PG_START");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done(&c) < 300 {
+        assert!(Instant::now() < deadline, "only {} of 300 tasks completed", done(&c));
+        assert!(!host.is_finished(), "the host loop ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::SeqCst);
+    session.shutdown();
+    host.join().unwrap();
+    session.flush().unwrap();
+    let stats = session.stats();
+    assert!(stats.store_errors > 0, "the outage was never noticed: {stats:?}");
+    let steps: Vec<_> = made.tasks.iter().flat_map(|t| c.steps(&t.id).unwrap()).collect();
+    assert!(
+        steps.iter().all(|s| s.state == "complete"),
+        "a step was left unfinished"
+    );
+}
