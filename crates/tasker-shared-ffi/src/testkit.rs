@@ -428,11 +428,11 @@ pub async fn run_session_until_idle_async(
                 ScriptedOutcome::FailRetryable(f) => HostOutcome::Failure(failure(FailureKind::Retryable, f)),
                 ScriptedOutcome::FailPermanent(f) => HostOutcome::Failure(failure(FailureKind::Permanent, f)),
                 ScriptedOutcome::OverrunLease => {
-                    run.overrun(&ctx)?;
+                    run.forget(&ctx.token)?;
                     continue;
                 }
             };
-            run.report(&ctx, outcome)?;
+            run.report(&ctx.token, outcome)?;
         }
     }
     run.finish_async().await

@@ -481,6 +481,7 @@ impl WorkerSession {
                 run,
                 report: RunReport::default(),
                 calls: HashMap::new(),
+                handed: HashMap::new(),
             })),
         }
     }
@@ -491,9 +492,25 @@ struct IdleState {
     report: RunReport,
     /// The index in `report.calls` of each reported claim not yet settled.
     calls: HashMap<tasker_core::ClaimToken, usize>,
+    /// The steps handed out and not yet reported, so a report needs only the token.
+    handed: HashMap<tasker_core::ClaimToken, StepContext>,
 }
 
 impl IdleState {
+    fn take_handed(&mut self, token: &ClaimToken) -> FfiResult<(tasker_core::ClaimToken, StepContext)> {
+        let t = token.to_core()?;
+        let ctx = self.handed.remove(&t).ok_or_else(|| {
+            FfiError::validation(
+                "token",
+                format!(
+                    "step {} attempt {} is not an unreported claim of this run",
+                    token.step_id, token.attempt
+                ),
+            )
+        })?;
+        Ok((t, ctx))
+    }
+
     fn absorb_settled(&mut self) {
         for (token, r) in self.run.take_settled() {
             let Some(i) = self.calls.remove(&token) else { continue };
@@ -510,7 +527,7 @@ impl IdleState {
 }
 
 /// One run until idle, driven by a host: `while let Some(batch) = run.next_batch()`, run each step and
-/// `report` it (or `overrun` it), then `finish` for the [`RunReport`]. Every `run_until_idle` in every
+/// `report` it (or `forget` it), then `finish` for the [`RunReport`]. Every `run_until_idle` in every
 /// language is this loop.
 pub struct IdleRun {
     state: Mutex<Option<IdleState>>,
@@ -550,26 +567,33 @@ impl IdleRun {
             Ok((st, r))
         })
         .await?;
+        let mut st = st;
+        let batch: Option<Vec<StepContext>> = r?.map(|b| b.into_iter().map(Into::into).collect());
+        for ctx in batch.iter().flatten() {
+            st.handed.insert(ctx.token.to_core()?, ctx.clone());
+        }
         *lock(&self.state) = Some(st);
-        Ok(r?.map(|b| b.into_iter().map(Into::into).collect()))
+        Ok(batch)
     }
 
-    /// Reports the outcome of one step of the current batch; written before the next claim.
-    pub fn report(&self, ctx: &StepContext, outcome: HostOutcome) -> FfiResult<()> {
-        let token = ctx.token.to_core()?;
+    /// Reports the outcome of one step of the current batch; written before the next claim. A token this run
+    /// did not hand out (or one already reported) is a `validation` error.
+    pub fn report(&self, token: &ClaimToken, outcome: HostOutcome) -> FfiResult<()> {
         self.with(|st| {
-            st.report.calls.push(call_of(ctx, outcome.name()));
+            let (token, ctx) = st.take_handed(token)?;
+            st.report.calls.push(call_of(&ctx, outcome.name()));
             st.calls.insert(token, st.report.calls.len() - 1);
             st.run.report(token, outcome.to_core());
             Ok(())
         })
     }
 
-    /// Leaves a claimed step to expire, as a crashed worker would (`overrun_lease` in tests).
-    pub fn overrun(&self, ctx: &StepContext) -> FfiResult<()> {
-        let token = ctx.token.to_core()?;
+    /// Leaves a claimed step to expire without reporting it, as a crashed worker would (`overrun_lease` in
+    /// tests): its lease is no longer extended and the reaper recovers it.
+    pub fn forget(&self, token: &ClaimToken) -> FfiResult<()> {
         self.with(|st| {
-            st.report.calls.push(call_of(ctx, "overrun_lease"));
+            let (token, ctx) = st.take_handed(token)?;
+            st.report.calls.push(call_of(&ctx, "overrun_lease"));
             st.report.overrun += 1;
             st.run.forget(&token);
             Ok(())

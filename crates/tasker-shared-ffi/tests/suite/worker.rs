@@ -401,3 +401,85 @@ fn run_until_idle_drives_factory_tasks_on_sqlite() {
         assert_eq!(c.task(&t.id).unwrap().state, "complete");
     }
 }
+
+#[test]
+fn each_host_mistake_has_one_rule() {
+    let c = client("memory:", ClockKind::Manual);
+    let (bad, missing, raised) = (create(&c), create(&c), create(&c));
+    let w = c.worker_session(options(&["w.only"])).unwrap();
+    let run = w.until_idle(&testkit::RunOptions {
+        batch_size: 3,
+        max_claims: Some(3),
+        ..Default::default()
+    });
+    let batch = run.next_batch().unwrap().expect("three steps");
+    let by_task = |t: &Task| batch.iter().find(|c| c.task_id == t.id).unwrap().token.clone();
+    // A result the adapter could not lift: the lift error names the field path.
+    let lift = FfiError::validation("result.when", "expected a JSON value, found a Time");
+    run.report(&by_task(&bad), HostOutcome::returned(Err(lift))).unwrap();
+    run.report(&by_task(&missing), HostOutcome::HandlerMissing("w.only".into()))
+        .unwrap();
+    run.report(
+        &by_task(&raised),
+        HostOutcome::Failure(FailureInput {
+            error_class: Some("KeyError".into()),
+            backtrace: vec!["handler.rb:3".into()],
+            ..FailureInput::retryable("key not found: :x")
+        }),
+    )
+    .unwrap();
+    // A token is reported once, and only by the run that handed it out.
+    assert_eq!(
+        run.report(&by_task(&bad), HostOutcome::Success(json!(1)))
+            .unwrap_err()
+            .kind,
+        ErrorKind::Validation
+    );
+    assert!(run.next_batch().unwrap().is_none());
+    let report = run.finish().unwrap();
+    assert_eq!((report.completed, report.failed, report.rejected), (0, 3, 0));
+    let outcomes: Vec<&str> = report.calls.iter().map(|c| c.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["fail_permanent", "fail_retryable", "fail_retryable"]);
+    let step = |t: &Task| c.steps(&t.id).unwrap().remove(0);
+    let e = step(&bad).error.unwrap();
+    assert_eq!(step(&bad).state, "error");
+    assert_eq!(
+        (e.error_class.as_str(), e.code.as_deref(), e.retryable),
+        ("InvalidResult", Some("invalid_result"), false)
+    );
+    assert_eq!(e.message, "result.when: expected a JSON value, found a Time");
+    let e = step(&missing).error.unwrap();
+    assert_eq!(
+        (step(&missing).state.as_str(), e.error_class.as_str(), e.retryable),
+        ("waiting_for_retry", "HandlerMissing", true)
+    );
+    let e = step(&raised).error.unwrap();
+    assert_eq!(
+        (e.error_class.as_str(), e.backtrace.len(), e.retryable),
+        ("KeyError", 1, true)
+    );
+}
+
+#[test]
+fn a_handler_past_its_deadline_is_failed_with_timeout_for_every_host() {
+    const SHORT: &str =
+        "namespace: w\nname: short\nversion: 1.0.0\nsteps:\n  - { name: slow, handler: w.slow, timeout_seconds: 1 }\n";
+    let c = client("memory:", ClockKind::System);
+    c.register_template(SHORT).unwrap();
+    let t = c.create_task("w", "short", CreateTaskOptions::default()).unwrap();
+    let w = c.worker_session(options(&["w.slow"])).unwrap();
+    let ctx = w.next_batch(1, Duration::from_secs(5)).unwrap().remove(0);
+    // The host's handler hangs; the session gives up on it at the deadline, alone.
+    eventually("the timeout", Duration::from_secs(20), || {
+        c.steps(&t.id).unwrap()[0].state == "waiting_for_retry"
+    });
+    let e = c.steps(&t.id).unwrap()[0].error.clone().unwrap();
+    assert_eq!(
+        (e.error_class.as_str(), e.code.as_deref()),
+        ("TimeoutError", Some("timeout"))
+    );
+    w.report(&ctx.token, HostOutcome::Success(json!("late"))).unwrap();
+    w.flush().unwrap();
+    let s = w.stats();
+    assert_eq!((s.timed_out, s.late, s.rejected, s.outstanding), (1, 1, 1, 0), "{s:?}");
+}
