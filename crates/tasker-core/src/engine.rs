@@ -337,7 +337,7 @@ impl Engine {
         } else {
             return Err(Error::Configuration(format!(
                 "unsupported database url scheme in {:?}: expected memory:, sqlite:, postgres:",
-                redact_url(url)
+                crate::url::redact(url)
             )));
         };
         Ok(Engine::with_store(store, options))
@@ -1579,42 +1579,4 @@ fn semver_of(v: &str) -> semver::Version {
 
 fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
-
-/// The URL with any password replaced by `***`, safe for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo
-                .split_once(':')
-                .map(|(u, _)| format!("{u}:***"))
-                .unwrap_or_else(|| userinfo.to_string());
-            format!("{scheme}://{user}@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact_url("postgres://u:p%40ss@h/db?x=1"), "postgres://u:***@h/db?x=1");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://tasker.db"), "sqlite://tasker.db");
-        assert!(!redact_url("postgres://u:s3cr3t@h/db").contains("s3cr3t"));
-    }
 }

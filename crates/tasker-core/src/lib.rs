@@ -18,6 +18,7 @@ pub mod store;
 pub mod template;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod url;
 pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tasker_core::engine::{redact_url, CreateTask, EngineOptions};
+use tasker_core::engine::{CreateTask, EngineOptions};
 use tasker_core::{parse_id, Clock, Engine, ManualClock, SystemClock};
 
 use crate::dto::*;
@@ -157,7 +157,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("url", &redact_url(&self.handle.url))
+            .field("url", &tasker_core::url::redact(&self.handle.url))
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -323,7 +323,7 @@ impl Client {
         if is_ephemeral(url) {
             return Err(first.context(format!(
                 "the store {} failed its check and lives only in memory, so it cannot be rebuilt",
-                redact_url(url)
+                tasker_core::url::redact(url)
             )));
         }
         let _one_at_a_time = self.handle.refresh.lock().await;
@@ -341,7 +341,7 @@ impl Client {
         let engine = match reopened {
             Ok(e) => e,
             Err(e) => {
-                let mut e = e.context(format!("reopening {} failed", redact_url(url)));
+                let mut e = e.context(format!("reopening {} failed", tasker_core::url::redact(url)));
                 e.causes.push(first.message);
                 return Err(e);
             }
@@ -380,7 +380,7 @@ impl Client {
         let stats = inner.engine.pool_stats();
         Ok(ClientHealth {
             store_kind: inner.engine.store_kind().to_string(),
-            url: redact_url(&self.handle.url),
+            url: tasker_core::url::redact(&self.handle.url),
             pool_size: stats.size,
             idle_connections: stats.idle,
             age_ms: u64::try_from(self.handle.opened_at.elapsed().as_millis()).unwrap_or(u64::MAX),

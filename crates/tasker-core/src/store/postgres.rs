@@ -30,11 +30,11 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
-use crate::engine::redact_url;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::state::{StepEvent, StepState, TaskEvent, TaskState};
 use crate::store::{ClaimInput, ClaimParams, ClaimedRow, PoolStats, Store, StoreKind, StoreTx};
+use crate::url::{redact, scrub, secrets as url_secrets};
 
 /// Connection settings of a [`PgStore`].
 #[derive(Debug, Clone)]
@@ -236,75 +236,14 @@ impl PgStore {
 /// Checks the scheme and parses the URL; the error never shows a password.
 fn parse_url(url: &str, secrets: &[String]) -> Result<PgConnectOptions> {
     let url = url.trim();
-    let shown = scrub(redact_url(url), secrets);
+    let shown = scrub(&redact(url), secrets);
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(Error::Configuration(format!(
             "invalid postgres url {shown:?}: it must start with postgres:// or postgresql://"
         )));
     }
     PgConnectOptions::from_str(url)
-        .map_err(|e| Error::Configuration(scrub(format!("invalid postgres url {shown:?}: {e}"), secrets)))
-}
-
-/// The password of a URL, as written and percent-decoded, from the user info or a `password=` parameter:
-/// the strings no error message may contain.
-fn url_secrets(url: &str) -> Vec<String> {
-    let mut raw = Vec::new();
-    let Some((_, rest)) = url.split_once("://") else {
-        return raw;
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    if let Some((userinfo, _)) = rest[..authority_end].rsplit_once('@') {
-        if let Some((_, password)) = userinfo.split_once(':') {
-            raw.push(password.to_string());
-        }
-    }
-    if let Some((_, query)) = rest.split_once('?') {
-        let query = query.split('#').next().unwrap_or_default();
-        for pair in query.split('&') {
-            if let Some(("password", value)) = pair.split_once('=') {
-                raw.push(value.to_string());
-            }
-        }
-    }
-    let mut secrets = Vec::new();
-    for s in raw.into_iter().filter(|s| !s.is_empty()) {
-        let decoded = percent_decode(&s);
-        if decoded != s && !decoded.is_empty() {
-            secrets.push(decoded);
-        }
-        secrets.push(s);
-    }
-    secrets
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Replaces every secret in `msg` with `***`: the last line of defence for messages built from driver errors.
-fn scrub(mut msg: String, secrets: &[String]) -> String {
-    for s in secrets {
-        if !s.is_empty() && msg.contains(s.as_str()) {
-            msg = msg.replace(s.as_str(), "***");
-        }
-    }
-    msg
+        .map_err(|e| Error::Configuration(scrub(&format!("invalid postgres url {shown:?}: {e}"), secrets)))
 }
 
 /// Why a connection could not be opened, naming where it went and never the password.
@@ -325,7 +264,10 @@ fn connect_err(target: &Target, e: &sqlx::Error, secrets: &[String]) -> Error {
         sqlx::Error::Tls(tls) => format!("tls handshake failed: {tls}"),
         other => other.to_string(),
     };
-    Error::Database(scrub(format!("cannot connect to postgres at {target}: {why}"), secrets))
+    Error::Database(scrub(
+        &format!("cannot connect to postgres at {target}: {why}"),
+        secrets,
+    ))
 }
 
 fn io_reason(io: &std::io::Error) -> String {
@@ -2060,27 +2002,8 @@ mod tests {
     // -----------------------------------------------------------------------------------------------------
 
     #[test]
-    fn secrets_are_found_and_scrubbed() {
-        assert_eq!(
-            url_secrets("postgres://u:p%40ss@h/db"),
-            vec!["p@ss".to_string(), "p%40ss".to_string()]
-        );
-        assert_eq!(
-            url_secrets("postgres://u@h/db?password=x1&sslmode=disable"),
-            vec!["x1".to_string()]
-        );
-        assert!(url_secrets("postgres://u@h:5432/db").is_empty());
-        assert!(url_secrets("postgres://h/db?user=u").is_empty());
-        assert_eq!(
-            scrub("a p@ss b p%40ss".into(), &url_secrets("postgres://u:p%40ss@h/db")),
-            "a *** b ***"
-        );
-        assert_eq!(percent_decode("%41%zz%4"), "A%zz%4");
-        assert_eq!(
-            qualified("id, task_id,\n name", "s"),
-            "s.id, s.task_id, s.name",
-            "qualified handles the line breaks of the column lists"
-        );
+    fn qualified_handles_the_line_breaks_of_the_column_lists() {
+        assert_eq!(qualified("id, task_id,\n name", "s"), "s.id, s.task_id, s.name");
     }
 
     #[tokio::test]

@@ -105,7 +105,8 @@ impl fmt::Debug for SqliteStore {
 fn parse_url(url: &str) -> Result<Location> {
     let bad = |why: &str| {
         Error::Configuration(format!(
-            "invalid sqlite url {url:?}: {why} (expected sqlite://path/to/file.db, sqlite:///abs/path.db or sqlite::memory:)"
+            "invalid sqlite url {:?}: {why} (expected sqlite://path/to/file.db, sqlite:///abs/path.db or sqlite::memory:)",
+            crate::url::redact(url)
         ))
     };
     let rest = url
