@@ -61,10 +61,27 @@ pub fn scrub(msg: &str, secrets: &[String]) -> String {
 
 /// Byte ranges of the password values in `s`, in order and without overlaps.
 fn secret_spans(s: &str) -> Vec<Range<usize>> {
-    match s.find("://") {
-        Some(i) => url_spans(s, i + 3),
+    if let Some(i) = s.find("://") {
+        return url_spans(s, i + 3);
+    }
+    match slashless_authority(s) {
+        Some(start) => url_spans(s, start),
         None => key_value_spans(s),
     }
+}
+
+/// Where the authority of a one-word `scheme:rest` starts when the `//` is missing or short
+/// (`postgres:/u:pw@h`, `postgres:u:pw@h`): after the scheme and any slashes.
+fn slashless_authority(s: &str) -> Option<usize> {
+    let colon = s.find(':')?;
+    let scheme = &s[..colon];
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+    if !is_scheme || s.contains(char::is_whitespace) {
+        return None;
+    }
+    let slashes = s[colon + 1..].len() - s[colon + 1..].trim_start_matches('/').len();
+    Some(colon + 1 + slashes)
 }
 
 /// A URL whose authority starts at `start`: the password of the user info and of every `*password`
@@ -207,6 +224,9 @@ mod tests {
         assert_eq!(redact("postgres://u:p?ss#x@h/db"), "postgres://u:***@h/db");
         // A password with a `:` in it is masked whole.
         assert_eq!(redact("postgres://u:a:b@h/db"), "postgres://u:***@h/db");
+        // A slip in the `//` does not expose the password.
+        assert_eq!(redact("postgres:/u:pw@h/db"), "postgres:/u:***@h/db");
+        assert_eq!(redact("postgres:u:pw@h/db"), "postgres:u:***@h/db");
         // Text before the scheme is kept, as in `NAME=url` words on a command line.
         assert_eq!(
             redact("TASKER_TEST_PG_URL=postgres://u:pw@127.0.0.1:5/db"),
@@ -251,7 +271,9 @@ mod tests {
             "postgres://h:5432/db?sslmode=require",
             "sqlite://tasker.db",
             "sqlite::memory:",
+            "sqlite:tasker.db",
             "memory:",
+            "mailto:someone@example.com",
             "docs/benchmarks.md",
             "host=h user=u",
             "--features=x",

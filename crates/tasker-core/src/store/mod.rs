@@ -4,15 +4,19 @@
 //! store the rows to write and the transition rows that record them, in one transaction. The one place a
 //! store encodes a rule is the claim predicate of [`StoreTx::step_claim`], which must mirror
 //! [`crate::readiness`]; the conformance suite checks that every store agrees with it.
+//!
+//! Opening a store from a URL is this seam's job too ([`open`]): nothing here knows the engine, and the
+//! engine knows no URL scheme.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::*;
 use crate::state::StepState;
 
@@ -21,6 +25,75 @@ pub mod memory;
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+/// How [`open`] opens a store. A store that has no use for a setting ignores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Apply pending migrations at open (default true).
+    pub migrate: bool,
+    /// Connections in the pool of a SQL store (default 8).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            migrate: true,
+            max_connections: 8,
+        }
+    }
+}
+
+/// Opens the store a URL names: `memory:` (or `memory://`), `sqlite::memory:`, `sqlite://path`,
+/// `sqlite:///abs/path`, or `postgres://user:password@host:port/db` (`postgresql://` too).
+///
+/// An unknown scheme, or one whose store this build leaves out (features `sqlite`, `postgres`), is a
+/// `configuration` error that shows the URL with its password masked.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(unused_variables))]
+pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
+    if url == "memory:" || url == "memory://" {
+        return Ok(Arc::new(memory::MemoryStore::new()));
+    }
+    if url.starts_with("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        {
+            let opts = sqlite::SqliteOptions {
+                migrate: options.migrate,
+                max_connections: options.max_connections,
+                ..Default::default()
+            };
+            return Ok(Arc::new(sqlite::SqliteStore::connect(url, &opts).await?));
+        }
+        #[cfg(not(feature = "sqlite"))]
+        return Err(left_out(url, "SQLite", "sqlite"));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        {
+            let opts = postgres::PgOptions {
+                migrate: options.migrate,
+                max_connections: options.max_connections,
+                ..Default::default()
+            };
+            return Ok(Arc::new(postgres::PgStore::connect(url, &opts).await?));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(left_out(url, "PostgreSQL", "postgres"));
+    }
+    Err(Error::Configuration(format!(
+        "unsupported database url scheme in {:?}: expected memory:, sqlite:, postgres:",
+        crate::url::redact(url)
+    )))
+}
+
+/// The error for a URL whose store this build was compiled without.
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+fn left_out(url: &str, store: &str, feature: &str) -> Error {
+    Error::Configuration(format!(
+        "cannot open {:?}: this build has no {store} store (feature `{feature}`)",
+        crate::url::redact(url)
+    ))
+}
 
 /// Which backend a store is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -281,6 +354,46 @@ pub trait StoreTx: Send {
     /// Rolls back now. Dropping a transaction also rolls back, but some drivers do it later in the
     /// background, and until then its row locks make claims skip rows; the engine always calls this.
     async fn rollback(self: Box<Self>) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[tokio::test]
+    async fn open_picks_the_store_by_scheme() {
+        let opts = StoreOptions::default();
+        for url in ["memory:", "memory://"] {
+            assert_eq!(open(url, &opts).await.unwrap().kind(), StoreKind::Memory, "{url}");
+        }
+        #[cfg(feature = "sqlite")]
+        assert_eq!(open("sqlite::memory:", &opts).await.unwrap().kind(), StoreKind::Sqlite);
+        // A postgres URL goes to the PostgreSQL store, which finds nothing to talk to on a closed port.
+        #[cfg(feature = "postgres")]
+        {
+            let err = open("postgresql://u:hunter2@127.0.0.1:1/db", &opts).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Database, "{err}");
+            assert!(err.to_string().contains("cannot connect to postgres"), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_configuration_errors_without_the_password() {
+        for url in [
+            "mysql://root:hunter2@db/x",
+            "memory:extra",
+            "postgres:/u:hunter2@h/db",
+            "",
+        ] {
+            let err = open(url, &StoreOptions::default()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{url}: {err}");
+            let msg = err.to_string();
+            assert!(msg.contains("unsupported database url scheme"), "{msg}");
+            assert!(!msg.contains("hunter2"), "{msg}");
+        }
+    }
 }
 
 /// Rows for the store tests, shared by every store so that each tests the same data.
