@@ -23,6 +23,8 @@ use crate::state::StepState;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -895,6 +897,139 @@ pub(crate) mod fixtures {
         assert_eq!(
             Value::Object(inputs[0].dependency_results.clone()),
             json!({"a": {"rows": [1, 2]}, "b": null})
+        );
+    }
+
+    /// Shared by every store's tests: the same rows, the same expectations.
+    pub(crate) async fn check_lists_timings_and_counts(store: &dyn Store) {
+        let t0 = now();
+        let v1 = template_record("ns", "t", "1.0.0");
+        let v2 = template_record("ns", "t", "2.0.0");
+        let other = template_record("other", "u", "1.0.0");
+        let mut tasks = Vec::new();
+        for (i, tpl) in [&v1, &v1, &v2, &other].into_iter().enumerate() {
+            let mut task = task_row(tpl, TaskState::Complete, t0);
+            task.finished_at = Some(t0 + TimeDelta::seconds(i as i64));
+            task.steps_total = 1;
+            let mut s = step_row(&task, "a", "k.a", 0, 0);
+            s.state = if i == 3 { StepState::Error } else { StepState::Complete };
+            s.attempts = 3;
+            s.started_at = Some(t0);
+            s.finished_at = task.finished_at;
+            seed(store, tpl, &task, &[s], &[]).await;
+            tasks.push(task);
+        }
+        let mut running = task_row(&v1, TaskState::InProgress, t0);
+        running.steps_total = 1;
+        seed(store, &v1, &running, &[step_row(&running, "a", "k.a", 0, 0)], &[]).await;
+
+        let all = store.task_list(&TaskFilter::default()).await.unwrap();
+        assert_eq!(
+            all.iter().map(|t| t.id).collect::<Vec<_>>(),
+            vec![running.id, tasks[3].id, tasks[2].id, tasks[1].id, tasks[0].id]
+        );
+        let page = store
+            .task_list(&TaskFilter {
+                limit: Some(2),
+                before: Some(tasks[3].id),
+                ..TaskFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            page.iter().map(|t| t.id).collect::<Vec<_>>(),
+            vec![tasks[2].id, tasks[1].id]
+        );
+        let filtered = store
+            .task_list(&TaskFilter {
+                namespace: Some("ns".into()),
+                name: Some("t".into()),
+                state: Some(TaskState::Complete),
+                ..TaskFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(filtered.len(), 3);
+        // A name that looks like SQL is just a value.
+        let odd = TaskFilter {
+            namespace: Some("ns' OR '1'='1".into()),
+            ..TaskFilter::default()
+        };
+        assert!(store.task_list(&odd).await.unwrap().is_empty());
+        assert!(store
+            .template_list(Some("ns'; DROP TABLE tasker.tasks; --"), None)
+            .await
+            .unwrap()
+            .is_empty());
+
+        let timings = store.task_timings(&AnalyticsFilter::default()).await.unwrap();
+        assert_eq!(timings.len(), 4);
+        assert_eq!(timings[0].task_id, tasks[0].id);
+        assert_eq!(timings[0].finished_at, t0);
+        let since = store
+            .task_timings(&AnalyticsFilter {
+                since: Some(t0 + TimeDelta::seconds(1)),
+                ..AnalyticsFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(since.len(), 3);
+        let v1_steps = store
+            .step_timings(&AnalyticsFilter {
+                namespace: Some("ns".into()),
+                name: Some("t".into()),
+                version: Some("1.0.0".into()),
+                ..AnalyticsFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(v1_steps.len(), 2);
+        assert_eq!(v1_steps[0].task_name, "t");
+        assert_eq!(v1_steps[0].step_name, "a");
+        assert_eq!(v1_steps[0].started_at, Some(t0));
+        let failed = store
+            .step_timings(&AnalyticsFilter {
+                namespace: Some("other".into()),
+                ..AnalyticsFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].state, StepState::Error);
+
+        let counts = store.state_counts().await.unwrap();
+        assert_eq!(counts.tasks.get(&TaskState::Complete), Some(&4));
+        assert_eq!(counts.tasks.get(&TaskState::InProgress), Some(&1));
+        assert_eq!(counts.steps.get(&StepState::Complete), Some(&3));
+        assert_eq!(counts.steps.get(&StepState::Pending), Some(&1));
+        assert_eq!(counts.steps_exhausted, 1);
+    }
+
+    /// Shared by every store's tests: a second row for one template version is a conflict that leaves the
+    /// transaction usable.
+    pub(crate) async fn check_duplicate_template_is_a_conflict(store: &dyn Store) {
+        let tpl = template_record("billing", "invoice_sync", "1.0.0");
+        let mut tx = store.begin().await.unwrap();
+        tx.template_insert(&tpl).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let again = template_record("billing", "invoice_sync", "1.0.0");
+        let mut tx = store.begin().await.unwrap();
+        let err = tx.template_insert(&again).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+        assert!(err.to_string().contains("billing/invoice_sync version 1.0.0"), "{err}");
+        // Another version of the same template goes in, in the same transaction.
+        tx.template_insert(&template_record("billing", "invoice_sync", "1.0.1"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store
+                .template_list(Some("billing"), Some("invoice_sync"))
+                .await
+                .unwrap()
+                .len(),
+            2
         );
     }
 }
