@@ -19,11 +19,6 @@ impl From<sqlx::migrate::MigrateError> for Error {
     }
 }
 
-/// Whether `e` is a unique violation, whatever the database.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
 /// The conflict of a second row for one template version.
 pub(crate) fn template_taken(rec: &TemplateRecord) -> Error {
     Error::Conflict(format!(
@@ -61,7 +56,6 @@ mod tests {
         assert_eq!(Error::from(sqlx::Error::PoolTimedOut).kind(), ErrorKind::Timeout);
         let e = Error::from(sqlx::Error::RowNotFound);
         assert_eq!(e.kind(), ErrorKind::Database);
-        assert!(!is_unique_violation(&sqlx::Error::RowNotFound));
         assert_eq!(lowercase_first("UNIQUE constraint failed"), "uNIQUE constraint failed");
         assert_eq!(lowercase_first("Duplicate key"), "duplicate key");
         assert_eq!(lowercase_first(""), "");

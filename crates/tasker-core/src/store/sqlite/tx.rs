@@ -8,12 +8,12 @@ use sqlx::{Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::codec::{id, id_array, json, ms, opt_json, opt_ms, string_array};
-use super::{db_err, fetch_step, fetch_steps_of_task, fetch_task};
+use super::{db_err, fetch_step, fetch_steps_of_task, fetch_task, is_unique_violation};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::state::{StepEvent, StepState, TaskEvent, TaskState};
-use crate::store::sql::error::{idempotency_key_taken, is_unique_violation, template_taken};
+use crate::store::sql::error::{idempotency_key_taken, template_taken};
 use crate::store::sql::query::batch_updated;
 use crate::store::sql::rows::{
     released_from_rows, rows, step_from_row, task_from_row, template_from_row, Cols, STEP_COLUMNS,
