@@ -4,6 +4,9 @@
 //! is done (Ruby, Python and the JVM call it with their interpreter lock released), and `x_async(…)` is an
 //! `async fn` whose work runs on the shared runtime, so that any executor (napi's Promises) can await it.
 //! Calls that never wait (`subscribe`, `advance_clock_ms`, `is_closed`, …) have only the plain form.
+//!
+//! The blocking forms, `close`, and worker sessions need the `native` feature (the shared runtime); without
+//! it each `x_async` runs in place on the executor that awaits it.
 
 use std::future::Future;
 use std::str::FromStr;
@@ -20,6 +23,7 @@ use crate::dto::*;
 use crate::error::{FfiError, FfiResult};
 use crate::events::{EventFilterInput, Subscription};
 use crate::runtime;
+#[cfg(feature = "native")]
 use crate::worker::{WorkerOptions, WorkerSession};
 
 /// Which clock the engine of a client reads.
@@ -181,15 +185,19 @@ macro_rules! blocking {
         $(#[$doc])*
         #[doc = ""]
         #[doc = concat!("Blocks until done; [`Self::", stringify!($async_name), "`] is the async form.")]
+        #[cfg(feature = "native")]
         pub fn $name(&self, $($arg: $ty),*) -> FfiResult<$ret> {
             runtime::block_on(self.$async_name($($arg),*))
         }
     };
 }
+// For worker.rs, which exists only with `native`.
+#[cfg(feature = "native")]
 pub(crate) use blocking;
 
 impl Client {
     /// Opens the store `url` names: `memory:`, `sqlite::memory:`, `sqlite://path` or `postgres://…`.
+    #[cfg(feature = "native")]
     pub fn open(url: &str, options: ClientOptions) -> FfiResult<Client> {
         runtime::block_on(Self::open_async(url, options))
     }
@@ -259,13 +267,23 @@ impl Client {
         lock(&self.handle.state).is_none()
     }
 
+    /// In a forked child, only marks the handle closed, since the connections belong to the parent; returns
+    /// whether it did.
+    fn close_in_child(&self) -> bool {
+        if self.handle.pid == std::process::id() {
+            return false;
+        }
+        if let Some(inner) = lock(&self.handle.state).take() {
+            std::mem::forget(inner);
+        }
+        true
+    }
+
     /// Closes the store. Idempotent; every later call is a `closed` error. In a forked child it only marks
     /// the handle closed: the connections belong to the parent.
+    #[cfg(feature = "native")]
     pub fn close(&self) -> FfiResult<()> {
-        if self.handle.pid != std::process::id() {
-            if let Some(inner) = lock(&self.handle.state).take() {
-                std::mem::forget(inner);
-            }
+        if self.close_in_child() {
             return Ok(());
         }
         let Some(inner) = lock(&self.handle.state).take() else {
@@ -284,8 +302,8 @@ impl Client {
 
     /// The async form of [`Client::close`].
     pub async fn close_async(&self) -> FfiResult<()> {
-        if self.handle.pid != std::process::id() {
-            return self.close();
+        if self.close_in_child() {
+            return Ok(());
         }
         let taken = lock(&self.handle.state).take();
         match taken {
@@ -364,7 +382,11 @@ impl Client {
             Ok(old) => {
                 self.handle.refreshes.fetch_add(1, Ordering::Relaxed);
                 // In the background: closing a broken pool waits for its checked-out connections.
+                #[cfg(feature = "native")]
                 tokio::spawn(async move { old.engine.close().await });
+                // Only the memory store is left without `native`, and it is never rebuilt; close in place.
+                #[cfg(not(feature = "native"))]
+                old.engine.close().await;
                 Ok(true)
             }
             Err(engine) => {
@@ -430,6 +452,7 @@ impl Client {
 
     /// A worker session claiming for `options.handler_keys`; its heartbeats and maintenance run in the
     /// background on the shared runtime.
+    #[cfg(feature = "native")]
     pub fn worker_session(&self, options: WorkerOptions) -> FfiResult<WorkerSession> {
         WorkerSession::new(self.clone(), options)
     }
@@ -745,7 +768,7 @@ async fn connect(url: String, options: EngineOptions) -> FfiResult<Engine> {
     runtime::spawn(async move { Ok(Engine::connect(&url, options).await?) }).await
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 impl Client {
     /// Pretends the handle was opened by another process, as a forked child sees it.
     pub(crate) fn pretend_opened_in(&self, pid: u32) -> Client {
@@ -767,7 +790,7 @@ impl Client {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
     use crate::ErrorKind;
