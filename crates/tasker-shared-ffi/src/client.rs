@@ -906,3 +906,40 @@ steps:
         assert!(!e.message.contains("hunter2"), "{}", e.message);
     }
 }
+
+/// Without `native`: every `_async` form runs in place on a foreign executor, with no runtime anywhere.
+/// Run by `cargo test -p tasker-shared-ffi --no-default-features` (and `cargo xtask test-all --only wasm`).
+#[cfg(all(test, not(feature = "native")))]
+mod in_place_tests {
+    use super::*;
+    use crate::runtime::run_in_place;
+    use crate::ErrorKind;
+
+    #[test]
+    fn async_forms_work_on_the_memory_engine_without_a_runtime() {
+        run_in_place(async {
+            let c = Client::open_async("memory:", ClientOptions::default()).await.unwrap();
+            let reg = c
+                .register_template_async(
+                    "namespace: w\nname: t\nversion: 1.0.0\nsteps:\n  - { name: a, handler: w.a }\n",
+                )
+                .await
+                .unwrap();
+            assert!(reg.created);
+            let task = c
+                .create_task_async("w", "t", CreateTaskOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(c.steps_async(&task.id).await.unwrap().len(), 1);
+            assert!(!c.validate_or_refresh_async().await.unwrap());
+            c.close_async().await.unwrap();
+            assert_eq!(c.templates_async().await.unwrap_err().kind, ErrorKind::Closed);
+        });
+    }
+
+    #[test]
+    fn a_sql_url_is_a_configuration_error_in_a_build_without_sql_stores() {
+        let e = run_in_place(Client::open_async("sqlite::memory:", ClientOptions::default())).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Configuration, "{}", e.message);
+    }
+}

@@ -213,25 +213,6 @@ mod tests {
         assert_eq!(second.name, "step.created");
     }
 
-    /// Drives `fut` on the calling thread with no runtime at all, as a browser's event loop would.
-    fn run_without_runtime<F: std::future::Future>(fut: F) -> F::Output {
-        struct Unpark(std::thread::Thread);
-        impl std::task::Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut cx = std::task::Context::from_waker(&waker);
-        let mut fut = std::pin::pin!(fut);
-        loop {
-            if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-                return out;
-            }
-            std::thread::park();
-        }
-    }
-
     #[test]
     fn recv_waits_on_any_executor_and_ends_when_the_client_closes() {
         let c = Client::open("memory:", ClientOptions::default()).unwrap();
@@ -241,16 +222,16 @@ mod tests {
             let c = c.clone();
             std::thread::spawn(move || c.create_task("ev", "one", CreateTaskOptions::default()).unwrap())
         };
-        let first = run_without_runtime(sub.recv_async()).unwrap().expect("an event");
+        let first = runtime::run_in_place(sub.recv_async()).unwrap().expect("an event");
         assert_eq!(first.name, "task.created");
         producer.join().unwrap();
         c.close().unwrap();
         // What was buffered before the close still comes, then the end of the stream.
-        let second = run_without_runtime(sub.recv_async())
+        let second = runtime::run_in_place(sub.recv_async())
             .unwrap()
             .expect("the buffered event");
         assert_eq!(second.name, "step.created");
-        assert!(run_without_runtime(sub.recv_async()).unwrap().is_none());
+        assert!(runtime::run_in_place(sub.recv_async()).unwrap().is_none());
     }
 
     #[test]

@@ -139,6 +139,27 @@ pub fn guard<T>(f: impl FnOnce() -> FfiResult<T>) -> FfiResult<T> {
     }
 }
 
+/// Drives `fut` on the calling thread with no runtime at all, parking between polls, as a browser's event
+/// loop or any foreign executor would; for tests of the calls that must not need the shared runtime.
+#[cfg(test)]
+pub(crate) fn run_in_place<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
 #[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;

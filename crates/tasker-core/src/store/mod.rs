@@ -381,6 +381,24 @@ mod tests {
         }
     }
 
+    /// Run by `cargo test -p tasker-core --no-default-features --lib`.
+    #[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+    #[tokio::test]
+    async fn a_store_left_out_of_the_build_is_a_configuration_error_without_the_password() {
+        #[cfg(not(feature = "sqlite"))]
+        let url = "sqlite://u:hunter2@x.db";
+        #[cfg(all(feature = "sqlite", not(feature = "postgres")))]
+        let url = "postgres://u:hunter2@h/db";
+        let err = open(url, &StoreOptions::default()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("this build has no") && msg.contains("store (feature `"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
     #[tokio::test]
     async fn unknown_schemes_are_configuration_errors_without_the_password() {
         for url in [
@@ -399,7 +417,7 @@ mod tests {
 }
 
 /// Rows for the store tests, shared by every store so that each tests the same data.
-#[cfg(test)]
+#[cfg(all(test, any(feature = "sqlite", feature = "postgres")))]
 pub(crate) mod fixtures {
     use chrono::TimeDelta;
     use serde_json::{json, Value};
