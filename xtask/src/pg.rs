@@ -333,7 +333,7 @@ pub fn smoke(durability: Durability) -> Result<()> {
     let mut pg = PgCluster::start(durability)?;
     println!(
         "started {} in {:.1} s",
-        util::mask_password(pg.url()),
+        crate::url::redact(pg.url()),
         started.elapsed().as_secs_f64()
     );
     query(&pg, durability)?;

@@ -28,6 +28,11 @@ pub const PARTS: &[Part] = &[
         run: clippy,
     },
     Part {
+        name: "wasm",
+        description: "tasker-core checked for wasm32 (no sqlx, no runtime); shared-ffi's tests without its runtime",
+        run: wasm,
+    },
+    Part {
         name: "rust",
         description: "cargo test of the whole workspace",
         run: rust,
@@ -137,6 +142,53 @@ fn rust() -> Result<()> {
     util::run(util::cargo().args(["test", "--workspace"]).env("RUST_BACKTRACE", "1"))
 }
 
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// The layers a WASM adapter stands on: tasker-core with no default features must build for wasm32 (the
+/// engine and the memory store, with no sqlx and no Tokio runtime), and tasker-shared-ffi without its runtime
+/// (`native`) must build and run its async forms in place, on the host for now.
+fn wasm() -> Result<()> {
+    ensure_wasm_target()?;
+    util::run(util::cargo().args([
+        "check",
+        "-p",
+        "tasker-core",
+        "--no-default-features",
+        "--target",
+        WASM_TARGET,
+    ]))?;
+    util::run(util::cargo().args(["test", "-p", "tasker-shared-ffi", "--no-default-features", "--lib"]))
+}
+
+/// Adds the wasm32 target with rustup when it is missing, or says exactly how to get it.
+fn ensure_wasm_target() -> Result<()> {
+    let installed = || {
+        util::output(Command::new("rustup").args(["target", "list", "--installed"]))
+            .is_ok_and(|out| lists_target(&out, WASM_TARGET))
+    };
+    if installed() {
+        return Ok(());
+    }
+    println!("the {WASM_TARGET} target is missing; installing it with rustup");
+    let added = util::run(Command::new("rustup").args(["target", "add", WASM_TARGET]));
+    if added.is_ok() && installed() {
+        return Ok(());
+    }
+    bail!(
+        "the {WASM_TARGET} target is not installed and `rustup target add {WASM_TARGET}` did not install it; \
+         run that command where static.rust-lang.org is reachable (no rustup? get it from https://rustup.rs). \
+         Without rustup, Debian's toolchain builds wasm32 too: `apt-get install -y --no-install-recommends \
+         rustc-web cargo-web rust-web-src rust-web-llvm lld-22`, then `RUSTC=/usr/bin/rustc \
+         RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 /usr/bin/cargo check -p tasker-core --no-default-features \
+         --target {WASM_TARGET} -Zbuild-std=std,panic_abort`"
+    )
+}
+
+/// Whether `rustup target list --installed` output names `target`.
+fn lists_target(installed: &str, target: &str) -> bool {
+    installed.lines().any(|line| line.trim() == target)
+}
+
 /// Every test that needs PostgreSQL is `#[ignore]`d with a reason and has `postgres` in its path, so this
 /// part runs exactly those, against a cluster it starts and stops (even when a test fails).
 fn postgres() -> Result<()> {
@@ -184,6 +236,14 @@ mod tests {
     fn names(only: &[&str]) -> Result<Vec<&'static str>> {
         let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
         Ok(select(Some(&only))?.iter().map(|part| part.name).collect())
+    }
+
+    #[test]
+    fn the_wasm_target_is_found_in_rustup_output() {
+        let out = "x86_64-unknown-linux-gnu\nwasm32-unknown-unknown\n";
+        assert!(lists_target(out, WASM_TARGET));
+        assert!(!lists_target("x86_64-unknown-linux-gnu\nwasm32-wasip1\n", WASM_TARGET));
+        assert!(!lists_target("", WASM_TARGET));
     }
 
     #[test]

@@ -58,7 +58,11 @@ pub fn display(cmd: &Command) -> String {
     let mut words = Vec::new();
     for (key, value) in cmd.get_envs() {
         if let Some(value) = value {
-            words.push(format!("{}={}", key.to_string_lossy(), quote(value)));
+            // Masked as one `KEY=value` word, so that `PGPASSWORD=…` is caught by its name as well.
+            let key = key.to_string_lossy();
+            let masked = crate::url::redact(&format!("{key}={}", value.to_string_lossy()));
+            let value = masked.strip_prefix(&format!("{key}=")).unwrap_or(crate::url::MASK);
+            words.push(format!("{key}={}", quote(OsStr::new(value))));
         }
     }
     words.push(quote(cmd.get_program()));
@@ -67,7 +71,7 @@ pub fn display(cmd: &Command) -> String {
 }
 
 fn quote(word: &OsStr) -> String {
-    let word = mask_password(&word.to_string_lossy());
+    let word = crate::url::redact(&word.to_string_lossy());
     let plain = !word.is_empty()
         && word
             .chars()
@@ -77,24 +81,6 @@ fn quote(word: &OsStr) -> String {
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
-}
-
-/// Masks the password of a `scheme://user:password@host` URL.
-pub fn mask_password(word: &str) -> String {
-    let Some(scheme_end) = word.find("://") else {
-        return word.to_owned();
-    };
-    let rest = &word[scheme_end + 3..];
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let Some(at) = authority.rfind('@') else {
-        return word.to_owned();
-    };
-    let Some(colon) = authority[..at].find(':') else {
-        return word.to_owned();
-    };
-    let start = scheme_end + 3 + colon + 1;
-    let end = scheme_end + 3 + at;
-    format!("{}***{}", &word[..start], &word[end..])
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,14 +137,20 @@ mod tests {
 
     #[test]
     fn passwords_are_masked() {
+        let mut cmd = Command::new("cargo");
+        cmd.env("TASKER_TEST_PG_URL", "postgres://u:secret@h:5432/db").args([
+            "run",
+            "postgres://postgres@127.0.0.1:5/db",
+            "host=h password=pw",
+            "docs/benchmarks.md",
+        ]);
         assert_eq!(
-            mask_password("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
+            display(&cmd),
+            "TASKER_TEST_PG_URL='postgres://u:***@h:5432/db' cargo run postgres://postgres@127.0.0.1:5/db \
+             'host=h password=***' docs/benchmarks.md"
         );
-        assert_eq!(
-            mask_password("postgres://postgres@127.0.0.1:5/db"),
-            "postgres://postgres@127.0.0.1:5/db"
-        );
-        assert_eq!(mask_password("docs/benchmarks.md"), "docs/benchmarks.md");
+        let mut cmd = Command::new("psql");
+        cmd.env("PGPASSWORD", "hunter2");
+        assert_eq!(display(&cmd), "PGPASSWORD='***' psql");
     }
 }

@@ -23,7 +23,18 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        to_millis_precision(Utc::now())
+        // web_time is std's SystemTime on native targets and the JS clock in a browser, where std's (and so
+        // chrono's `Utc::now`) panics.
+        use web_time::{SystemTime, UNIX_EPOCH};
+        let ms = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+        };
+        DateTime::from_timestamp_millis(ms).unwrap_or(if ms < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
     }
 }
 
@@ -61,5 +72,33 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_reads_the_wall_clock_in_whole_milliseconds() {
+        let before = Utc::now();
+        let now = SystemClock.now();
+        let after = Utc::now();
+        assert!(
+            to_millis_precision(before) <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
+        assert_eq!(now.timestamp_subsec_nanos() % 1_000_000, 0);
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let clock = ManualClock::fixed();
+        let t0 = clock.now();
+        assert_eq!(clock.now(), t0);
+        clock.advance_ms(1500);
+        assert_eq!((clock.now() - t0).num_milliseconds(), 1500);
+        clock.set(t0);
+        assert_eq!(clock.now(), t0);
     }
 }

@@ -24,7 +24,7 @@ use crate::readiness::{self, Explain};
 use crate::retry::has_attempts_left;
 use crate::state::{StepEvent, StepState, TaskEvent, TaskState};
 use crate::store::memory::MemoryStore;
-use crate::store::{ClaimParams, Store, StoreKind, StoreTx};
+use crate::store::{ClaimParams, Store, StoreKind, StoreOptions, StoreTx};
 use crate::template::Template;
 
 /// The most steps one claim may take.
@@ -44,10 +44,11 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
+        let store = StoreOptions::default();
         EngineOptions {
             clock: Arc::new(SystemClock),
-            migrate: true,
-            max_connections: 8,
+            migrate: store.migrate,
+            max_connections: store.max_connections,
             event_capacity: DEFAULT_EVENT_CAPACITY,
         }
     }
@@ -301,45 +302,16 @@ impl Log {
 }
 
 impl Engine {
-    /// Opens the store a URL names: `memory:`, `sqlite::memory:`, `sqlite://path`, `sqlite:///abs/path`,
-    /// or `postgres://user:password@host:port/db`.
+    /// Opens the store a URL names (see [`crate::store::open`] for the forms) and an engine over it.
     pub async fn connect(url: &str, options: EngineOptions) -> Result<Engine> {
-        let store: Arc<dyn Store> = if url == "memory:" || url == "memory://" {
-            Arc::new(MemoryStore::new())
-        } else if url.starts_with("sqlite:") {
-            #[cfg(feature = "sqlite")]
-            {
-                let opts = crate::store::sqlite::SqliteOptions {
-                    migrate: options.migrate,
-                    max_connections: options.max_connections,
-                    ..Default::default()
-                };
-                Arc::new(crate::store::sqlite::SqliteStore::connect(url, &opts).await?)
-            }
-            #[cfg(not(feature = "sqlite"))]
-            return Err(Error::Configuration(
-                "this build has no SQLite store (feature `sqlite`)".into(),
-            ));
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            #[cfg(feature = "postgres")]
-            {
-                let opts = crate::store::postgres::PgOptions {
-                    migrate: options.migrate,
-                    max_connections: options.max_connections,
-                    ..Default::default()
-                };
-                Arc::new(crate::store::postgres::PgStore::connect(url, &opts).await?)
-            }
-            #[cfg(not(feature = "postgres"))]
-            return Err(Error::Configuration(
-                "this build has no PostgreSQL store (feature `postgres`)".into(),
-            ));
-        } else {
-            return Err(Error::Configuration(format!(
-                "unsupported database url scheme in {:?}: expected memory:, sqlite:, postgres:",
-                redact_url(url)
-            )));
-        };
+        let store = crate::store::open(
+            url,
+            &StoreOptions {
+                migrate: options.migrate,
+                max_connections: options.max_connections,
+            },
+        )
+        .await?;
         Ok(Engine::with_store(store, options))
     }
 
@@ -1579,42 +1551,4 @@ fn semver_of(v: &str) -> semver::Version {
 
 fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
-}
-
-/// The URL with any password replaced by `***`, safe for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo
-                .split_once(':')
-                .map(|(u, _)| format!("{u}:***"))
-                .unwrap_or_else(|| userinfo.to_string());
-            format!("{scheme}://{user}@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact_url("postgres://u:p%40ss@h/db?x=1"), "postgres://u:***@h/db?x=1");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://tasker.db"), "sqlite://tasker.db");
-        assert!(!redact_url("postgres://u:s3cr3t@h/db").contains("s3cr3t"));
-    }
 }

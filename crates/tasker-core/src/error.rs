@@ -179,23 +179,7 @@ impl Error {
     }
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::PoolTimedOut => Error::Timeout("waiting for a database connection".into()),
-            // sqlx errors never carry the connection URL, so the message is safe to surface.
-            _ => Error::Database(e.to_string()),
-        }
-    }
-}
-
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-impl From<sqlx::migrate::MigrateError> for Error {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        Error::Database(format!("migration failed: {e}"))
-    }
-}
+// The conversions from sqlx errors live with the SQL stores, in `store/sql/error.rs`.
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

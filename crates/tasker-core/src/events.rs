@@ -3,8 +3,6 @@
 //! The bus is a bounded broadcast channel. A subscriber that falls behind loses the oldest events and
 //! counts how many it lost; the transition tables stay the durable record.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -136,15 +134,20 @@ impl Subscription {
     }
 
     /// The next matching event, waiting at most `timeout`; `None` on timeout or when the engine is gone.
-    pub async fn next(&mut self, timeout: Duration) -> Option<Event> {
-        let deadline = tokio::time::Instant::now() + timeout;
+    #[cfg(feature = "runtime")]
+    pub async fn next(&mut self, timeout: std::time::Duration) -> Option<Event> {
+        tokio::time::timeout(timeout, self.recv()).await.ok().flatten()
+    }
+
+    /// The next matching event, however long it takes; `None` when the engine is gone. It needs no timer, so
+    /// any executor can drive it (a browser's included); cancel it by dropping the future.
+    pub async fn recv(&mut self) -> Option<Event> {
         loop {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Err(_) => return None,
-                Ok(Ok(e)) if self.filter.matches(&e) => return Some(e),
-                Ok(Ok(_)) => {}
-                Ok(Err(broadcast::error::RecvError::Lagged(n))) => self.dropped += n,
-                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+            match self.rx.recv().await {
+                Ok(e) if self.filter.matches(&e) => return Some(e),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => self.dropped += n,
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     }

@@ -4,6 +4,10 @@
 //! The [`Engine`] persists every state change through a [`store::Store`], decides which steps are ready,
 //! hands them to workers through claims with leases, retries failures with backoff, recovers the steps
 //! of crashed workers and finalizes tasks. See `docs/ARCHITECTURE.md` for the invariants.
+//!
+//! Features: `runtime` (on by default) brings a multi-thread Tokio runtime and what needs one: the native
+//! [`worker`], the test kit's run-until-idle, timed event waits and the SQL stores (`sqlite`, `postgres`,
+//! both on by default). Without them the crate builds for `wasm32-unknown-unknown`, with the in-memory store.
 
 pub mod analytics;
 pub mod clock;
@@ -13,12 +17,15 @@ pub mod events;
 pub mod model;
 pub mod readiness;
 pub mod retry;
+#[cfg(feature = "runtime")]
 pub mod session;
 pub mod state;
 pub mod store;
 pub mod template;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod url;
+#[cfg(feature = "runtime")]
 pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -292,6 +292,13 @@ pub struct TaskFilter {
     pub before: Option<Uuid>,
 }
 
+impl TaskFilter {
+    /// The most tasks a list returns: `limit`, 50 when absent, kept within 1..=1000.
+    pub fn page_size(&self) -> u32 {
+        self.limit.unwrap_or(50).clamp(1, 1000)
+    }
+}
+
 /// Which finished work analytics look at.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AnalyticsFilter {

@@ -1,8 +1,9 @@
 //! The test kit: template builders for common DAG shapes and helpers to run them to completion.
 //!
-//! It is for users' tests as much as ours: every pattern builds a real template, and [`run_until_idle`]
-//! drives real claims and completions through the engine.
+//! It is for users' tests as much as ours: every pattern builds a real template, and `run_until_idle` (with
+//! the `runtime` feature) drives real claims and completions through the engine with the native worker.
 
+#[cfg(feature = "runtime")]
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -11,6 +12,7 @@ use crate::engine::{CreateTask, Engine};
 use crate::error::Result;
 use crate::model::Task;
 use crate::template::Template;
+#[cfg(feature = "runtime")]
 use crate::worker::{handler_fn, StepHandler, Worker, WorkerConfig, WorkerStats};
 
 /// The handler key every step of a pattern uses unless told otherwise.
@@ -147,6 +149,7 @@ pub const SLEEP_HANDLER: &str = "testkit.sleep";
 
 /// The test kit's handlers by key: [`NOOP_HANDLER`] returns `{"ok": true, "step": name}` at once and
 /// [`SLEEP_HANDLER`] sleeps first.
+#[cfg(feature = "runtime")]
 pub fn handlers() -> Vec<(String, Arc<dyn StepHandler>)> {
     let noop: Arc<dyn StepHandler> = Arc::new(handler_fn(|ctx: crate::model::StepContext| async move {
         Ok(json!({"ok": true, "step": ctx.step_name}))
@@ -182,12 +185,14 @@ pub async fn create_tasks(engine: &Engine, template: &Template, count: usize, co
 
 /// Runs every step with handler key in `keys` with a handler that returns `{"ok": true, "step": name}`,
 /// until nothing is left to do.
+#[cfg(feature = "runtime")]
 pub async fn run_noop_until_idle(engine: &Engine, keys: &[&str]) -> Result<WorkerStats> {
     let noop = handlers().remove(0).1;
     run_until_idle(engine, keys.iter().map(|k| (k.to_string(), noop.clone())).collect()).await
 }
 
 /// Runs the given handlers until nothing is left to do.
+#[cfg(feature = "runtime")]
 pub async fn run_until_idle(engine: &Engine, handlers: Vec<(String, Arc<dyn StepHandler>)>) -> Result<WorkerStats> {
     let mut worker = Worker::new(
         engine.clone(),

@@ -4,6 +4,9 @@
 //! is done (Ruby, Python and the JVM call it with their interpreter lock released), and `x_async(…)` is an
 //! `async fn` whose work runs on the shared runtime, so that any executor (napi's Promises) can await it.
 //! Calls that never wait (`subscribe`, `advance_clock_ms`, `is_closed`, …) have only the plain form.
+//!
+//! The blocking forms, `close`, and worker sessions need the `native` feature (the shared runtime); without
+//! it each `x_async` runs in place on the executor that awaits it.
 
 use std::future::Future;
 use std::str::FromStr;
@@ -13,13 +16,14 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tasker_core::engine::{redact_url, CreateTask, EngineOptions};
+use tasker_core::engine::{CreateTask, EngineOptions};
 use tasker_core::{parse_id, Clock, Engine, ManualClock, SystemClock};
 
 use crate::dto::*;
 use crate::error::{FfiError, FfiResult};
 use crate::events::{EventFilterInput, Subscription};
 use crate::runtime;
+#[cfg(feature = "native")]
 use crate::worker::{WorkerOptions, WorkerSession};
 
 /// Which clock the engine of a client reads.
@@ -157,7 +161,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("url", &redact_url(&self.handle.url))
+            .field("url", &tasker_core::url::redact(&self.handle.url))
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -181,15 +185,19 @@ macro_rules! blocking {
         $(#[$doc])*
         #[doc = ""]
         #[doc = concat!("Blocks until done; [`Self::", stringify!($async_name), "`] is the async form.")]
+        #[cfg(feature = "native")]
         pub fn $name(&self, $($arg: $ty),*) -> FfiResult<$ret> {
             runtime::block_on(self.$async_name($($arg),*))
         }
     };
 }
+// For worker.rs, which exists only with `native`.
+#[cfg(feature = "native")]
 pub(crate) use blocking;
 
 impl Client {
     /// Opens the store `url` names: `memory:`, `sqlite::memory:`, `sqlite://path` or `postgres://…`.
+    #[cfg(feature = "native")]
     pub fn open(url: &str, options: ClientOptions) -> FfiResult<Client> {
         runtime::block_on(Self::open_async(url, options))
     }
@@ -259,13 +267,23 @@ impl Client {
         lock(&self.handle.state).is_none()
     }
 
+    /// In a forked child, only marks the handle closed, since the connections belong to the parent; returns
+    /// whether it did.
+    fn close_in_child(&self) -> bool {
+        if self.handle.pid == std::process::id() {
+            return false;
+        }
+        if let Some(inner) = lock(&self.handle.state).take() {
+            std::mem::forget(inner);
+        }
+        true
+    }
+
     /// Closes the store. Idempotent; every later call is a `closed` error. In a forked child it only marks
     /// the handle closed: the connections belong to the parent.
+    #[cfg(feature = "native")]
     pub fn close(&self) -> FfiResult<()> {
-        if self.handle.pid != std::process::id() {
-            if let Some(inner) = lock(&self.handle.state).take() {
-                std::mem::forget(inner);
-            }
+        if self.close_in_child() {
             return Ok(());
         }
         let Some(inner) = lock(&self.handle.state).take() else {
@@ -284,8 +302,8 @@ impl Client {
 
     /// The async form of [`Client::close`].
     pub async fn close_async(&self) -> FfiResult<()> {
-        if self.handle.pid != std::process::id() {
-            return self.close();
+        if self.close_in_child() {
+            return Ok(());
         }
         let taken = lock(&self.handle.state).take();
         match taken {
@@ -323,7 +341,7 @@ impl Client {
         if is_ephemeral(url) {
             return Err(first.context(format!(
                 "the store {} failed its check and lives only in memory, so it cannot be rebuilt",
-                redact_url(url)
+                tasker_core::url::redact(url)
             )));
         }
         let _one_at_a_time = self.handle.refresh.lock().await;
@@ -341,7 +359,7 @@ impl Client {
         let engine = match reopened {
             Ok(e) => e,
             Err(e) => {
-                let mut e = e.context(format!("reopening {} failed", redact_url(url)));
+                let mut e = e.context(format!("reopening {} failed", tasker_core::url::redact(url)));
                 e.causes.push(first.message);
                 return Err(e);
             }
@@ -364,7 +382,11 @@ impl Client {
             Ok(old) => {
                 self.handle.refreshes.fetch_add(1, Ordering::Relaxed);
                 // In the background: closing a broken pool waits for its checked-out connections.
+                #[cfg(feature = "native")]
                 tokio::spawn(async move { old.engine.close().await });
+                // Only the memory store is left without `native`, and it is never rebuilt; close in place.
+                #[cfg(not(feature = "native"))]
+                old.engine.close().await;
                 Ok(true)
             }
             Err(engine) => {
@@ -380,7 +402,7 @@ impl Client {
         let stats = inner.engine.pool_stats();
         Ok(ClientHealth {
             store_kind: inner.engine.store_kind().to_string(),
-            url: redact_url(&self.handle.url),
+            url: tasker_core::url::redact(&self.handle.url),
             pool_size: stats.size,
             idle_connections: stats.idle,
             age_ms: u64::try_from(self.handle.opened_at.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -435,6 +457,7 @@ impl Client {
 
     /// A worker session claiming for `options.handler_keys`; its heartbeats and maintenance run in the
     /// background on the shared runtime.
+    #[cfg(feature = "native")]
     pub fn worker_session(&self, options: WorkerOptions) -> FfiResult<WorkerSession> {
         WorkerSession::new(self.clone(), options)
     }
@@ -750,7 +773,7 @@ async fn connect(url: String, options: EngineOptions) -> FfiResult<Engine> {
     runtime::spawn(async move { Ok(Engine::connect(&url, options).await?) }).await
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 impl Client {
     /// Pretends the handle was opened by another process, as a forked child sees it.
     pub(crate) fn pretend_opened_in(&self, pid: u32) -> Client {
@@ -772,7 +795,7 @@ impl Client {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
     use crate::ErrorKind;
@@ -886,5 +909,42 @@ steps:
         let e = Client::open("mysql://root:hunter2@db/x", ClientOptions::default()).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Configuration);
         assert!(!e.message.contains("hunter2"), "{}", e.message);
+    }
+}
+
+/// Without `native`: every `_async` form runs in place on a foreign executor, with no runtime anywhere.
+/// Run by `cargo test -p tasker-shared-ffi --no-default-features` (and `cargo xtask test-all --only wasm`).
+#[cfg(all(test, not(feature = "native")))]
+mod in_place_tests {
+    use super::*;
+    use crate::runtime::run_in_place;
+    use crate::ErrorKind;
+
+    #[test]
+    fn async_forms_work_on_the_memory_engine_without_a_runtime() {
+        run_in_place(async {
+            let c = Client::open_async("memory:", ClientOptions::default()).await.unwrap();
+            let reg = c
+                .register_template_async(
+                    "namespace: w\nname: t\nversion: 1.0.0\nsteps:\n  - { name: a, handler: w.a }\n",
+                )
+                .await
+                .unwrap();
+            assert!(reg.created);
+            let task = c
+                .create_task_async("w", "t", CreateTaskOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(c.steps_async(&task.id).await.unwrap().len(), 1);
+            assert!(!c.validate_or_refresh_async().await.unwrap());
+            c.close_async().await.unwrap();
+            assert_eq!(c.templates_async().await.unwrap_err().kind, ErrorKind::Closed);
+        });
+    }
+
+    #[test]
+    fn a_sql_url_is_a_configuration_error_in_a_build_without_sql_stores() {
+        let e = run_in_place(Client::open_async("sqlite::memory:", ClientOptions::default())).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Configuration, "{}", e.message);
     }
 }

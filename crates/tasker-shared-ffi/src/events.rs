@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+#[cfg(feature = "native")]
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -75,11 +76,14 @@ impl Subscription {
 
     /// The next matching event, waiting at most `timeout`; `None` when none came in time, or when the
     /// client was closed and the buffer is empty. Blocks; [`Self::next_async`] is the async form.
+    #[cfg(feature = "native")]
     pub fn next(&self, timeout: Duration) -> FfiResult<Option<Event>> {
         runtime::block_on(self.next_async(timeout))
     }
 
-    /// The async form of [`Subscription::next`].
+    /// The async form of [`Subscription::next`]. Its timer is the shared runtime's, hence `native`; without
+    /// it, [`Self::recv_async`] waits, and the host's own timer bounds the wait.
+    #[cfg(feature = "native")]
     pub async fn next_async(&self, timeout: Duration) -> FfiResult<Option<Event>> {
         self.check_pid()?;
         let (inner, dropped) = (self.inner.clone(), self.dropped.clone());
@@ -94,6 +98,17 @@ impl Subscription {
             Ok(e.map(Into::into))
         })
         .await
+    }
+
+    /// The next matching event, however long it takes; `None` when the client was closed and the buffer is
+    /// empty. It runs in place on the executor that awaits it, with no timer and no runtime, and dropping the
+    /// future cancels the wait.
+    pub async fn recv_async(&self) -> FfiResult<Option<Event>> {
+        self.check_pid()?;
+        let mut sub = self.inner.lock().await;
+        let e = sub.recv().await;
+        self.dropped.store(sub.dropped(), Ordering::Relaxed);
+        Ok(e.map(Into::into))
     }
 
     /// The next matching event if one is buffered; never waits. While another thread waits in `next` on
@@ -129,7 +144,7 @@ impl Subscription {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
     use crate::client::{Client, ClientOptions, CreateTaskOptions};
@@ -196,6 +211,27 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(second.name, "step.created");
+    }
+
+    #[test]
+    fn recv_waits_on_any_executor_and_ends_when_the_client_closes() {
+        let c = Client::open("memory:", ClientOptions::default()).unwrap();
+        c.register_template(T).unwrap();
+        let sub = c.subscribe(EventFilterInput::default()).unwrap();
+        let producer = {
+            let c = c.clone();
+            std::thread::spawn(move || c.create_task("ev", "one", CreateTaskOptions::default()).unwrap())
+        };
+        let first = runtime::run_in_place(sub.recv_async()).unwrap().expect("an event");
+        assert_eq!(first.name, "task.created");
+        producer.join().unwrap();
+        c.close().unwrap();
+        // What was buffered before the close still comes, then the end of the stream.
+        let second = runtime::run_in_place(sub.recv_async())
+            .unwrap()
+            .expect("the buffered event");
+        assert_eq!(second.name, "step.created");
+        assert!(runtime::run_in_place(sub.recv_async()).unwrap().is_none());
     }
 
     #[test]

@@ -1,27 +1,36 @@
-//! The one Tokio runtime of the process, shared by every client, session and subscription.
+//! The one Tokio runtime of the process, shared by every client, session and subscription (feature
+//! `native`).
 //!
 //! Host code never runs here: Rust never calls into Ruby, Python, JS or the JVM from one of these threads.
 //! Blocking calls ([`block_on`]) drive their future from the host's calling thread, which the binding has
 //! released from its interpreter lock; async calls ([`spawn`]) run on the runtime's workers and hand back a
 //! future any executor (napi's included) can await. Either way a panic comes back as an `internal` error.
+//!
+//! Without `native` there is no runtime and no blocking form: [`spawn`] awaits its future in place, on the
+//! caller's executor (a browser's event loop, say), still turning a panic into an `internal` error.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+#[cfg(feature = "native")]
 use std::sync::OnceLock;
 
+#[cfg(feature = "native")]
 use tokio::runtime::{Builder, Runtime};
 
 use crate::error::{FfiError, FfiResult};
 
+#[cfg(feature = "native")]
 struct Shared {
     runtime: Result<Runtime, String>,
     pid: u32,
 }
 
+#[cfg(feature = "native")]
 static RUNTIME: OnceLock<Shared> = OnceLock::new();
 
 /// How many worker threads the runtime gets: `TASKER_FFI_WORKER_THREADS` if set, else the number of CPUs
 /// capped at 4, since the work here is waiting on a database, not computing.
+#[cfg(feature = "native")]
 fn worker_threads() -> usize {
     std::env::var("TASKER_FFI_WORKER_THREADS")
         .ok()
@@ -34,6 +43,7 @@ fn worker_threads() -> usize {
 ///
 /// A forked child inherits the memory of the runtime but none of its threads, so any use there would hang:
 /// it is refused with a `configuration` error instead.
+#[cfg(feature = "native")]
 pub fn runtime() -> FfiResult<&'static Runtime> {
     let shared = RUNTIME.get_or_init(|| Shared {
         runtime: Builder::new_multi_thread()
@@ -55,6 +65,7 @@ pub fn runtime() -> FfiResult<&'static Runtime> {
 ///
 /// Refused from inside an async runtime (where blocking would stall the executor; use the `_async` variant),
 /// and a panic becomes an `internal` error.
+#[cfg(feature = "native")]
 pub fn block_on<T>(fut: impl Future<Output = FfiResult<T>>) -> FfiResult<T> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(FfiError::configuration(
@@ -72,6 +83,7 @@ pub fn block_on<T>(fut: impl Future<Output = FfiResult<T>>) -> FfiResult<T> {
 ///
 /// The work continues to completion even if the returned future is dropped, as a database call in flight
 /// should; callers that must undo something when the result is not collected do so in `fut` itself.
+#[cfg(feature = "native")]
 pub async fn spawn<T, F>(fut: F) -> FfiResult<T>
 where
     T: Send + 'static,
@@ -85,7 +97,32 @@ where
     }
 }
 
+/// Without `native`: awaits `fut` in place, on the caller's executor; a panic becomes an `internal` error.
+/// Dropping the returned future drops `fut` with it.
+#[cfg(not(feature = "native"))]
+pub async fn spawn<T, F>(fut: F) -> FfiResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = FfiResult<T>> + Send + 'static,
+{
+    catch_panic(fut).await
+}
+
+/// Awaits `fut` where it is, turning a panic in any of its polls into an `internal` error.
+#[cfg(any(test, not(feature = "native")))]
+async fn catch_panic<T>(fut: impl Future<Output = FfiResult<T>>) -> FfiResult<T> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(
+        move |cx| match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => std::task::Poll::Ready(Err(FfiError::from_panic(payload.as_ref()))),
+        },
+    )
+    .await
+}
+
 /// Starts `fut` on the shared runtime in the background.
+#[cfg(feature = "native")]
 pub(crate) fn spawn_background<F>(fut: F) -> FfiResult<tokio::task::JoinHandle<()>>
 where
     F: Future<Output = ()> + Send + 'static,
@@ -102,10 +139,43 @@ pub fn guard<T>(f: impl FnOnce() -> FfiResult<T>) -> FfiResult<T> {
     }
 }
 
+/// Drives `fut` on the calling thread with no runtime at all, parking between polls, as a browser's event
+/// loop or any foreign executor would; for tests of the calls that must not need the shared runtime.
 #[cfg(test)]
+pub(crate) fn run_in_place<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+#[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn awaiting_in_place_returns_the_value_and_turns_a_panic_into_internal() {
+        assert_eq!(block_on(catch_panic(async { Ok(7) })).unwrap(), 7);
+        let e = block_on(catch_panic::<()>(async {
+            tokio::task::yield_now().await;
+            panic!("exploded after a pending poll")
+        }))
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Internal);
+        assert!(e.message.contains("exploded after a pending poll"), "{}", e.message);
+    }
 
     #[test]
     fn block_on_returns_the_value() {

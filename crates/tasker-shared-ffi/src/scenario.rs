@@ -424,7 +424,7 @@ pub struct ScenarioReport {
 pub fn run(scenario: &Scenario, url: &str) -> Result<ScenarioReport, ScenarioFailure> {
     let fail = |problems: Vec<String>, observed: String| ScenarioFailure {
         scenario: scenario.name.clone(),
-        url: tasker_core::engine::redact_url(url),
+        url: tasker_core::url::redact(url),
         problems,
         observed,
     };

@@ -208,7 +208,7 @@ impl Store for MemoryStore {
 
     async fn task_list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
         let st = self.read().await?;
-        let limit = filter.limit.unwrap_or(50).clamp(1, 1000) as usize;
+        let limit = filter.page_size() as usize;
         Ok(st
             .tasks
             .values()

@@ -4,23 +4,98 @@
 //! store the rows to write and the transition rows that record them, in one transaction. The one place a
 //! store encodes a rule is the claim predicate of [`StoreTx::step_claim`], which must mirror
 //! [`crate::readiness`]; the conformance suite checks that every store agrees with it.
+//!
+//! Opening a store from a URL is this seam's job too ([`open`]): nothing here knows the engine, and the
+//! engine knows no URL scheme.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::*;
 use crate::state::StepState;
 
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+/// How [`open`] opens a store. A store that has no use for a setting ignores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Apply pending migrations at open (default true).
+    pub migrate: bool,
+    /// Connections in the pool of a SQL store (default 8).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            migrate: true,
+            max_connections: 8,
+        }
+    }
+}
+
+/// Opens the store a URL names: `memory:` (or `memory://`), `sqlite::memory:`, `sqlite://path`,
+/// `sqlite:///abs/path`, or `postgres://user:password@host:port/db` (`postgresql://` too).
+///
+/// An unknown scheme, or one whose store this build leaves out (features `sqlite`, `postgres`), is a
+/// `configuration` error that shows the URL with its password masked.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(unused_variables))]
+pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
+    if url == "memory:" || url == "memory://" {
+        return Ok(Arc::new(memory::MemoryStore::new()));
+    }
+    if url.starts_with("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        {
+            let opts = sqlite::SqliteOptions {
+                migrate: options.migrate,
+                max_connections: options.max_connections,
+                ..Default::default()
+            };
+            return Ok(Arc::new(sqlite::SqliteStore::connect(url, &opts).await?));
+        }
+        #[cfg(not(feature = "sqlite"))]
+        return Err(left_out(url, "SQLite", "sqlite"));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        {
+            let opts = postgres::PgOptions {
+                migrate: options.migrate,
+                max_connections: options.max_connections,
+                ..Default::default()
+            };
+            return Ok(Arc::new(postgres::PgStore::connect(url, &opts).await?));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(left_out(url, "PostgreSQL", "postgres"));
+    }
+    Err(Error::Configuration(format!(
+        "unsupported database url scheme in {:?}: expected memory:, sqlite:, postgres:",
+        crate::url::redact(url)
+    )))
+}
+
+/// The error for a URL whose store this build was compiled without.
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+fn left_out(url: &str, store: &str, feature: &str) -> Error {
+    Error::Configuration(format!(
+        "cannot open {:?}: this build has no {store} store (feature `{feature}`)",
+        crate::url::redact(url)
+    ))
+}
 
 /// Which backend a store is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -283,8 +358,66 @@ pub trait StoreTx: Send {
     async fn rollback(self: Box<Self>) -> Result<()>;
 }
 
-/// Rows for the store tests, shared by every store so that each tests the same data.
 #[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[tokio::test]
+    async fn open_picks_the_store_by_scheme() {
+        let opts = StoreOptions::default();
+        for url in ["memory:", "memory://"] {
+            assert_eq!(open(url, &opts).await.unwrap().kind(), StoreKind::Memory, "{url}");
+        }
+        #[cfg(feature = "sqlite")]
+        assert_eq!(open("sqlite::memory:", &opts).await.unwrap().kind(), StoreKind::Sqlite);
+        // A postgres URL goes to the PostgreSQL store, which finds nothing to talk to on a closed port.
+        #[cfg(feature = "postgres")]
+        {
+            let err = open("postgresql://u:hunter2@127.0.0.1:1/db", &opts).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Database, "{err}");
+            assert!(err.to_string().contains("cannot connect to postgres"), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    /// Run by `cargo test -p tasker-core --no-default-features --lib`.
+    #[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+    #[tokio::test]
+    async fn a_store_left_out_of_the_build_is_a_configuration_error_without_the_password() {
+        #[cfg(not(feature = "sqlite"))]
+        let url = "sqlite://u:hunter2@x.db";
+        #[cfg(all(feature = "sqlite", not(feature = "postgres")))]
+        let url = "postgres://u:hunter2@h/db";
+        let err = open(url, &StoreOptions::default()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("this build has no") && msg.contains("store (feature `"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_configuration_errors_without_the_password() {
+        for url in [
+            "mysql://root:hunter2@db/x",
+            "memory:extra",
+            "postgres:/u:hunter2@h/db",
+            "",
+        ] {
+            let err = open(url, &StoreOptions::default()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{url}: {err}");
+            let msg = err.to_string();
+            assert!(msg.contains("unsupported database url scheme"), "{msg}");
+            assert!(!msg.contains("hunter2"), "{msg}");
+        }
+    }
+}
+
+/// Rows for the store tests, shared by every store so that each tests the same data.
+#[cfg(all(test, any(feature = "sqlite", feature = "postgres")))]
 pub(crate) mod fixtures {
     use chrono::TimeDelta;
     use serde_json::{json, Value};
@@ -782,6 +915,139 @@ pub(crate) mod fixtures {
         assert_eq!(
             Value::Object(inputs[0].dependency_results.clone()),
             json!({"a": {"rows": [1, 2]}, "b": null})
+        );
+    }
+
+    /// Shared by every store's tests: the same rows, the same expectations.
+    pub(crate) async fn check_lists_timings_and_counts(store: &dyn Store) {
+        let t0 = now();
+        let v1 = template_record("ns", "t", "1.0.0");
+        let v2 = template_record("ns", "t", "2.0.0");
+        let other = template_record("other", "u", "1.0.0");
+        let mut tasks = Vec::new();
+        for (i, tpl) in [&v1, &v1, &v2, &other].into_iter().enumerate() {
+            let mut task = task_row(tpl, TaskState::Complete, t0);
+            task.finished_at = Some(t0 + TimeDelta::seconds(i as i64));
+            task.steps_total = 1;
+            let mut s = step_row(&task, "a", "k.a", 0, 0);
+            s.state = if i == 3 { StepState::Error } else { StepState::Complete };
+            s.attempts = 3;
+            s.started_at = Some(t0);
+            s.finished_at = task.finished_at;
+            seed(store, tpl, &task, &[s], &[]).await;
+            tasks.push(task);
+        }
+        let mut running = task_row(&v1, TaskState::InProgress, t0);
+        running.steps_total = 1;
+        seed(store, &v1, &running, &[step_row(&running, "a", "k.a", 0, 0)], &[]).await;
+
+        let all = store.task_list(&TaskFilter::default()).await.unwrap();
+        assert_eq!(
+            all.iter().map(|t| t.id).collect::<Vec<_>>(),
+            vec![running.id, tasks[3].id, tasks[2].id, tasks[1].id, tasks[0].id]
+        );
+        let page = store
+            .task_list(&TaskFilter {
+                limit: Some(2),
+                before: Some(tasks[3].id),
+                ..TaskFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            page.iter().map(|t| t.id).collect::<Vec<_>>(),
+            vec![tasks[2].id, tasks[1].id]
+        );
+        let filtered = store
+            .task_list(&TaskFilter {
+                namespace: Some("ns".into()),
+                name: Some("t".into()),
+                state: Some(TaskState::Complete),
+                ..TaskFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(filtered.len(), 3);
+        // A name that looks like SQL is just a value.
+        let odd = TaskFilter {
+            namespace: Some("ns' OR '1'='1".into()),
+            ..TaskFilter::default()
+        };
+        assert!(store.task_list(&odd).await.unwrap().is_empty());
+        assert!(store
+            .template_list(Some("ns'; DROP TABLE tasker.tasks; --"), None)
+            .await
+            .unwrap()
+            .is_empty());
+
+        let timings = store.task_timings(&AnalyticsFilter::default()).await.unwrap();
+        assert_eq!(timings.len(), 4);
+        assert_eq!(timings[0].task_id, tasks[0].id);
+        assert_eq!(timings[0].finished_at, t0);
+        let since = store
+            .task_timings(&AnalyticsFilter {
+                since: Some(t0 + TimeDelta::seconds(1)),
+                ..AnalyticsFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(since.len(), 3);
+        let v1_steps = store
+            .step_timings(&AnalyticsFilter {
+                namespace: Some("ns".into()),
+                name: Some("t".into()),
+                version: Some("1.0.0".into()),
+                ..AnalyticsFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(v1_steps.len(), 2);
+        assert_eq!(v1_steps[0].task_name, "t");
+        assert_eq!(v1_steps[0].step_name, "a");
+        assert_eq!(v1_steps[0].started_at, Some(t0));
+        let failed = store
+            .step_timings(&AnalyticsFilter {
+                namespace: Some("other".into()),
+                ..AnalyticsFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].state, StepState::Error);
+
+        let counts = store.state_counts().await.unwrap();
+        assert_eq!(counts.tasks.get(&TaskState::Complete), Some(&4));
+        assert_eq!(counts.tasks.get(&TaskState::InProgress), Some(&1));
+        assert_eq!(counts.steps.get(&StepState::Complete), Some(&3));
+        assert_eq!(counts.steps.get(&StepState::Pending), Some(&1));
+        assert_eq!(counts.steps_exhausted, 1);
+    }
+
+    /// Shared by every store's tests: a second row for one template version is a conflict that leaves the
+    /// transaction usable.
+    pub(crate) async fn check_duplicate_template_is_a_conflict(store: &dyn Store) {
+        let tpl = template_record("billing", "invoice_sync", "1.0.0");
+        let mut tx = store.begin().await.unwrap();
+        tx.template_insert(&tpl).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let again = template_record("billing", "invoice_sync", "1.0.0");
+        let mut tx = store.begin().await.unwrap();
+        let err = tx.template_insert(&again).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+        assert!(err.to_string().contains("billing/invoice_sync version 1.0.0"), "{err}");
+        // Another version of the same template goes in, in the same transaction.
+        tx.template_insert(&template_record("billing", "invoice_sync", "1.0.1"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store
+                .template_list(Some("billing"), Some("invoice_sync"))
+                .await
+                .unwrap()
+                .len(),
+            2
         );
     }
 }

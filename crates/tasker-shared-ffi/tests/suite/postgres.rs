@@ -66,7 +66,7 @@ fn health_reports_postgres_without_the_password() {
     assert!(!c.validate_or_refresh().unwrap());
     let h = c.health().unwrap();
     assert_eq!(h.store_kind, "postgres");
-    assert_eq!(h.url, tasker_core::engine::redact_url(&url));
+    assert_eq!(h.url, tasker_core::url::redact(&url));
     assert!(h.idle_connections <= h.pool_size, "{h:?}");
 }
 

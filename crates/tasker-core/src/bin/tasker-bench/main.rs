@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use tasker_core::analytics::HealthCounts;
-use tasker_core::engine::redact_url;
 
 type BenchResult<T> = Result<T, Box<dyn StdError + Send + Sync>>;
 
@@ -193,7 +192,11 @@ async fn run(args: &Args) -> BenchResult<()> {
         (StoreArg::Postgres, None) => return Err("--store postgres requires --database-url postgres://…".into()),
         (StoreArg::Postgres, Some(url)) => {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(format!("--database-url must be a postgres:// URL, found {}", redact_url(url)).into());
+                return Err(format!(
+                    "--database-url must be a postgres:// URL, found {}",
+                    tasker_core::url::redact(url)
+                )
+                .into());
             }
             Some(url.clone())
         }

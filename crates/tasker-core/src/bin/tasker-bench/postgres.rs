@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
-use tasker_core::engine::{redact_url, CreateTask};
+use tasker_core::engine::CreateTask;
 use tasker_core::events::EventFilter;
 use tasker_core::testkit::{Pattern, NOOP_HANDLER};
 use tasker_core::worker::{handler_fn, Worker, WorkerConfig, WorkerStats};
@@ -116,7 +116,7 @@ impl Server {
     async fn inspect(admin_url: &str) -> BenchResult<Server> {
         let mut conn = PgConnection::connect(admin_url)
             .await
-            .map_err(|e| format!("cannot connect to {}: {e}", redact_url(admin_url)))?;
+            .map_err(|e| format!("cannot connect to {}: {e}", tasker_core::url::redact(admin_url)))?;
         let version: String = sqlx::query_scalar("SHOW server_version").fetch_one(&mut conn).await?;
         let mut settings = Vec::new();
         for name in [
@@ -209,7 +209,7 @@ impl BenchDb {
 fn with_database(url: &str, name: &str) -> BenchResult<String> {
     let (scheme, rest) = url
         .split_once("://")
-        .ok_or_else(|| format!("not a URL: {}", redact_url(url)))?;
+        .ok_or_else(|| format!("not a URL: {}", tasker_core::url::redact(url)))?;
     let (authority, tail) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -221,7 +221,7 @@ fn with_database(url: &str, name: &str) -> BenchResult<String> {
 async fn open(url: &str) -> BenchResult<Engine> {
     Engine::connect(url, EngineOptions::default())
         .await
-        .map_err(|e| format!("cannot open the store at {}: {e}", redact_url(url)).into())
+        .map_err(|e| format!("cannot open the store at {}: {e}", tasker_core::url::redact(url)).into())
 }
 
 /// The `tasker` binary built next to this one (`cargo build -p tasker-core --bins` builds both).
@@ -258,7 +258,7 @@ pub async fn run(admin_url: &str, quick: bool, only: &[String], p1_tasks: Option
     eprintln!(
         "tasker-bench: PostgreSQL {} at {}; fsync={}, synchronous_commit={}",
         server.version,
-        redact_url(admin_url),
+        tasker_core::url::redact(admin_url),
         server.setting("fsync"),
         server.setting("synchronous_commit")
     );
@@ -479,7 +479,7 @@ fn details(server: &Server) -> Vec<String> {
             "Store: PostgreSQL {} on the server of {}, a fresh database per benchmark (`CREATE DATABASE \
              tasker_bench_…`, dropped afterwards); every engine with the default pool of {} connections",
             server.version,
-            redact_url(&server.admin_url),
+            tasker_core::url::redact(&server.admin_url),
             EngineOptions::default().max_connections
         ),
         format!("Server settings, as `SHOW` reports them: {}", settings.join(", ")),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tasker_core::engine::{redact_url, ClaimRequest, CreateTask};
+use tasker_core::engine::{ClaimRequest, CreateTask};
 use tasker_core::testkit::{Pattern, NOOP_HANDLER};
 use tasker_core::worker::{handler_fn, Worker, WorkerConfig};
 use tasker_core::{Engine, EngineOptions, StepState, TaskState, Template};
@@ -61,7 +61,7 @@ impl Target {
         let url = format!("sqlite://{}", self.dir.path.join(format!("{label}.db")).display());
         Engine::connect(&url, EngineOptions::default())
             .await
-            .map_err(|e| format!("cannot open the store at {}: {e}", redact_url(&url)).into())
+            .map_err(|e| format!("cannot open the store at {}: {e}", tasker_core::url::redact(&url)).into())
     }
 }
 

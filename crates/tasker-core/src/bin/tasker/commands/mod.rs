@@ -9,7 +9,6 @@ mod template;
 mod worker;
 
 use serde_json::Value;
-use tasker_core::engine::redact_url;
 use tasker_core::{Engine, EngineOptions};
 use tracing::debug;
 
@@ -31,7 +30,7 @@ impl Ctx {
 
     /// The database URL with any password masked: the only form of it ever shown.
     pub fn redacted_url(&self) -> String {
-        redact_url(&self.database_url)
+        tasker_core::url::redact(&self.database_url)
     }
 }
 

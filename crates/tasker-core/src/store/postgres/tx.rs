@@ -1,0 +1,696 @@
+//! Write transactions of the PostgreSQL store, at READ COMMITTED: rows are locked by the statements that need
+//! them, and batches travel as one array per column, so a statement's text never depends on its size.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::postgres::{PgArguments, PgConnection};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::codec::{opt_to_json, qualified, to_json};
+use super::error::db_err;
+use super::{fetch_step, fetch_steps_of_task, fetch_task, TaskLock, MAINTENANCE_LOCK_KEY, WORK_CHANNEL};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::state::{StepEvent, StepState, TaskEvent, TaskState};
+use crate::store::sql::error::{idempotency_key_taken, template_taken};
+use crate::store::sql::query::batch_updated;
+use crate::store::sql::rows::{
+    released_from_rows, rows, step_from_row, task_from_row, template_from_row, Cols, STEP_COLUMNS,
+    STEP_TRANSITION_COLUMNS, TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
+};
+use crate::store::{ClaimParams, ClaimedRow, StoreTx};
+
+/// The claim, in one statement: pick ready steps oldest first, lock them (skipping rows another claimer or
+/// writer holds, instead of waiting), and move them to `in_progress`.
+///
+/// Binds: now, handler keys (text[]), limit, worker id, lease expiry. The state and unfinished_parents terms
+/// repeat steps_claim_idx's WHERE clause word for word so that the planner can use that partial index.
+/// Under READ COMMITTED a picked row that changed since the snapshot is re-checked against the WHERE
+/// clause once locked, so a row that stopped being ready is dropped, never claimed.
+pub(super) fn claim_sql() -> String {
+    format!(
+        "WITH picked AS (
+             SELECT s.id, s.state AS from_state, t.state AS task_state
+             FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
+             WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
+               AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= $1)
+               AND s.handler_key = ANY($2)
+               AND t.state IN ('pending', 'in_progress')
+             ORDER BY s.id
+             LIMIT $3
+             FOR UPDATE OF s SKIP LOCKED
+         )
+         UPDATE tasker.steps s
+         SET state = 'in_progress', attempts = s.attempts + 1, transition_count = s.transition_count + 1,
+             worker_id = $4, lease_expires_at = $5, started_at = $1, next_attempt_at = NULL, updated_at = $1
+         FROM picked
+         WHERE s.id = picked.id
+         RETURNING {}, picked.from_state AS from_state, picked.task_state AS task_state",
+        qualified(STEP_COLUMNS, "s")
+    )
+}
+
+type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+/// Binds every column of a task in [`TASK_COLUMNS`] order; the insert and the full update share it, so they
+/// cannot disagree on a column.
+fn bind_task<'q>(q: Query<'q>, t: &'q Task) -> Query<'q> {
+    q.bind(t.id)
+        .bind(t.template_id)
+        .bind(&t.namespace)
+        .bind(&t.name)
+        .bind(&t.version)
+        .bind(t.state.as_str())
+        .bind(&t.context)
+        .bind(&t.tags)
+        .bind(&t.idempotency_key)
+        .bind(&t.initiator)
+        .bind(&t.source_system)
+        .bind(&t.reason)
+        .bind(t.steps_total)
+        .bind(t.steps_succeeded)
+        .bind(t.steps_failed)
+        .bind(t.transition_count)
+        .bind(t.created_at)
+        .bind(t.updated_at)
+        .bind(t.started_at)
+        .bind(t.finished_at)
+}
+
+/// A READ COMMITTED transaction; rows are locked by the statements that need them.
+pub(super) struct PgTx {
+    pub(super) tx: Transaction<'static, Postgres>,
+}
+
+impl PgTx {
+    pub(super) fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+#[async_trait]
+impl StoreTx for PgTx {
+    async fn template_insert(&mut self, rec: &TemplateRecord) -> Result<()> {
+        sqlx::query("INSERT INTO tasker.namespaces (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(&rec.namespace)
+            .bind(rec.created_at)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        // ON CONFLICT rather than catching the unique violation: an error would abort the whole transaction,
+        // while this leaves it usable and still waits for a concurrent insert of the same version to settle.
+        let sql = format!(
+            "INSERT INTO tasker.templates ({TEMPLATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT ON CONSTRAINT templates_namespace_name_version_key DO NOTHING"
+        );
+        let done = sqlx::query(&sql)
+            .bind(rec.id)
+            .bind(&rec.namespace)
+            .bind(&rec.name)
+            .bind(&rec.version)
+            .bind(&rec.content_hash)
+            .bind(to_json("templates.template", &rec.template)?)
+            .bind(rec.created_at)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(template_taken(rec));
+        }
+        Ok(())
+    }
+
+    async fn template_find(&mut self, namespace: &str, name: &str, version: &str) -> Result<Option<TemplateRecord>> {
+        let sql = format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM tasker.templates WHERE namespace = $1 AND name = $2 AND version = $3"
+        );
+        let row = sqlx::query(&sql)
+            .bind(namespace)
+            .bind(name)
+            .bind(version)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn task_find_by_idempotency_key(&mut self, namespace: &str, name: &str, key: &str) -> Result<Option<Task>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasker.tasks WHERE namespace = $1 AND name = $2 AND idempotency_key = $3"
+        );
+        let row = sqlx::query(&sql)
+            .bind(namespace)
+            .bind(name)
+            .bind(key)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    async fn task_insert(&mut self, task: &Task, steps: &[Step], edges: &[Edge]) -> Result<()> {
+        // As for templates, ON CONFLICT keeps the transaction usable when the idempotency key is taken.
+        let sql = format!(
+            "INSERT INTO tasker.tasks ({TASK_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+             ON CONFLICT ON CONSTRAINT tasks_idempotency_key_key DO NOTHING"
+        );
+        let done = bind_task(sqlx::query(&sql), task)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(idempotency_key_taken(task));
+        }
+
+        if !steps.is_empty() {
+            // All steps in one statement, one array per column: the statement text is the same whatever the
+            // number of steps, so it is prepared once per connection.
+            let n = steps.len();
+            let mut ids = Vec::with_capacity(n);
+            let mut task_ids = Vec::with_capacity(n);
+            let mut names = Vec::with_capacity(n);
+            let mut handler_keys = Vec::with_capacity(n);
+            let mut positions = Vec::with_capacity(n);
+            let mut states = Vec::with_capacity(n);
+            let mut attempts = Vec::with_capacity(n);
+            let mut max_attempts = Vec::with_capacity(n);
+            let mut retries = Vec::with_capacity(n);
+            let mut timeouts = Vec::with_capacity(n);
+            let mut configs = Vec::with_capacity(n);
+            let mut unfinished = Vec::with_capacity(n);
+            let mut next_attempts = Vec::with_capacity(n);
+            let mut leases = Vec::with_capacity(n);
+            let mut workers = Vec::with_capacity(n);
+            let mut results = Vec::with_capacity(n);
+            let mut errors = Vec::with_capacity(n);
+            let mut transition_counts = Vec::with_capacity(n);
+            let mut created = Vec::with_capacity(n);
+            let mut updated = Vec::with_capacity(n);
+            let mut started = Vec::with_capacity(n);
+            let mut finished = Vec::with_capacity(n);
+            for s in steps {
+                ids.push(s.id);
+                task_ids.push(s.task_id);
+                names.push(s.name.as_str());
+                handler_keys.push(s.handler_key.as_str());
+                positions.push(s.position);
+                states.push(s.state.as_str());
+                attempts.push(s.attempts);
+                max_attempts.push(s.max_attempts);
+                retries.push(to_json("steps.retry", &s.retry)?);
+                timeouts.push(s.timeout_seconds);
+                configs.push(&s.config);
+                unfinished.push(s.unfinished_parents);
+                next_attempts.push(s.next_attempt_at);
+                leases.push(s.lease_expires_at);
+                workers.push(s.worker_id.as_deref());
+                results.push(s.result.as_ref());
+                errors.push(opt_to_json("steps.error", s.error.as_ref())?);
+                transition_counts.push(s.transition_count);
+                created.push(s.created_at);
+                updated.push(s.updated_at);
+                started.push(s.started_at);
+                finished.push(s.finished_at);
+            }
+            let sql = format!(
+                "INSERT INTO tasker.steps ({STEP_COLUMNS})
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::integer[], $6::text[],
+                     $7::bigint[], $8::bigint[], $9::jsonb[], $10::bigint[], $11::jsonb[], $12::bigint[],
+                     $13::timestamptz[], $14::timestamptz[], $15::text[], $16::jsonb[], $17::jsonb[], $18::bigint[],
+                     $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::timestamptz[])"
+            );
+            sqlx::query(&sql)
+                .bind(ids)
+                .bind(task_ids)
+                .bind(names)
+                .bind(handler_keys)
+                .bind(positions)
+                .bind(states)
+                .bind(attempts)
+                .bind(max_attempts)
+                .bind(retries)
+                .bind(timeouts)
+                .bind(configs)
+                .bind(unfinished)
+                .bind(next_attempts)
+                .bind(leases)
+                .bind(workers)
+                .bind(results)
+                .bind(errors)
+                .bind(transition_counts)
+                .bind(created)
+                .bind(updated)
+                .bind(started)
+                .bind(finished)
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
+        }
+
+        if !edges.is_empty() {
+            let task_ids: Vec<Uuid> = edges.iter().map(|e| e.task_id).collect();
+            let parents: Vec<Uuid> = edges.iter().map(|e| e.parent_id).collect();
+            let children: Vec<Uuid> = edges.iter().map(|e| e.child_id).collect();
+            sqlx::query(
+                "INSERT INTO tasker.step_edges (task_id, parent_id, child_id, position)
+                 SELECT task_id, parent_id, child_id, (ord - 1)::integer
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) WITH ORDINALITY AS e(task_id, parent_id, child_id, ord)",
+            )
+            .bind(task_ids)
+            .bind(parents)
+            .bind(children)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn task_lock(&mut self, task_id: Uuid) -> Result<Option<Task>> {
+        fetch_task(self.conn(), task_id, TaskLock::Wait).await
+    }
+
+    async fn task_update(&mut self, task: &Task) -> Result<()> {
+        // Writing a column with the value it has is not a change to PostgreSQL's HOT check, so rewriting
+        // every column still lets updates that leave the indexed ones alone be HOT.
+        // Numbered so that the binds follow TASK_COLUMNS, as the insert's do.
+        let done = bind_task(
+            sqlx::query(
+                "UPDATE tasker.tasks SET template_id = $2, namespace = $3, name = $4, version = $5, state = $6,
+                     context = $7, tags = $8, idempotency_key = $9, initiator = $10, source_system = $11,
+                     reason = $12, steps_total = $13, steps_succeeded = $14, steps_failed = $15,
+                     transition_count = $16, created_at = $17, updated_at = $18, started_at = $19, finished_at = $20
+                 WHERE id = $1",
+            ),
+            task,
+        )
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("task", task.id));
+        }
+        Ok(())
+    }
+
+    async fn step_lock(&mut self, step_id: Uuid) -> Result<Option<Step>> {
+        fetch_step(self.conn(), step_id, true).await
+    }
+
+    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Vec<Step>> {
+        fetch_steps_of_task(self.conn(), task_id, true).await
+    }
+
+    async fn task_lock_many(&mut self, ids: &[Uuid]) -> Result<Vec<Task>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // ORDER BY id sorts before the rows are locked, so every batch locks tasks in the same order.
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasker.tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+        let found = sqlx::query(&sql)
+            .bind(ids)
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        rows(&found, task_from_row)
+    }
+
+    async fn task_update_many(&mut self, tasks: &[Task]) -> Result<()> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+        let states: Vec<&str> = tasks.iter().map(|t| t.state.as_str()).collect();
+        let succeeded: Vec<i64> = tasks.iter().map(|t| t.steps_succeeded).collect();
+        let failed: Vec<i64> = tasks.iter().map(|t| t.steps_failed).collect();
+        let counts: Vec<i64> = tasks.iter().map(|t| t.transition_count).collect();
+        let updated: Vec<Timestamp> = tasks.iter().map(|t| t.updated_at).collect();
+        let started: Vec<Option<Timestamp>> = tasks.iter().map(|t| t.started_at).collect();
+        let finished: Vec<Option<Timestamp>> = tasks.iter().map(|t| t.finished_at).collect();
+        let done = sqlx::query(
+            "UPDATE tasker.tasks t SET state = b.state, steps_succeeded = b.succeeded, steps_failed = b.failed,
+                 transition_count = b.transition_count, updated_at = b.updated_at, started_at = b.started_at,
+                 finished_at = b.finished_at
+             FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::timestamptz[],
+                         $7::timestamptz[], $8::timestamptz[])
+                  AS b(id, state, succeeded, failed, transition_count, updated_at, started_at, finished_at)
+             WHERE t.id = b.id",
+        )
+        .bind(ids)
+        .bind(states)
+        .bind(succeeded)
+        .bind(failed)
+        .bind(counts)
+        .bind(updated)
+        .bind(started)
+        .bind(finished)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        batch_updated(done.rows_affected(), tasks.len(), "task")
+    }
+
+    async fn step_lock_many(&mut self, ids: &[Uuid]) -> Result<Vec<Step>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {STEP_COLUMNS} FROM tasker.steps WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+        let found = sqlx::query(&sql)
+            .bind(ids)
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        rows(&found, step_from_row)
+    }
+
+    async fn step_update_many(&mut self, steps: &[Step]) -> Result<()> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
+        let states: Vec<&str> = steps.iter().map(|s| s.state.as_str()).collect();
+        let attempts: Vec<i64> = steps.iter().map(|s| s.attempts).collect();
+        let max_attempts: Vec<i64> = steps.iter().map(|s| s.max_attempts).collect();
+        let next: Vec<Option<Timestamp>> = steps.iter().map(|s| s.next_attempt_at).collect();
+        let leases: Vec<Option<Timestamp>> = steps.iter().map(|s| s.lease_expires_at).collect();
+        let workers: Vec<Option<&str>> = steps.iter().map(|s| s.worker_id.as_deref()).collect();
+        let results: Vec<Option<&Value>> = steps.iter().map(|s| s.result.as_ref()).collect();
+        let mut errors = Vec::with_capacity(steps.len());
+        for s in steps {
+            errors.push(opt_to_json("steps.error", s.error.as_ref())?);
+        }
+        let counts: Vec<i64> = steps.iter().map(|s| s.transition_count).collect();
+        let updated: Vec<Timestamp> = steps.iter().map(|s| s.updated_at).collect();
+        let started: Vec<Option<Timestamp>> = steps.iter().map(|s| s.started_at).collect();
+        let finished: Vec<Option<Timestamp>> = steps.iter().map(|s| s.finished_at).collect();
+        let done = sqlx::query(
+            "UPDATE tasker.steps s SET state = b.state, attempts = b.attempts, max_attempts = b.max_attempts,
+                 next_attempt_at = b.next_attempt_at, lease_expires_at = b.lease_expires_at, worker_id = b.worker_id,
+                 result = b.result, error = b.error, transition_count = b.transition_count,
+                 updated_at = b.updated_at, started_at = b.started_at, finished_at = b.finished_at
+             FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[],
+                         $7::text[], $8::jsonb[], $9::jsonb[], $10::bigint[], $11::timestamptz[], $12::timestamptz[],
+                         $13::timestamptz[])
+                  AS b(id, state, attempts, max_attempts, next_attempt_at, lease_expires_at, worker_id, result, error,
+                       transition_count, updated_at, started_at, finished_at)
+             WHERE s.id = b.id",
+        )
+        .bind(ids)
+        .bind(states)
+        .bind(attempts)
+        .bind(max_attempts)
+        .bind(next)
+        .bind(leases)
+        .bind(workers)
+        .bind(results)
+        .bind(errors)
+        .bind(counts)
+        .bind(updated)
+        .bind(started)
+        .bind(finished)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        batch_updated(done.rows_affected(), steps.len(), "step")
+    }
+
+    async fn step_children_release_many(&mut self, parent_ids: &[Uuid], now: Timestamp) -> Result<Vec<Uuid>> {
+        if parent_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = sqlx::query(
+            "UPDATE tasker.steps s SET unfinished_parents = s.unfinished_parents - c.n, updated_at = $1
+             FROM (SELECT child_id, count(*) AS n FROM tasker.step_edges WHERE parent_id = ANY($2) GROUP BY child_id) c
+             WHERE s.id = c.child_id
+             RETURNING s.id, s.unfinished_parents",
+        )
+        .bind(now)
+        .bind(parent_ids)
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        released_from_rows(&found)
+    }
+
+    async fn step_update(&mut self, s: &Step) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE tasker.steps SET task_id = $1, name = $2, handler_key = $3, position = $4, state = $5,
+                 attempts = $6, max_attempts = $7, retry = $8, timeout_seconds = $9, config = $10,
+                 unfinished_parents = $11, next_attempt_at = $12, lease_expires_at = $13, worker_id = $14,
+                 result = $15, error = $16, transition_count = $17, created_at = $18, updated_at = $19,
+                 started_at = $20, finished_at = $21
+             WHERE id = $22",
+        )
+        .bind(s.task_id)
+        .bind(&s.name)
+        .bind(&s.handler_key)
+        .bind(s.position)
+        .bind(s.state.as_str())
+        .bind(s.attempts)
+        .bind(s.max_attempts)
+        .bind(to_json("steps.retry", &s.retry)?)
+        .bind(s.timeout_seconds)
+        .bind(&s.config)
+        .bind(s.unfinished_parents)
+        .bind(s.next_attempt_at)
+        .bind(s.lease_expires_at)
+        .bind(&s.worker_id)
+        .bind(s.result.as_ref())
+        .bind(opt_to_json("steps.error", s.error.as_ref())?)
+        .bind(s.transition_count)
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .bind(s.started_at)
+        .bind(s.finished_at)
+        .bind(s.id)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("step", s.id));
+        }
+        Ok(())
+    }
+
+    async fn step_claim(&mut self, params: &ClaimParams) -> Result<Vec<ClaimedRow>> {
+        if params.handler_keys.is_empty() || params.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let found = sqlx::query(&claim_sql())
+            .bind(params.now)
+            .bind(&params.handler_keys)
+            .bind(i64::from(params.limit))
+            .bind(&params.worker_id)
+            .bind(params.lease_expires_at)
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        let mut claimed = Vec::with_capacity(found.len());
+        for row in &found {
+            let c = Cols::new(row, "steps");
+            claimed.push(ClaimedRow {
+                step: step_from_row(row)?,
+                from_state: c.parse::<StepState>("from_state")?,
+                task_state: c.parse::<TaskState>("task_state")?,
+            });
+        }
+        // RETURNING has no defined order; answer in claim (id) order.
+        claimed.sort_by_key(|r| r.step.id);
+        Ok(claimed)
+    }
+
+    async fn step_lease_extend(
+        &mut self,
+        tokens: &[ClaimToken],
+        lease_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<ClaimToken>> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for the whole batch. It changes no indexed column, so on a page with room it is a
+        // HOT update (see the schema).
+        let step_ids: Vec<Uuid> = tokens.iter().map(|t| t.step_id).collect();
+        let attempts: Vec<i64> = tokens.iter().map(|t| t.attempt).collect();
+        let found = sqlx::query(
+            "UPDATE tasker.steps s SET lease_expires_at = $1, updated_at = $2
+             FROM UNNEST($3::uuid[], $4::bigint[]) AS k(id, attempt)
+             WHERE s.id = k.id AND s.state = 'in_progress' AND s.attempts = k.attempt
+             RETURNING s.id AS id, s.attempts AS attempts",
+        )
+        .bind(lease_expires_at)
+        .bind(now)
+        .bind(step_ids)
+        .bind(attempts)
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        let mut held = HashSet::with_capacity(found.len());
+        for row in &found {
+            let c = Cols::new(row, "steps");
+            held.insert(ClaimToken {
+                step_id: c.uuid("id")?,
+                attempt: c.int("attempts")?,
+            });
+        }
+        Ok(tokens.iter().filter(|t| held.contains(t)).copied().collect())
+    }
+
+    async fn step_lease_expired(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Step>> {
+        // SKIP LOCKED: a step whose worker is completing it right now is left to that completion (the next
+        // pass sees it again if the completion rolls back) instead of stalling the reaper behind it.
+        // The task rows are locked too (and skipped when busy) because the engine locks a task before its
+        // steps everywhere else; taking both here without waiting keeps the reaper out of every lock cycle.
+        let sql = format!(
+            "SELECT {} FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
+             WHERE s.state = 'in_progress' AND s.lease_expires_at < $1
+             ORDER BY s.lease_expires_at, s.id
+             LIMIT $2
+             FOR UPDATE OF s, t SKIP LOCKED",
+            qualified(STEP_COLUMNS, "s")
+        );
+        let found = sqlx::query(&sql)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        rows(&found, step_from_row)
+    }
+
+    async fn step_children_release(&mut self, parent_id: Uuid, now: Timestamp) -> Result<Vec<Uuid>> {
+        // The > 0 guard keeps a count from going negative if a parent were ever released twice.
+        let found = sqlx::query(
+            "UPDATE tasker.steps SET unfinished_parents = unfinished_parents - 1, updated_at = $1
+             WHERE id IN (SELECT child_id FROM tasker.step_edges WHERE parent_id = $2) AND unfinished_parents > 0
+             RETURNING id, unfinished_parents",
+        )
+        .bind(now)
+        .bind(parent_id)
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        let mut ready = released_from_rows(&found)?;
+        ready.sort();
+        Ok(ready)
+    }
+
+    async fn task_active_step_count(&mut self, task_id: Uuid) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM tasker.steps
+             WHERE task_id = $1
+               AND (state IN ('in_progress', 'waiting_for_retry') OR (state = 'pending' AND unfinished_parents = 0))",
+        )
+        .bind(task_id)
+        .fetch_one(self.conn())
+        .await
+        .map_err(db_err)?;
+        Cols::new(&row, "steps").int("n")
+    }
+
+    async fn transitions_insert(&mut self, steps: &[StepTransition], tasks: &[TaskTransition]) -> Result<()> {
+        // One statement per table however many rows, with one array per column (same text every time, so
+        // prepared once per connection). This runs in every state-changing transaction.
+        if !steps.is_empty() {
+            let sql = format!(
+                "INSERT INTO tasker.step_transitions ({STEP_TRANSITION_COLUMNS})
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                     $7::bigint[], $8::text[], $9::jsonb[], $10::bigint[], $11::timestamptz[])"
+            );
+            sqlx::query(&sql)
+                .bind(steps.iter().map(|t| t.id).collect::<Vec<_>>())
+                .bind(steps.iter().map(|t| t.step_id).collect::<Vec<_>>())
+                .bind(steps.iter().map(|t| t.task_id).collect::<Vec<_>>())
+                .bind(
+                    steps
+                        .iter()
+                        .map(|t| t.from_state.map(StepState::as_str))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(steps.iter().map(|t| t.to_state.as_str()).collect::<Vec<_>>())
+                .bind(steps.iter().map(|t| t.event.map(StepEvent::as_str)).collect::<Vec<_>>())
+                .bind(steps.iter().map(|t| t.attempt).collect::<Vec<_>>())
+                .bind(steps.iter().map(|t| t.worker_id.as_deref()).collect::<Vec<_>>())
+                .bind(steps.iter().map(|t| &t.metadata).collect::<Vec<_>>())
+                .bind(steps.iter().map(|t| t.sort_key).collect::<Vec<_>>())
+                .bind(steps.iter().map(|t| t.created_at).collect::<Vec<_>>())
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
+        }
+        if !tasks.is_empty() {
+            let sql = format!(
+                "INSERT INTO tasker.task_transitions ({TASK_TRANSITION_COLUMNS})
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+                     $7::bigint[], $8::timestamptz[])"
+            );
+            sqlx::query(&sql)
+                .bind(tasks.iter().map(|t| t.id).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|t| t.task_id).collect::<Vec<_>>())
+                .bind(
+                    tasks
+                        .iter()
+                        .map(|t| t.from_state.map(TaskState::as_str))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(tasks.iter().map(|t| t.to_state.as_str()).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|t| t.event.map(TaskEvent::as_str)).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|t| &t.metadata).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|t| t.sort_key).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|t| t.created_at).collect::<Vec<_>>())
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    async fn notify_work(&mut self) -> Result<()> {
+        // Delivered at commit, and not at all on rollback. Identical notifications of one transaction are
+        // folded into one by the server.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WORK_CHANNEL)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn maintenance_lock(&mut self) -> Result<bool> {
+        // Transaction-scoped: released by commit or rollback, and by the server if this session dies.
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(MAINTENANCE_LOCK_KEY)
+            .fetch_one(self.conn())
+            .await
+            .map_err(db_err)
+    }
+
+    async fn step_retries_due(&mut self, after: Timestamp, until: Timestamp) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n
+             FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
+             WHERE s.state = 'waiting_for_retry'
+               AND s.next_attempt_at > $1 AND s.next_attempt_at <= $2
+               AND t.state IN ('pending', 'in_progress')",
+        )
+        .bind(after)
+        .bind(until)
+        .fetch_one(self.conn())
+        .await
+        .map_err(db_err)?;
+        Cols::new(&row, "steps").int("n")
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(db_err)
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        self.tx.rollback().await.map_err(db_err)
+    }
+}

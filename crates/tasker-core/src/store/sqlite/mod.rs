@@ -1,0 +1,539 @@
+//! The SQLite store: the embedded default, one machine and nothing to set up.
+//!
+//! Every write runs in a `BEGIN IMMEDIATE` transaction, so the write lock is taken before anything is read
+//! and two writers never race from the same snapshot; that lock is also what makes a claim exclusive.
+//! Reads outside a transaction go straight to the pool and, thanks to WAL, never wait for a writer.
+//!
+//! The store is a folder: this file opens the pool and serves the reads outside transactions ([`Store`]);
+//! `tx.rs` holds the write transactions ([`StoreTx`]), `url.rs` the URL forms, `codec.rs` how values are
+//! kept, and `migrate.rs` the migrations. What the SQL stores share is in `store/sql/`.
+
+mod codec;
+mod migrate;
+#[cfg(test)]
+mod tests;
+mod tx;
+mod url;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Executor, QueryBuilder, Sqlite};
+use uuid::Uuid;
+
+use self::codec::{id, id_array, ms, string_array, PackedStep};
+use self::migrate::{SqliteMigrations, MIGRATIONS};
+use self::tx::SqliteTx;
+use self::url::{parse_url, Location};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::state::{StepState, TaskState};
+use crate::store::sql::error::lowercase_first;
+use crate::store::sql::migrate::run as migrate;
+use crate::store::sql::query::{push_task_filters, push_task_list, push_template_filters};
+use crate::store::sql::rows::{
+    event_count_from_row, rows, step_from_row, step_timing_from_row, step_transition_from_row, task_from_row,
+    task_timing_from_row, task_transition_from_row, template_from_row, Cols, STEP_COLUMNS, STEP_TRANSITION_COLUMNS,
+    TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
+};
+use crate::store::{ClaimInput, PoolStats, Store, StoreKind, StoreTx};
+
+/// Connection settings of a [`SqliteStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Apply pending migrations at connect time.
+    pub migrate: bool,
+    /// Pool size for a file database; an in-memory database always uses exactly one connection.
+    pub max_connections: u32,
+    /// How long a statement waits for another connection's lock before giving up.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            migrate: true,
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A store backed by one SQLite database file (or an in-memory database).
+pub struct SqliteStore {
+    pool: SqlitePool,
+    location: Location,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("location", &self.location.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` and, unless told not to, migrates it.
+    pub async fn connect(url: &str, options: &SqliteOptions) -> Result<SqliteStore> {
+        let location = parse_url(url)?;
+        if options.max_connections == 0 {
+            return Err(Error::Configuration("sqlite max_connections must be at least 1".into()));
+        }
+        let connect = match &location {
+            // sqlx names each `:memory:` database uniquely, so two stores never share one by accident.
+            Location::Memory => SqliteConnectOptions::from_str("sqlite::memory:")
+                .map_err(|e| Error::Configuration(format!("invalid sqlite options: {e}")))?,
+            Location::File(path) => {
+                check_parent_dir(path)?;
+                SqliteConnectOptions::new().filename(path).create_if_missing(true)
+            }
+        }
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(options.busy_timeout)
+        .foreign_keys(true);
+        if matches!(location, Location::File(_)) {
+            enable_wal(&connect, &location, options.busy_timeout).await?;
+        }
+
+        let pool_options = match &location {
+            // An in-memory database lives exactly as long as its connection and is private to it, so the
+            // pool holds one connection forever.
+            Location::Memory => SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None),
+            Location::File(_) => SqlitePoolOptions::new().max_connections(options.max_connections),
+        };
+        let pool = pool_options
+            .connect_with(connect)
+            .await
+            .map_err(|e| Error::Database(format!("cannot open sqlite database {location}: {e}")))?;
+        let store = SqliteStore { pool, location };
+        if options.migrate {
+            let migrated = migrate(&mut SqliteMigrations::new(&store.pool, &store.location), MIGRATIONS).await;
+            if let Err(e) = migrated {
+                store.pool.close().await;
+                return Err(e);
+            }
+        }
+        Ok(store)
+    }
+}
+
+/// SQLite creates a missing file but not a missing directory; say so instead of "unable to open".
+fn check_parent_dir(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(Error::Configuration(format!(
+            "cannot open sqlite database {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Maps a sqlx error: unique violations are conflicts, a closed pool is `closed`, a lock wait that ran out is
+/// a timeout, and the rest go through the crate-wide conversion.
+fn db_err(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::PoolClosed => Error::Closed,
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict(lowercase_first(d.message())),
+        sqlx::Error::Database(d) if is_busy(&e) => {
+            Error::Timeout(format!("waiting for the sqlite write lock: {}", d.message()))
+        }
+        _ => Error::from(e),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// SQLITE_BUSY and its extended codes (BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT) share the low byte 5.
+fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5))
+}
+
+/// Switches the file to WAL once, before the pool opens it.
+///
+/// WAL is a property of the file, so later connections need not ask for it. Switching needs an exclusive lock
+/// that SQLite's busy timeout does not wait for, so two processes opening a fresh file at once would see a
+/// spurious "database is locked" if sqlx set it on every connection; here it is retried until `busy_timeout`.
+async fn enable_wal(connect: &SqliteConnectOptions, location: &Location, busy_timeout: Duration) -> Result<()> {
+    use sqlx::{ConnectOptions, Connection};
+
+    let open_err = |e: sqlx::Error| Error::Database(format!("cannot open sqlite database {location}: {e}"));
+    let mut conn = connect.connect().await.map_err(open_err)?;
+    // Wall-clock time on purpose: tests that pause tokio's clock must not make this give up at once.
+    let deadline = std::time::Instant::now() + busy_timeout;
+    let mut delay = Duration::from_millis(5);
+    let mode = loop {
+        match sqlx::query_scalar::<_, String>("PRAGMA journal_mode = WAL")
+            .fetch_one(&mut conn)
+            .await
+        {
+            Ok(mode) => break mode,
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => {
+                let _ = conn.close().await;
+                return Err(db_err(e));
+            }
+        }
+    };
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Still correct, only readers now wait for writers; some file systems cannot do WAL.
+        tracing::warn!(database = %location, journal_mode = %mode, "sqlite database could not switch to WAL");
+    }
+    conn.close().await.map_err(db_err)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Queries shared by the pool (reads) and a transaction (reads under the write lock).
+// ---------------------------------------------------------------------------------------------------------
+
+async fn fetch_task<'e, E: Executor<'e, Database = Sqlite>>(ex: E, task_id: Uuid) -> Result<Option<Task>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?");
+    let row = sqlx::query(&sql)
+        .bind(id(task_id))
+        .fetch_optional(ex)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(task_from_row).transpose()
+}
+
+async fn fetch_step<'e, E: Executor<'e, Database = Sqlite>>(ex: E, step_id: Uuid) -> Result<Option<Step>> {
+    let sql = format!("SELECT {STEP_COLUMNS} FROM steps WHERE id = ?");
+    let row = sqlx::query(&sql)
+        .bind(id(step_id))
+        .fetch_optional(ex)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(step_from_row).transpose()
+}
+
+/// The steps of a task, by position.
+///
+/// SQLite builds the whole list as one JSON document, parsed here in one pass: sqlx copies every column
+/// value of every row into its own allocation, which for a 1,000-step task cost several times more than
+/// the query. JSON columns are embedded as values (`json(...)`), except `result`, which stays text because
+/// SQL NULL (no result) and JSON `null` (a handler that returned null) must stay apart.
+async fn fetch_steps_of_task<'e, E: Executor<'e, Database = Sqlite>>(ex: E, task_id: Uuid) -> Result<Vec<Step>> {
+    let packed: Option<String> = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(id, task_id, name, handler_key, position, state, attempts, max_attempts,
+                    json(retry), timeout_seconds, json(config), unfinished_parents, next_attempt_at, lease_expires_at,
+                    worker_id, result, json(error), transition_count, created_at, updated_at, started_at, finished_at))
+         FROM (SELECT * FROM steps WHERE task_id = ? ORDER BY position, id)",
+    )
+    .bind(id(task_id))
+    .fetch_one(ex)
+    .await
+    .map_err(db_err)?;
+    let Some(packed) = packed else { return Ok(Vec::new()) };
+    let rows: Vec<PackedStep> = serde_json::from_str(&packed)
+        .map_err(|e| Error::Internal(format!("corrupt value in steps: cannot read the packed rows: {e}")))?;
+    rows.into_iter().map(PackedStep::into_step).collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Store
+// ---------------------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Sqlite
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx>> {
+        // Dropping a sqlx transaction queues a ROLLBACK on its connection before the connection can serve
+        // anyone else, so an abandoned transaction never leaks its lock back into the pool.
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        Ok(Box::new(SqliteTx::new(tx)))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        }
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn template_list(&self, namespace: Option<&str>, name: Option<&str>) -> Result<Vec<TemplateRecord>> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE 1 = 1"));
+        push_template_filters(&mut q, namespace, name);
+        q.push(" ORDER BY id");
+        let found = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows(&found, template_from_row)
+    }
+
+    async fn template_by_id(&self, template_id: Uuid) -> Result<Option<TemplateRecord>> {
+        let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id(template_id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn task_get(&self, task_id: Uuid) -> Result<Option<Task>> {
+        fetch_task(&self.pool, task_id).await
+    }
+
+    async fn task_list(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE 1 = 1"));
+        push_task_list(&mut q, filter, |q, before| {
+            q.push_bind(id(before));
+        });
+        let found = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows(&found, task_from_row)
+    }
+
+    async fn step_get(&self, step_id: Uuid) -> Result<Option<Step>> {
+        fetch_step(&self.pool, step_id).await
+    }
+
+    async fn step_task_ids(&self, step_ids: &[Uuid]) -> Result<Vec<(Uuid, Uuid)>> {
+        if step_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = sqlx::query("SELECT id, task_id FROM steps WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(id_array(step_ids))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        found
+            .iter()
+            .map(|row| {
+                let c = Cols::new(row, "steps");
+                Ok((c.uuid("id")?, c.uuid("task_id")?))
+            })
+            .collect()
+    }
+
+    async fn step_list(&self, task_id: Uuid) -> Result<Vec<Step>> {
+        fetch_steps_of_task(&self.pool, task_id).await
+    }
+
+    async fn edge_list(&self, task_id: Uuid) -> Result<Vec<Edge>> {
+        // rowid order is insertion order, the order the edges were given in. Packed as one JSON document for
+        // the reason `fetch_steps_of_task` gives.
+        let packed: Option<String> = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(parent_id, child_id))
+             FROM (SELECT parent_id, child_id FROM step_edges WHERE task_id = ? ORDER BY rowid)",
+        )
+        .bind(id(task_id))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(packed) = packed else { return Ok(Vec::new()) };
+        let pairs: Vec<(String, String)> = serde_json::from_str(&packed)
+            .map_err(|e| Error::Internal(format!("corrupt value in step_edges: cannot read the packed rows: {e}")))?;
+        let parse = |s: &str| {
+            Uuid::parse_str(s).map_err(|e| Error::Internal(format!("corrupt value in step_edges: {s:?}: {e}")))
+        };
+        pairs
+            .iter()
+            .map(|(p, c)| {
+                Ok(Edge {
+                    task_id,
+                    parent_id: parse(p)?,
+                    child_id: parse(c)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_inputs(&self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
+        if step_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = id_array(step_ids);
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let heads = sqlx::query(
+            "SELECT s.id AS step_id, t.namespace AS namespace, t.name AS task_name, t.context AS context
+             FROM steps s JOIN tasks t ON t.id = s.task_id
+             WHERE s.id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        let parents = sqlx::query(
+            "SELECT e.child_id AS child_id, p.name AS name, p.result AS result
+             FROM step_edges e JOIN steps p ON p.id = e.parent_id
+             WHERE e.child_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+
+        let mut results: std::collections::HashMap<Uuid, Map<String, Value>> = std::collections::HashMap::new();
+        for row in &parents {
+            let c = Cols::new(row, "steps");
+            let result: Option<Value> = c.opt_json("result")?;
+            results
+                .entry(c.uuid("child_id")?)
+                .or_default()
+                .insert(c.text("name")?, result.unwrap_or(Value::Null));
+        }
+        let mut by_id = std::collections::HashMap::with_capacity(heads.len());
+        for row in &heads {
+            let c = Cols::new(row, "tasks");
+            let step_id = c.uuid("step_id")?;
+            by_id.insert(
+                step_id,
+                ClaimInput {
+                    step_id,
+                    namespace: c.text("namespace")?,
+                    task_name: c.text("task_name")?,
+                    context: c.json("context")?,
+                    dependency_results: results.remove(&step_id).unwrap_or_default(),
+                },
+            );
+        }
+        // In the order asked for; an id given twice is answered once.
+        Ok(step_ids.iter().filter_map(|s| by_id.remove(s)).collect())
+    }
+
+    async fn task_transition_list(&self, task_id: Uuid) -> Result<Vec<TaskTransition>> {
+        let sql =
+            format!("SELECT {TASK_TRANSITION_COLUMNS} FROM task_transitions WHERE task_id = ? ORDER BY sort_key, id");
+        let found = sqlx::query(&sql)
+            .bind(id(task_id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows(&found, task_transition_from_row)
+    }
+
+    async fn step_transition_list(&self, task_id: Uuid) -> Result<Vec<StepTransition>> {
+        let sql = format!(
+            "SELECT {STEP_TRANSITION_COLUMNS} FROM step_transitions WHERE task_id = ? ORDER BY step_id, sort_key, id"
+        );
+        let found = sqlx::query(&sql)
+            .bind(id(task_id))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows(&found, step_transition_from_row)
+    }
+
+    async fn step_event_counts(&self, since: Timestamp) -> Result<Vec<(String, i64)>> {
+        let found = sqlx::query(
+            "SELECT event, COUNT(*) AS n FROM step_transitions
+             WHERE created_at >= ? AND event IS NOT NULL
+             GROUP BY event ORDER BY event",
+        )
+        .bind(ms(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows(&found, event_count_from_row)
+    }
+
+    async fn state_counts(&self) -> Result<StateCounts> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        let mut counts = StateCounts::default();
+        let task_rows = sqlx::query("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        for row in &task_rows {
+            let c = Cols::new(row, "tasks");
+            counts.tasks.insert(c.parse::<TaskState>("state")?, c.int("n")?);
+        }
+        let step_rows = sqlx::query("SELECT state, COUNT(*) AS n FROM steps GROUP BY state")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        for row in &step_rows {
+            let c = Cols::new(row, "steps");
+            counts.steps.insert(c.parse::<StepState>("state")?, c.int("n")?);
+        }
+        counts.steps_exhausted =
+            sqlx::query("SELECT COUNT(*) AS n FROM steps WHERE state = 'error' AND attempts >= max_attempts")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_err)
+                .and_then(|row| Cols::new(&row, "steps").int("n"))?;
+        Ok(counts)
+    }
+
+    async fn step_timings(&self, filter: &AnalyticsFilter) -> Result<Vec<StepTiming>> {
+        // The unary + keeps SQLite off the state index, which matches most rows, so that a `since` range is
+        // read from the finished_at index instead; the same in task_timings.
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT s.id AS step_id, s.task_id AS task_id, t.namespace AS namespace, t.name AS task_name,
+                    t.version AS version, s.name AS step_name, s.state AS state, s.attempts AS attempts,
+                    s.started_at AS started_at, s.finished_at AS finished_at
+             FROM steps s JOIN tasks t ON t.id = s.task_id
+             WHERE +s.state IN ('complete', 'error') AND s.finished_at IS NOT NULL",
+        );
+        if let Some(since) = filter.since {
+            q.push(" AND s.finished_at >= ").push_bind(ms(since));
+        }
+        push_task_filters(&mut q, "t", filter);
+        q.push(" ORDER BY s.finished_at, s.id");
+        let found = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows(&found, step_timing_from_row)
+    }
+
+    async fn task_timings(&self, filter: &AnalyticsFilter) -> Result<Vec<TaskTiming>> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT t.id AS id, t.namespace AS namespace, t.name AS name, t.version AS version, t.state AS state,
+                    t.steps_total AS steps_total, t.created_at AS created_at, t.finished_at AS finished_at
+             FROM tasks t
+             WHERE +t.state IN ('complete', 'error') AND t.finished_at IS NOT NULL",
+        );
+        if let Some(since) = filter.since {
+            q.push(" AND t.finished_at >= ").push_bind(ms(since));
+        }
+        push_task_filters(&mut q, "t", filter);
+        q.push(" ORDER BY t.finished_at, t.id");
+        let found = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows(&found, task_timing_from_row)
+    }
+
+    async fn next_retry_at(&self, handler_keys: &[String]) -> Result<Option<Timestamp>> {
+        if handler_keys.is_empty() {
+            return Ok(None);
+        }
+        // Written like the claim query (partial index terms, steps first) so that it reads the same small index.
+        // A waiting step was claimed once, so its parents are done and unfinished_parents = 0 holds anyway.
+        let row = sqlx::query(
+            "SELECT MIN(s.next_attempt_at) AS next_at
+             FROM steps s CROSS JOIN tasks t ON t.id = s.task_id
+             WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
+               AND s.state = 'waiting_for_retry'
+               AND s.handler_key IN (SELECT value FROM json_each(?))
+               AND t.state IN ('pending', 'in_progress')",
+        )
+        .bind(string_array(handler_keys))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Cols::new(&row, "steps").opt_ts("next_at")
+    }
+}
