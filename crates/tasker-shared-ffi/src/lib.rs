@@ -8,6 +8,8 @@
 //!   engine operation;
 //! - [`FfiError`] and [`ErrorKind`]: the error every binding maps to its exception classes;
 //! - [`dto`]: the objects handed out (`Task`, `Step`, `StepContext`, …);
+//! - [`objects`]: the one table of those objects and their fields' kinds, and the walk that lowers them into
+//!   any host language;
 //! - [`WorkerSession`]: the pull-based worker protocol (claim, complete, fail, heartbeats, shutdown);
 //! - [`Subscription`]: bounded event subscriptions;
 //! - [`testkit`]: factory workflows and run-until-idle with scripted handlers;
@@ -20,6 +22,7 @@ pub mod client;
 pub mod dto;
 pub mod error;
 pub mod events;
+pub mod objects;
 pub mod runtime;
 pub mod scenario;
 pub mod testkit;
@@ -27,6 +30,7 @@ pub mod worker;
 
 pub use client::{AnalyticsFilterInput, Client, ClientOptions, ClockKind, CreateTaskOptions, TaskFilterInput};
 pub use dto::*;
-pub use error::{ErrorKind, FfiError, FfiResult};
+pub use error::{ErrorClass, ErrorKind, FfiError, FfiResult};
 pub use events::{EventFilterInput, Subscription};
+pub use objects::{HostObject, Lower, Lowering};
 pub use worker::{FailureInput, FailureKind, OutcomeInput, SessionStats, WorkerOptions, WorkerSession};
