@@ -35,15 +35,14 @@ pub fn class_of(py: Python<'_>, kind: ErrorKind) -> PyResult<&Bound<'_, PyType>>
     Ok(classes[ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)].bind(py))
 }
 
-/// The exception instance for `e` (not raised): the class of its kind with `code`, `details` and `causes`,
-/// the causes chained as `__cause__`.
-fn exception_of<'py>(py: Python<'py>, e: &FfiError) -> PyResult<Bound<'py, PyAny>> {
-    let (class, base) = (class_of(py, e.kind)?, py.get_type::<TaskerError>());
-    let details = lower_json(py, &e.details)?;
-    host(py)?.call_method1(
-        "exception",
-        (class, base, e.message.as_str(), e.code, details, e.causes.clone()),
-    )
+/// Adds `TaskerError` and the class of every kind to the native module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("TaskerError", py.get_type::<TaskerError>())?;
+    for kind in ErrorKind::ALL {
+        m.add(kind.class_name(), class_of(py, kind)?)?;
+    }
+    Ok(())
 }
 
 /// The one extension trait: an error of the shared layer becomes the Python exception to raise, and a
@@ -57,7 +56,7 @@ impl IntoHost for FfiError {
     type Host = PyErr;
 
     fn into_host(self) -> PyErr {
-        Python::attach(|py| match exception_of(py, &self) {
+        Python::attach(|py| match build(py, &self) {
             Ok(exc) => PyErr::from_value(exc),
             // Building the exception itself failed (out of memory, interpreter shutting down): raise that.
             Err(e) => e,
@@ -73,14 +72,15 @@ impl<T> IntoHost for FfiResult<T> {
     }
 }
 
-/// Adds `TaskerError` and the class of every kind to the native module.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("TaskerError", py.get_type::<TaskerError>())?;
-    for kind in ErrorKind::ALL {
-        m.add(kind.class_name(), class_of(py, kind)?)?;
-    }
-    Ok(())
+/// The exception instance for `e` (not raised): the class of its kind with `code`, `details` and `causes`,
+/// the causes chained as `__cause__`.
+fn build<'py>(py: Python<'py>, e: &FfiError) -> PyResult<Bound<'py, PyAny>> {
+    let (class, base) = (class_of(py, e.kind)?, py.get_type::<TaskerError>());
+    let details = lower_json(py, &e.details)?;
+    host(py)?.call_method1(
+        "exception",
+        (class, base, e.message.as_str(), e.code, details, e.causes.clone()),
+    )
 }
 
 #[cfg(test)]
