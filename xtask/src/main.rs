@@ -4,6 +4,7 @@
 
 mod bench;
 mod bindings_bench;
+mod gen;
 mod pg;
 mod python;
 mod ruby;
@@ -80,6 +81,11 @@ fn run() -> Result<()> {
             }
             bench::run(&bench::Options { store, quick })
         }
+        "gen" => {
+            let check = args.flag("--check");
+            args.finish()?;
+            gen::run(check)
+        }
         "package" => {
             let Some(binding) = args.next() else {
                 bail!("package expects a binding: ruby or python");
@@ -124,6 +130,9 @@ Tasks:
       Build the Ruby extension and the Python module in release, run their workers
       with no-op handlers on a durable PostgreSQL next to the Rust in-process worker,
       and write the bindings section of docs/benchmarks.md.
+  gen [--check]
+      Write the object types of the host type files (.pyi, .rbs) and of docs/bindings.md
+      from tasker-shared-ffi's object table; --check only fails when one is stale.
   package ruby
       Build the tasker_core gem into target/ruby-gem/ (crates vendored; cargo runs at install).
   package python

@@ -60,6 +60,8 @@ fn pg_bin_dir() -> Option<PathBuf> {
 
 /// The `python` part of test-all.
 pub fn test() -> Result<()> {
+    // The stub's object types come from tasker-shared-ffi's table; a stale one fails before anything builds.
+    crate::gen::run(true)?;
     ensure_venv()?;
     // Debug build: it shares the workspace's dev artifacts, so only this crate and pyo3 compile here.
     util::run(in_venv("maturin")?.args(["develop", "--quiet"]).current_dir(CRATE_DIR))?;

@@ -20,6 +20,8 @@ const APT_PACKAGES: &[&str] = &["ruby-dev", "ruby-rspec", "libclang-dev", "clang
 
 /// The `ruby` part of test-all.
 pub fn test() -> Result<()> {
+    // The signature's object types come from tasker-shared-ffi's table; a stale one fails before anything builds.
+    crate::gen::run(true)?;
     ensure_toolchain()?;
     build_extension()?;
     let mut rspec = Command::new("rspec");

@@ -45,12 +45,12 @@ pub const PARTS: &[Part] = &[
     Part {
         name: "python",
         description:
-            "the Python binding: maturin build, pytest (scenarios on memory/SQLite/PostgreSQL), wheel smoke test",
+            "the Python binding: stub freshness, maturin build, pytest (scenarios on memory/SQLite/PostgreSQL), wheel smoke test",
         run: crate::python::test,
     },
     Part {
         name: "ruby",
-        description: "the Ruby gem: RSpec (scenarios and specs) on SQLite and PostgreSQL, then gem install",
+        description: "the Ruby gem: signature freshness, RSpec (scenarios and specs) on SQLite and PostgreSQL, then gem install",
         run: crate::ruby::test,
     },
 ];

@@ -22,7 +22,7 @@ import time
 from typing import Any, Dict, List
 
 import tasker_core
-from tasker_core import performance, testing
+from tasker_core import testing
 
 STEPS_PER_TASK = 4
 
@@ -168,7 +168,7 @@ def main() -> int:
             watchdog.cancel()
             load_after = loadavg()
 
-            counts = performance.counts(client)
+            counts = client.health_counts()
             tasks_done = counts.tasks.get("complete", 0)
             steps_done = counts.steps.get("complete", 0)
             s = clock.stats

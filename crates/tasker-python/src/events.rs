@@ -1,74 +1,45 @@
-//! `tasker_core.Subscription`: a bounded event subscription, iterable in Python (`for e in sub`) over a
-//! blocking `next(timeout)` that releases the GIL.
-
-use std::time::Duration;
+//! `tasker_core._native.Subscription`: a bounded event subscription (made by `Client.subscribe`);
+//! python/tasker_core/events.py adds iteration.
 
 use pyo3::prelude::*;
 use tasker_shared_ffi as ffi;
 
-use crate::blocking;
-use crate::convert::{lift_seconds_ms, Event};
-use crate::errors::ResultExt;
+use crate::blocking::blocking;
+use crate::convert::{lift_seconds, lower};
+use crate::errors::IntoHost;
 
-/// How long one wait of the iterator lasts before it looks again at whether the client was closed.
-const ITER_SLICE: Duration = Duration::from_millis(200);
-
-/// Events published after the subscription was made, oldest first.
-#[pyclass(module = "tasker_core", frozen)]
+#[pyclass(module = "tasker_core._native", frozen)]
 pub struct Subscription {
     inner: ffi::Subscription,
-    client: ffi::Client,
 }
 
 impl Subscription {
-    pub(crate) fn new(inner: ffi::Subscription, client: ffi::Client) -> Self {
-        Subscription { inner, client }
+    pub(crate) fn new(inner: ffi::Subscription) -> Self {
+        Subscription { inner }
     }
 }
 
 #[pymethods]
 impl Subscription {
-    /// The next event, waiting at most `timeout` seconds (GIL released); None when none came, or when the
-    /// client is closed and the buffer is empty.
-    #[pyo3(signature = (timeout = 1.0))]
-    fn next(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<Event>> {
-        let timeout = Duration::from_millis(lift_seconds_ms(py, timeout, "timeout")?);
-        let s = self.inner.clone();
-        Ok(blocking(py, move || s.next(timeout))?.map(Event))
+    /// The next event, waiting at most `timeout` seconds (GIL released); None when none came.
+    fn next(&self, py: Python<'_>, timeout: f64) -> PyResult<Py<PyAny>> {
+        let (timeout, s) = (lift_seconds(timeout, "timeout")?, self.inner.clone());
+        lower(py, &blocking(py, move || s.next(timeout))?)
     }
 
-    /// The next buffered event, never waiting.
-    fn try_next(&self, py: Python<'_>) -> PyResult<Option<Event>> {
-        Ok(self.inner.try_next().py(py)?.map(Event))
+    fn try_next(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        lower(py, &self.inner.try_next().into_host()?)
     }
 
-    /// Every buffered event, never waiting.
-    fn drain(&self, py: Python<'_>) -> PyResult<Vec<Event>> {
-        Ok(self.inner.drain().py(py)?.into_iter().map(Event).collect())
+    fn drain(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        lower(py, &self.inner.drain().into_host()?)
     }
 
-    /// Events lost because this subscription fell more than its buffer behind.
-    #[getter]
     fn dropped(&self) -> u64 {
         self.inner.dropped()
     }
+}
 
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    /// Waits for the next event; the iteration ends once the client is closed and the buffer is empty.
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Event>> {
-        loop {
-            let s = self.inner.clone();
-            if let Some(e) = blocking(py, move || s.next(ITER_SLICE))? {
-                return Ok(Some(Event(e)));
-            }
-            if self.client.is_closed() {
-                return Ok(None);
-            }
-            // Let Ctrl-C interrupt a long wait.
-            py.check_signals()?;
-        }
-    }
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Subscription>()
 }

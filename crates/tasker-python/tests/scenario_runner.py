@@ -8,7 +8,7 @@ import json
 from typing import Any, Dict, List, Optional
 
 import tasker_core
-from tasker_core import _native
+from tasker_core import _native, testing
 from tasker_core.errors import PermanentError, RetryableError, TaskerError
 from tasker_core.worker import OverrunLease, Worker
 
@@ -32,6 +32,13 @@ def _scripted_exception(base: type, failure: Dict[str, Any]) -> BaseException:
         ms = failure.get("retry_after_ms")
         return cls(message, retry_after=None if ms is None else ms / 1000)
     return cls(message, code=failure.get("code"))
+
+
+def _event_line(e: tasker_core.Event) -> str:
+    """An event as scenario files write it (docs/bindings.md §9, rule 6): `task.completed`, `step.claimed b#2`."""
+    if e.step_name is None:
+        return e.name
+    return f"{e.name} {e.step_name}#{e.attempt}" if (e.attempt or 0) > 0 else f"{e.name} {e.step_name}"
 
 
 def _describe(want: Any) -> str:
@@ -60,7 +67,7 @@ class Replay:
             url, clock=scenario.get("clock", "manual"), event_capacity=1 << 16
         )
         self.sub = self.client.subscribe()
-        self.script = _native.HandlerScript(scenario.get("handlers") or {})
+        self.handlers = scenario.get("handlers") or {}
         self.worker: Optional[Worker] = None
         self.events: List[tasker_core.Event] = []
         self.tasks: Dict[str, tasker_core.Task] = {}
@@ -71,12 +78,12 @@ class Replay:
     # -- the host handler that follows the script -----------------------------------------------------------
 
     def _handle(self, ctx: tasker_core.StepContext) -> Any:
-        outcome = self.script.outcome_for(ctx.step_name, ctx.handler_key, ctx.attempt)
+        outcome = _native.script_outcome(self.handlers, ctx.step_name, ctx.handler_key, ctx.attempt)
         if outcome == "overrun_lease":
             raise OverrunLease()
         ((kind, payload),) = outcome.items()
         if kind == "succeed":
-            return _native.default_result(ctx.step_name) if payload is None else payload
+            return payload
         if kind == "fail_retryable":
             raise _scripted_exception(RetryableError, payload)
         raise _scripted_exception(PermanentError, payload)
@@ -145,7 +152,8 @@ class Replay:
         elif "text" in t:
             fn = lambda: self.client.register_template(t["text"])  # noqa: E731
         else:
-            fn = lambda: _native.register_pattern(self.client, **t["pattern"])  # noqa: E731
+            spec = dict(t["pattern"])
+            fn = lambda: testing.register_pattern(self.client, spec.pop("pattern"), **spec)  # noqa: E731
         reg = self.expect_outcome(at, fn, t.get("expect_error"))
         if reg is not MISSING and t.get("expect_created") is not None and reg.created != t["expect_created"]:
             self.problems.append(f"{at}.created: expected {t['expect_created']}, found {reg.created}")
@@ -257,7 +265,7 @@ class Replay:
                 self.saved[a["as"]] = ctx
         elif name == "complete":
             ctx = self.saved_claim(at, a["claim"])
-            result = a["result"] if "result" in a else _native.default_result(ctx.step_name)
+            result = a["result"] if "result" in a else {"ok": True, "step": ctx.step_name}
             session = self.session(at)
             self.expect_outcome(at, lambda: session.complete(ctx.token, result), a.get("expect_error"))
         elif name == "fail":
@@ -292,7 +300,7 @@ class Replay:
         self.events.extend(self.sub.drain())
 
     def event_lines(self, task_id: str) -> List[str]:
-        return [_native.event_line(e) for e in self.events if e.task_id == task_id]
+        return [_event_line(e) for e in self.events if e.task_id == task_id]
 
     # -- checks ---------------------------------------------------------------------------------------------
 

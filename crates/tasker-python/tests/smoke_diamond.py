@@ -12,7 +12,7 @@ assert "site-packages" in tasker_core.__file__, f"imported from the source tree:
 
 with tempfile.TemporaryDirectory() as tmp:
     with Client.connect(f"sqlite://{tmp}/smoke.db") as client:
-        template, (task,) = testing.diamond(client)
+        (task,) = testing.diamond(client).tasks
         worker = Worker(client, concurrency=2)
 
         @worker.handler("testkit.noop")

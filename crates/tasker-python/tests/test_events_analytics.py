@@ -12,7 +12,7 @@ from tasker_core import Client, events, performance, testing
 def test_subscribe_next_iterate_and_end_after_close() -> None:
     client = Client.connect("memory:", clock="manual")
     sub = events.subscribe(client, names=["task"])
-    template, (task,) = testing.linear(client, n=2)
+    (task,) = testing.linear(client, n=2).tasks
     first = sub.next(timeout=1.0)
     assert isinstance(first, tasker_core.Event)
     assert first.name == "task.created" and first.task_id == task.id and first.step_id is None
@@ -43,7 +43,7 @@ def test_subscribe_next_iterate_and_end_after_close() -> None:
 def test_step_events_and_try_next_and_drain(tasker_manual_client: Client) -> None:
     c = tasker_manual_client
     sub = c.subscribe(names=["step.completed"])
-    _, (task,) = testing.diamond(c)
+    (task,) = testing.diamond(c).tasks
     assert sub.try_next() is None
     testing.run_until_idle(c, {"testkit.noop": lambda ctx: {}})
     got = sub.drain()
@@ -54,23 +54,23 @@ def test_step_events_and_try_next_and_drain(tasker_manual_client: Client) -> Non
 def test_the_analytics_objects(tasker_client: Client) -> None:
     c = tasker_client
     since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
-    _, tasks = testing.linear(c, n=3, count=2)
+    tasks = testing.linear(c, n=3, count=2).tasks
     testing.run_until_idle(c, {"testkit.noop": lambda ctx: {}})
-    counts = performance.counts(c)
+    counts = c.health_counts()
     assert isinstance(counts, performance.HealthCounts)
     assert counts.total_tasks == 2 and counts.tasks.get("complete") == 2 and counts.total_steps == 6
-    m = performance.metrics(c, since)
+    m = c.analytics_metrics(since)
     assert isinstance(m, performance.AnalyticsMetrics)
     assert m.tasks_completed == 2 and m.steps_completed == 6 and m.task_error_rate == 0.0
     assert isinstance(m.task_duration, performance.DurationStats) and m.task_duration.count == 2
     assert isinstance(m.task_throughput_per_second, float) and m.since.tzinfo is not None
-    steps = performance.slowest_steps(c, limit=4)
+    steps = c.slowest_steps(limit=4)
     assert len(steps) == 4 and all(isinstance(s, performance.SlowStep) for s in steps)
     assert steps[0].duration_ms >= steps[-1].duration_ms
-    slow_tasks = performance.slowest_tasks(c, namespace="testkit", since=since)
+    slow_tasks = c.slowest_tasks(namespace="testkit", since=since)
     assert [t.task_id for t in slow_tasks] and all(isinstance(t, performance.SlowTask) for t in slow_tasks)
     try:
-        performance.metrics(c, dt.datetime(2030, 1, 1))  # naive: refused
+        c.analytics_metrics(dt.datetime(2030, 1, 1))  # naive: refused
     except tasker_core.ValidationError as e:
         assert e.details["errors"][0]["path"] == "since"
     else:

@@ -20,7 +20,7 @@ CHILD = textwrap.dedent(
     from tasker_core import testing
 
     client = tasker_core.Client.connect(sys.argv[1])
-    template, tasks = testing.parallel(client, n=3)
+    tasks = testing.parallel(client, n=3).tasks
     worker = tasker_core.Worker(client, concurrency=1, claim_wait=0.05)
     started = threading.Event()
 

@@ -110,7 +110,7 @@ def test_a_class_handler_and_handle(tasker_manual_client: Client) -> None:
 
 def test_run_processes_work_on_the_pool_and_stops_gracefully(tasker_client: Client) -> None:
     c = tasker_client
-    template, tasks = testing.diamond(c, count=3)
+    tasks = testing.diamond(c, count=3).tasks
     worker = Worker(c, concurrency=4, claim_wait=0.05)
     seen = set()
     done = threading.Event()
@@ -150,7 +150,9 @@ def test_run_processes_work_on_the_pool_and_stops_gracefully(tasker_client: Clie
 )
 def test_every_factory_pattern_runs_until_idle(tasker_manual_client: Client, factory, args, name, steps) -> None:
     c = tasker_manual_client
-    template, tasks = factory(c, count=2, **args)
+    made = factory(c, count=2, **args)
+    assert isinstance(made, tasker_core.PatternTasks)
+    template, tasks = made.template, made.tasks
     assert template.name == name and template.namespace == "testkit" and len(tasks) == 2
     if steps is not None:
         assert len(template.steps) == steps
@@ -178,7 +180,7 @@ def test_run_until_idle_times_out_loudly(tasker_client: Client) -> None:
 
 def test_a_result_json_cannot_hold_fails_only_that_step(tasker_manual_client: Client) -> None:
     c = tasker_manual_client
-    _, (task,) = testing.parallel(c, n=2)
+    (task,) = testing.parallel(c, n=2).tasks
 
     def handler(ctx: tasker_core.StepContext) -> object:
         return {"when": object()} if ctx.step_name == "branch_1" else {"ok": True}
@@ -281,7 +283,7 @@ class _CountingWorker(Worker):
 def test_run_reports_outcomes_in_batches(tasker_client: Client) -> None:
     c = tasker_client
     steps = 40
-    _, tasks = testing.linear(c, n=1, count=steps)
+    tasks = testing.linear(c, n=1, count=steps).tasks
     worker = _CountingWorker(c, steps, latency=0.02, concurrency=8)
     worker.handle("testkit.noop", lambda ctx: {"step": ctx.step_name})
     stats = worker.run_guarded()
@@ -298,7 +300,7 @@ def test_run_fails_only_the_steps_whose_handler_failed_in_a_batch(tasker_manual_
     c = tasker_manual_client
     # Retries fall due a minute later (on a manual clock), so no failed step runs twice during the test.
     retry = {"max_attempts": 3, "backoff": "linear", "base_ms": 60_000, "max_ms": 60_000, "jitter": 0.0}
-    _, tasks = testing.linear(c, n=1, count=8, retry=retry)
+    tasks = testing.linear(c, n=1, count=8, retry=retry).tasks
     kinds = {t.id: kind for t, kind in zip(tasks, ["bad_json", "permanent", "retryable"] + ["ok"] * 5)}
     worker = _CountingWorker(c, 8, concurrency=8)
     arrived = threading.Barrier(8, timeout=10)
@@ -331,7 +333,7 @@ def test_run_fails_only_the_steps_whose_handler_failed_in_a_batch(tasker_manual_
 
 def test_stop_waits_for_running_handlers_and_reports_them(tasker_client: Client) -> None:
     c = tasker_client
-    _, tasks = testing.linear(c, n=1, count=8)
+    tasks = testing.linear(c, n=1, count=8).tasks
     worker = Worker(c, concurrency=8, claim_wait=0.05)
     started = threading.Semaphore(0)
     release = threading.Event()

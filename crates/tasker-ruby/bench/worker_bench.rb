@@ -88,7 +88,7 @@ module FfiClock
     begin
       out = super
     ensure
-      done = out ? out.count { |r| r.is_a?(Hash) && r["state"] == "complete" } : 0
+      done = out ? out.count { |r| r.is_a?(TaskerCore::Step) && r.state == "complete" } : 0
       FfiClock.add(:finish_many, CLOCK.call - t, CPU.call - c, done)
     end
   end
@@ -121,7 +121,7 @@ begin
     tasks = options[:tasks]
     steps = tasks * STEPS_PER_TASK
     t = clock.call
-    TaskerCore::TestHelpers.create_pattern_tasks(client, "linear", n: STEPS_PER_TASK, count: tasks)
+    TaskerCore::Testing.create_pattern_tasks(client, "linear", n: STEPS_PER_TASK, count: tasks)
     created_s = clock.call - t
 
     worker = TaskerCore::Worker.new(client, concurrency: options[:concurrency])

@@ -3,7 +3,7 @@
 require "spec_helper"
 
 RSpec.describe TaskerCore::Client do
-  include TaskerCore::TestHelpers
+  include TaskerCore::Testing
 
   StoreHelpers.urls.each do |store, url|
     context "on #{store}" do
@@ -131,7 +131,7 @@ RSpec.describe TaskerCore::Client do
     end
 
     it "raises ValidationError naming the field path for bad JSON values" do
-      name = TaskerCore::TestHelpers.linear_workflow(client).name
+      name = TaskerCore::Testing.linear_workflow(client).name
       expect { client.create_task("testkit", name, context: { items: [1, 2, 3, { sku: Object.new }] }) }
         .to raise_error(TaskerCore::ValidationError, /context\.items\[3\]\.sku: expected/) { |e|
           expect(e.details["errors"].first["path"]).to eq("context.items[3].sku")
@@ -148,7 +148,7 @@ RSpec.describe TaskerCore::Client do
   describe "the GVL" do
     it "is released while a claim waits, so other Ruby threads make progress" do
       described_class.connect("memory:") do |client|
-        session = TaskerCore::Internal::WorkerSession.open(client.native, { handler_keys: ["nothing.here"] })
+        session = client.native.worker_session({ handler_keys: ["nothing.here"] })
         ticks = 0
         ticker = Thread.new { loop { ticks += 1; Thread.pass } }
         Thread.pass until ticks.positive?

@@ -37,14 +37,14 @@ RSpec.describe TaskerCore::Error do
     end
 
     it "maps every kind the engine can be made to raise here" do
-      session = TaskerCore::Internal::WorkerSession.open(client.native, { handler_keys: ["testkit.noop"] })
-      task = TaskerCore::TestHelpers.linear_workflow(client, n: 1)
+      session = client.native.worker_session({ handler_keys: ["testkit.noop"] })
+      task = TaskerCore::Testing.linear_workflow(client, n: 1)
       ctx = session.claim(1, 0.0).first
       seen = {
         "validation" => raised { client.task("x") },
         "not_found" => raised { client.task(missing) },
         "invalid_transition" => raised { client.retry_task(task.id) },
-        "stale_claim" => raised { session.complete(ctx["step_id"], ctx["attempt"] + 1, {}) },
+        "stale_claim" => raised { session.complete(ctx.step_id, ctx.attempt + 1, {}) },
         "cycle_detected" => raised do
           client.register_template("namespace" => "c", "name" => "c", "version" => "1.0.0",
                                    "steps" => [{ "name" => "a", "handler" => "h", "depends_on" => ["b"] },
@@ -52,7 +52,7 @@ RSpec.describe TaskerCore::Error do
         end,
         "configuration" => raised { client.advance_clock(1) },
         "timeout" => raised do
-          TaskerCore::TestHelpers.linear_workflow(client, n: 2)
+          TaskerCore::Testing.linear_workflow(client, n: 2)
           TaskerCore::Worker.new(client).handle("testkit.noop") { sleep 0.02 }.run_until_idle(timeout: 0.001)
         end
       }
@@ -66,7 +66,7 @@ RSpec.describe TaskerCore::Error do
         expect(error.causes).to be_a(Array)
       end
       expect(seen["not_found"].details).to include("id" => missing)
-      expect(seen["stale_claim"].details).to include("step_id" => ctx["step_id"])
+      expect(seen["stale_claim"].details).to include("step_id" => ctx.step_id)
       expect(seen["cycle_detected"].details["path"]).to be_a(Array)
     end
   end

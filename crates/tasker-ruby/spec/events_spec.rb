@@ -3,7 +3,7 @@
 require "spec_helper"
 
 RSpec.describe TaskerCore::Events do
-  include TaskerCore::TestHelpers
+  include TaskerCore::Testing
 
   StoreHelpers.urls.each do |store, url|
     context "on #{store}" do

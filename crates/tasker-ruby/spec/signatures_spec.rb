@@ -2,7 +2,8 @@
 
 require "spec_helper"
 
-# sig/tasker_core.rbs is written by hand; this keeps its readers in step with the result classes.
+# The object classes of sig/tasker_core.rbs are generated (`cargo xtask gen`); this keeps their readers in step
+# with the classes the native extension defines from the same table.
 RSpec.describe "sig/tasker_core.rbs" do
   rbs = File.read(File.expand_path("../sig/tasker_core.rbs", __dir__))
   declared = {}

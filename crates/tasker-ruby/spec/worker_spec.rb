@@ -3,7 +3,7 @@
 require "spec_helper"
 
 RSpec.describe TaskerCore::Worker do
-  include TaskerCore::TestHelpers
+  include TaskerCore::Testing
 
   StoreHelpers.urls.each do |store, url|
     context "on #{store}" do
@@ -181,16 +181,16 @@ RSpec.describe TaskerCore::Worker do
 
       it "rejects a stale item of finish_many alone" do
         single_step(client, "spec.many")
-        session = TaskerCore::Internal::WorkerSession.open(client.native, handler_keys: ["spec.many"])
+        session = client.native.worker_session({ handler_keys: ["spec.many"] })
         claimed = session.claim(1, 0.0).first
-        stale = [{ "step_id" => claimed["step_id"], "attempt" => claimed["attempt"] + 1 }, { "success" => {} }]
-        good = [{ "step_id" => claimed["step_id"], "attempt" => claimed["attempt"] }, { "success" => { "n" => 1 } }]
+        stale = [{ "step_id" => claimed.step_id, "attempt" => claimed.attempt + 1 }, { "success" => {} }]
+        good = [{ "step_id" => claimed.step_id, "attempt" => claimed.attempt }, { "success" => { "n" => 1 } }]
         results = session.finish_many([stale, good])
         expect(results[0]).to be_a(TaskerCore::StaleClaimError)
-        expect(results[1]["state"]).to eq("complete")
-        expect(client.step(claimed["step_id"]).result).to eq("n" => 1)
+        expect(results[1].state).to eq("complete")
+        expect(client.step(claimed.step_id).result).to eq("n" => 1)
         expect(session.finish_many([])).to eq([])
-        expect { session.finish_many([[{ "step_id" => claimed["step_id"] }, { "maybe" => 1 }]]) }
+        expect { session.finish_many([[{ "step_id" => claimed.step_id }, { "maybe" => 1 }]]) }
           .to raise_error(TaskerCore::ValidationError, /items/)
       ensure
         session&.shutdown

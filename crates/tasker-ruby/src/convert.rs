@@ -1,14 +1,26 @@
 //! The conversion file: `lift_*` turns Ruby values into Rust ones, `lower_*` turns Rust values into Ruby
 //! ones. A lift error names the field path (`context.items[3].sku: expected string …`) and is a
 //! `ValidationError`; positional arguments of the wrong Ruby type are magnus' `TypeError`.
+//!
+//! Objects are lowered by walking tasker-shared-ffi's object table (`tasker_shared_ffi::objects`): this file
+//! says only how Ruby builds each kind, and defines one class per table object (`TaskerCore::Task`,
+//! `TaskerCore::Performance::SlowStep`, …) under `TaskerCore::Model` (lib/tasker_core/models.rb).
 
-use chrono::{DateTime, Utc};
-use magnus::{prelude::*, r_hash::ForEach, Error, Float, Integer, RArray, RHash, RString, Ruby, Symbol, Value};
-use serde::{de::DeserializeOwned, Serialize};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::DateTime;
+use magnus::value::{Opaque, OpaqueId};
+use magnus::{
+    function, prelude::*, r_hash::ForEach, Error, Float, Integer, RArray, RClass, RHash, RModule, RObject, RString,
+    Ruby, Symbol, Value,
+};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value as Json};
-use tasker_shared_ffi::{FfiError, FfiResult};
+use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, OBJECTS};
+use tasker_shared_ffi::{FfiError, FfiResult, Timestamp};
 
-use crate::errors::RbResult;
+use crate::errors::IntoHost;
 
 fn invalid(path: &str, message: impl Into<String>) -> FfiError {
     FfiError::validation(path, message)
@@ -21,7 +33,7 @@ fn class_of(v: Value) -> String {
 
 /// Ruby → JSON, for contexts, results, configs and option hashes. Symbol keys and values become strings,
 /// `Time` becomes an RFC 3339 string.
-pub fn lift_value(ruby: &Ruby, v: Value, path: &str) -> FfiResult<Json> {
+pub fn lift_json(ruby: &Ruby, v: Value, path: &str) -> FfiResult<Json> {
     if v.is_nil() {
         return Ok(Json::Null);
     }
@@ -57,51 +69,26 @@ pub fn lift_value(ruby: &Ruby, v: Value, path: &str) -> FfiResult<Json> {
     if let Some(a) = RArray::from_value(v) {
         let mut out = Vec::with_capacity(a.len());
         for (i, item) in a.into_iter().enumerate() {
-            out.push(lift_value(ruby, item, &format!("{path}[{i}]"))?);
+            out.push(lift_json(ruby, item, &format!("{path}[{i}]"))?);
         }
         return Ok(Json::Array(out));
     }
     if let Some(h) = RHash::from_value(v) {
-        let mut out = Map::new();
-        let mut err = None;
-        h.foreach(|k: Value, item: Value| {
-            let key = match lift_key(k) {
-                Some(key) => key,
-                None => {
-                    err = Some(invalid(
-                        path,
-                        format!("expected String or Symbol keys, found {}", class_of(k)),
-                    ));
-                    return Ok(ForEach::Stop);
-                }
-            };
-            let child = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            match lift_value(ruby, item, &child) {
-                Ok(j) => {
-                    out.insert(key, j);
-                    Ok(ForEach::Continue)
-                }
+        let (mut out, mut failed) = (Map::new(), None);
+        h.foreach(
+            |k: Value, item: Value| match lift_entry(ruby, &mut out, k, item, path) {
+                Ok(()) => Ok(ForEach::Continue),
                 Err(e) => {
-                    err = Some(e);
+                    failed = Some(e);
                     Ok(ForEach::Stop)
                 }
-            }
-        })
+            },
+        )
         .map_err(|e| invalid(path, e.to_string()))?;
-        return match err {
-            Some(e) => Err(e),
-            None => Ok(Json::Object(out)),
-        };
+        return failed.map_or(Ok(Json::Object(out)), Err);
     }
     if v.is_kind_of(ruby.class_time()) {
-        let secs: i64 = v.funcall("to_i", ()).map_err(|e| invalid(path, e.to_string()))?;
-        let nsec: i64 = v.funcall("nsec", ()).map_err(|e| invalid(path, e.to_string()))?;
-        let t = DateTime::from_timestamp(secs, nsec as u32).ok_or_else(|| invalid(path, "time out of range"))?;
-        return Ok(Json::String(t.to_rfc3339()));
+        return Ok(Json::String(time_of(v, path)?.to_rfc3339()));
     }
     Err(invalid(
         path,
@@ -112,6 +99,14 @@ pub fn lift_value(ruby: &Ruby, v: Value, path: &str) -> FfiResult<Json> {
     ))
 }
 
+fn lift_entry(ruby: &Ruby, out: &mut Map<String, Json>, k: Value, item: Value, path: &str) -> FfiResult<()> {
+    let key =
+        lift_key(k).ok_or_else(|| invalid(path, format!("expected String or Symbol keys, found {}", class_of(k))))?;
+    let child = objects::field_path(path, &key);
+    out.insert(key, lift_json(ruby, item, &child)?);
+    Ok(())
+}
+
 fn lift_key(k: Value) -> Option<String> {
     if let Some(s) = RString::from_value(k) {
         return s.to_string().ok();
@@ -119,155 +114,148 @@ fn lift_key(k: Value) -> Option<String> {
     Symbol::from_value(k).and_then(|s| s.name().ok().map(|n| n.into_owned()))
 }
 
-/// Ruby options Hash → an input struct of the shared layer; an error names `what.field`.
-pub fn lift_struct<T: DeserializeOwned>(ruby: &Ruby, v: Value, what: &str) -> Result<T, Error> {
-    let json = if v.is_nil() {
-        Json::Object(Map::new())
-    } else {
-        lift_value(ruby, v, what).rb()?
-    };
-    if !json.is_object() {
-        return Err(invalid(what, format!("expected a Hash, found {}", class_of(v)))).rb();
-    }
-    lift_json(json, what).rb()
-}
-
-/// JSON → an input struct, naming the field path of a mismatch.
-pub fn lift_json<T: DeserializeOwned>(json: Json, what: &str) -> FfiResult<T> {
-    serde_path_to_error::deserialize(json).map_err(|e| {
-        let inner = e.path().to_string();
-        let path = match (what.is_empty(), inner == ".") {
-            (_, true) => what.to_string(),
-            (true, false) => inner,
-            (false, false) => format!("{what}.{inner}"),
-        };
-        invalid(&path, e.into_inner().to_string())
-    })
+/// A Ruby options Hash (or nil) → an input struct of the shared layer; an error names `what.field`.
+pub fn lift_options<T: DeserializeOwned>(ruby: &Ruby, v: Value, what: &str) -> Result<T, Error> {
+    objects::options(lift_json(ruby, v, what).into_host()?, what).into_host()
 }
 
 /// A Ruby `Time` → a UTC timestamp.
-pub fn lift_time(ruby: &Ruby, v: Value, path: &str) -> Result<DateTime<Utc>, Error> {
+pub fn lift_time(ruby: &Ruby, v: Value, path: &str) -> Result<Timestamp, Error> {
     if !v.is_kind_of(ruby.class_time()) {
-        return Err(invalid(path, format!("expected a Time, found {}", class_of(v)))).rb();
+        return Err(invalid(path, format!("expected a Time, found {}", class_of(v))).into_host());
     }
-    match lift_value(ruby, v, path).rb()? {
-        Json::String(s) => Ok(DateTime::parse_from_rfc3339(&s)
-            .map_err(|e| FfiError::internal(e.to_string()))
-            .rb()?
-            .to_utc()),
-        _ => Err(invalid(path, "expected a Time")).rb(),
-    }
+    time_of(v, path).into_host()
 }
 
-/// Seconds as a Float or Integer → milliseconds.
-pub fn lift_seconds(v: f64, path: &str) -> Result<std::time::Duration, Error> {
-    if !v.is_finite() || v < 0.0 {
-        return Err(invalid(
-            path,
-            format!("expected a non-negative number of seconds, found {v}"),
-        ))
-        .rb();
-    }
-    Ok(std::time::Duration::from_secs_f64(v))
+fn time_of(t: Value, path: &str) -> FfiResult<Timestamp> {
+    let secs: i64 = t.funcall("to_i", ()).map_err(|e| invalid(path, e.to_string()))?;
+    let nsec: u32 = t.funcall("nsec", ()).map_err(|e| invalid(path, e.to_string()))?;
+    DateTime::from_timestamp(secs, nsec).ok_or_else(|| invalid(path, "time out of range"))
+}
+
+/// Seconds as a Float or Integer → a duration.
+pub fn lift_seconds(v: f64, path: &str) -> Result<Duration, Error> {
+    objects::seconds(v, path).into_host()
 }
 
 /// JSON → Ruby: objects become Hashes with String keys.
-pub fn lower_value(ruby: &Ruby, v: &Json) -> Result<Value, Error> {
-    Ok(match v {
-        Json::Null => ruby.qnil().as_value(),
-        Json::Bool(true) => ruby.qtrue().as_value(),
-        Json::Bool(false) => ruby.qfalse().as_value(),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                ruby.integer_from_i64(i).as_value()
-            } else if let Some(u) = n.as_u64() {
-                ruby.integer_from_u64(u).as_value()
-            } else {
-                ruby.float_from_f64(n.as_f64().unwrap_or(f64::NAN)).as_value()
-            }
-        }
-        Json::String(s) => ruby.str_new(s).as_value(),
-        Json::Array(a) => {
-            let out = ruby.ary_new_capa(a.len());
-            for item in a {
-                out.push(lower_value(ruby, item)?)?;
-            }
-            out.as_value()
-        }
-        Json::Object(m) => {
-            let out = ruby.hash_new();
-            for (k, item) in m {
-                out.aset(ruby.str_new(k), lower_value(ruby, item)?)?;
-            }
-            out.as_value()
-        }
-    })
+pub fn lower_json(ruby: &Ruby, v: &Json) -> Result<Value, Error> {
+    objects::lower_json(&Host(ruby), v)
 }
 
-/// Keys of the shared layer's objects that hold user JSON: lowered as is, never read as timestamps.
-const OPAQUE: &[&str] = &[
-    "context",
-    "config",
-    "result",
-    "metadata",
-    "dependency_results",
-    "tags",
-    "input_schema",
-    "details",
-];
-
-fn is_time_key(k: &str) -> bool {
-    k.ends_with("_at") || matches!(k, "deadline" | "since" | "until" | "timestamp")
-}
-
-/// An object of the shared layer (`Task`, `Step`, …) → a Hash with String keys, whose timestamps are `Time`
-/// and whose user JSON is left as is. lib/tasker_core/models.rb wraps it in the class with readers.
-pub fn lower<T: Serialize>(ruby: &Ruby, dto: &T) -> Result<Value, Error> {
-    let json = serde_json::to_value(dto)
-        .map_err(|e| FfiError::internal(format!("cannot serialize: {e}")))
-        .rb()?;
-    lower_object(ruby, &json)
-}
-
-fn lower_object(ruby: &Ruby, v: &Json) -> Result<Value, Error> {
-    match v {
-        Json::Array(a) => {
-            let out = ruby.ary_new_capa(a.len());
-            for item in a {
-                out.push(lower_object(ruby, item)?)?;
-            }
-            Ok(out.as_value())
-        }
-        Json::Object(m) => {
-            let out = ruby.hash_new();
-            for (k, item) in m {
-                let value = match item {
-                    _ if OPAQUE.contains(&k.as_str()) => lower_value(ruby, item)?,
-                    Json::String(s) if is_time_key(k) => lower_time(ruby, s)?,
-                    _ => lower_object(ruby, item)?,
-                };
-                out.aset(ruby.str_new(k), value)?;
-            }
-            Ok(out.as_value())
-        }
-        other => lower_value(ruby, other),
-    }
-}
-
-/// An RFC 3339 timestamp → a UTC `Time`.
-pub fn lower_time(ruby: &Ruby, s: &str) -> Result<Value, Error> {
-    let t = DateTime::parse_from_rfc3339(s)
-        .map_err(|e| FfiError::internal(format!("timestamp {s:?}: {e}")))
-        .rb()?;
+/// A timestamp → a UTC `Time`.
+pub fn lower_time(ruby: &Ruby, t: Timestamp) -> Result<Value, Error> {
     let time = ruby.time_nano_new(t.timestamp(), i64::from(t.timestamp_subsec_nanos()))?;
     time.funcall("utc", ())
 }
 
-/// A list of objects → an Array of Hashes.
-pub fn lower_all<T: Serialize>(ruby: &Ruby, items: &[T]) -> Result<RArray, Error> {
-    let out = ruby.ary_new_capa(items.len());
-    for item in items {
-        out.push(lower(ruby, item)?)?;
+/// A result of the shared layer (an object of the table such as `Task`, a list or option of them, a
+/// timestamp) → an instance of its Ruby class, an Array, nil or a `Time`.
+pub fn lower<T: Lower>(ruby: &Ruby, value: &T) -> Result<Value, Error> {
+    value.lower(&Host(ruby))
+}
+
+/// One Ruby class per table object, with the ivar of each field, in table order.
+struct Class {
+    class: Opaque<RClass>,
+    ivars: Vec<OpaqueId>,
+}
+
+static CLASSES: OnceLock<Vec<Class>> = OnceLock::new();
+
+/// How Ruby builds each kind of the object table.
+struct Host<'a>(&'a Ruby);
+
+impl Lowering for Host<'_> {
+    type Value = Value;
+    type Error = Error;
+
+    fn error(&self, e: FfiError) -> Error {
+        e.into_host()
     }
-    Ok(out)
+
+    fn scalar(&self, v: &Json) -> Result<Value, Error> {
+        let ruby = self.0;
+        Ok(match v {
+            Json::Bool(true) => ruby.qtrue().as_value(),
+            Json::Bool(false) => ruby.qfalse().as_value(),
+            Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => ruby.integer_from_i64(i).as_value(),
+                (None, Some(u)) => ruby.integer_from_u64(u).as_value(),
+                _ => ruby.float_from_f64(n.as_f64().unwrap_or(f64::NAN)).as_value(),
+            },
+            Json::String(s) => ruby.str_new(s).as_value(),
+            _ => ruby.qnil().as_value(),
+        })
+    }
+
+    fn timestamp(&self, t: Timestamp) -> Result<Value, Error> {
+        lower_time(self.0, t)
+    }
+
+    fn list(&self, items: Items<'_, Value, Error>) -> Result<Value, Error> {
+        let out = self.0.ary_new();
+        for item in items {
+            out.push(item?)?;
+        }
+        Ok(out.as_value())
+    }
+
+    fn map(&self, entries: Items<'_, (&str, Value), Error>) -> Result<Value, Error> {
+        let out = self.0.hash_new();
+        for entry in entries {
+            let (k, v) = entry?;
+            out.aset(self.0.str_new(k), v)?;
+        }
+        Ok(out.as_value())
+    }
+
+    /// Allocates the instance without `initialize` and sets one frozen ivar per field.
+    fn object(&self, index: usize, fields: Items<'_, Value, Error>) -> Result<Value, Error> {
+        let class = &CLASSES.get().expect("classes are defined when the extension loads")[index];
+        let obj = RObject::from_value(self.0.get_inner(class.class).obj_alloc()?)
+            .ok_or_else(|| FfiError::internal("a model class allocated a non-object").into_host())?;
+        for (ivar, value) in class.ivars.iter().zip(fields) {
+            let value = value?;
+            value.freeze();
+            obj.ivar_set(*ivar, value)?;
+        }
+        Ok(obj.as_value())
+    }
+}
+
+/// `TaskerCore::Internal.object(name, hash)`, behind `Model.from_h`: a Hash checked against the table and
+/// built into an instance, with errors naming the field path.
+fn object_from_h(ruby: &Ruby, name: String, hash: Value) -> Result<Value, Error> {
+    let json = lift_json(ruby, hash, "").into_host()?;
+    objects::lower_value(&Host(ruby), &name, &json, "")
+}
+
+/// Defines the class of every table object under `TaskerCore` (or its module, `Performance`, `Events`,
+/// `Testing`) as a subclass of `TaskerCore::Model`, and hands each its fields (`Model.define_fields`).
+pub fn register(ruby: &Ruby, top: RModule) -> Result<(), Error> {
+    let model: RClass = top.const_get("Model")?;
+    let mut classes = Vec::with_capacity(OBJECTS.len());
+    for o in OBJECTS {
+        let parent = match o.module {
+            None => top,
+            Some(m) => top.define_module((m[..1].to_uppercase() + &m[1..]).as_str())?,
+        };
+        let class = parent.define_class(o.name, model)?;
+        let names: Vec<&str> = o.fields.iter().map(|f| f.name).collect();
+        let _: Value = class.funcall("define_fields", (o.name, ruby.ary_from_vec(names)))?;
+        let ivars = o
+            .fields
+            .iter()
+            .map(|f| ruby.intern(&format!("@{}", f.name)).into())
+            .collect();
+        classes.push(Class {
+            class: class.into(),
+            ivars,
+        });
+    }
+    // A second load of the extension in one process defines the same classes; keep the first table.
+    let _ = CLASSES.set(classes);
+    top.define_module("Internal")?
+        .define_module_function("object", function!(object_from_h, 2))
 }

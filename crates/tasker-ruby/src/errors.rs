@@ -1,28 +1,10 @@
 //! Maps every [`FfiError`] to its Ruby exception class (docs/bindings.md §5): one class per kind under
-//! `TaskerCore::Error`, each carrying `code`, `details` and `causes`.
+//! `TaskerCore::Error`, named by [`ErrorClass::class_name`], each carrying `code`, `details` and `causes`.
 
 use magnus::{exception::ExceptionClass, prelude::*, value::Lazy, Error, Exception, RModule, Ruby, Value};
-use tasker_shared_ffi::{ErrorKind, FfiError};
+use tasker_shared_ffi::{ErrorClass, ErrorKind, FfiError, FfiResult};
 
-use crate::convert::lower_value;
-
-/// The Ruby class name (under `TaskerCore`) of each kind; the table of docs/bindings.md §5.
-pub fn class_name(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::Validation => "ValidationError",
-        ErrorKind::NotFound => "NotFoundError",
-        ErrorKind::Conflict => "ConflictError",
-        ErrorKind::InvalidTransition => "InvalidTransitionError",
-        ErrorKind::StaleClaim => "StaleClaimError",
-        ErrorKind::CycleDetected => "CycleDetectedError",
-        ErrorKind::Closed => "ClosedError",
-        ErrorKind::Timeout => "TimeoutError",
-        ErrorKind::Database => "DatabaseError",
-        ErrorKind::Configuration => "ConfigurationError",
-        ErrorKind::Handler => "HandlerError",
-        ErrorKind::Internal => "InternalError",
-    }
-}
+use crate::convert::lower_json;
 
 static BASE: Lazy<ExceptionClass> = Lazy::new(|ruby| {
     let top: RModule = ruby.define_module("TaskerCore").expect("define TaskerCore");
@@ -30,22 +12,30 @@ static BASE: Lazy<ExceptionClass> = Lazy::new(|ruby| {
         .expect("define TaskerCore::Error")
 });
 
-/// Defines `TaskerCore::Error` and its subclasses; lib/tasker_core/errors.rb adds the readers.
-pub fn init(ruby: &Ruby, top: RModule) -> Result<(), Error> {
+/// Defines `TaskerCore::Error`, one subclass per kind, and `TaskerCore::Error::CODES` (class name → code,
+/// for errors raised from Ruby); lib/tasker_core/errors.rb adds the readers.
+pub fn register(ruby: &Ruby, top: RModule) -> Result<(), Error> {
     let base = ruby.get_inner(&BASE);
+    let codes = ruby.hash_new();
     for kind in ErrorKind::ALL {
-        top.define_error(class_name(kind), base)?;
+        top.define_error(kind.class_name(), base)?;
+        codes.aset(kind.class_name(), kind.code())?;
     }
-    Ok(())
+    codes.freeze();
+    base.const_set("CODES", codes)
 }
 
-/// The one extension trait: turn an error of the shared layer into the Ruby exception to raise.
-pub trait IntoRb {
-    fn into_rb(self) -> Error;
+/// The one extension trait: an error of the shared layer becomes the Ruby exception to raise, and a result
+/// of the shared layer a result of magnus.
+pub trait IntoHost {
+    type Host;
+    fn into_host(self) -> Self::Host;
 }
 
-impl IntoRb for FfiError {
-    fn into_rb(self) -> Error {
+impl IntoHost for FfiError {
+    type Host = Error;
+
+    fn into_host(self) -> Error {
         let ruby = Ruby::get().expect("errors are raised on a Ruby thread");
         match build(&ruby, &self) {
             Ok(e) => Error::from(e),
@@ -54,29 +44,25 @@ impl IntoRb for FfiError {
     }
 }
 
+impl<T> IntoHost for FfiResult<T> {
+    type Host = Result<T, Error>;
+
+    fn into_host(self) -> Result<T, Error> {
+        self.map_err(IntoHost::into_host)
+    }
+}
+
 fn build(ruby: &Ruby, e: &FfiError) -> Result<Exception, Error> {
     let top: RModule = ruby.define_module("TaskerCore")?;
-    let class: ExceptionClass = top.const_get(class_name(e.kind))?;
+    let class: ExceptionClass = top.const_get(e.kind.class_name())?;
     let exc: Exception = class.new_instance((e.message.as_str(),))?;
     let _: Value = exc.funcall("instance_variable_set", ("@code", e.code))?;
-    let _: Value = exc.funcall("instance_variable_set", ("@details", lower_value(ruby, &e.details)?))?;
-    let causes = ruby.ary_new();
-    for c in &e.causes {
-        causes.push(c.as_str())?;
-    }
-    let _: Value = exc.funcall("instance_variable_set", ("@causes", causes))?;
+    let _: Value = exc.funcall("instance_variable_set", ("@details", lower_json(ruby, &e.details)?))?;
+    let _: Value = exc.funcall(
+        "instance_variable_set",
+        ("@causes", ruby.ary_from_vec(e.causes.clone())),
+    )?;
     Ok(exc)
-}
-
-/// `Result<T, FfiError>` → `Result<T, magnus::Error>`.
-pub trait RbResult<T> {
-    fn rb(self) -> Result<T, Error>;
-}
-
-impl<T> RbResult<T> for Result<T, FfiError> {
-    fn rb(self) -> Result<T, Error> {
-        self.map_err(IntoRb::into_rb)
-    }
 }
 
 #[cfg(test)]
@@ -102,12 +88,8 @@ mod tests {
             ("internal", "InternalError"),
         ];
         assert_eq!(table.len(), ErrorKind::ALL.len());
-        for kind in ErrorKind::ALL {
-            let row = table
-                .iter()
-                .find(|(code, _)| *code == kind.code())
-                .expect("a row per kind");
-            assert_eq!(class_name(kind), row.1, "{}", kind.code());
+        for (kind, (code, class)) in ErrorKind::ALL.into_iter().zip(table) {
+            assert_eq!((kind.code(), kind.class_name()), (code, class));
         }
     }
 }

@@ -1,14 +1,14 @@
-//! `TaskerCore::Internal::WorkerSession`: the pull-based worker protocol. The Ruby loop in
+//! `TaskerCore::Internal::WorkerSession`: the pull-based worker protocol (made by `Client#worker_session`).
+//! The Ruby loop in
 //! lib/tasker_core/worker.rb claims here, runs handlers on Ruby threads and reports back here; nothing in
 //! Rust ever calls a Ruby handler.
 
-use magnus::{function, method, prelude::*, Error, RArray, RModule, Ruby, Value};
-use tasker_shared_ffi::{ClaimToken, FailureInput, OutcomeInput, WorkerOptions, WorkerSession};
+use magnus::{method, prelude::*, Error, RArray, RModule, Ruby, Value};
+use tasker_shared_ffi::{objects, ClaimToken, FailureInput, OutcomeInput, WorkerSession};
 
-use crate::client::RbClient;
-use crate::convert::{lift_json, lift_seconds, lift_struct, lift_value, lower, lower_all, lower_time};
-use crate::errors::{IntoRb, RbResult};
-use crate::gvl::without_gvl;
+use crate::blocking::blocking;
+use crate::convert::{lift_json, lift_options, lift_seconds, lower};
+use crate::errors::IntoHost;
 
 #[magnus::wrap(class = "TaskerCore::Internal::WorkerSession", free_immediately, size)]
 pub struct RbSession {
@@ -16,49 +16,46 @@ pub struct RbSession {
 }
 
 impl RbSession {
-    fn open(ruby: &Ruby, client: &RbClient, options: Value) -> Result<RbSession, Error> {
-        let options: WorkerOptions = lift_struct(ruby, options, "options")?;
-        let c = client.inner.clone();
-        let inner = without_gvl(move || c.worker_session(options)).rb()?;
-        Ok(RbSession { inner })
+    pub(crate) fn new(inner: WorkerSession) -> Self {
+        RbSession { inner }
     }
 
-    fn claim(ruby: &Ruby, rb_self: &Self, max: u32, wait: f64) -> Result<RArray, Error> {
+    fn claim(ruby: &Ruby, rb_self: &Self, max: u32, wait: f64) -> Result<Value, Error> {
         let wait = lift_seconds(wait, "wait")?;
         let s = rb_self.inner.clone();
-        lower_all(ruby, &without_gvl(move || s.claim(max, wait)).rb()?)
+        lower(ruby, &blocking(move || s.claim(max, wait))?)
     }
 
     fn complete(ruby: &Ruby, rb_self: &Self, step_id: String, attempt: i64, result: Value) -> Result<Value, Error> {
-        let result = lift_value(ruby, result, "result").rb()?;
+        let result = lift_json(ruby, result, "result").into_host()?;
         let s = rb_self.inner.clone();
         let token = ClaimToken::new(step_id, attempt);
-        lower(ruby, &without_gvl(move || s.complete(&token, result)).rb()?)
+        lower(ruby, &blocking(move || s.complete(&token, result))?)
     }
 
     fn fail(ruby: &Ruby, rb_self: &Self, step_id: String, attempt: i64, failure: Value) -> Result<Value, Error> {
-        let failure: FailureInput = lift_struct(ruby, failure, "failure")?;
+        let failure: FailureInput = lift_options(ruby, failure, "failure")?;
         let s = rb_self.inner.clone();
         let token = ClaimToken::new(step_id, attempt);
-        lower(ruby, &without_gvl(move || s.fail(&token, failure)).rb()?)
+        lower(ruby, &blocking(move || s.fail(&token, failure))?)
     }
 
     /// Reports many outcomes in one transaction. `items` is an Array of `[token, outcome]`: token
     /// `{"step_id" => …, "attempt" => …}`, outcome `{"success" => result}` or `{"failure" => {kind, message,
-    /// error_class, backtrace, retry_after_ms, code}}`. Returns one entry per item, in order: the step's Hash,
+    /// error_class, backtrace, retry_after_ms, code}}`. Returns one entry per item, in order: the `Step`,
     /// or the exception (not raised) that rejected that item. Only a store failure raises, and then nothing
     /// was written.
     fn finish_many(ruby: &Ruby, rb_self: &Self, items: RArray) -> Result<RArray, Error> {
-        let json = lift_value(ruby, items.as_value(), "items").rb()?;
-        let items: Vec<(ClaimToken, OutcomeInput)> = lift_json(json, "items").rb()?;
+        let json = lift_json(ruby, items.as_value(), "items").into_host()?;
+        let items: Vec<(ClaimToken, OutcomeInput)> = objects::options(json, "items").into_host()?;
         let s = rb_self.inner.clone();
-        let results = without_gvl(move || s.finish_many(items)).rb()?;
+        let results = blocking(move || s.finish_many(items))?;
         let out = ruby.ary_new_capa(results.len());
         for r in results {
             let v = match r {
                 Ok(step) => lower(ruby, &step)?,
                 Err(e) => {
-                    let e = e.into_rb();
+                    let e = e.into_host();
                     e.value().ok_or(e)?
                 }
             };
@@ -68,7 +65,7 @@ impl RbSession {
     }
 
     fn forget(&self, step_id: String, attempt: i64) -> Result<(), Error> {
-        self.inner.forget(&ClaimToken::new(step_id, attempt)).rb()
+        self.inner.forget(&ClaimToken::new(step_id, attempt)).into_host()
     }
 
     fn shutdown(&self) {
@@ -83,24 +80,19 @@ impl RbSession {
         lower(ruby, &rb_self.inner.stats())
     }
 
-    fn outstanding(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
-        lower_all(ruby, &rb_self.inner.outstanding())
+    fn outstanding(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        lower(ruby, &rb_self.inner.outstanding())
     }
 
     /// When the next retry of this session's keys falls due, or nil; run_until_idle's idle rule needs it.
     fn next_retry_at(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
         let inner = rb_self.inner.clone();
-        let at = without_gvl(move || inner.next_retry_at()).rb()?;
-        match at {
-            Some(t) => lower_time(ruby, &t.to_rfc3339()),
-            None => Ok(ruby.qnil().as_value()),
-        }
+        lower(ruby, &blocking(move || inner.next_retry_at())?)
     }
 }
 
-pub fn init(ruby: &Ruby, internal: RModule) -> Result<(), Error> {
+pub fn register(ruby: &Ruby, internal: RModule) -> Result<(), Error> {
     let class = internal.define_class("WorkerSession", ruby.class_object())?;
-    class.define_singleton_method("open", function!(RbSession::open, 2))?;
     class.define_method("claim", method!(RbSession::claim, 2))?;
     class.define_method("complete", method!(RbSession::complete, 3))?;
     class.define_method("fail", method!(RbSession::fail, 3))?;

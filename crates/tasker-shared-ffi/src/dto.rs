@@ -1016,3 +1016,95 @@ mod tests {
         assert_eq!(v["context"], json!({"a": 1}));
     }
 }
+
+/// A factory workflow and the tasks made of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatternTasks {
+    /// TemplateInfo: the registered template.
+    pub template: TemplateInfo,
+    /// List of Task, in creation order.
+    pub tasks: Vec<Task>,
+}
+
+/// One handler run of a run until idle (scripted or host handlers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandlerCall {
+    /// String (UUID).
+    pub task_id: String,
+    /// String (UUID).
+    pub step_id: String,
+    /// String.
+    pub step_name: String,
+    /// String.
+    pub handler_key: String,
+    /// i64.
+    pub attempt: i64,
+    /// Map of String → JSON: what the handler saw of its parents.
+    pub dependency_results: BTreeMap<String, Value>,
+    /// String: `succeed`, `fail_retryable`, `fail_permanent` or `overrun_lease`.
+    pub outcome: String,
+    /// Optional String: the error kind when the engine rejected the outcome.
+    pub rejected: Option<String>,
+}
+
+/// What a run until idle did (`run_until_idle` in every language, and the scripted one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// List of HandlerCall, in the order the handlers ran.
+    pub calls: Vec<HandlerCall>,
+    /// u64: successes the engine accepted.
+    pub completed: u64,
+    /// u64: failures the engine accepted.
+    pub failed: u64,
+    /// u64: claims left to expire.
+    pub overrun: u64,
+    /// u64: outcomes the engine rejected.
+    pub rejected: u64,
+    /// u64: milliseconds a manual clock was moved forward to reach scheduled retries.
+    pub advanced_ms: u64,
+    /// u64: handlers the session failed with `timeout` for running past their deadline.
+    pub timed_out: u64,
+}
+
+/// What a worker session did so far: tasker-core's session counters, as hosts see them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStats {
+    /// u64: steps claimed.
+    pub claimed: u64,
+    /// u64: completions the engine accepted.
+    pub completed: u64,
+    /// u64: failures the engine accepted (timeouts included).
+    pub failed: u64,
+    /// u64: outcomes rejected (stale claim, cancelled step, malformed token, …).
+    pub rejected: u64,
+    /// u64: claims whose lease a heartbeat found already lost.
+    pub lost: u64,
+    /// u64: handlers failed with `timeout` for running past their deadline.
+    pub timed_out: u64,
+    /// u64: outcomes reported after their handler had been timed out (each rejected as a stale claim).
+    pub late: u64,
+    /// u64: outcomes the reporter gave up on; their steps are recovered when their leases expire.
+    pub abandoned: u64,
+    /// u64: claims, reports, heartbeats and maintenance passes that failed on a store error and were retried.
+    pub store_errors: u64,
+    /// u64: claims not yet reported.
+    pub outstanding: u64,
+}
+
+#[cfg(feature = "native")]
+impl From<tasker_core::session::SessionStats> for SessionStats {
+    fn from(s: tasker_core::session::SessionStats) -> Self {
+        SessionStats {
+            claimed: s.claimed,
+            completed: s.completed,
+            failed: s.failed,
+            rejected: s.rejected,
+            lost: s.lost,
+            timed_out: s.timed_out,
+            late: s.late,
+            abandoned: s.abandoned,
+            store_errors: s.store_errors,
+            outstanding: s.outstanding,
+        }
+    }
+}

@@ -11,6 +11,48 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 pub use tasker_core::ErrorKind;
 
+/// How every binding names the exception class of each kind, written once. Ruby and Python define exactly
+/// these classes (`TaskerCore::ValidationError`, `tasker_core.ValidationError`) under their base class
+/// (`TaskerCore::Error`, `tasker_core.TaskerError`) by looping over [`ErrorKind::ALL`].
+///
+/// The other hosts follow one rule from the same names. JS has one class, `TaskerError`, whose `.code` is
+/// [`ErrorKind::code`]; per-kind subclasses, where a binding adds them, take these names. Java replaces the
+/// `Error` suffix with `Exception` (`ValidationException`), except that the timeout class is
+/// `TaskerTimeoutException`, so that it never shadows `java.util.concurrent.TimeoutException`: see
+/// [`ErrorClass::java_class_name`].
+pub trait ErrorClass {
+    /// The host class name: `ValidationError`, `NotFoundError`, ….
+    fn class_name(self) -> &'static str;
+    /// The JVM exception class name (in `io.tasker.core`).
+    fn java_class_name(self) -> String;
+}
+
+impl ErrorClass for ErrorKind {
+    fn class_name(self) -> &'static str {
+        match self {
+            ErrorKind::Validation => "ValidationError",
+            ErrorKind::NotFound => "NotFoundError",
+            ErrorKind::Conflict => "ConflictError",
+            ErrorKind::InvalidTransition => "InvalidTransitionError",
+            ErrorKind::StaleClaim => "StaleClaimError",
+            ErrorKind::CycleDetected => "CycleDetectedError",
+            ErrorKind::Closed => "ClosedError",
+            ErrorKind::Timeout => "TimeoutError",
+            ErrorKind::Database => "DatabaseError",
+            ErrorKind::Configuration => "ConfigurationError",
+            ErrorKind::Handler => "HandlerError",
+            ErrorKind::Internal => "InternalError",
+        }
+    }
+
+    fn java_class_name(self) -> String {
+        match self {
+            ErrorKind::Timeout => "TaskerTimeoutException".to_string(),
+            k => format!("{}Exception", k.class_name().trim_end_matches("Error")),
+        }
+    }
+}
+
 /// The result type of every call of this crate.
 pub type FfiResult<T> = Result<T, FfiError>;
 
@@ -350,6 +392,36 @@ mod tests {
         assert_eq!(FfiError::from_panic(p.as_ref()).details["panic"], "owned");
         let p: Box<dyn Any + Send> = Box::new(7u8);
         assert!(FfiError::from_panic(p.as_ref()).message.contains("non-string"));
+    }
+
+    /// The rows of docs/bindings.md §5: code, Ruby/Python class, Java class.
+    #[test]
+    fn every_kind_has_one_class_name_per_host() {
+        let rows = [
+            ("validation", "ValidationError", "ValidationException"),
+            ("not_found", "NotFoundError", "NotFoundException"),
+            ("conflict", "ConflictError", "ConflictException"),
+            (
+                "invalid_transition",
+                "InvalidTransitionError",
+                "InvalidTransitionException",
+            ),
+            ("stale_claim", "StaleClaimError", "StaleClaimException"),
+            ("cycle_detected", "CycleDetectedError", "CycleDetectedException"),
+            ("closed", "ClosedError", "ClosedException"),
+            ("timeout", "TimeoutError", "TaskerTimeoutException"),
+            ("database", "DatabaseError", "DatabaseException"),
+            ("configuration", "ConfigurationError", "ConfigurationException"),
+            ("handler", "HandlerError", "HandlerException"),
+            ("internal", "InternalError", "InternalException"),
+        ];
+        assert_eq!(rows.len(), ErrorKind::ALL.len());
+        for (kind, (code, class, java)) in ErrorKind::ALL.into_iter().zip(rows) {
+            assert_eq!(
+                (kind.code(), kind.class_name(), kind.java_class_name().as_str()),
+                (code, class, java)
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   engine operation;
 //! - [`FfiError`] and [`ErrorKind`]: the error every binding maps to its exception classes;
 //! - [`dto`]: the objects handed out (`Task`, `Step`, `StepContext`, …);
+//! - [`objects`]: the one table of those objects and their fields' kinds, and the walk that lowers them into
+//!   any host language;
 //! - `WorkerSession`: the pull-based worker protocol (claim, complete, fail, heartbeats, shutdown; `native`);
 //! - [`Subscription`]: bounded event subscriptions;
 //! - `testkit`: factory workflows and run-until-idle with scripted handlers (feature `testkit`);
@@ -24,6 +26,7 @@ pub mod client;
 pub mod dto;
 pub mod error;
 pub mod events;
+pub mod objects;
 pub mod runtime;
 #[cfg(feature = "scenario")]
 pub mod scenario;
@@ -34,8 +37,9 @@ pub mod worker;
 
 pub use client::{AnalyticsFilterInput, Client, ClientOptions, ClockKind, CreateTaskOptions, TaskFilterInput};
 pub use dto::*;
-pub use error::{ErrorKind, FfiError, FfiResult};
+pub use error::{ErrorClass, ErrorKind, FfiError, FfiResult};
 pub use events::{EventFilterInput, Subscription};
+pub use objects::{HostObject, Lower, Lowering};
 #[cfg(feature = "native")]
 pub use worker::{
     FailureInput, FailureKind, HostOutcome, IdleRun, OutcomeInput, SessionStats, WorkerOptions, WorkerSession,

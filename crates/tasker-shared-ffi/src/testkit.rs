@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use tasker_core::testkit::Pattern;
 
 use crate::client::{Client, CreateTaskOptions};
-use crate::dto::{Registration, Task, TemplateInfo};
+pub use crate::dto::{HandlerCall, PatternTasks, RunReport};
+use crate::dto::Registration;
 use crate::error::{FfiError, FfiResult};
 use crate::runtime;
 use crate::worker::{FailureInput, FailureKind, HostOutcome, WorkerOptions, WorkerSession};
@@ -107,15 +108,6 @@ impl PatternSpec {
         let template = shape.try_template_with(&namespace, |step| key.replace("{step}", step), retry)?;
         serde_json::to_value(&template).map_err(|e| FfiError::internal(format!("encoding a pattern failed: {e}")))
     }
-}
-
-/// A factory workflow and the tasks made of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PatternTasks {
-    /// TemplateInfo: the registered template.
-    pub template: TemplateInfo,
-    /// List of Task, in creation order.
-    pub tasks: Vec<Task>,
 }
 
 /// Registers the template of a factory pattern (idempotently). Blocks.
@@ -313,46 +305,6 @@ impl Default for RunOptions {
             lease_ms: 30_000,
         }
     }
-}
-
-/// One run of a scripted handler.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HandlerCall {
-    /// String (UUID).
-    pub task_id: String,
-    /// String (UUID).
-    pub step_id: String,
-    /// String.
-    pub step_name: String,
-    /// String.
-    pub handler_key: String,
-    /// i64.
-    pub attempt: i64,
-    /// Map of String → JSON: what the handler saw of its parents.
-    pub dependency_results: BTreeMap<String, Value>,
-    /// String: `succeed`, `fail_retryable`, `fail_permanent` or `overrun_lease`.
-    pub outcome: String,
-    /// Optional String: the error kind when the engine rejected the outcome.
-    pub rejected: Option<String>,
-}
-
-/// What [`run_until_idle`] did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunReport {
-    /// List of HandlerCall, in the order the handlers ran.
-    pub calls: Vec<HandlerCall>,
-    /// u64: successes the engine accepted.
-    pub completed: u64,
-    /// u64: failures the engine accepted.
-    pub failed: u64,
-    /// u64: claims left to expire.
-    pub overrun: u64,
-    /// u64: outcomes the engine rejected.
-    pub rejected: u64,
-    /// u64: milliseconds a manual clock was moved forward to reach scheduled retries.
-    pub advanced_ms: u64,
-    /// u64: handlers the session failed with `timeout` for running past their deadline.
-    pub timed_out: u64,
 }
 
 /// Runs scripted handlers until nothing is left to do; see [`run_session_until_idle`]. Blocks.

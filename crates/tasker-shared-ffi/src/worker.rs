@@ -237,8 +237,7 @@ fn field_errors(e: &FfiError) -> String {
     }
 }
 
-/// What a session did so far: the core session's counters.
-pub use tasker_core::session::SessionStats;
+pub use crate::dto::SessionStats;
 
 /// A worker's session with the engine. Cheap to clone; clones share claims, heartbeats, the reporter and
 /// shutdown. Dropping the last handle stops everything.
@@ -460,7 +459,7 @@ impl WorkerSession {
     }
 
     pub fn stats(&self) -> SessionStats {
-        self.session.stats()
+        self.session.stats().into()
     }
 
     /// Starts a run until idle over this session, with the one idle rule ([`tasker_core::session::IdleRun`]):

@@ -13,12 +13,13 @@ from __future__ import annotations
 from . import _native
 from ._native import (
     ClaimToken,
-    Client,
     ClientHealth,
     DependencyLevel,
     Event,
     ExecutionContext,
     Explain,
+    Object,
+    PatternTasks,
     ReapReport,
     Registration,
     RetryPolicy,
@@ -28,7 +29,6 @@ from ._native import (
     StepError,
     StepReadiness,
     StepTransition,
-    Subscription,
     Task,
     TaskTransition,
     TemplateInfo,
@@ -53,6 +53,8 @@ from .errors import (
     TimeoutError,
     ValidationError,
 )
+from .client import Client
+from .events import Subscription
 from .worker import HandlerCall, RunReport, Worker
 
 __version__: str = _native.__version__
@@ -72,6 +74,8 @@ __all__ = [
     "Event",
     "ExecutionContext",
     "Explain",
+    "Object",
+    "PatternTasks",
     "ReapReport",
     "Registration",
     "RetryPolicy",

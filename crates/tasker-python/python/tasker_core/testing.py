@@ -4,51 +4,72 @@ Installed as a pytest plugin (entry point ``pytest11``), so ``tasker_client`` an
 available in any test once tasker-core is installed:
 
     def test_order(tasker_manual_client):
-        template, tasks = tasker_core.testing.diamond(tasker_manual_client, count=2)
+        made = tasker_core.testing.diamond(tasker_manual_client, count=2)   # made.template, made.tasks
         report = tasker_core.testing.run_until_idle(tasker_manual_client, {"testkit.noop": lambda ctx: {}})
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
-from ._native import (
-    Client,
-    Registration,
-    Task,
-    TemplateInfo,
-    create_pattern_tasks,
-    pattern_template,
-    register_pattern,
-)
+from . import _native
+from ._native import PatternTasks, Registration
+from .client import Client
 from .worker import HandlerCall, OverrunLease, RunReport, Worker
 
 Handlers = Mapping[str, Callable[[Any], Any]]
 
 
-def linear(client: Client, n: int = 3, count: int = 1, **opts: Any) -> Tuple[TemplateInfo, List[Task]]:
+def pattern_template(pattern: str, **spec: Any) -> Dict[str, Any]:
+    """The template document of a pattern (``linear``, ``diamond``, ``parallel``, ``tree``, ``mixed``), without
+    registering it. Options: ``n``, ``depth``, ``fanout``, ``namespace`` (``testkit``), ``handler_key``
+    (``testkit.noop``; ``{step}`` becomes the step name), ``retry``."""
+    return _native.pattern_template(dict(spec, pattern=pattern))
+
+
+def register_pattern(client: Client, pattern: str, **spec: Any) -> Registration:
+    """Registers the template of a pattern (idempotently); options as for ``pattern_template``."""
+    return _native.register_pattern(client.native, dict(spec, pattern=pattern))
+
+
+def create_pattern_tasks(
+    client: Client, pattern: str, count: int = 1, *, context: Optional[Dict[str, Any]] = None, **spec: Any
+) -> PatternTasks:
+    """Registers a pattern and creates ``count`` tasks of it with ``context``."""
+    return _native.create_pattern_tasks(client.native, dict(spec, pattern=pattern), count, context)
+
+
+def linear(client: Client, n: int = 3, count: int = 1, **opts: Any) -> PatternTasks:
     """``linear_<n>``: a chain of ``n`` steps."""
     return create_pattern_tasks(client, "linear", count, n=n, **opts)
 
 
-def diamond(client: Client, count: int = 1, **opts: Any) -> Tuple[TemplateInfo, List[Task]]:
+def diamond(client: Client, count: int = 1, **opts: Any) -> PatternTasks:
     """``diamond``: a start, two branches, and an end that waits for both."""
     return create_pattern_tasks(client, "diamond", count, **opts)
 
 
-def parallel(client: Client, n: int = 3, count: int = 1, **opts: Any) -> Tuple[TemplateInfo, List[Task]]:
+def parallel(client: Client, n: int = 3, count: int = 1, **opts: Any) -> PatternTasks:
     """``parallel_<n>``: ``n`` independent steps."""
     return create_pattern_tasks(client, "parallel", count, n=n, **opts)
 
 
-def tree(client: Client, depth: int = 2, fanout: int = 2, count: int = 1, **opts: Any) -> Tuple[TemplateInfo, List[Task]]:
+def tree(client: Client, depth: int = 2, fanout: int = 2, count: int = 1, **opts: Any) -> PatternTasks:
     """``tree_<depth>x<fanout>``: a root whose children fan out ``depth`` levels deep."""
     return create_pattern_tasks(client, "tree", count, depth=depth, fanout=fanout, **opts)
 
 
-def mixed(client: Client, count: int = 1, **opts: Any) -> Tuple[TemplateInfo, List[Task]]:
+def mixed(client: Client, count: int = 1, **opts: Any) -> PatternTasks:
     """``mixed``: chains, fan-out and fan-in in one template."""
     return create_pattern_tasks(client, "mixed", count, **opts)
+
+
+def run_scripted(client: Client, script: Mapping[str, Any], **options: Any) -> _native.RunReport:
+    """Runs scripted handlers (in Rust, no Python code) until idle: ``script`` maps a step name or handler key
+    to outcomes per attempt (``{"succeed": ...}``, ``{"fail_retryable": {...}}``, ``{"fail_permanent": {...}}``,
+    ``"overrun_lease"``). Options: ``handler_keys``, ``batch_size``, ``max_claims``, ``timeout_ms``,
+    ``auto_advance_clock``, ``lease_ms``."""
+    return _native.run_scripted(client.native, dict(script), options)
 
 
 def run_until_idle(
@@ -84,6 +105,8 @@ __all__ = [
     "register_pattern",
     "pattern_template",
     "run_until_idle",
+    "run_scripted",
+    "PatternTasks",
     "OverrunLease",
     "RunReport",
     "HandlerCall",

@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-from ._native import Client, SessionStats, StepContext, WorkerSession
+from ._native import SessionStats, StepContext, WorkerSession
+from .client import Client
 from .errors import PermanentError, RetryableError, TaskerError, TimeoutError, ValidationError
 
 Handler = Callable[[StepContext], Any]

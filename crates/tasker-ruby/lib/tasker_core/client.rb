@@ -33,12 +33,17 @@ module TaskerCore
 
     # Registers a template from YAML text or a Hash; idempotent for identical content.
     def register_template(yaml_or_hash)
-      Registration.from_h(@native.register_template(yaml_or_hash))
+      @native.register_template(yaml_or_hash)
+    end
+
+    # One template version; the newest when `version` is nil.
+    def template(namespace, name, version: nil)
+      @native.template(namespace, name, version)
     end
 
     # Every registered template version.
     def templates
-      TemplateInfo.from_a(@native.templates)
+      @native.templates
     end
 
     # Creates a task of the newest (or the given) version. A repeat with the same idempotency_key returns
@@ -47,69 +52,61 @@ module TaskerCore
                     source_system: nil, reason: nil)
       opts = { version: version, context: context, idempotency_key: idempotency_key, tags: tags,
                initiator: initiator, source_system: source_system, reason: reason }
-      Task.from_h(@native.create_task(namespace, name, opts))
+      @native.create_task(namespace, name, opts)
     end
 
     def task(id)
-      Task.from_h(@native.task(id))
+      @native.task(id)
     end
 
     # Tasks, newest first. Filters: namespace:, name:, state:, limit: (50), before: (an id, for paging).
     def tasks(namespace: nil, name: nil, state: nil, limit: nil, before: nil)
       filter = { namespace: namespace, name: name, state: state, limit: limit, before: before }
-      Task.from_a(@native.tasks(filter))
+      @native.tasks(filter)
     end
 
     def steps(task_id)
-      Step.from_a(@native.steps(task_id))
+      @native.steps(task_id)
     end
 
     def step(step_id)
-      Step.from_h(@native.step(step_id))
+      @native.step(step_id)
     end
 
     # Why each step of the task is or is not ready.
     def explain(task_id)
-      Explain.from_h(@native.explain(task_id))
+      @native.explain(task_id)
     end
 
     # The durable record of every transition of the task and its steps.
     def transitions(task_id)
-      Transitions.from_h(@native.transitions(task_id))
-    end
-
-    def execution_context(task_id)
-      Performance::ExecutionContext.from_h(@native.execution_context(task_id))
-    end
-
-    def dependency_levels(task_id)
-      Performance::DependencyLevel.from_a(@native.dependency_levels(task_id))
+      @native.transitions(task_id)
     end
 
     def cancel_task(task_id, reason: nil)
-      Task.from_h(@native.cancel_task(task_id, reason))
+      @native.cancel_task(task_id, reason)
     end
 
     def retry_task(task_id)
-      Task.from_h(@native.retry_task(task_id))
+      @native.retry_task(task_id)
     end
 
     # Marks a step as done by hand with `result`, which unblocks its dependants.
     def resolve_step(step_id, result = {})
-      Step.from_h(@native.resolve_step(step_id, result))
+      @native.resolve_step(step_id, result)
     end
 
     def resolve_task(task_id, reason: nil)
-      Task.from_h(@native.resolve_task(task_id, reason))
+      @native.resolve_task(task_id, reason)
     end
 
     # Recovers steps whose lease expired (workers normally do this in their maintenance pass).
     def reap_expired_leases(limit: 1000)
-      ReapReport.from_h(@native.reap_expired_leases(limit))
+      @native.reap_expired_leases(limit)
     end
 
     def health
-      ClientHealth.from_h(@native.health)
+      @native.health
     end
 
     # Checks the store with a round trip; rebuilds the pool when that fails. True when it rebuilt.
@@ -127,6 +124,11 @@ module TaskerCore
       @native.closed?
     end
 
+    # "system" or "manual".
+    def clock
+      @native.health.clock
+    end
+
     # The engine's clock (a manual clock under `clock: :manual`).
     def now
       @native.now
@@ -138,25 +140,34 @@ module TaskerCore
     end
 
     def subscribe(task_id: nil, names: [])
-      Events::Subscription.new(Internal::Subscription.open(@native, { task_id: task_id, names: Array(names) }))
+      Events::Subscription.new(@native.subscribe({ task_id: task_id, names: Array(names) }))
+    end
+
+    # The analytics (DESIGN §5), computed by the engine from stored data; the objects are in Performance.
+    def execution_context(task_id)
+      @native.execution_context(task_id)
+    end
+
+    def dependency_levels(task_id)
+      @native.dependency_levels(task_id)
     end
 
     def health_counts
-      Performance::HealthCounts.from_h(@native.health_counts)
+      @native.health_counts
     end
 
     def analytics_metrics(since:)
-      Performance::AnalyticsMetrics.from_h(@native.analytics_metrics(since))
+      @native.analytics_metrics(since)
     end
 
     def slowest_steps(limit: 10, since: nil, namespace: nil, name: nil, version: nil)
       filter = { since: since, namespace: namespace, name: name, version: version }
-      Performance::SlowStep.from_a(@native.slowest_steps(filter, limit))
+      @native.slowest_steps(filter, limit)
     end
 
     def slowest_tasks(limit: 10, since: nil, namespace: nil, name: nil, version: nil)
       filter = { since: since, namespace: namespace, name: name, version: version }
-      Performance::SlowTask.from_a(@native.slowest_tasks(filter, limit))
+      @native.slowest_tasks(filter, limit)
     end
 
     def inspect

@@ -1,12 +1,11 @@
 # frozen_string_literal: true
 
 module TaskerCore
-  # The base of every error the engine raises. The native extension defines it and one subclass per kind
-  # (ValidationError, NotFoundError, ConflictError, InvalidTransitionError, StaleClaimError,
-  # CycleDetectedError, ClosedError, TimeoutError, DatabaseError, ConfigurationError, HandlerError,
-  # InternalError); switch on the class or #code, never on the message.
+  # The base of every error the engine raises. The native extension defines it, one subclass per error
+  # kind of tasker-shared-ffi (ValidationError, NotFoundError, …; docs/bindings.md §5) and CODES (class
+  # name → code). Switch on the class or #code, never on the message.
   class Error < StandardError
-    # The stable code of the kind, e.g. "not_found".
+    # The stable code of the kind, e.g. "not_found"; for an error raised from Ruby, the code of its class.
     def code
       @code || CODES.fetch(self.class.name.to_s.split("::").last, "internal")
     end
@@ -21,15 +20,6 @@ module TaskerCore
       @causes || []
     end
   end
-
-  # Codes of the classes, for errors raised from Ruby (the extension sets @code on the ones it raises).
-  Error::CODES = {
-    "ValidationError" => "validation", "NotFoundError" => "not_found", "ConflictError" => "conflict",
-    "InvalidTransitionError" => "invalid_transition", "StaleClaimError" => "stale_claim",
-    "CycleDetectedError" => "cycle_detected", "ClosedError" => "closed", "TimeoutError" => "timeout",
-    "DatabaseError" => "database", "ConfigurationError" => "configuration", "HandlerError" => "handler",
-    "InternalError" => "internal"
-  }.freeze
 
   # Raise from a handler when the step may succeed later; `retry_after:` (seconds) asks for a delay before
   # the next attempt.

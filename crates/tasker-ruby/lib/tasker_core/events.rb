@@ -2,13 +2,9 @@
 
 module TaskerCore
   # Lifecycle events. A subscription sees events published after it was made; its buffer is bounded
-  # (ClientOptions event_capacity) and #dropped counts what a slow reader lost.
+  # (ClientOptions event_capacity) and #dropped counts what a slow reader lost. Events::Event is the table's
+  # object class, defined by the native extension.
   module Events
-    class Event < Model
-      fields :name, :task_id, :step_id, :step_name, :attempt, :from_state, :to_state, :worker_id, :metadata,
-             :timestamp
-    end
-
     class Subscription
       include Enumerable
 
@@ -18,17 +14,17 @@ module TaskerCore
 
       # The next event, waiting at most `timeout` seconds (the GVL is released meanwhile); nil if none came.
       def next(timeout: 1.0)
-        Event.from_h(@native.next(Float(timeout)))
+        @native.next(Float(timeout))
       end
 
       # The next buffered event, or nil, without waiting.
       def try_next
-        Event.from_h(@native.try_next)
+        @native.try_next
       end
 
       # Every buffered event, without waiting.
       def drain
-        Event.from_a(@native.drain)
+        @native.drain
       end
 
       # Events lost because the buffer was full.

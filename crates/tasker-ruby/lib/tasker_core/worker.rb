@@ -104,7 +104,7 @@ module TaskerCore
 
         contexts = session.claim(free, @claim_wait)
         lock.synchronize { busy += contexts.size }
-        contexts.each { |h| queue << StepContext.from_h(h) }
+        contexts.each { |ctx| queue << ctx }
       end
       self
     ensure
@@ -164,8 +164,7 @@ module TaskerCore
         # report them in one transaction (also the ones already run when a handler raises a non-StandardError).
         batch = []
         begin
-          contexts.each do |h|
-            ctx = StepContext.from_h(h)
+          contexts.each do |ctx|
             batch << [ctx, outcome_of(ctx)]
             runs += 1
           end
@@ -212,7 +211,7 @@ module TaskerCore
 
       @stopping = false
       options = @options.merge(handler_keys: @handlers.keys).merge(overrides)
-      @session = Internal::WorkerSession.open(@client.native, options)
+      @session = @client.native.worker_session(options)
     end
 
     # Runs one handler: its outcome as finish_many takes it, `{"success" => result}` or `{"failure" => …}`.

@@ -48,8 +48,7 @@ class ScenarioRunner
     (@doc["templates"] || []).each_with_index { |t, i| register("templates[#{i}]", t) }
     keys = @client.templates.flat_map { |t| t.steps.map(&:handler_key) }.uniq.sort
     unless keys.empty?
-      @session = TaskerCore::Internal::WorkerSession.open(
-        @client.native,
+      @session = @client.native.worker_session(
         { worker_id: "scenario", handler_keys: keys, lease_ms: @doc["lease_ms"] || 30_000,
           heartbeat_interval_ms: 0, maintenance_interval_ms: 0 }
       )
@@ -97,7 +96,7 @@ class ScenarioRunner
       elsif t["text"] then @client.register_template(t["text"])
       elsif t["pattern"]
         spec = t["pattern"].transform_keys(&:to_sym)
-        TaskerCore::TestHelpers.register_pattern(@client, spec.delete(:pattern), **spec)
+        TaskerCore::Testing.register_pattern(@client, spec.delete(:pattern), **spec)
       else raise Stop, "#{at}: expected one of definition, text or pattern"
       end
     end
@@ -186,7 +185,7 @@ class ScenarioRunner
         got = @session.claim(1, [at_time - @client.now, 0].max + 0.005)
         next if got.empty?
       end
-      ctx = TaskerCore::StepContext.from_h(got.first)
+      ctx = got.first
       runs += 1
       @claims << Claim.new(ctx.task_id, ctx.step_name, ctx.attempt, ctx.dependency_results)
       run_handler(at, ctx)
@@ -230,7 +229,7 @@ class ScenarioRunner
 
   def claim(at, a)
     got = session(at).claim(1, 0.0).first
-    ctx = got && TaskerCore::StepContext.from_h(got)
+    ctx = got
     if a["expect_none"]
       @problems << "#{at}: expected nothing claimable, claimed #{ctx.step_name}##{ctx.attempt}" if ctx
       return

@@ -1,13 +1,16 @@
-//! The one place this crate lets go of the GVL.
+//! The one helper that releases the host's lock around a wait: here, the GVL.
 //!
 //! Every call into tasker-shared-ffi that can wait (database work, a claim that waits for work, an event
-//! subscription's `next`) goes through [`without_gvl`], so other Ruby threads run while it waits. The closure
+//! subscription's `next`) goes through [`blocking`], so other Ruby threads run while it waits. The closure
 //! must not touch any Ruby object: arguments are lifted into Rust values before, results lowered after.
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use magnus::Error;
 use tasker_shared_ffi::{FfiError, FfiResult};
+
+use crate::errors::IntoHost;
 
 struct Call<F, T> {
     f: Option<F>,
@@ -18,7 +21,7 @@ extern "C" fn trampoline<F, T>(data: *mut c_void) -> *mut c_void
 where
     F: FnOnce() -> FfiResult<T>,
 {
-    // SAFETY: `data` is the `&mut Call<F, T>` that `without_gvl` passed in and keeps alive for the whole call.
+    // SAFETY: `data` is the `&mut Call<F, T>` that `blocking` passed in and keeps alive for the whole call.
     #[allow(unsafe_code)]
     let call = unsafe { &mut *data.cast::<Call<F, T>>() };
     if let Some(f) = call.f.take() {
@@ -28,12 +31,12 @@ where
     std::ptr::null_mut()
 }
 
-/// Runs `f` with the GVL released and returns its result.
+/// Runs `f` with the GVL released; its error becomes the Ruby exception of its kind.
 ///
 /// No unblocking function is passed: Ruby interrupts (Thread#kill, signals) are delivered when `f` returns.
 /// Every waiting call here is bounded (claims wait at most their `wait`, `next` its timeout, and
 /// `WorkerSession::shutdown` wakes a waiting claim), so a stop never waits longer than one wait.
-pub fn without_gvl<T, F>(f: F) -> FfiResult<T>
+pub fn blocking<T, F>(f: F) -> Result<T, Error>
 where
     F: FnOnce() -> FfiResult<T>,
 {
@@ -51,4 +54,5 @@ where
     }
     call.out
         .unwrap_or_else(|| Err(FfiError::internal("the call released the GVL but never ran")))
+        .into_host()
 }

@@ -2,7 +2,7 @@
 
 require "spec_helper"
 
-RSpec.describe TaskerCore::TestHelpers do
+RSpec.describe TaskerCore::Testing do
   include described_class
 
   StoreHelpers.urls.each do |store, url|

@@ -4,39 +4,33 @@ module TaskerCore
   # The test kit for your own specs: factory workflows built in the store, and run-until-idle with your
   # Ruby handlers (or with scripted no-op ones).
   #
-  #   include TaskerCore::TestHelpers
+  #   include TaskerCore::Testing
   #   client = TaskerCore::Client.connect("memory:", clock: :manual)
   #   task = diamond_workflow(client)
   #   run_until_idle(client)
   #   client.task(task.id).state # => "complete"
-  module TestHelpers
+  #
+  # Its objects (PatternTasks, RunReport, HandlerCall) are the table's classes, defined by the native
+  # extension in this module.
+  module Testing
     PATTERNS = %w[linear diamond parallel tree mixed].freeze
 
-    # A factory template and the tasks made of it.
-    class PatternTasks < Model
-      fields template: TemplateInfo, tasks: [Task]
-    end
-
-    class HandlerCall < Model
-      fields :task_id, :step_id, :step_name, :handler_key, :attempt, :dependency_results, :outcome, :rejected
-    end
-
-    class RunReport < Model
-      fields :completed, :failed, :overrun, :rejected, :advanced_ms, calls: [HandlerCall]
-    end
-
     module_function
+
+    # The template document (a Hash) of a pattern, without registering it; options as for register_pattern.
+    def pattern_template(pattern, **spec)
+      Internal::Testing.pattern_template(spec.merge(pattern: String(pattern)))
+    end
 
     # Registers the template of a pattern (linear, diamond, parallel, tree, mixed). Options: n:, depth:,
     # fanout:, namespace: ("testkit"), handler_key: ("testkit.noop"; "{step}" becomes the step name), retry:.
     def register_pattern(client, pattern, **spec)
-      Registration.from_h(Internal::Testing.register_pattern(client.native, spec.merge(pattern: String(pattern))))
+      Internal::Testing.register_pattern(client.native, spec.merge(pattern: String(pattern)))
     end
 
     # Registers a pattern and creates `count` tasks of it.
     def create_pattern_tasks(client, pattern, count: 1, context: {}, **spec)
-      raw = Internal::Testing.create_pattern_tasks(client.native, spec.merge(pattern: String(pattern)), count, context)
-      PatternTasks.from_h(raw)
+      Internal::Testing.create_pattern_tasks(client.native, spec.merge(pattern: String(pattern)), count, context)
     end
 
     def linear_workflow(client, n: 3, **opts)
@@ -74,7 +68,7 @@ module TaskerCore
     # Runs scripted handlers (in Rust, no Ruby code) until idle: `script` maps a step name or handler key
     # to outcomes per attempt ({succeed: …}, {fail_retryable: {…}}, {fail_permanent: {…}}, "overrun_lease").
     def run_scripted(client, script = {}, **options)
-      RunReport.from_h(Internal::Testing.run_scripted(client.native, script, options))
+      Internal::Testing.run_scripted(client.native, script, options)
     end
   end
 end

@@ -1,0 +1,241 @@
+//! `cargo xtask gen [--check]`: writes the object types of every host type file from tasker-shared-ffi's
+//! object table, between `BEGIN GENERATED` and `END GENERATED` markers, so the hand-written rest of each file
+//! (Client, Worker, …) stays as it is. `--check` writes nothing and fails when a file is stale; test-all runs
+//! it, and the unit test below does the same in `cargo test`.
+//!
+//! The table is plain data; it is included here by path rather than by depending on tasker-shared-ffi, so
+//! generating never builds the engine.
+
+use std::fs;
+
+use anyhow::{bail, Context, Result};
+
+#[path = "../../crates/tasker-shared-ffi/src/objects/table.rs"]
+#[allow(dead_code)]
+mod table;
+
+use table::{Kind, ObjectType, OBJECTS};
+
+/// A region of a file that `gen` owns.
+struct Region {
+    path: &'static str,
+    begin: &'static str,
+    end: &'static str,
+    render: fn() -> String,
+}
+
+const REGIONS: &[Region] = &[
+    Region {
+        path: "crates/tasker-python/python/tasker_core/_native.pyi",
+        begin: "# BEGIN GENERATED: objects (cargo xtask gen, from tasker-shared-ffi's object table; do not edit)",
+        end: "# END GENERATED: objects",
+        render: python,
+    },
+    Region {
+        path: "crates/tasker-ruby/sig/tasker_core.rbs",
+        begin: "  # BEGIN GENERATED: objects (cargo xtask gen, from tasker-shared-ffi's object table; do not edit)",
+        end: "  # END GENERATED: objects",
+        render: ruby,
+    },
+    Region {
+        path: "docs/bindings.md",
+        begin:
+            "<!-- BEGIN GENERATED: objects (cargo xtask gen, from tasker-shared-ffi's object table; do not edit) -->",
+        end: "<!-- END GENERATED: objects -->",
+        render: markdown,
+    },
+];
+
+/// Regenerates every region; with `check`, only reports the stale ones.
+pub fn run(check: bool) -> Result<()> {
+    let mut stale = Vec::new();
+    for r in REGIONS {
+        let text = fs::read_to_string(r.path).with_context(|| format!("could not read {}", r.path))?;
+        let fresh = splice(&text, r)?;
+        if fresh == text {
+            continue;
+        }
+        if check {
+            stale.push(r.path);
+        } else {
+            fs::write(r.path, fresh).with_context(|| format!("could not write {}", r.path))?;
+            println!("wrote {}", r.path);
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "generated types are stale in {}; run `cargo xtask gen` and commit the result",
+            stale.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `text` with the region between the markers replaced by a fresh rendering.
+fn splice(text: &str, r: &Region) -> Result<String> {
+    let start = text
+        .find(r.begin)
+        .with_context(|| format!("{}: no line `{}`", r.path, r.begin))?;
+    let body = start + r.begin.len();
+    let stop = text[body..]
+        .find(r.end)
+        .map(|i| body + i)
+        .with_context(|| format!("{}: no line `{}` after the BEGIN marker", r.path, r.end))?;
+    Ok(format!("{}\n{}{}", &text[..body], (r.render)(), &text[stop..]))
+}
+
+fn python_type(kind: &Kind) -> String {
+    match kind {
+        Kind::String => "str".into(),
+        Kind::Integer => "int".into(),
+        Kind::Float => "float".into(),
+        Kind::Boolean => "bool".into(),
+        Kind::Timestamp => "datetime".into(),
+        Kind::Json => "Json".into(),
+        Kind::Object(name) => (*name).into(),
+        Kind::List(k) => format!("List[{}]", python_type(k)),
+        Kind::Optional(k) => format!("Optional[{}]", python_type(k)),
+        Kind::Map(k) => format!("Dict[str, {}]", python_type(k)),
+    }
+}
+
+/// One class per object, under the hand-written `Object` base, with a read-only property per field.
+fn python() -> String {
+    let mut out = String::new();
+    for o in OBJECTS {
+        out += &format!("class {}(Object):\n    \"\"\"{}\"\"\"\n\n", o.name, o.doc);
+        for f in o.fields {
+            out += &format!(
+                "    @property\n    def {}(self) -> {}: ...\n",
+                f.name,
+                python_type(&f.kind)
+            );
+        }
+        out += "\n";
+    }
+    out
+}
+
+fn module_name(m: &str) -> String {
+    m[..1].to_uppercase() + &m[1..]
+}
+
+fn ruby_type(kind: &Kind) -> String {
+    match kind {
+        Kind::String => "String".into(),
+        Kind::Integer => "Integer".into(),
+        Kind::Float => "Float".into(),
+        Kind::Boolean => "bool".into(),
+        Kind::Timestamp => "Time".into(),
+        Kind::Json => "untyped".into(),
+        Kind::Object(name) => match OBJECTS.iter().find(|o| o.name == *name).and_then(|o| o.module) {
+            Some(m) => format!("{}::{name}", module_name(m)),
+            None => (*name).into(),
+        },
+        Kind::List(k) => format!("Array[{}]", ruby_type(k)),
+        Kind::Optional(k) if **k == Kind::Json => "untyped".into(),
+        Kind::Optional(k) => format!("{}?", ruby_type(k)),
+        Kind::Map(k) => format!("Hash[String, {}]", ruby_type(k)),
+    }
+}
+
+/// The classes under `TaskerCore` first, then each module's, as the native extension defines them.
+fn ruby() -> String {
+    fn class(o: &ObjectType, indent: &str) -> String {
+        let mut out = format!("{indent}# {}\n{indent}class {} < Model\n", o.doc, o.name);
+        for f in o.fields {
+            out += &format!("{indent}  attr_reader {}: {}\n", f.name, ruby_type(&f.kind));
+        }
+        out + &format!("{indent}end\n\n")
+    }
+    let mut out = String::new();
+    for o in OBJECTS.iter().filter(|o| o.module.is_none()) {
+        out += &class(o, "  ");
+    }
+    let mut modules: Vec<&str> = Vec::new();
+    for m in OBJECTS.iter().filter_map(|o| o.module) {
+        if !modules.contains(&m) {
+            modules.push(m);
+        }
+    }
+    for m in modules {
+        out += &format!("  module {}\n", module_name(m));
+        for o in OBJECTS.iter().filter(|o| o.module == Some(m)) {
+            out += &class(o, "    ");
+        }
+        out = out.trim_end().to_string() + "\n  end\n\n";
+    }
+    out
+}
+
+/// docs/bindings.md §4: one field table per object.
+fn markdown() -> String {
+    let mut out = String::new();
+    for o in OBJECTS {
+        out += &format!("### `{}`\n\n{}", o.name, o.doc);
+        if let Some(m) = o.module {
+            out += &format!(
+                " Grouped under `{m}`: `TaskerCore::{}::{}` in Ruby, also `tasker_core.{m}.{}` in Python.",
+                module_name(m),
+                o.name,
+                o.name
+            );
+        }
+        out += "\n\n| Field | Kind | Notes |\n|---|---|---|\n";
+        for f in o.fields {
+            let kind = match f.kind {
+                Kind::Object(n) => format!("[`{n}`](#{})", n.to_lowercase()),
+                Kind::List(Kind::Object(n)) => format!("list of [`{n}`](#{})", n.to_lowercase()),
+                Kind::Optional(Kind::Object(n)) => format!("optional [`{n}`](#{})", n.to_lowercase()),
+                k => k.describe(),
+            };
+            out += &format!("| `{}` | {kind} | {} |\n", f.name, f.doc);
+        }
+        out += "\n";
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The committed host type files match the table: the same check as `cargo xtask gen --check`.
+    #[test]
+    fn generated_regions_are_fresh() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        for r in REGIONS {
+            let text = fs::read_to_string(root.join(r.path)).unwrap();
+            let fresh = splice(&text, r).unwrap();
+            assert!(
+                fresh == text,
+                "{} is stale: run `cargo xtask gen` and commit the result",
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn splice_replaces_only_the_region_and_needs_both_markers() {
+        let r = Region {
+            path: "x",
+            begin: "<<",
+            end: ">>",
+            render: || "new\n".to_string(),
+        };
+        assert_eq!(splice("a\n<<\nold\n>>\nb\n", &r).unwrap(), "a\n<<\nnew\n>>\nb\n");
+        assert!(splice("a\n<<\nold\n", &r).is_err());
+        assert!(splice("a\n", &r).is_err());
+    }
+
+    #[test]
+    fn kinds_map_to_host_types() {
+        let k = Kind::Optional(&Kind::List(&Kind::Object("SlowStep")));
+        assert_eq!(python_type(&k), "Optional[List[SlowStep]]");
+        assert_eq!(ruby_type(&k), "Array[Performance::SlowStep]?");
+        assert_eq!(ruby_type(&Kind::Map(&Kind::Integer)), "Hash[String, Integer]");
+        assert_eq!(ruby_type(&Kind::Optional(&Kind::Json)), "untyped");
+    }
+}
