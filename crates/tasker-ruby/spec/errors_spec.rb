@@ -44,7 +44,7 @@ RSpec.describe TaskerCore::Error do
         "validation" => raised { client.task("x") },
         "not_found" => raised { client.task(missing) },
         "invalid_transition" => raised { client.retry_task(task.id) },
-        "stale_claim" => raised { session.complete(ctx.step_id, ctx.attempt + 1, {}) },
+        "stale_claim" => raised { session.complete(Struct.new(:step_id, :attempt).new(ctx.step_id, 9), {}) },
         "cycle_detected" => raised do
           client.register_template("namespace" => "c", "name" => "c", "version" => "1.0.0",
                                    "steps" => [{ "name" => "a", "handler" => "h", "depends_on" => ["b"] },

@@ -23,7 +23,7 @@ RSpec.describe TaskerCore::Testing do
           expect(made.template.version).to eq("1.0.0")
           expect(made.tasks.size).to eq(2)
           expect(made.tasks.map { |t| client.steps(t.id).size }.uniq).to eq([steps])
-          expect(run_until_idle(client)).to eq(2 * steps)
+          expect(run_until_idle(client).completed).to eq(2 * steps)
           expect(made.tasks.map { |t| client.task(t.id).state }.uniq).to eq(["complete"])
         end
       end

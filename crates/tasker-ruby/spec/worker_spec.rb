@@ -30,7 +30,7 @@ RSpec.describe TaskerCore::Worker do
             { "from" => ctx.step_name, "n" => ctx.context["n"] }
           end
         end
-        expect(worker.run_until_idle).to eq(4)
+        expect(worker.run_until_idle.completed).to eq(4)
         expect(client.task(task.id).state).to eq("complete")
         expect(seen["end"].dependency_results.keys).to contain_exactly("left", "right")
         expect(seen["end"].dependency_results["left"]).to eq("from" => "left", "n" => 2)
@@ -67,9 +67,9 @@ RSpec.describe TaskerCore::Worker do
         expect(waiting.error.retryable).to be(true)
         expect(waiting.next_attempt_at - client.now).to be_within(0.01).of(5.0)
         client.advance_clock(4.9)
-        expect(worker.run_until_idle(auto_advance_clock: false)).to eq(0)
+        expect(worker.run_until_idle(auto_advance_clock: false).calls.size).to eq(0)
         client.advance_clock(0.1)
-        expect(worker.run_until_idle(auto_advance_clock: false)).to eq(1)
+        expect(worker.run_until_idle(auto_advance_clock: false).calls.size).to eq(1)
         done = client.step(step.id)
         expect([done.state, done.attempts, done.result]).to eq(["complete", 2, { "ok" => true }])
       end
@@ -133,17 +133,16 @@ RSpec.describe TaskerCore::Worker do
         expect(ids.uniq.size).to be > 1
       end
 
-      it "reports #run's outcomes in batches: fewer finish_many calls than steps, no single reports" do
+      it "hands #run's outcomes to the session's reporter, never writing on a Ruby thread" do
         tasks = create_pattern_tasks(client, "parallel", n: 8, count: 6, handler_key: "spec.batch").tasks
         steps = tasks.sum { |t| client.steps(t.id).size }
-        sizes = Queue.new
+        reports = Queue.new
         session_class = TaskerCore::Internal::WorkerSession
-        allow_any_instance_of(session_class).to receive(:finish_many).and_wrap_original do |m, items|
-          sizes << items.size
-          m.call(items)
+        allow_any_instance_of(session_class).to receive(:report).and_wrap_original do |m, token, result|
+          reports << token.step_id
+          m.call(token, result)
         end
-        expect_any_instance_of(session_class).not_to receive(:complete)
-        expect_any_instance_of(session_class).not_to receive(:fail)
+        %i[complete fail finish_many].each { |m| expect_any_instance_of(session_class).not_to receive(m) }
         worker = described_class.new(client, concurrency: 8, claim_wait: 0.05)
         worker.handle("spec.batch") { |ctx| { "step" => ctx.step_name } }
         runner = Thread.new { worker.run }
@@ -152,11 +151,7 @@ RSpec.describe TaskerCore::Worker do
         worker.stop
         expect(runner.join(10)).to be_truthy
         expect(tasks.map { |t| client.task(t.id).state }.uniq).to eq(["complete"])
-        calls = []
-        calls << sizes.pop until sizes.empty?
-        expect(calls.sum).to eq(steps)
-        expect(calls.size).to be < steps
-        expect(calls.max).to be > 1
+        expect(reports.size).to eq(steps)
       end
 
       it "flushes the outcomes of running handlers on a graceful stop" do
@@ -183,29 +178,35 @@ RSpec.describe TaskerCore::Worker do
         single_step(client, "spec.many")
         session = client.native.worker_session({ handler_keys: ["spec.many"] })
         claimed = session.claim(1, 0.0).first
-        stale = [{ "step_id" => claimed.step_id, "attempt" => claimed.attempt + 1 }, { "success" => {} }]
-        good = [{ "step_id" => claimed.step_id, "attempt" => claimed.attempt }, { "success" => { "n" => 1 } }]
-        results = session.finish_many([stale, good])
+        stale = Struct.new(:step_id, :attempt).new(claimed.step_id, claimed.attempt + 1)
+        results = session.finish_many([[stale, "success", {}], [claimed.token, "success", { "n" => 1 }]])
         expect(results[0]).to be_a(TaskerCore::StaleClaimError)
         expect(results[1].state).to eq("complete")
         expect(client.step(claimed.step_id).result).to eq("n" => 1)
         expect(session.finish_many([])).to eq([])
-        expect { session.finish_many([[{ "step_id" => claimed.step_id }, { "maybe" => 1 }]]) }
-          .to raise_error(TaskerCore::ValidationError, /items/)
+        expect { session.finish_many([[claimed.token, "maybe", 1]]) }.to raise_error(TaskerCore::ValidationError, /items/)
+        expect { session.report(:nope, {}) }.to raise_error(TypeError, /ClaimToken or StepContext/)
       ensure
         session&.shutdown
       end
 
-      it "rejects only the outcome that cannot be converted, not the rest of its batch" do
-        tasks = create_pattern_tasks(client, "parallel", n: 3, count: 1, handler_key: "spec.badresult").tasks
-        worker = described_class.new(client).handle("spec.badresult") do |ctx|
-          ctx.step_name == "branch_1" ? Object.new : { "ok" => true }
-        end
-        expect { worker.run_until_idle(batch_size: 16) }.to output(/report failed \(validation\)/).to_stderr
-        states = client.steps(tasks.first.id).to_h { |s| [s.name, s.state] }
-        expect(states.values_at("start", "branch_2", "branch_3")).to eq(%w[complete complete complete])
-        expect(states["branch_1"]).not_to eq("complete")
-        expect(states["join"]).not_to eq("complete")
+      # The same three host mistakes give the same step error in Rust, Ruby and Python (docs/bindings.md §6).
+      it "fails a result that is not JSON permanently, a missing handler and any exception retryably" do
+        tasks = %w[spec.bad spec.missing spec.raises].to_h { |key| [key, single_step(client, key)[1]] }
+        worker = described_class.new(client, handler_keys: tasks.keys)
+        worker.handle("spec.bad") { { "at" => Object.new } }
+        worker.handle("spec.raises") { raise KeyError, "key not found: :sku" }
+        report = worker.run_until_idle(auto_advance_clock: false)
+        # The invalid result runs once; the other two are retried until their three attempts are spent.
+        expect(report.calls.map(&:outcome).tally).to eq("fail_permanent" => 1, "fail_retryable" => 6)
+        bad, missing, raises = tasks.values.map { |step| client.step(step.id) }
+        expect([bad.state, bad.attempts, bad.error.error_class, bad.error.code, bad.error.retryable])
+          .to eq(["error", 1, "InvalidResult", "invalid_result", false])
+        expect(bad.error.message).to start_with("result.at: expected nil, true, false")
+        expect([missing.attempts, missing.error.error_class, missing.error.retryable]).to eq([3, "HandlerMissing", true])
+        expect(missing.error.message).to include('"spec.missing"')
+        expect([raises.attempts, raises.error.error_class, raises.error.retryable]).to eq([3, "KeyError", true])
+        expect(raises.error.backtrace.first).to include("worker_spec.rb")
       end
     end
   end
@@ -217,6 +218,28 @@ RSpec.describe TaskerCore::Worker do
       expect { described_class.new(client).handle("k", Object.new) }.to raise_error(TypeError)
       expect { described_class.new(client).handle("k") }.to raise_error(ArgumentError)
       expect { described_class.new(client).run_until_idle }.to raise_error(TaskerCore::ConfigurationError)
+    end
+  end
+
+  it "fails a handler that runs past timeout_seconds with timeout, and retries the step" do
+    TaskerCore::Client.connect("sqlite::memory:") do |client|
+      client.register_template(
+        "namespace" => "spec", "name" => "slow", "version" => "1.0.0",
+        "defaults" => { "retry" => { "max_attempts" => 2, "backoff" => "none" } },
+        "steps" => [{ "name" => "work", "handler" => "spec.slow", "timeout_seconds" => 1 }]
+      )
+      task = client.create_task("spec", "slow", context: {})
+      worker = described_class.new(client, concurrency: 2, claim_wait: 0.05).handle("spec.slow") { sleep 1.5 }
+      runner = Thread.new { worker.run }
+      deadline = Time.now + 30
+      sleep 0.05 until client.task(task.id).state == "error" || Time.now > deadline
+      worker.stop
+      expect(runner.join(10)).to be_truthy
+      step = client.steps(task.id).first
+      expect([step.state, step.attempts]).to eq(["error", 2])
+      expect([step.error.error_class, step.error.code, step.error.retryable]).to eq(["TimeoutError", "timeout", true])
+      retried = client.transitions(task.id).steps.count { |t| t.to_state == "waiting_for_retry" }
+      expect(retried).to eq(1)
     end
   end
 

@@ -18,7 +18,7 @@ use magnus::{
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value as Json};
 use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, OBJECTS};
-use tasker_shared_ffi::{FfiError, FfiResult, Timestamp};
+use tasker_shared_ffi::{ClaimToken, FfiError, FfiResult, OutcomeInput, Timestamp};
 
 use crate::errors::IntoHost;
 
@@ -117,6 +117,37 @@ fn lift_key(k: Value) -> Option<String> {
 /// A Ruby options Hash (or nil) → an input struct of the shared layer; an error names `what.field`.
 pub fn lift_options<T: DeserializeOwned>(ruby: &Ruby, v: Value, what: &str) -> Result<T, Error> {
     objects::options(lift_json(ruby, v, what).into_host()?, what).into_host()
+}
+
+/// A claim token: a `TaskerCore::ClaimToken`, or a `StepContext` (its token).
+pub fn lift_token(ruby: &Ruby, v: Value) -> Result<ClaimToken, Error> {
+    let token: Value = if v.respond_to("token", false)? { v.funcall("token", ())? } else { v };
+    if !(token.respond_to("step_id", false)? && token.respond_to("attempt", false)?) {
+        let message = format!("token: expected a ClaimToken or StepContext, found {}", class_of(v));
+        return Err(Error::new(ruby.exception_type_error(), message));
+    }
+    Ok(ClaimToken::new(
+        token.funcall::<_, _, String>("step_id", ())?,
+        token.funcall::<_, _, i64>("attempt", ())?,
+    ))
+}
+
+/// One item of `finish_many`: `[token, "success", result]` or `[token, "failure", {…}]`.
+pub fn lift_outcome(ruby: &Ruby, item: Value, i: usize) -> Result<(ClaimToken, OutcomeInput), Error> {
+    let parts = RArray::from_value(item).filter(|a| a.len() == 3).ok_or_else(|| {
+        let message = format!("items[{i}]: expected [token, \"success\" | \"failure\", value]");
+        Error::new(ruby.exception_type_error(), message)
+    })?;
+    let (token, tag, payload): (Value, String, Value) = (parts.entry(0)?, parts.entry(1)?, parts.entry(2)?);
+    let outcome = match tag.as_str() {
+        "success" => OutcomeInput::Success(lift_json(ruby, payload, &format!("items[{i}].result")).into_host()?),
+        "failure" => OutcomeInput::Failure(lift_options(ruby, payload, &format!("items[{i}].failure"))?),
+        other => {
+            let message = format!("expected \"success\" or \"failure\", found {other:?}");
+            return Err(invalid(&format!("items[{i}]"), message).into_host());
+        }
+    };
+    Ok((lift_token(ruby, token)?, outcome))
 }
 
 /// A Ruby `Time` → a UTC timestamp.

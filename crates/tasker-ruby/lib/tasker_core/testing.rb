@@ -55,7 +55,7 @@ module TaskerCore
 
     # Runs Ruby handlers until nothing is ready (see Worker#run_until_idle). `handlers` maps handler keys
     # to blocks or classes; every other key of every registered template gets a no-op handler returning
-    # {"ok" => true, "step" => step_name}. Returns the number of handler runs.
+    # {"ok" => true, "step" => step_name}. Returns the RunReport.
     def run_until_idle(client, handlers = {}, **options)
       worker = Worker.new(client, concurrency: 1)
       client.templates.flat_map { |t| t.steps.map(&:handler_key) }.uniq.each do |key|

@@ -2,8 +2,8 @@
 
 module TaskerCore
   # Runs Ruby handlers for steps. The loop is Ruby's: claim (GVL released) → run each handler on one of
-  # `concurrency` Ruby threads → report through the shared worker session. Leases are extended by the
-  # engine in the background while handlers run.
+  # `concurrency` Ruby threads → report through the shared worker session, which heartbeats leases, enforces
+  # deadlines, batches outcomes and rides out database outages in Rust.
   #
   #   worker = TaskerCore::Worker.new(client, concurrency: 4)
   #   worker.handle("billing.fetch") { |ctx| { invoices: fetch(ctx.context["account_id"]) } }
@@ -12,12 +12,14 @@ module TaskerCore
   class Worker
     attr_reader :client, :concurrency
 
-    # The most outcomes #run reports in one finish_many (one transaction), as the Rust worker does.
-    REPORT_BATCH = 64
+    # Raise it from a handler in tests to act like a crashed worker: the claim is never reported and its lease
+    # expires. An Exception, not a StandardError, so `rescue => e` in handler code does not swallow it.
+    class OverrunLease < Exception; end # rubocop:disable Lint/InheritException
 
-    # lease: seconds a claim holds without a heartbeat; claim_wait: how long one claim waits for work.
+    # lease: seconds a claim holds without a heartbeat; claim_wait: how long one claim waits for work;
+    # handler_keys: the keys to claim steps for (default: the keys with a handler).
     def initialize(client, concurrency: 4, worker_id: nil, lease: 30, claim_wait: 1.0, poll_interval: 1.0,
-                   maintenance_interval: 5.0, heartbeat_interval: nil)
+                   maintenance_interval: 5.0, heartbeat_interval: nil, handler_keys: nil)
       raise TypeError, "client: expected a TaskerCore::Client, found #{client.class}" unless client.is_a?(Client)
       raise ArgumentError, "concurrency: expected a positive Integer" unless concurrency.is_a?(Integer) && concurrency.positive?
 
@@ -29,6 +31,7 @@ module TaskerCore
         maintenance_interval_ms: ms(maintenance_interval),
         heartbeat_interval_ms: heartbeat_interval && ms(heartbeat_interval)
       }
+      @handler_keys = handler_keys&.map { |k| String(k) }
       @handlers = {}
       @stopping = false
       @session = nil
@@ -52,69 +55,43 @@ module TaskerCore
     end
 
     # Runs until #stop or SIGTERM/SIGINT, then stops claiming, lets running handlers report and returns.
-    #
-    # Handler threads push [ctx, outcome] onto a queue; one reporter thread drains whatever has accumulated
-    # (up to REPORT_BATCH) and reports it with one finish_many (one transaction), then frees those slots.
+    # The loop is the shared one (docs/bindings.md §6): claim for free threads, run each handler on one of
+    # `concurrency` threads, hand its outcome to the session (which batches, retries and never drops it).
     def run
       session = open_session
       previous = trap_signals
-      queue = Thread::Queue.new
-      done = Thread::Queue.new
+      work = Thread::Queue.new
       lock = Mutex.new
       freed = ConditionVariable.new
       busy = 0
-      # A slot stays taken from claim until its outcome is reported (or its handler thread died).
-      release = lambda do |n|
-        lock.synchronize do
-          busy -= n
-          freed.signal
-        end
-      end
-      reporter = Thread.new do
-        while (first = done.pop)
-          batch = [first]
-          batch << done.pop until batch.size >= REPORT_BATCH || done.empty?
-          begin
-            report(session, batch)
-          ensure
-            release.call(batch.size)
-          end
-        end
-      end
       threads = Array.new(@concurrency) do
         Thread.new do
-          while (ctx = queue.pop)
-            pushed = false
+          while (ctx = work.pop)
             begin
-              done << [ctx, outcome_of(ctx)]
-              pushed = true
+              deliver(session, ctx)
             ensure
-              release.call(1) unless pushed
+              lock.synchronize { busy -= 1; freed.signal }
             end
           end
         end
       end
       until @stopping
-        # Claim only for free threads, so a claimed step never waits for a thread while its lease runs.
         free = lock.synchronize do
           freed.wait(lock, @claim_wait) while busy >= @concurrency && !@stopping
           @concurrency - busy
         end
         break if @stopping
 
-        contexts = session.claim(free, @claim_wait)
+        contexts = session.next_batch(free, @claim_wait)
         lock.synchronize { busy += contexts.size }
-        contexts.each { |ctx| queue << ctx }
+        contexts.each { |ctx| work << ctx }
       end
       self
     ensure
-      # Also on an error from claim: stop claiming, let the running handlers finish, report their outcomes,
-      # then return.
       session&.shutdown
-      queue&.close
+      work&.close
       threads&.each(&:join)
-      done&.close
-      reporter&.join
+      session&.flush
       restore_signals(previous) if previous
       @session = nil
     end
@@ -130,49 +107,19 @@ module TaskerCore
       @stopping
     end
 
-    # Runs handlers on the calling thread until nothing is ready: claims up to `batch_size` without
-    # waiting, runs each, reports; when nothing is ready and a retry is scheduled, moves a manual clock to it
-    # (unless `auto_advance_clock: false`, then it returns) or waits for it under the system clock.
-    # Returns the number of handler runs. Raises TimeoutError after `timeout` seconds.
+    # Runs handlers on the calling thread until nothing is ready, with the one idle rule
+    # (docs/bindings.md §8): claims up to `batch_size` without waiting, runs each, reports; when nothing is
+    # ready and a retry is scheduled, moves a manual clock to it (unless `auto_advance_clock: false`, then it
+    # returns) or waits for it under the system clock. Returns a TaskerCore::Testing::RunReport. Raises
+    # TaskerCore::TimeoutError after `timeout` seconds.
     def run_until_idle(batch_size: 16, max_claims: nil, auto_advance_clock: true, timeout: 30)
       session = open_session(heartbeat_interval_ms: 0, maintenance_interval_ms: 0)
-      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
-      runs = 0
-      loop do
-        break if max_claims && runs >= max_claims
-        if Process.clock_gettime(Process::CLOCK_MONOTONIC) >= deadline
-          raise TaskerCore::TimeoutError, "run_until_idle did not become idle within #{timeout} s"
-        end
-
-        limit = max_claims ? [batch_size, max_claims - runs].min : batch_size
-        contexts = session.claim(limit, 0.0)
-        if contexts.empty?
-          at = session.next_retry_at
-          break if at.nil?
-
-          gap = [at - @client.now, 0].max
-          if @client.health.clock == "manual"
-            break unless auto_advance_clock
-
-            @client.native.advance_clock_ms((gap * 1000).ceil)
-            next
-          end
-          contexts = session.claim(limit, [gap + 0.005, deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)].min)
-          next if contexts.empty?
-        end
-        # The claimed steps were all ready at once, so none waits for another's outcome: run them all, then
-        # report them in one transaction (also the ones already run when a handler raises a non-StandardError).
-        batch = []
-        begin
-          contexts.each do |ctx|
-            batch << [ctx, outcome_of(ctx)]
-            runs += 1
-          end
-        ensure
-          report(session, batch)
-        end
+      run = session.until_idle(batch_size: batch_size, max_claims: max_claims,
+                               auto_advance_clock: auto_advance_clock, timeout_ms: ms(timeout))
+      while (batch = run.next_batch)
+        batch.each { |ctx| deliver(run, ctx) }
       end
-      runs
+      run.finish
     ensure
       session&.shutdown
       @session = nil
@@ -210,54 +157,25 @@ module TaskerCore
       raise ConfigurationError, "worker has no handlers; call #handle first" if @handlers.empty?
 
       @stopping = false
-      options = @options.merge(handler_keys: @handlers.keys).merge(overrides)
+      options = @options.merge(handler_keys: @handler_keys || @handlers.keys).merge(overrides)
       @session = @client.native.worker_session(options)
     end
 
-    # Runs one handler: its outcome as finish_many takes it, `{"success" => result}` or `{"failure" => …}`.
-    def outcome_of(ctx)
-      { "success" => normalize(@handlers.fetch(ctx.handler_key).call(ctx)) }
-    rescue StandardError => e
-      { "failure" => self.class.failure_for(e) }
-    end
+    # Runs the handler of ctx and hands what happened to `target` (the session, or an idle run): its
+    # result, its exception (see ::failure_for), or the missing handler. What becomes of each is the shared
+    # layer's rule, the same in every language.
+    def deliver(target, ctx)
+      handler = @handlers[ctx.handler_key]
+      return target.report_missing(ctx.token, ctx.handler_key) unless handler
 
-    # Reports [ctx, outcome] pairs in one finish_many (one transaction). Each item gets its own result: a
-    # rejected one (stale claim, cancelled task) is warned about alone, as a single report was.
-    def report(session, batch)
-      return if batch.empty?
-
-      items = batch.map { |ctx, outcome| [{ "step_id" => ctx.step_id, "attempt" => ctx.attempt }, outcome] }
-      results = begin
-        session.finish_many(items)
-      rescue TaskerCore::ValidationError => e
-        # An outcome that cannot be converted (a result that is not JSON) fails the whole call before anything
-        # is written: report the items one by one, so only that one is rejected.
-        raise e if batch.size == 1
-
-        batch.each { |pair| report(session, [pair]) }
-        return
-      rescue TaskerCore::Error => e
-        # Not delivered (store down): nothing was written; each claim is recovered by the reaper when its
-        # lease expires.
-        Array.new(batch.size, e)
+      result = begin
+        handler.call(ctx)
+      rescue OverrunLease
+        return target.forget(ctx.token)
+      rescue StandardError => e
+        return target.report_failure(ctx.token, self.class.failure_for(e))
       end
-      batch.zip(results).each do |(ctx, _), r|
-        report_failed(ctx, r) if r.is_a?(Exception)
-      end
-    rescue StandardError => e
-      # The reporter must outlive anything one batch raises, or the slots of later outcomes are never freed.
-      batch.each { |ctx, _| report_failed(ctx, e) }
-    end
-
-    # Rejected (stale claim, cancelled task) or not delivered (store down): either way the step's fate is the
-    # engine's now; an undelivered outcome is recovered by the reaper when the lease expires.
-    def report_failed(ctx, error)
-      code = error.respond_to?(:code) ? error.code : nil
-      warn "tasker_core: #{ctx.handler_key} #{ctx.step_id}##{ctx.attempt}: report failed (#{code}): #{error.message}"
-    end
-
-    def normalize(result)
-      result.nil? ? {} : result
+      target.report(ctx.token, result)
     end
 
     def trap_signals

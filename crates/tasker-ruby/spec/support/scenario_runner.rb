@@ -50,7 +50,7 @@ class ScenarioRunner
     unless keys.empty?
       @session = @client.native.worker_session(
         { worker_id: "scenario", handler_keys: keys, lease_ms: @doc["lease_ms"] || 30_000,
-          heartbeat_interval_ms: 0, maintenance_interval_ms: 0 }
+          heartbeat_interval_ms: 0, maintenance_interval_ms: 0, enforce_deadlines: false }
       )
     end
     (@doc["tasks"] || []).each_with_index { |t, i| create("tasks[#{i}]", t) }
@@ -156,12 +156,12 @@ class ScenarioRunner
     when "complete"
       ctx = saved(at, a["claim"])
       result = a.key?("result") && !a["result"].nil? ? a["result"] : { "ok" => true, "step" => ctx.step_name }
-      expect_outcome(at, a["expect_error"]) { session(at).complete(ctx.step_id, ctx.attempt, result) }
+      expect_outcome(at, a["expect_error"]) { session(at).complete(ctx.token, result) }
     when "fail"
       ctx = saved(at, a["claim"])
       failure = { kind: a["kind"] || "retryable", message: a["message"] || "scripted failure",
                   error_class: a["error_class"], retry_after_ms: a["retry_after_ms"], code: a["code"] }
-      expect_outcome(at, a["expect_error"]) { session(at).fail(ctx.step_id, ctx.attempt, failure) }
+      expect_outcome(at, a["expect_error"]) { session(at).fail(ctx.token, failure) }
     when "check"
       collect_events
       a.each { |alias_, want| check_task("#{at}.#{alias_}", alias_, want) }
@@ -169,62 +169,47 @@ class ScenarioRunner
     end
   end
 
-  # `run`: run_until_idle with batch size 1 and no clock advance, with Ruby handlers following the script.
+  # `run`: the shared run until idle with batch size 1 and no clock advance, with Ruby handlers following
+  # the script.
   def run_handlers(at, max_claims)
     return unless @session
 
-    runs = 0
-    loop do
-      break if max_claims && runs >= max_claims
-
-      got = @session.claim(1, 0.0)
-      if got.empty?
-        at_time = @session.next_retry_at
-        break if at_time.nil? || @client.health.clock == "manual"
-
-        got = @session.claim(1, [at_time - @client.now, 0].max + 0.005)
-        next if got.empty?
+    run = @session.until_idle(batch_size: 1, max_claims: max_claims, auto_advance_clock: false)
+    while (batch = run.next_batch)
+      batch.each do |ctx|
+        @claims << Claim.new(ctx.task_id, ctx.step_name, ctx.attempt, ctx.dependency_results)
+        run_handler(run, ctx)
       end
-      ctx = got.first
-      runs += 1
-      @claims << Claim.new(ctx.task_id, ctx.step_name, ctx.attempt, ctx.dependency_results)
-      run_handler(at, ctx)
+    end
+    run.finish.calls.select(&:rejected).each do |c|
+      @problems << "#{at}: the outcome of #{c.step_name}##{c.attempt} was rejected (#{c.rejected})"
     end
   end
 
   # The Ruby handler of the script: it returns the scripted result or raises the scripted error, and the
   # worker's own exception mapping (Worker.failure_for) turns that into the report.
-  def run_handler(at, ctx)
+  def run_handler(run, ctx)
     outcome = TaskerCore::Internal::Testing.script_outcome(@doc["handlers"] || {}, ctx.step_name, ctx.handler_key,
                                                            ctx.attempt)
-    kind, spec = outcome.is_a?(String) ? [outcome, {}] : outcome.first
-    spec ||= {}
-    if kind == "overrun_lease"
-      @session.forget(ctx.step_id, ctx.attempt)
-      return
-    end
-    report = begin
-      case kind
-      when "succeed" then [:ok, spec]
-      when "fail_retryable"
-        retry_after = spec["retry_after_ms"] && spec["retry_after_ms"] / 1000.0
-        raise TaskerCore::RetryableError.new(spec["message"] || "scripted failure", retry_after: retry_after)
-      when "fail_permanent"
-        raise TaskerCore::PermanentError.new(spec["message"] || "scripted failure", code: spec["code"])
-      end
-    rescue TaskerCore::RetryableError, TaskerCore::PermanentError => e
-      failure = TaskerCore::Worker.failure_for(e)
-      failure[:error_class] = spec["error_class"] if spec["error_class"]
-      failure[:backtrace] = []
-      [:fail, failure]
-    end
-    if report[0] == :ok
-      @session.complete(ctx.step_id, ctx.attempt, report[1])
+    kind, value = outcome.is_a?(String) ? [outcome, nil] : outcome.first
+    spec = value || {}
+    case kind
+    when "overrun_lease" then run.forget(ctx.token)
+    when "succeed" then run.report(ctx.token, value)
     else
-      @session.fail(ctx.step_id, ctx.attempt, report[1])
+      begin
+        if kind == "fail_retryable"
+          retry_after = spec["retry_after_ms"] && spec["retry_after_ms"] / 1000.0
+          raise TaskerCore::RetryableError.new(spec["message"] || "scripted failure", retry_after: retry_after)
+        end
+        raise TaskerCore::PermanentError.new(spec["message"] || "scripted failure", code: spec["code"])
+      rescue TaskerCore::RetryableError, TaskerCore::PermanentError => e
+        failure = TaskerCore::Worker.failure_for(e)
+        failure[:error_class] = spec["error_class"] if spec["error_class"]
+        failure[:backtrace] = []
+        run.report_failure(ctx.token, failure)
+      end
     end
-  rescue TaskerCore::Error => e
-    @problems << "#{at}: the outcome of #{ctx.step_name}##{ctx.attempt} was rejected (#{e.code})"
   end
 
   def claim(at, a)
