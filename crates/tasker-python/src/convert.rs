@@ -17,7 +17,7 @@ use pyo3::IntoPyObjectExt;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
 use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, ObjectType, OBJECTS};
-use tasker_shared_ffi::{dto, FailureInput, FfiError, OutcomeInput, Timestamp};
+use tasker_shared_ffi::{dto, FailureInput, FfiError, FfiResult, OutcomeInput, Timestamp};
 
 use crate::errors::IntoHost;
 
@@ -30,12 +30,23 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 
 /// A validation error at `path`.
 pub fn invalid(path: &str, message: impl Into<String>) -> PyErr {
-    FfiError::validation(path, message).into_host()
+    invalid_at(path, message).into_host()
+}
+
+fn invalid_at(path: &str, message: impl Into<String>) -> FfiError {
+    FfiError::validation(path, message)
 }
 
 /// Lifts a Python value that JSON can hold: dict (str keys), list or tuple, str, int, float (finite), bool,
 /// None. Anything else is a `ValidationError` at `path`.
 pub fn lift_json(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
+    lift_value(obj, path).into_host()
+}
+
+/// [`lift_json`] with the shared layer's error, whose details name the field path (a handler's result that
+/// cannot become JSON is reported with it).
+pub fn lift_value(obj: &Bound<'_, PyAny>, path: &str) -> FfiResult<Value> {
+    let py_err = |e: PyErr| invalid_at(path, e.to_string());
     if obj.is_none() {
         return Ok(Value::Null);
     }
@@ -50,36 +61,36 @@ pub fn lift_json(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
         if let Ok(u) = obj.extract::<u64>() {
             return Ok(Value::from(u));
         }
-        return Err(invalid(path, "expected an integer that fits in 64 bits"));
+        return Err(invalid_at(path, "expected an integer that fits in 64 bits"));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         let v = f.value();
         return Number::from_f64(v)
             .map(Value::Number)
-            .ok_or_else(|| invalid(path, format!("expected a JSON value, found float {v}")));
+            .ok_or_else(|| invalid_at(path, format!("expected a JSON value, found float {v}")));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow()?.into_owned()));
+        return Ok(Value::String(s.to_cow().map_err(py_err)?.into_owned()));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = Map::new();
         for (k, v) in d.iter() {
             let Ok(key) = k.cast::<PyString>() else {
-                return Err(invalid(path, format!("expected str keys, found {}", type_name(&k))));
+                return Err(invalid_at(path, format!("expected str keys, found {}", type_name(&k))));
             };
-            let key = key.to_cow()?.into_owned();
-            map.insert(key.clone(), lift_json(&v, &objects::field_path(path, &key))?);
+            let key = key.to_cow().map_err(py_err)?.into_owned();
+            map.insert(key.clone(), lift_value(&v, &objects::field_path(path, &key))?);
         }
         return Ok(Value::Object(map));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut out = Vec::new();
-        for (i, item) in obj.try_iter()?.enumerate() {
-            out.push(lift_json(&item?, &format!("{path}[{i}]"))?);
+        for (i, item) in obj.try_iter().map_err(py_err)?.enumerate() {
+            out.push(lift_value(&item.map_err(py_err)?, &format!("{path}[{i}]"))?);
         }
         return Ok(Value::Array(out));
     }
-    Err(invalid(
+    Err(invalid_at(
         path,
         format!("expected a JSON value, found {}", type_name(obj)),
     ))

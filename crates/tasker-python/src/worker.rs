@@ -1,15 +1,26 @@
-//! `tasker_core._native.WorkerSession`: the pull-based worker protocol of docs/bindings.md §6 (made by
-//! `Client.worker_session`). The Python `Worker`
-//! (python/tasker_core/worker.py) drives it from Python threads: claim with the GIL released, run handlers on
-//! a thread pool, report. Nothing here calls into Python from a Tokio thread.
+//! `tasker_core._native.WorkerSession` and `IdleRun`: the one worker session of docs/bindings.md §6 (made
+//! by `Client.worker_session`) and its run until idle. The Python `Worker` (python/tasker_core/worker.py)
+//! drives it from Python threads: claim with the GIL released, run handlers on a thread pool, report. Nothing
+//! here calls into Python from a Tokio thread.
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use tasker_shared_ffi as ffi;
+use tasker_shared_ffi::{self as ffi, HostOutcome};
 
 use crate::blocking::blocking;
-use crate::convert::{lift_failure, lift_json, lift_outcome, lift_seconds, lift_token, lower};
+use crate::convert::{
+    lift_failure, lift_json, lift_options, lift_outcome, lift_seconds, lift_token, lift_value, lower, Options,
+};
 use crate::errors::IntoHost;
+
+/// The three ways a Python handler's run ends, as the shared layer takes them.
+fn returned(result: &Bound<'_, PyAny>) -> HostOutcome {
+    HostOutcome::returned(lift_value(result, "result"))
+}
+
+fn raised(failure: Option<&Bound<'_, PyDict>>) -> PyResult<HostOutcome> {
+    Ok(HostOutcome::Failure(lift_failure(failure.map(|d| d.as_any()), "failure")?))
+}
 
 /// A worker session: claims steps for its handler keys, heartbeats their leases, and takes their outcomes.
 #[pyclass(module = "tasker_core._native", frozen)]
@@ -40,7 +51,40 @@ impl WorkerSession {
         self.inner.is_shutdown()
     }
 
-    /// Claims up to `max` ready steps, waiting up to `wait` seconds when none is ready (GIL released).
+    /// Claims up to `max` ready steps for free slots, waiting up to `wait` seconds when none is ready (GIL
+    /// released); a store error is retried with backoff, and the call then returns `[]` once `wait` passed.
+    #[pyo3(signature = (max, wait = 1.0))]
+    fn next_batch(&self, py: Python<'_>, max: u32, wait: f64) -> PyResult<Py<PyAny>> {
+        let wait = lift_seconds(wait, "wait")?;
+        let s = self.inner.clone();
+        lower(py, &blocking(py, move || s.next_batch(max, wait))?)
+    }
+
+    /// Hands a handler's result to the session's reporter and returns at once.
+    fn report(&self, token: &Bound<'_, PyAny>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.report(&lift_token(token)?, returned(result)).into_host()
+    }
+
+    /// Hands a handler's failure (the keywords of `fail`) to the session's reporter and returns at once.
+    #[pyo3(signature = (token, **failure))]
+    fn report_failure(&self, token: &Bound<'_, PyAny>, failure: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        self.inner.report(&lift_token(token)?, raised(failure)?).into_host()
+    }
+
+    /// Reports that no handler is registered for `handler_key`.
+    fn report_missing(&self, token: &Bound<'_, PyAny>, handler_key: String) -> PyResult<()> {
+        let outcome = HostOutcome::HandlerMissing(handler_key);
+        self.inner.report(&lift_token(token)?, outcome).into_host()
+    }
+
+    /// Waits (GIL released) until everything reported so far has been written.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let s = self.inner.clone();
+        blocking(py, move || s.flush())
+    }
+
+    /// Claims up to `max` ready steps, waiting up to `wait` seconds when none is ready (GIL released); no
+    /// retries, for tests.
     #[pyo3(signature = (max, wait = 0.0))]
     fn claim(&self, py: Python<'_>, max: u32, wait: f64) -> PyResult<Py<PyAny>> {
         let wait = lift_seconds(wait, "wait")?;
@@ -109,14 +153,63 @@ impl WorkerSession {
         lower(py, &self.inner.stats())
     }
 
-    /// When the next scheduled retry of this session's keys falls due (None: none is scheduled); the idle
-    /// rule of `run_until_idle` asks this when a claim finds nothing.
+    /// When the next scheduled retry of this session's keys falls due (None: none is scheduled).
     fn next_retry_at(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let inner = self.inner.clone();
         lower(py, &blocking(py, move || inner.next_retry_at())?)
     }
+
+    /// A run until idle over this session: `batch_size`, `max_claims`, `timeout_ms`, `auto_advance_clock`.
+    #[pyo3(signature = (options = None))]
+    fn until_idle(&self, options: Options<'_, '_>) -> PyResult<IdleRun> {
+        let options = lift_options(options, "options")?;
+        Ok(IdleRun {
+            inner: self.inner.until_idle(&options),
+        })
+    }
+}
+
+/// One run until idle: `while (batch := run.next_batch()) is not None`, report each, then `finish()`.
+#[pyclass(module = "tasker_core._native", frozen)]
+pub struct IdleRun {
+    inner: ffi::IdleRun,
+}
+
+#[pymethods]
+impl IdleRun {
+    /// Writes the previous batch's outcomes, then claims the next batch; None when the run is idle.
+    fn next_batch(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let run = &self.inner;
+        lower(py, &blocking(py, || run.next_batch())?)
+    }
+
+    fn report(&self, token: &Bound<'_, PyAny>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.report(&lift_token(token)?, returned(result)).into_host()
+    }
+
+    #[pyo3(signature = (token, **failure))]
+    fn report_failure(&self, token: &Bound<'_, PyAny>, failure: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        self.inner.report(&lift_token(token)?, raised(failure)?).into_host()
+    }
+
+    fn report_missing(&self, token: &Bound<'_, PyAny>, handler_key: String) -> PyResult<()> {
+        let outcome = HostOutcome::HandlerMissing(handler_key);
+        self.inner.report(&lift_token(token)?, outcome).into_host()
+    }
+
+    /// Leaves a claimed step to expire (a crashed worker, in tests).
+    fn forget(&self, token: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.forget(&lift_token(token)?).into_host()
+    }
+
+    /// Writes what is left and returns the `RunReport`.
+    fn finish(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let run = &self.inner;
+        lower(py, &blocking(py, || run.finish())?)
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<WorkerSession>()
+    m.add_class::<WorkerSession>()?;
+    m.add_class::<IdleRun>()
 }

@@ -118,6 +118,7 @@ class Replay:
                 # Leases move only with the scenario's clock and its `reap` actions.
                 heartbeat_interval=0.0,
                 maintenance_interval=0.0,
+                enforce_deadlines=False,
             )
             for key in keys:
                 self.worker.handle(key, self._handle)

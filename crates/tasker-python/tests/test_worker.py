@@ -190,12 +190,81 @@ def test_a_result_json_cannot_hold_fails_only_that_step(tasker_manual_client: Cl
     steps = {s.name: s for s in c.steps(task.id)}
     assert steps["branch_2"].state == "complete" and steps["start"].state == "complete"
     bad = steps["branch_1"]
-    assert bad.state == "waiting_for_retry" and bad.error.error_class == "ValidationError"
-    assert "result.when: expected a JSON value, found object" in bad.error.message
+    assert (bad.state, bad.error.error_class, bad.error.code, bad.error.retryable) == (
+        "error",
+        "InvalidResult",
+        "invalid_result",
+        False,
+    )
+    assert bad.error.message == "result.when: expected a JSON value, found object"
     assert [(call.step_name, call.outcome) for call in report.calls][1:] == [
-        ("branch_1", "fail_retryable"),
+        ("branch_1", "fail_permanent"),
         ("branch_2", "succeed"),
     ]
+
+
+# The same three host mistakes give the same step error in Rust, Ruby and Python (docs/bindings.md §6).
+def test_each_host_mistake_gives_the_step_error_every_binding_gives(tasker_manual_client: Client) -> None:
+    c = tasker_manual_client
+    keys = ["w.bad", "w.missing", "w.raises"]
+    steps = {}
+    for key in keys:
+        name = key.replace(".", "_")
+        c.register_template({**ONE_STEP, "name": name, "steps": [{"name": "work", "handler": key}]})
+        steps[key] = c.steps(c.create_task("w", name, context={}).id)[0]
+    worker = Worker(c, handler_keys=keys)
+    worker.handle("w.bad", lambda ctx: {"at": object()})
+    worker.handle("w.raises", lambda ctx: {}["sku"])
+    report = worker.run_until_idle(auto_advance_clock=False)
+    # The invalid result runs once; the other two are retried until their three attempts are spent.
+    assert sorted(call.outcome for call in report.calls) == ["fail_permanent"] + ["fail_retryable"] * 6
+    bad, missing, raises = (c.step(steps[k].id) for k in keys)
+    assert (bad.state, bad.attempts, bad.error.error_class, bad.error.code, bad.error.retryable) == (
+        "error",
+        1,
+        "InvalidResult",
+        "invalid_result",
+        False,
+    )
+    assert bad.error.message.startswith("result.at: expected a JSON value")
+    assert (missing.attempts, missing.error.error_class, missing.error.retryable) == (3, "HandlerMissing", True)
+    assert '"w.missing"' in missing.error.message
+    assert (raises.attempts, raises.error.error_class, raises.error.retryable) == (3, "KeyError", True)
+    assert any("test_worker.py" in line for line in raises.error.backtrace)
+
+
+def test_a_handler_past_timeout_seconds_fails_with_timeout_and_the_step_retries(tasker_client: Client) -> None:
+    c = tasker_client
+    c.register_template(
+        {
+            "namespace": "w",
+            "name": "slow",
+            "version": "1.0.0",
+            "defaults": {"retry": {"max_attempts": 2, "backoff": "none"}},
+            "steps": [{"name": "work", "handler": "w.slow", "timeout_seconds": 1}],
+        }
+    )
+    task = c.create_task("w", "slow", context={})
+    worker = Worker(c, concurrency=2, claim_wait=0.05)
+    worker.handle("w.slow", lambda ctx: threading.Event().wait(1.5))
+
+    def stop_when_failed() -> None:
+        for _ in range(600):
+            if c.task(task.id).state == "error":
+                break
+            threading.Event().wait(0.05)
+        worker.stop()
+
+    stopper = threading.Thread(target=stop_when_failed)
+    stopper.start()
+    stats = worker.run(install_signal_handlers=False)
+    stopper.join()
+    step = _step(c, task)
+    assert (step.state, step.attempts) == ("error", 2)
+    assert (step.error.error_class, step.error.code, step.error.retryable) == ("TimeoutError", "timeout", True)
+    assert sum(t.to_state == "waiting_for_retry" for t in c.transitions(task.id).steps) == 1
+    # Both handlers finished after their deadline: their outcomes came too late and were rejected.
+    assert (stats.timed_out, stats.late, stats.rejected) == (2, 2, 2)
 
 
 def test_a_stopped_worker_can_run_again(tasker_manual_client: Client) -> None:
@@ -210,64 +279,62 @@ def test_a_stopped_worker_can_run_again(tasker_manual_client: Client) -> None:
 
 
 class _CountingSession:
-    """Stands in for the native session (as bench/worker_bench.py does) and records the reporting calls: the size
-    of each finish_many batch and the number of single complete/fail calls."""
+    """Stands in for the native session and records how outcomes reach it: every one should be handed to the
+    session's reporter (``report``/``report_failure``), none written on a Python thread."""
 
-    def __init__(self, native: tasker_core.WorkerSession, stop_after: int, stop, latency: float) -> None:
+    def __init__(self, native: tasker_core.WorkerSession, stop_after: int, stop) -> None:
         self._native = native
         self._stop_after = stop_after
         self._stop = stop
-        self._latency = latency
-        self.batches: list = []
-        self.singles = 0
+        self.reported = 0
+        self.written = 0
         self.lock = threading.Lock()
 
-    def _reported(self, batch: int = 0, single: int = 0) -> None:
+    def _count(self, reported: int = 0, written: int = 0) -> None:
         with self.lock:
-            if batch:
-                self.batches.append(batch)
-            self.singles += single
-            done = sum(self.batches) + self.singles >= self._stop_after
+            self.reported += reported
+            self.written += written
+            done = self.reported + self.written >= self._stop_after
         if done:
             self._stop()
 
-    def finish_many(self, outcomes):
-        # A round trip's worth of delay, so outcomes finishing meanwhile queue up behind this report.
-        threading.Event().wait(self._latency)
-        results = self._native.finish_many(outcomes)
-        self._reported(batch=len(outcomes))
-        return results
+    def report(self, *args, **kwargs):
+        self._native.report(*args, **kwargs)
+        self._count(reported=1)
+
+    def report_failure(self, *args, **kwargs):
+        self._native.report_failure(*args, **kwargs)
+        self._count(reported=1)
 
     def complete(self, *args, **kwargs):
-        try:
-            return self._native.complete(*args, **kwargs)
-        finally:
-            self._reported(single=1)
+        self._count(written=1)
+        return self._native.complete(*args, **kwargs)
 
     def fail(self, *args, **kwargs):
-        try:
-            return self._native.fail(*args, **kwargs)
-        finally:
-            self._reported(single=1)
+        self._count(written=1)
+        return self._native.fail(*args, **kwargs)
+
+    def finish_many(self, outcomes):
+        self._count(written=len(outcomes))
+        return self._native.finish_many(outcomes)
 
     def __getattr__(self, name: str):
         return getattr(self._native, name)
 
 
 class _CountingWorker(Worker):
-    """A Worker whose session is a _CountingSession; it stops itself once ``steps`` outcomes are reported."""
+    """A Worker whose session is a _CountingSession; it stops itself once ``steps`` outcomes are handed over."""
 
-    def __init__(self, client: Client, steps: int, latency: float = 0.0, **kwargs) -> None:
+    def __init__(self, client: Client, steps: int, **kwargs) -> None:
         super().__init__(client, claim_wait=0.05, **kwargs)
         self.steps = steps
-        self.latency = latency
         self.counting = None
 
     @property
     def session(self):
         native = super().session
         if not isinstance(self._session, _CountingSession):
-            self.counting = _CountingSession(native, self.steps, self.stop, self.latency)
+            self.counting = _CountingSession(native, self.steps, self.stop)
             self._session = self.counting
         return self._session
 
@@ -280,20 +347,17 @@ class _CountingWorker(Worker):
             watchdog.cancel()
 
 
-def test_run_reports_outcomes_in_batches(tasker_client: Client) -> None:
+def test_run_hands_every_outcome_to_the_sessions_reporter(tasker_client: Client) -> None:
     c = tasker_client
     steps = 40
     tasks = testing.linear(c, n=1, count=steps).tasks
-    worker = _CountingWorker(c, steps, latency=0.02, concurrency=8)
+    worker = _CountingWorker(c, steps, concurrency=8)
     worker.handle("testkit.noop", lambda ctx: {"step": ctx.step_name})
     stats = worker.run_guarded()
-    batches = worker.counting.batches
     assert all(c.task(t.id).state == "complete" for t in tasks)
     assert stats.completed == steps and stats.outstanding == 0 and stats.rejected == 0
-    # Every outcome went through finish_many, in fewer calls (transactions) than steps, never more than the
-    # concurrency at once.
-    assert sum(batches) == steps and worker.counting.singles == 0
-    assert len(batches) < steps and max(batches) > 1 and max(batches) <= 8, batches
+    # The reporter (in Rust) batches them into transactions; nothing is written on a Python thread.
+    assert (worker.counting.reported, worker.counting.written) == (steps, 0)
 
 
 def test_run_fails_only_the_steps_whose_handler_failed_in_a_batch(tasker_manual_client: Client) -> None:
@@ -322,8 +386,8 @@ def test_run_fails_only_the_steps_whose_handler_failed_in_a_batch(tasker_manual_
     assert stats.completed == 5 and stats.failed == 3 and stats.outstanding == 0
     assert sum(s.state == "complete" for t in tasks for s in c.steps(t.id)) == 5
     bad = by_kind["bad_json"]
-    assert bad.state == "waiting_for_retry" and bad.error.error_class == "ValidationError"
-    assert "result.when: expected a JSON value, found object" in bad.error.message
+    assert bad.state == "error" and bad.error.error_class == "InvalidResult"
+    assert bad.error.message == "result.when: expected a JSON value, found object"
     assert by_kind["permanent"].state == "error" and by_kind["permanent"].error.error_class == "PermanentError"
     assert by_kind["permanent"].error.code == "declined"
     flaky = by_kind["retryable"]

@@ -18,10 +18,13 @@ from ._native import (
     Event,
     ExecutionContext,
     Explain,
+    HandlerCall,
+    IdleRun,
     Object,
     PatternTasks,
     ReapReport,
     Registration,
+    RunReport,
     RetryPolicy,
     SessionStats,
     Step,
@@ -55,7 +58,7 @@ from .errors import (
 )
 from .client import Client
 from .events import Subscription
-from .worker import HandlerCall, RunReport, Worker
+from .worker import Worker
 
 __version__: str = _native.__version__
 

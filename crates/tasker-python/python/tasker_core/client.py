@@ -119,9 +119,11 @@ class Client:
         heartbeat_interval: Optional[float] = None,
         poll_interval: float = 1.0,
         maintenance_interval: float = 5.0,
+        enforce_deadlines: bool = True,
     ) -> WorkerSession:
         """A worker session for ``handler_keys`` (the protocol ``tasker_core.Worker`` drives). Durations in
-        seconds; ``heartbeat_interval=None`` means lease / 3 and 0 means never."""
+        seconds; ``heartbeat_interval=None`` means lease / 3 and 0 means never. ``enforce_deadlines=False``
+        leaves a handler past its step's ``timeout_seconds`` running on (scenario replays move time by hand)."""
         options = dict(
             worker_id=worker_id,
             handler_keys=list(handler_keys),
@@ -129,6 +131,7 @@ class Client:
             heartbeat_interval_ms=_ms(heartbeat_interval),
             poll_interval_ms=_ms(poll_interval),
             maintenance_interval_ms=_ms(maintenance_interval),
+            enforce_deadlines=enforce_deadlines,
         )
         return self.native.worker_session(options)
 

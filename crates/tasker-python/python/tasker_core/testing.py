@@ -15,7 +15,8 @@ from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 from . import _native
 from ._native import PatternTasks, Registration
 from .client import Client
-from .worker import HandlerCall, OverrunLease, RunReport, Worker
+from ._native import HandlerCall, RunReport
+from .worker import OverrunLease, Worker
 
 Handlers = Mapping[str, Callable[[Any], Any]]
 

@@ -1,33 +1,23 @@
-"""The Python worker: claims steps through a native ``WorkerSession`` (GIL released while it waits), runs the
-handlers on a thread pool, and reports their outcomes in batches (one ``finish_many`` transaction each). All
-engine rules (retries, DAG, leases) stay in Rust; this module only decides which Python callable runs and how its
-exception is described.
+"""The Python worker: claims steps through the one shared ``WorkerSession`` (GIL released while it waits), runs
+the handlers on a thread pool, and hands each outcome back to the session, which batches, retries and never drops
+it. All engine rules (retries, DAG, leases, deadlines, what a bad result or a missing handler means) stay in Rust;
+this module only decides which Python callable runs and how its exception is described.
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
-import queue
 import signal
 import threading
-import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ._native import SessionStats, StepContext, WorkerSession
+from ._native import RunReport, SessionStats, StepContext, WorkerSession
 from .client import Client
-from .errors import PermanentError, RetryableError, TaskerError, TimeoutError, ValidationError
+from .errors import PermanentError, RetryableError
 
 Handler = Callable[[StepContext], Any]
-
-#: At most this many outcomes go into one ``finish_many`` call (one transaction), as in the Rust worker.
-REPORT_BATCH = 64
-
-_log = logging.getLogger("tasker_core.worker")
-_DONE = object()
 
 
 class OverrunLease(BaseException):
@@ -55,35 +45,6 @@ def failure_of(exc: BaseException) -> Dict[str, Any]:
     return failure
 
 
-@dataclass
-class HandlerCall:
-    """One handler run of ``run_until_idle``."""
-
-    task_id: str
-    step_id: str
-    step_name: str
-    handler_key: str
-    attempt: int
-    dependency_results: Dict[str, Any]
-    #: ``succeed``, ``fail_retryable``, ``fail_permanent`` or ``overrun_lease``.
-    outcome: str
-    #: The error code when the engine rejected the outcome (``stale_claim``, ...).
-    rejected: Optional[str] = None
-
-
-@dataclass
-class RunReport:
-    """What ``run_until_idle`` did."""
-
-    calls: List[HandlerCall] = field(default_factory=list)
-    completed: int = 0
-    failed: int = 0
-    overrun: int = 0
-    rejected: int = 0
-    #: Milliseconds a manual clock was moved forward to reach scheduled retries.
-    advanced_ms: int = 0
-
-
 class Worker:
     """Runs Python handlers for the steps of registered templates.
 
@@ -106,6 +67,8 @@ class Worker:
         poll_interval: float = 1.0,
         maintenance_interval: float = 5.0,
         claim_wait: float = 1.0,
+        handler_keys: Optional[Sequence[str]] = None,
+        enforce_deadlines: bool = True,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client: expected a tasker_core.Client, found {type(client).__name__}")
@@ -119,8 +82,11 @@ class Worker:
             heartbeat_interval=heartbeat_interval,
             poll_interval=poll_interval,
             maintenance_interval=maintenance_interval,
+            enforce_deadlines=enforce_deadlines,
         )
         self._claim_wait = claim_wait
+        #: The keys this worker claims steps for; the keys with a handler when None.
+        self._claim_keys = list(handler_keys) if handler_keys is not None else None
         self._handlers: Dict[str, Handler] = {}
         self._session: Optional[WorkerSession] = None
         self._stopping = threading.Event()
@@ -170,131 +136,66 @@ class Worker:
             if self._session is None:
                 if not self._handlers:
                     raise RuntimeError("register at least one handler before starting the worker")
-                self._session = self.client.worker_session(sorted(self._handlers), **self._options)
+                keys = self._claim_keys if self._claim_keys is not None else sorted(self._handlers)
+                self._session = self.client.worker_session(keys, **self._options)
             return self._session
 
     # -- running ------------------------------------------------------------------------------------------
 
-    def _invoke(self, ctx: StepContext) -> Any:
+    def _deliver(self, target: Any, ctx: StepContext) -> None:
+        """Runs the handler of ``ctx`` and hands what happened to ``target`` (the session, or an idle run): its
+        result, its exception (see ``failure_of``), or the missing handler. What becomes of each is the shared
+        layer's rule, the same in every language."""
         fn = self._handlers.get(ctx.handler_key)
         if fn is None:
-            raise PermanentError(f"no handler is registered for {ctx.handler_key!r}", code="no_handler")
-        return fn(ctx)
-
-    def _execute(self, session: WorkerSession, ctx: StepContext) -> Optional[Any]:
-        """Runs one handler (on a pool thread) and returns its outcome as a ``finish_many`` item, or None when
-        the claim is left to expire (``OverrunLease``)."""
+            target.report_missing(ctx.token, ctx.handler_key)
+            return
         try:
-            result = self._invoke(ctx)
+            result = fn(ctx)
         except OverrunLease:
-            try:
-                session.forget(ctx)
-            except TaskerError:
-                pass
-            return None
+            target.forget(ctx.token)
+            return
         except Exception as exc:  # noqa: BLE001 - every handler exception is reported, none escapes
-            return (ctx, "failure", failure_of(exc))
-        return (ctx, "success", result)
-
-    def _report(self, session: WorkerSession, outcomes: List[Any]) -> List[Any]:
-        """Reports outcomes in one ``finish_many`` call (one transaction); each item's result is a ``Step``, the
-        exception that rejected it (stale or cancelled claims, counted in ``session.stats().rejected``), or
-        ``("failed", step)`` for a result JSON cannot hold."""
-        try:
-            return list(session.finish_many(outcomes))
-        except ValidationError:
-            # A result JSON cannot hold fails the whole batch before anything is written; report item by item
-            # so only the offending handler's step fails (as a handler bug, like any exception).
-            return [self._report_one(session, ctx, kind, value) for ctx, kind, value in outcomes]
-
-    @staticmethod
-    def _report_one(session: WorkerSession, ctx: StepContext, kind: str, value: Any) -> Any:
-        """Reports one outcome; a result JSON cannot hold becomes a failure, returned as ``("failed", step)``."""
-        try:
-            if kind == "success":
-                try:
-                    return session.complete(ctx, value)
-                except ValidationError as exc:
-                    return ("failed", session.fail(ctx, **failure_of(exc)))
-            return session.fail(ctx, **value)
-        except TaskerError as exc:
-            return exc
+            target.report_failure(ctx.token, **failure_of(exc))
+            return
+        target.report(ctx.token, result)
 
     def run(self, *, install_signal_handlers: bool = True) -> SessionStats:
         """Claims and runs steps until ``stop()`` (or SIGTERM/SIGINT when called from the main thread), then
-        stops claiming, lets running handlers report, and returns the session's stats."""
+        stops claiming, lets running handlers report, and returns the session's stats. A database outage does
+        not end it: the session retries claims and reports."""
         session = self.session
         restore: Dict[int, Any] = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 restore[sig] = signal.signal(sig, lambda *_: self.stop())
         free = threading.Semaphore(self.concurrency)
-        # Handler threads put their outcomes here; one reporter thread sends everything waiting in one
-        # finish_many call (one transaction) and only then frees the slots, so claims never outrun reports.
-        pending: "queue.Queue[Any]" = queue.Queue()
 
         def run_one(ctx: StepContext) -> None:
-            item = None
             try:
-                item = self._execute(session, ctx)
+                self._deliver(session, ctx)
             finally:
-                if item is None:
-                    free.release()
-                else:
-                    pending.put(item)
+                free.release()
 
-        def reporter() -> None:
-            done = False
-            while not done:
-                first = pending.get()
-                if first is _DONE:
-                    return
-                batch = [first]
-                while len(batch) < REPORT_BATCH:
-                    try:
-                        item = pending.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _DONE:
-                        done = True
-                        break
-                    batch.append(item)
-                try:
-                    try:
-                        self._report(session, batch)
-                    except Exception:  # noqa: BLE001 - a batch-wide error: try each outcome on its own
-                        for one in batch:
-                            try:
-                                self._report(session, [one])
-                            except Exception:  # noqa: BLE001 - the reporter must outlive any one outcome
-                                _log.exception("reporting the outcome of step %s failed", one[0].step_id)
-                finally:
-                    for _ in batch:
-                        free.release()
-
-        reporting = threading.Thread(target=reporter, name="tasker-worker-reporter", daemon=True)
-        reporting.start()
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="tasker-worker") as pool:
                 while not self._stopping.is_set():
-                    # Wait for a free slot (bounded, so stop() is noticed).
+                    # Wait for a free slot (bounded, so stop() is noticed), then claim for every free slot.
                     if not free.acquire(timeout=0.2):
                         continue
                     slots = 1
                     while slots < self.concurrency and free.acquire(blocking=False):
                         slots += 1
-                    contexts = session.claim(slots, wait=self._claim_wait)
+                    contexts = session.next_batch(slots, wait=self._claim_wait)
                     for _ in range(slots - len(contexts)):
                         free.release()
                     for ctx in contexts:
                         pool.submit(run_one, ctx)
-                # Stop claiming now; leaving the `with` block waits for running handlers to queue their outcomes.
+                # Stop claiming now; leaving the `with` block waits for running handlers to report.
                 session.shutdown()
         finally:
-            # Every outcome is queued ahead of _DONE: the reporter sends them all before it ends.
-            pending.put(_DONE)
-            reporting.join()
             session.shutdown()
+            session.flush()
             for sig, previous in restore.items():
                 signal.signal(sig, previous)
             # Cleared on the way out, not the way in, so a stop() that raced ahead of run() is not lost.
@@ -315,83 +216,20 @@ class Worker:
         timeout: float = 30.0,
         auto_advance_clock: bool = True,
     ) -> RunReport:
-        """Runs handlers in the calling thread until nothing is left to do (docs/bindings.md §8): claim up to
-        ``batch_size`` without waiting, run each in claim order, report the batch; when a claim finds nothing,
-        stop if no retry is scheduled, else move a manual clock to it (unless ``auto_advance_clock`` is off) or,
-        on the system clock, wait for it."""
-        session = self.session
-        manual = self.client.clock == "manual"
-        deadline = time.monotonic() + timeout
-        report = RunReport()
-        batch = max(1, batch_size)
-        while True:
-            if max_claims is not None and len(report.calls) >= max_claims:
-                return report
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"run_until_idle did not become idle within {timeout} s")
-            limit = batch if max_claims is None else min(batch, max_claims - len(report.calls))
-            claimed = session.claim(limit, wait=0.0)
-            if not claimed:
-                due = session.next_retry_at()
-                if due is None:
-                    return report
-                gap = max(0.0, (due - self.client.now()).total_seconds())
-                if manual:
-                    if not auto_advance_clock:
-                        return report
-                    self.client.advance_clock(gap)
-                    report.advanced_ms += round(gap * 1000)
-                    continue
-                claimed = session.claim(limit, wait=min(gap + 0.005, max(0.0, deadline - time.monotonic())))
-                if not claimed:
-                    continue
-            self._run_batch(session, claimed, report)
-
-    def _run_batch(self, session: WorkerSession, claimed: List[StepContext], report: RunReport) -> None:
-        outcomes = []
-        calls = []
-        for ctx in claimed:
-            call = HandlerCall(
-                task_id=ctx.task_id,
-                step_id=ctx.step_id,
-                step_name=ctx.step_name,
-                handler_key=ctx.handler_key,
-                attempt=ctx.attempt,
-                dependency_results=ctx.dependency_results,
-                outcome="succeed",
+        """Runs handlers in the calling thread until nothing is left to do, with the one idle rule
+        (docs/bindings.md §8): claim up to ``batch_size`` without waiting, run each in claim order, report the
+        batch; when a claim finds nothing, stop if no retry is scheduled, else move a manual clock to it (unless
+        ``auto_advance_clock`` is off) or, on the system clock, wait for it. Raises ``TimeoutError`` after
+        ``timeout`` seconds."""
+        run = self.session.until_idle(
+            dict(
+                batch_size=batch_size,
+                max_claims=max_claims,
+                timeout_ms=round(timeout * 1000),
+                auto_advance_clock=auto_advance_clock,
             )
-            report.calls.append(call)
-            try:
-                result = self._invoke(ctx)
-            except OverrunLease:
-                call.outcome = "overrun_lease"
-                session.forget(ctx)
-                report.overrun += 1
-                continue
-            except Exception as exc:  # noqa: BLE001 - every handler exception is reported
-                failure = failure_of(exc)
-                call.outcome = "fail_permanent" if failure["kind"] == "permanent" else "fail_retryable"
-                outcomes.append((ctx, "failure", failure))
-                calls.append(call)
-                continue
-            outcomes.append((ctx, "success", result))
-            calls.append(call)
-        if not outcomes:
-            return
-        try:
-            results = session.finish_many(outcomes)
-        except ValidationError:
-            # A result JSON cannot hold fails the whole batch before anything is written; report item by item
-            # so only the offending handler's step fails (as a handler bug, like any exception).
-            results = [self._report_one(session, ctx, kind, value) for ctx, kind, value in outcomes]
-            for call, result in zip(calls, results):
-                if isinstance(result, tuple):
-                    call.outcome, result = "fail_retryable", result[1]
-        for call, result in zip(calls, results):
-            if isinstance(result, TaskerError):
-                call.rejected = result.code
-                report.rejected += 1
-            elif call.outcome == "succeed":
-                report.completed += 1
-            else:
-                report.failed += 1
+        )
+        while (batch := run.next_batch()) is not None:
+            for ctx in batch:
+                self._deliver(run, ctx)
+        return run.finish()
