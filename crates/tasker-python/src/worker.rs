@@ -19,7 +19,10 @@ fn returned(result: &Bound<'_, PyAny>) -> HostOutcome {
 }
 
 fn raised(failure: Option<&Bound<'_, PyDict>>) -> PyResult<HostOutcome> {
-    Ok(HostOutcome::Failure(lift_failure(failure.map(|d| d.as_any()), "failure")?))
+    Ok(HostOutcome::Failure(lift_failure(
+        failure.map(|d| d.as_any()),
+        "failure",
+    )?))
 }
 
 /// A worker session: claims steps for its handler keys, heartbeats their leases, and takes their outcomes.

@@ -121,7 +121,11 @@ pub fn lift_options<T: DeserializeOwned>(ruby: &Ruby, v: Value, what: &str) -> R
 
 /// A claim token: a `TaskerCore::ClaimToken`, or a `StepContext` (its token).
 pub fn lift_token(ruby: &Ruby, v: Value) -> Result<ClaimToken, Error> {
-    let token: Value = if v.respond_to("token", false)? { v.funcall("token", ())? } else { v };
+    let token: Value = if v.respond_to("token", false)? {
+        v.funcall("token", ())?
+    } else {
+        v
+    };
     if !(token.respond_to("step_id", false)? && token.respond_to("attempt", false)?) {
         let message = format!("token: expected a ClaimToken or StepContext, found {}", class_of(v));
         return Err(Error::new(ruby.exception_type_error(), message));

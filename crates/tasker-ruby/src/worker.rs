@@ -16,7 +16,9 @@ fn returned(ruby: &Ruby, result: Value) -> HostOutcome {
 }
 
 fn raised(ruby: &Ruby, failure: Value) -> Result<HostOutcome, Error> {
-    Ok(HostOutcome::Failure(lift_options::<FailureInput>(ruby, failure, "failure")?))
+    Ok(HostOutcome::Failure(lift_options::<FailureInput>(
+        ruby, failure, "failure",
+    )?))
 }
 
 #[magnus::wrap(class = "TaskerCore::Internal::WorkerSession", free_immediately, size)]
@@ -42,11 +44,17 @@ impl RbSession {
     }
 
     fn report(ruby: &Ruby, rb_self: &Self, token: Value, result: Value) -> Result<(), Error> {
-        rb_self.inner.report(&lift_token(ruby, token)?, returned(ruby, result)).into_host()
+        rb_self
+            .inner
+            .report(&lift_token(ruby, token)?, returned(ruby, result))
+            .into_host()
     }
 
     fn report_failure(ruby: &Ruby, rb_self: &Self, token: Value, failure: Value) -> Result<(), Error> {
-        rb_self.inner.report(&lift_token(ruby, token)?, raised(ruby, failure)?).into_host()
+        rb_self
+            .inner
+            .report(&lift_token(ruby, token)?, raised(ruby, failure)?)
+            .into_host()
     }
 
     fn report_missing(ruby: &Ruby, rb_self: &Self, token: Value, handler_key: String) -> Result<(), Error> {
@@ -147,11 +155,17 @@ impl RbIdleRun {
     }
 
     fn report(ruby: &Ruby, rb_self: &Self, token: Value, result: Value) -> Result<(), Error> {
-        rb_self.inner.report(&lift_token(ruby, token)?, returned(ruby, result)).into_host()
+        rb_self
+            .inner
+            .report(&lift_token(ruby, token)?, returned(ruby, result))
+            .into_host()
     }
 
     fn report_failure(ruby: &Ruby, rb_self: &Self, token: Value, failure: Value) -> Result<(), Error> {
-        rb_self.inner.report(&lift_token(ruby, token)?, raised(ruby, failure)?).into_host()
+        rb_self
+            .inner
+            .report(&lift_token(ruby, token)?, raised(ruby, failure)?)
+            .into_host()
     }
 
     fn report_missing(ruby: &Ruby, rb_self: &Self, token: Value, handler_key: String) -> Result<(), Error> {

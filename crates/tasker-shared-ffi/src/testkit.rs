@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use tasker_core::testkit::Pattern;
 
 use crate::client::{Client, CreateTaskOptions};
-pub use crate::dto::{HandlerCall, PatternTasks, RunReport};
 use crate::dto::Registration;
+pub use crate::dto::{HandlerCall, PatternTasks, RunReport};
 use crate::error::{FfiError, FfiResult};
 use crate::runtime;
 use crate::worker::{FailureInput, FailureKind, HostOutcome, WorkerOptions, WorkerSession};
