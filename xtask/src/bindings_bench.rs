@@ -288,14 +288,14 @@ fn render(r: &Rendered) -> Result<String> {
         ),
         "**Ruby / Python**: crates/tasker-ruby/bench/worker_bench.rb and crates/tasker-python/bench/\
              worker_bench.py run the binding's own `Worker#run` / `Worker.run` loop (16 or 64 host threads, \
-             each claim asks for as many steps as threads are free, outcomes are reported in batches of up to 64 \
-             with one `finish_many` call each) with a handler returning an empty map. The call that completes \
-             the last step calls `stop`. Steps/s is steps ÷ the time from calling `run` to the return of that \
-             call. Afterwards \
-             `health_counts` must show every task and step complete and no `fail` call may have been made, or \
-             the run fails."
+             each `next_batch` asks for as many steps as threads are free, each outcome is handed to the shared \
+             session's reporter, which writes batches of up to 64 with one `finish_many` each) with a handler \
+             returning an empty map. A watcher polls `health_counts` every 20 ms and stops the worker once every \
+             task is complete. Steps/s is steps ÷ the time from calling `run` to that poll (so up to 20 ms \
+             long). Afterwards `health_counts` must show every task and step complete and no `report_failure` \
+             call may have been made, or the run fails."
             .to_string(),
-        "**FFI µs/step**: the scripts wrap the native session's `claim`, `complete`, `finish_many` and `fail` (the calls the \
+        "**FFI µs/step**: the scripts wrap the native session's `next_batch`, `report`, `report_failure` and `flush` (the calls the \
          worker loop makes into the extension) from outside the library (Ruby: a module prepended to \
          `TaskerCore::Internal::WorkerSession`; Python: a proxy in front of the native `WorkerSession`). The \
          figure judged against the aim is the calling thread's CPU time inside those calls \

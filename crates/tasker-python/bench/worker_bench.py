@@ -28,39 +28,25 @@ STEPS_PER_TASK = 4
 
 
 class FfiClock:
-    """Sums per kind of native call. Two clocks per call: wall time (which includes the PostgreSQL round trip
-    and commit, and, with 64 threads sharing 8 pooled connections, the wait for a connection), and the calling
-    thread's CPU time, which is what crossing the boundary costs the host: argument and result conversion,
-    releasing and retaking the GIL, handing the call to the engine's runtime. Blocked time uses no CPU, so the
-    second clock leaves waits out. A claim that returns nothing is the loop waiting for work, so it is kept
-    apart from the claims that hand out steps."""
+    """Sums per kind of native call. Two clocks per call: wall time (for a claim, the PostgreSQL round trip and
+    commit; ``report`` only queues the outcome for the session's reporter, which writes it on the engine's
+    runtime), and the calling thread's CPU time, which is what crossing the boundary costs the host: argument and
+    result conversion, releasing and retaking the GIL, handing the call to the engine's runtime. Blocked time uses
+    no CPU, so the second clock leaves waits out. A claim that returns nothing is the loop waiting for work, so it
+    is kept apart from the claims that hand out steps."""
 
-    def __init__(self, steps: int) -> None:
-        self.stats: Dict[str, List[float]] = {
-            k: [0, 0.0, 0.0] for k in ("claim", "claim_empty", "complete", "finish_many", "fail")
-        }
+    KINDS = ("claim", "claim_empty", "report", "report_failure", "flush")
+
+    def __init__(self) -> None:
+        self.stats: Dict[str, List[float]] = {k: [0, 0.0, 0.0] for k in self.KINDS}
         self.lock = threading.Lock()
-        self.steps = steps
-        self.completed = 0
-        self.last_complete_at = None
-        self.on_done = None
 
-    def add(self, kind: str, wall: float, cpu: float, completed: int = -1) -> None:
-        """``completed`` is how many steps the call completed: 1 for ``complete``, the completed items of a
-        ``finish_many`` batch."""
-        if completed < 0:
-            completed = 1 if kind == "complete" else 0
+    def add(self, kind: str, wall: float, cpu: float) -> None:
         with self.lock:
             entry = self.stats[kind]
             entry[0] += 1
             entry[1] += wall
             entry[2] += cpu
-            if completed == 0:
-                return
-            self.completed += completed
-            self.last_complete_at = time.monotonic()
-            if self.completed >= self.steps and self.on_done is not None:
-                self.on_done()
 
 
 class TimedSession:
@@ -72,35 +58,24 @@ class TimedSession:
         self._native = native
         self._clock = clock
 
-    def claim(self, *args: Any, **kwargs: Any) -> Any:
+    def _timed(self, kind: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
         c, t = time.thread_time(), time.monotonic()
-        out = self._native.claim(*args, **kwargs)
-        self._clock.add("claim" if out else "claim_empty", time.monotonic() - t, time.thread_time() - c)
+        out = fn(*args, **kwargs)
+        self._clock.add(kind(out) if callable(kind) else kind, time.monotonic() - t, time.thread_time() - c)
         return out
 
-    def complete(self, *args: Any, **kwargs: Any) -> Any:
-        c, t = time.thread_time(), time.monotonic()
-        try:
-            return self._native.complete(*args, **kwargs)
-        finally:
-            self._clock.add("complete", time.monotonic() - t, time.thread_time() - c)
+    def next_batch(self, *args: Any, **kwargs: Any) -> Any:
+        kind = lambda out: "claim" if out else "claim_empty"  # noqa: E731
+        return self._timed(kind, self._native.next_batch, *args, **kwargs)
 
-    def finish_many(self, *args: Any, **kwargs: Any) -> Any:
-        c, t = time.thread_time(), time.monotonic()
-        out = None
-        try:
-            out = self._native.finish_many(*args, **kwargs)
-            return out
-        finally:
-            done = sum(1 for r in out if getattr(r, "state", None) == "complete") if out is not None else 0
-            self._clock.add("finish_many", time.monotonic() - t, time.thread_time() - c, done)
+    def report(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed("report", self._native.report, *args, **kwargs)
 
-    def fail(self, *args: Any, **kwargs: Any) -> Any:
-        c, t = time.thread_time(), time.monotonic()
-        try:
-            return self._native.fail(*args, **kwargs)
-        finally:
-            self._clock.add("fail", time.monotonic() - t, time.thread_time() - c)
+    def report_failure(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed("report_failure", self._native.report_failure, *args, **kwargs)
+
+    def flush(self) -> Any:
+        return self._timed("flush", self._native.flush)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._native, name)
@@ -147,15 +122,25 @@ def main() -> int:
             testing.linear(client, n=STEPS_PER_TASK, count=tasks)
             created_s = time.monotonic() - t
 
-            clock = FfiClock(steps)
+            clock = FfiClock()
             worker = TimedWorker(client, args.concurrency)
             worker.clock = clock
             worker.handle("testkit.noop", lambda ctx: {})
-            # The last completion stops the worker, so the run ends when the work does rather than after a timeout.
-            clock.on_done = worker.stop
-            watchdog = threading.Timer(120 + steps / 100, worker.stop)
-            watchdog.daemon = True
-            watchdog.start()
+            # Outcomes are written by the session's reporter, not by a call of the loop, so a watcher sees the last
+            # completion (polling every 20 ms) and stops the worker, so the run ends when the work does.
+            completed_at: List[float] = []
+
+            def watch() -> None:
+                give_up = time.monotonic() + 120 + steps / 100
+                while time.monotonic() < give_up:
+                    time.sleep(0.02)
+                    if client.health_counts().tasks.get("complete", 0) == tasks:
+                        completed_at.append(time.monotonic())
+                        break
+                worker.stop()
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
 
             load_before = loadavg()
             # The whole process's CPU over the run (every Python thread, the engine's runtime threads), to set
@@ -165,7 +150,7 @@ def main() -> int:
             worker.run(install_signal_handlers=False)
             ended = time.monotonic()
             process_cpu = time.process_time() - cpu_started
-            watchdog.cancel()
+            watcher.join()
             load_after = loadavg()
 
             counts = client.health_counts()
@@ -177,10 +162,10 @@ def main() -> int:
                 and tasks_done == tasks
                 and counts.total_steps == steps
                 and steps_done == steps
-                and s["fail"][0] == 0
+                and s["report_failure"][0] == 0
             )
-            to_last = (clock.last_complete_at or ended) - started
-            working = ("claim", "complete", "finish_many", "fail")
+            to_last = (completed_at[0] if completed_at else ended) - started
+            working = ("claim", "report", "report_failure", "flush")
             native_wall = sum(s[k][1] for k in working)
             native_cpu = sum(s[k][2] for k in working)
             result = {

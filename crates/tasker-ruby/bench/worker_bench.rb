@@ -30,77 +30,49 @@ clock = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
 # Timing lives here, not in the library: the native session's methods are wrapped by a prepended module, so
 # every call the worker loop makes into the extension passes through it. Sums are per kind; a claim that
 # returns nothing is the loop waiting for work, so it is kept apart from the claims that hand out steps.
-# Two clocks per call: wall time (which includes the PostgreSQL round trip and commit, and, with 64 threads
-# sharing 8 pooled connections, the wait for a connection), and the calling thread's CPU time, which is what
-# crossing the boundary costs the host: argument and result conversion, releasing and retaking the GVL,
-# handing the call to the engine's runtime. Blocked time uses no CPU, so the second clock leaves waits out.
+# Two clocks per call: wall time (for a claim, the PostgreSQL round trip and commit; `report` only queues the
+# outcome for the session's reporter, which writes it on the engine's runtime), and the calling thread's CPU
+# time, which is what crossing the boundary costs the host: argument and result conversion, releasing and
+# retaking the GVL, handing the call to the engine's runtime. Blocked time uses no CPU, so the second clock
+# leaves waits out.
 module FfiClock
   STATS = Hash.new { |h, k| h[k] = [0, 0.0, 0.0] } # kind => [calls, wall seconds, thread CPU seconds]
   LOCK = Mutex.new
   CLOCK = -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) }
   CPU = -> { Process.clock_gettime(Process::CLOCK_THREAD_CPUTIME_ID) }
-  @on_complete = nil
-  @completed = 0
-  @last_complete_at = nil
+  KINDS = %i[claim claim_empty report report_failure flush].freeze
 
-  class << self
-    attr_accessor :on_complete, :last_complete_at, :completed
-
-    # `completed` is how many steps the call completed: 1 for `complete`, the completed items of a
-    # `finish_many` batch.
-    def add(kind, seconds, cpu, completed = kind == :complete ? 1 : 0)
-      LOCK.synchronize do
-        entry = STATS[kind]
-        entry[0] += 1
-        entry[1] += seconds
-        entry[2] += cpu
-        next if completed.zero?
-
-        @completed += completed
-        @last_complete_at = CLOCK.call
-        @on_complete&.call(@completed)
-      end
+  def self.add(kind, seconds, cpu)
+    LOCK.synchronize do
+      entry = STATS[kind]
+      entry[0] += 1
+      entry[1] += seconds
+      entry[2] += cpu
     end
   end
 
-  def claim(max, wait)
+  def self.timed(kind)
     c = CPU.call
     t = CLOCK.call
-    out = super
-    FfiClock.add(out.empty? ? :claim_empty : :claim, CLOCK.call - t, CPU.call - c)
+    out = yield
+    FfiClock.add(kind.respond_to?(:call) ? kind.call(out) : kind, CLOCK.call - t, CPU.call - c)
     out
   end
 
-  def complete(*args)
-    c = CPU.call
-    t = CLOCK.call
-    begin
-      super
-    ensure
-      FfiClock.add(:complete, CLOCK.call - t, CPU.call - c)
-    end
+  def next_batch(max, wait)
+    FfiClock.timed(->(out) { out.empty? ? :claim_empty : :claim }) { super }
   end
 
-  def finish_many(items)
-    c = CPU.call
-    t = CLOCK.call
-    out = nil
-    begin
-      out = super
-    ensure
-      done = out ? out.count { |r| r.is_a?(TaskerCore::Step) && r.state == "complete" } : 0
-      FfiClock.add(:finish_many, CLOCK.call - t, CPU.call - c, done)
-    end
+  def report(token, result)
+    FfiClock.timed(:report) { super }
   end
 
-  def fail(*args)
-    c = CPU.call
-    t = CLOCK.call
-    begin
-      super
-    ensure
-      FfiClock.add(:fail, CLOCK.call - t, CPU.call - c)
-    end
+  def report_failure(token, failure)
+    FfiClock.timed(:report_failure) { super }
+  end
+
+  def flush
+    FfiClock.timed(:flush) { super }
   end
 end
 TaskerCore::Internal::WorkerSession.prepend(FfiClock)
@@ -126,11 +98,19 @@ begin
 
     worker = TaskerCore::Worker.new(client, concurrency: options[:concurrency])
     worker.handle("testkit.noop") { |_ctx| {} }
-    # The last completion stops the worker, so the run ends when the work does rather than after a timeout.
-    FfiClock.on_complete = ->(n) { worker.stop if n >= steps }
-    watchdog = Thread.new do
-      sleep(120 + (steps / 100))
-      warn "worker_bench.rb: gave up waiting for #{steps} completions"
+    # Outcomes are written by the session's reporter, not by a call of the loop, so a watcher sees the last
+    # completion (polling every 20 ms) and stops the worker, so the run ends when the work does.
+    completed_at = nil
+    watcher = Thread.new do
+      give_up = clock.call + 120 + (steps / 100)
+      until clock.call > give_up
+        sleep 0.02
+        next unless client.health_counts.tasks.fetch("complete", 0) == tasks
+
+        completed_at = clock.call
+        break
+      end
+      warn "worker_bench.rb: gave up waiting for #{steps} completions" unless completed_at
       worker.stop
     end
 
@@ -142,20 +122,20 @@ begin
     worker.run
     ended = clock.call
     process_cpu = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) - cpu_started
-    watchdog.kill
+    watcher.join
     load_after = File.read("/proc/loadavg").split.first(3).join(" ")
 
     counts = client.health_counts
     tasks_done = counts.tasks.fetch("complete", 0)
     steps_done = counts.steps.fetch("complete", 0)
     ok = counts.total_tasks == tasks && tasks_done == tasks && counts.total_steps == steps &&
-         steps_done == steps && FfiClock::STATS[:fail][0].zero?
-    to_last = FfiClock.last_complete_at ? FfiClock.last_complete_at - started : ended - started
+         steps_done == steps && FfiClock::STATS[:report_failure][0].zero?
+    to_last = completed_at ? completed_at - started : ended - started
     stat = lambda do |k|
       calls, wall, cpu = FfiClock::STATS[k]
       { "calls" => calls, "wall_s" => wall.round(6), "thread_cpu_s" => cpu.round(6) }
     end
-    working = %i[claim complete finish_many fail]
+    working = %i[claim report report_failure flush]
     native_wall = working.sum { |k| FfiClock::STATS[k][1] }
     native_cpu = working.sum { |k| FfiClock::STATS[k][2] }
     result = {
@@ -172,7 +152,7 @@ begin
       "ffi_wall_us_per_step" => (native_wall / steps * 1e6).round(1),
       "process_cpu_us_per_step" => (process_cpu / steps * 1e6).round(1),
       "empty_claim_wall_us_per_step" => (FfiClock::STATS[:claim_empty][1] / steps * 1e6).round(1),
-      "calls" => %i[claim claim_empty complete finish_many fail].to_h { |k| [k.to_s, stat.call(k)] },
+      "calls" => FfiClock::KINDS.to_h { |k| [k.to_s, stat.call(k)] },
       "loadavg_before" => load_before,
       "loadavg_after" => load_after,
       "tasks_complete" => tasks_done,
