@@ -5,7 +5,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use tasker_shared_ffi::{self as ffi, HostOutcome};
+use tasker_shared_ffi::{self as ffi, HostOutcome, Reports};
 
 use crate::blocking::blocking;
 use crate::convert::{
@@ -13,16 +13,24 @@ use crate::convert::{
 };
 use crate::errors::IntoHost;
 
-/// The three ways a Python handler's run ends, as the shared layer takes them.
-fn returned(result: &Bound<'_, PyAny>) -> HostOutcome {
-    HostOutcome::returned(lift_value(result, "result"))
+// The session and the idle run take outcomes the same way; their `report*` and `forget` methods call these.
+
+/// The handler returned `result`: the shared layer makes a lift error an `InvalidResult` failure.
+fn report(to: &dyn Reports, token: &Bound<'_, PyAny>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+    to.report(&lift_token(token)?, HostOutcome::returned(lift_value(result, "result")))
+        .into_host()
 }
 
-fn raised(failure: Option<&Bound<'_, PyDict>>) -> PyResult<HostOutcome> {
-    Ok(HostOutcome::Failure(lift_failure(
-        failure.map(|d| d.as_any()),
-        "failure",
-    )?))
+/// The handler raised; `failure` holds `failure_of`'s keywords.
+fn report_failure(to: &dyn Reports, token: &Bound<'_, PyAny>, failure: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    let failure = lift_failure(failure.map(|d| d.as_any()), "failure")?;
+    to.report(&lift_token(token)?, HostOutcome::Failure(failure))
+        .into_host()
+}
+
+fn report_missing(to: &dyn Reports, token: &Bound<'_, PyAny>, handler_key: String) -> PyResult<()> {
+    to.report(&lift_token(token)?, HostOutcome::HandlerMissing(handler_key))
+        .into_host()
 }
 
 /// A worker session: claims steps for its handler keys, heartbeats their leases, and takes their outcomes.
@@ -65,19 +73,18 @@ impl WorkerSession {
 
     /// Hands a handler's result to the session's reporter and returns at once.
     fn report(&self, token: &Bound<'_, PyAny>, result: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.report(&lift_token(token)?, returned(result)).into_host()
+        report(&self.inner, token, result)
     }
 
     /// Hands a handler's failure (the keywords of `fail`) to the session's reporter and returns at once.
     #[pyo3(signature = (token, **failure))]
     fn report_failure(&self, token: &Bound<'_, PyAny>, failure: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
-        self.inner.report(&lift_token(token)?, raised(failure)?).into_host()
+        report_failure(&self.inner, token, failure)
     }
 
     /// Reports that no handler is registered for `handler_key`.
     fn report_missing(&self, token: &Bound<'_, PyAny>, handler_key: String) -> PyResult<()> {
-        let outcome = HostOutcome::HandlerMissing(handler_key);
-        self.inner.report(&lift_token(token)?, outcome).into_host()
+        report_missing(&self.inner, token, handler_key)
     }
 
     /// Waits (GIL released) until everything reported so far has been written.
@@ -187,17 +194,16 @@ impl IdleRun {
     }
 
     fn report(&self, token: &Bound<'_, PyAny>, result: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.report(&lift_token(token)?, returned(result)).into_host()
+        report(&self.inner, token, result)
     }
 
     #[pyo3(signature = (token, **failure))]
     fn report_failure(&self, token: &Bound<'_, PyAny>, failure: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
-        self.inner.report(&lift_token(token)?, raised(failure)?).into_host()
+        report_failure(&self.inner, token, failure)
     }
 
     fn report_missing(&self, token: &Bound<'_, PyAny>, handler_key: String) -> PyResult<()> {
-        let outcome = HostOutcome::HandlerMissing(handler_key);
-        self.inner.report(&lift_token(token)?, outcome).into_host()
+        report_missing(&self.inner, token, handler_key)
     }
 
     /// Leaves a claimed step to expire (a crashed worker, in tests).

@@ -4,21 +4,48 @@
 //! Rust ever calls a Ruby handler.
 
 use magnus::{method, prelude::*, Error, RArray, RModule, Ruby, Value};
-use tasker_shared_ffi::{FailureInput, HostOutcome, IdleRun, WorkerSession};
+use tasker_shared_ffi::{FailureInput, HostOutcome, IdleRun, Reports, WorkerSession};
 
 use crate::blocking::blocking;
 use crate::convert::{lift_json, lift_options, lift_outcome, lift_seconds, lift_token, lower};
 use crate::errors::IntoHost;
 
-/// The three ways a Ruby handler's run ends, as the shared layer takes them.
-fn returned(ruby: &Ruby, result: Value) -> HostOutcome {
-    HostOutcome::returned(lift_json(ruby, result, "result"))
+/// The session and the idle run take outcomes the same way; these are their `report*` and `forget` methods.
+trait Target {
+    fn target(&self) -> &dyn Reports;
 }
 
-fn raised(ruby: &Ruby, failure: Value) -> Result<HostOutcome, Error> {
-    Ok(HostOutcome::Failure(lift_options::<FailureInput>(
-        ruby, failure, "failure",
-    )?))
+/// The handler returned `result`: the shared layer makes a lift error an `InvalidResult` failure.
+fn report<T: Target>(ruby: &Ruby, rb_self: &T, token: Value, result: Value) -> Result<(), Error> {
+    let outcome = HostOutcome::returned(lift_json(ruby, result, "result"));
+    rb_self.target().report(&lift_token(ruby, token)?, outcome).into_host()
+}
+
+/// The handler raised; `failure` is `Worker.failure_for`'s Hash.
+fn report_failure<T: Target>(ruby: &Ruby, rb_self: &T, token: Value, failure: Value) -> Result<(), Error> {
+    let outcome = HostOutcome::Failure(lift_options::<FailureInput>(ruby, failure, "failure")?);
+    rb_self.target().report(&lift_token(ruby, token)?, outcome).into_host()
+}
+
+fn report_missing<T: Target>(ruby: &Ruby, rb_self: &T, token: Value, handler_key: String) -> Result<(), Error> {
+    let outcome = HostOutcome::HandlerMissing(handler_key);
+    rb_self.target().report(&lift_token(ruby, token)?, outcome).into_host()
+}
+
+fn forget<T: Target>(ruby: &Ruby, rb_self: &T, token: Value) -> Result<(), Error> {
+    rb_self.target().forget(&lift_token(ruby, token)?).into_host()
+}
+
+impl Target for RbSession {
+    fn target(&self) -> &dyn Reports {
+        &self.inner
+    }
+}
+
+impl Target for RbIdleRun {
+    fn target(&self) -> &dyn Reports {
+        &self.inner
+    }
 }
 
 #[magnus::wrap(class = "TaskerCore::Internal::WorkerSession", free_immediately, size)]
@@ -41,25 +68,6 @@ impl RbSession {
         let wait = lift_seconds(wait, "wait")?;
         let s = rb_self.inner.clone();
         lower(ruby, &blocking(move || s.claim(max, wait))?)
-    }
-
-    fn report(ruby: &Ruby, rb_self: &Self, token: Value, result: Value) -> Result<(), Error> {
-        rb_self
-            .inner
-            .report(&lift_token(ruby, token)?, returned(ruby, result))
-            .into_host()
-    }
-
-    fn report_failure(ruby: &Ruby, rb_self: &Self, token: Value, failure: Value) -> Result<(), Error> {
-        rb_self
-            .inner
-            .report(&lift_token(ruby, token)?, raised(ruby, failure)?)
-            .into_host()
-    }
-
-    fn report_missing(ruby: &Ruby, rb_self: &Self, token: Value, handler_key: String) -> Result<(), Error> {
-        let outcome = HostOutcome::HandlerMissing(handler_key);
-        rb_self.inner.report(&lift_token(ruby, token)?, outcome).into_host()
     }
 
     fn flush(&self) -> Result<(), Error> {
@@ -107,10 +115,6 @@ impl RbSession {
         Ok(out)
     }
 
-    fn forget(ruby: &Ruby, rb_self: &Self, token: Value) -> Result<(), Error> {
-        rb_self.inner.forget(&lift_token(ruby, token)?).into_host()
-    }
-
     fn shutdown(&self) {
         self.inner.shutdown();
     }
@@ -154,29 +158,6 @@ impl RbIdleRun {
         lower(ruby, &blocking(|| run.next_batch())?)
     }
 
-    fn report(ruby: &Ruby, rb_self: &Self, token: Value, result: Value) -> Result<(), Error> {
-        rb_self
-            .inner
-            .report(&lift_token(ruby, token)?, returned(ruby, result))
-            .into_host()
-    }
-
-    fn report_failure(ruby: &Ruby, rb_self: &Self, token: Value, failure: Value) -> Result<(), Error> {
-        rb_self
-            .inner
-            .report(&lift_token(ruby, token)?, raised(ruby, failure)?)
-            .into_host()
-    }
-
-    fn report_missing(ruby: &Ruby, rb_self: &Self, token: Value, handler_key: String) -> Result<(), Error> {
-        let outcome = HostOutcome::HandlerMissing(handler_key);
-        rb_self.inner.report(&lift_token(ruby, token)?, outcome).into_host()
-    }
-
-    fn forget(ruby: &Ruby, rb_self: &Self, token: Value) -> Result<(), Error> {
-        rb_self.inner.forget(&lift_token(ruby, token)?).into_host()
-    }
-
     fn finish(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
         let run: &IdleRun = &rb_self.inner;
         lower(ruby, &blocking(|| run.finish())?)
@@ -187,14 +168,14 @@ pub fn register(ruby: &Ruby, internal: RModule) -> Result<(), Error> {
     let class = internal.define_class("WorkerSession", ruby.class_object())?;
     class.define_method("next_batch", method!(RbSession::next_batch, 2))?;
     class.define_method("claim", method!(RbSession::claim, 2))?;
-    class.define_method("report", method!(RbSession::report, 2))?;
-    class.define_method("report_failure", method!(RbSession::report_failure, 2))?;
-    class.define_method("report_missing", method!(RbSession::report_missing, 2))?;
+    class.define_method("report", method!(report::<RbSession>, 2))?;
+    class.define_method("report_failure", method!(report_failure::<RbSession>, 2))?;
+    class.define_method("report_missing", method!(report_missing::<RbSession>, 2))?;
     class.define_method("flush", method!(RbSession::flush, 0))?;
     class.define_method("complete", method!(RbSession::complete, 2))?;
     class.define_method("fail", method!(RbSession::fail, 2))?;
     class.define_method("finish_many", method!(RbSession::finish_many, 1))?;
-    class.define_method("forget", method!(RbSession::forget, 1))?;
+    class.define_method("forget", method!(forget::<RbSession>, 1))?;
     class.define_method("shutdown", method!(RbSession::shutdown, 0))?;
     class.define_method("shutdown?", method!(RbSession::is_shutdown, 0))?;
     class.define_method("outstanding", method!(RbSession::outstanding, 0))?;
@@ -203,10 +184,10 @@ pub fn register(ruby: &Ruby, internal: RModule) -> Result<(), Error> {
     class.define_method("until_idle", method!(RbSession::until_idle, 1))?;
     let run = internal.define_class("IdleRun", ruby.class_object())?;
     run.define_method("next_batch", method!(RbIdleRun::next_batch, 0))?;
-    run.define_method("report", method!(RbIdleRun::report, 2))?;
-    run.define_method("report_failure", method!(RbIdleRun::report_failure, 2))?;
-    run.define_method("report_missing", method!(RbIdleRun::report_missing, 2))?;
-    run.define_method("forget", method!(RbIdleRun::forget, 1))?;
+    run.define_method("report", method!(report::<RbIdleRun>, 2))?;
+    run.define_method("report_failure", method!(report_failure::<RbIdleRun>, 2))?;
+    run.define_method("report_missing", method!(report_missing::<RbIdleRun>, 2))?;
+    run.define_method("forget", method!(forget::<RbIdleRun>, 1))?;
     run.define_method("finish", method!(RbIdleRun::finish, 0))?;
     Ok(())
 }

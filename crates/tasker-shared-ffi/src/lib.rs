@@ -42,5 +42,5 @@ pub use events::{EventFilterInput, Subscription};
 pub use objects::{HostObject, Lower, Lowering};
 #[cfg(feature = "native")]
 pub use worker::{
-    FailureInput, FailureKind, HostOutcome, IdleRun, OutcomeInput, SessionStats, WorkerOptions, WorkerSession,
+    FailureInput, FailureKind, HostOutcome, IdleRun, OutcomeInput, Reports, SessionStats, WorkerOptions, WorkerSession,
 };

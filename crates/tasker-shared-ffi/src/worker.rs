@@ -256,6 +256,35 @@ impl std::fmt::Debug for WorkerSession {
     }
 }
 
+/// What a host loop hands its handlers' outcomes to: the session (`run`) or a run until idle. Adapters write
+/// their report methods once, over this.
+pub trait Reports {
+    /// Takes the outcome of one claimed step; returns at once.
+    fn report(&self, token: &ClaimToken, outcome: HostOutcome) -> FfiResult<()>;
+    /// Leaves a claimed step to expire without an outcome.
+    fn forget(&self, token: &ClaimToken) -> FfiResult<()>;
+}
+
+impl Reports for WorkerSession {
+    fn report(&self, token: &ClaimToken, outcome: HostOutcome) -> FfiResult<()> {
+        WorkerSession::report(self, token, outcome)
+    }
+
+    fn forget(&self, token: &ClaimToken) -> FfiResult<()> {
+        WorkerSession::forget(self, token)
+    }
+}
+
+impl Reports for IdleRun {
+    fn report(&self, token: &ClaimToken, outcome: HostOutcome) -> FfiResult<()> {
+        IdleRun::report(self, token, outcome)
+    }
+
+    fn forget(&self, token: &ClaimToken) -> FfiResult<()> {
+        IdleRun::forget(self, token)
+    }
+}
+
 /// Each item's token converted; a malformed one fails alone, like a stale one, and never reaches the engine.
 fn split_tokens<O>(items: Vec<(ClaimToken, O)>) -> (Vec<Option<FfiError>>, Vec<(usize, tasker_core::ClaimToken, O)>) {
     let mut slots = Vec::with_capacity(items.len());
