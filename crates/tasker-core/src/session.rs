@@ -258,6 +258,9 @@ impl Shared {
     }
 }
 
+/// One queued outcome, and where its result goes when a caller waits for it.
+type Item = (ClaimToken, Outcome, Option<oneshot::Sender<Result<Step>>>);
+
 enum Msg {
     Outcome {
         token: ClaimToken,
@@ -605,7 +608,7 @@ async fn reporter(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 None => return,
             },
         };
-        let mut batch: Vec<(ClaimToken, Outcome, Option<oneshot::Sender<Result<Step>>>)> = Vec::new();
+        let mut batch: Vec<Item> = Vec::new();
         let mut in_batch = HashSet::new();
         let mut flushes = Vec::new();
         let mut next = Some(first);
@@ -641,8 +644,6 @@ async fn reporter(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>) {
         }
     }
 }
-
-type Item = (ClaimToken, Outcome, Option<oneshot::Sender<Result<Step>>>);
 
 async fn write_batch(sh: &Shared, batch: Vec<Item>) {
     let started = tokio::time::Instant::now();

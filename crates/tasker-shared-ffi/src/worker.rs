@@ -285,22 +285,6 @@ impl Reports for IdleRun {
     }
 }
 
-/// Each item's token converted; a malformed one fails alone, like a stale one, and never reaches the engine.
-fn split_tokens<O>(items: Vec<(ClaimToken, O)>) -> (Vec<Option<FfiError>>, Vec<(usize, tasker_core::ClaimToken, O)>) {
-    let mut slots = Vec::with_capacity(items.len());
-    let mut good = Vec::with_capacity(items.len());
-    for (i, (token, o)) in items.into_iter().enumerate() {
-        match token.to_core() {
-            Ok(t) => {
-                good.push((i, t, o));
-                slots.push(None);
-            }
-            Err(e) => slots.push(Some(e)),
-        }
-    }
-    (slots, good)
-}
-
 impl WorkerSession {
     /// Starts a session and its background tasks on the shared runtime.
     pub fn new(client: Client, options: WorkerOptions) -> FfiResult<WorkerSession> {
@@ -440,13 +424,22 @@ impl WorkerSession {
 
     pub async fn finish_many_async(&self, items: Vec<(ClaimToken, OutcomeInput)>) -> FfiResult<Vec<FfiResult<Step>>> {
         self.client.engine()?;
-        let (mut slots, good) = split_tokens(items);
-        for _ in slots.iter().flatten() {
-            self.session.count_rejected();
+        // A malformed token fails alone, like a stale one, and never reaches the engine.
+        let mut out: Vec<Option<FfiResult<Step>>> = Vec::with_capacity(items.len());
+        let (mut index, mut batch) = (Vec::new(), Vec::new());
+        for (i, (token, outcome)) in items.into_iter().enumerate() {
+            match token.to_core() {
+                Ok(t) => {
+                    index.push(i);
+                    batch.push((t, outcome.to_core()));
+                    out.push(None);
+                }
+                Err(e) => {
+                    self.session.count_rejected();
+                    out.push(Some(Err(e)));
+                }
+            }
         }
-        let mut out: Vec<Option<FfiResult<Step>>> = slots.iter_mut().map(|s| s.take().map(Err)).collect();
-        let index: Vec<usize> = good.iter().map(|(i, _, _)| *i).collect();
-        let batch: Vec<_> = good.into_iter().map(|(_, t, o)| (t, o.to_core())).collect();
         let s = self.session.clone();
         let results = runtime::spawn(async move { Ok(s.finish_now(batch).await?) }).await?;
         for (i, r) in index.into_iter().zip(results) {
