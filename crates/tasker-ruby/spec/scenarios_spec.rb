@@ -21,7 +21,8 @@ RSpec.describe "tests/scenarios replayed through the Ruby API" do
     end
   end
 
-  StoreHelpers.urls.each do |store, url|
+  # Every scenario on the in-memory store too, as the Rust and Python runners replay them.
+  { "memory" => -> { "memory:" } }.merge(StoreHelpers.urls).each do |store, url|
     context "on #{store}" do
       files.each do |path|
         it File.basename(path, ".yaml") do
