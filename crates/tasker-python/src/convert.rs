@@ -10,6 +10,7 @@ use std::ffi::CString;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
@@ -235,12 +236,24 @@ impl Lowering for Host<'_> {
     }
 
     fn object(&self, index: usize, fields: Items<'_, Py<PyAny>, PyErr>) -> PyResult<Py<PyAny>> {
-        let kwargs = PyDict::new(self.0);
-        for (f, v) in OBJECTS[index].fields.iter().zip(fields) {
-            kwargs.set_item(f.name, v?)?;
+        // Built without the Python-level `__init__` (keyword parsing and checks cost more than the values):
+        // a bare instance, then each slot set through its member descriptor, in the table's order.
+        let py = self.0;
+        let class = &classes(py)?[index];
+        let obj = object_new(py)?.call1((class.class.bind(py),))?;
+        for (slot, v) in class.slots.iter().zip(fields) {
+            slot.bind(py).call_method1(intern!(py, "__set__"), (&obj, v?))?;
         }
-        Ok(classes(self.0)?[index].bind(self.0).call((), Some(&kwargs))?.unbind())
+        Ok(obj.unbind())
     }
+}
+
+/// `object.__new__`, which makes a bare instance of a slotted class.
+fn object_new(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    Ok(NEW
+        .get_or_try_init(py, || Ok::<_, PyErr>(py.get_type::<PyAny>().getattr("__new__")?.unbind()))?
+        .bind(py))
 }
 
 /// host.py, compiled into the native module once: the `Object` base and the class and error factories.
@@ -253,17 +266,31 @@ pub(crate) fn host(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     Ok(module.bind(py))
 }
 
-/// One class per table object, in table order, made by host.py's `object_class`.
-static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
+/// The class of one table object, made by host.py's `object_class`, and the member descriptor of each of its
+/// slots, in table order.
+struct Class {
+    class: Py<PyType>,
+    slots: Vec<Py<PyAny>>,
+}
 
-fn classes(py: Python<'_>) -> PyResult<&Vec<Py<PyType>>> {
+static CLASSES: PyOnceLock<Vec<Class>> = PyOnceLock::new();
+
+fn classes(py: Python<'_>) -> PyResult<&Vec<Class>> {
     CLASSES.get_or_try_init(py, || {
         let make = |o: &ObjectType| {
             let fields = PyTuple::new(py, o.fields.iter().map(|f| f.name))?;
-            Ok(host(py)?
+            let class = host(py)?
                 .call_method1("object_class", (o.name, fields, o.doc))?
-                .cast_into::<PyType>()?
-                .unbind())
+                .cast_into::<PyType>()?;
+            let slots = o
+                .fields
+                .iter()
+                .map(|f| Ok(class.getattr(f.name)?.unbind()))
+                .collect::<PyResult<Vec<_>>>()?;
+            Ok(Class {
+                class: class.unbind(),
+                slots,
+            })
         };
         OBJECTS.iter().map(make).collect()
     })
@@ -272,14 +299,14 @@ fn classes(py: Python<'_>) -> PyResult<&Vec<Py<PyType>>> {
 /// The class of the table object `name`.
 pub fn class<'py>(py: Python<'py>, name: &str) -> PyResult<&'py Bound<'py, PyType>> {
     let index = objects::index_of(name).ok_or_else(|| FfiError::internal(format!("no object {name}")).into_host())?;
-    Ok(classes(py)?[index].bind(py))
+    Ok(classes(py)?[index].class.bind(py))
 }
 
 /// Adds `Object` and the class of every table object to the native module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Object", host(m.py())?.getattr("Object")?)?;
     for (o, class) in OBJECTS.iter().zip(classes(m.py())?) {
-        m.add(o.name, class)?;
+        m.add(o.name, class.class.bind(m.py()))?;
     }
     Ok(())
 }
