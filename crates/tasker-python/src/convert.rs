@@ -237,12 +237,12 @@ impl Lowering for Host<'_> {
 
     fn object(&self, index: usize, fields: Items<'_, Py<PyAny>, PyErr>) -> PyResult<Py<PyAny>> {
         // Built without the Python-level `__init__` (keyword parsing and checks cost more than the values):
-        // a bare instance, then each slot set through its member descriptor, in the table's order.
+        // a bare instance, then each slot set through its member descriptor's `__set__`, in the table's order.
         let py = self.0;
         let class = &classes(py)?[index];
         let obj = object_new(py)?.call1((class.class.bind(py),))?;
         for (slot, v) in class.slots.iter().zip(fields) {
-            slot.bind(py).call_method1(intern!(py, "__set__"), (&obj, v?))?;
+            slot.bind(py).call1((&obj, v?))?;
         }
         Ok(obj.unbind())
     }
@@ -251,9 +251,10 @@ impl Lowering for Host<'_> {
 /// `object.__new__`, which makes a bare instance of a slotted class.
 fn object_new(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    Ok(NEW
-        .get_or_try_init(py, || Ok::<_, PyErr>(py.get_type::<PyAny>().getattr("__new__")?.unbind()))?
-        .bind(py))
+    let new = NEW.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.get_type::<PyAny>().getattr("__new__")?.unbind())
+    });
+    Ok(new?.bind(py))
 }
 
 /// host.py, compiled into the native module once: the `Object` base and the class and error factories.
@@ -266,8 +267,8 @@ pub(crate) fn host(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     Ok(module.bind(py))
 }
 
-/// The class of one table object, made by host.py's `object_class`, and the member descriptor of each of its
-/// slots, in table order.
+/// The class of one table object, made by host.py's `object_class`, and the `__set__` of each of its slots'
+/// member descriptors, in table order.
 struct Class {
     class: Py<PyType>,
     slots: Vec<Py<PyAny>>,
@@ -285,8 +286,8 @@ fn classes(py: Python<'_>) -> PyResult<&Vec<Class>> {
             let slots = o
                 .fields
                 .iter()
-                .map(|f| Ok(class.getattr(f.name)?.unbind()))
-                .collect::<PyResult<Vec<_>>>()?;
+                .map(|f| Ok(class.getattr(f.name)?.getattr("__set__")?.unbind()));
+            let slots = slots.collect::<PyResult<Vec<_>>>()?;
             Ok(Class {
                 class: class.unbind(),
                 slots,

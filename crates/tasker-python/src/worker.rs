@@ -17,20 +17,19 @@ use crate::errors::IntoHost;
 
 /// The handler returned `result`: the shared layer makes a lift error an `InvalidResult` failure.
 fn report(to: &dyn Reports, token: &Bound<'_, PyAny>, result: &Bound<'_, PyAny>) -> PyResult<()> {
-    to.report(&lift_token(token)?, HostOutcome::returned(lift_value(result, "result")))
-        .into_host()
+    let result = HostOutcome::returned(lift_value(result, "result"));
+    to.report(&lift_token(token)?, result).into_host()
 }
 
 /// The handler raised; `failure` holds `failure_of`'s keywords.
 fn report_failure(to: &dyn Reports, token: &Bound<'_, PyAny>, failure: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
-    let failure = lift_failure(failure.map(|d| d.as_any()), "failure")?;
-    to.report(&lift_token(token)?, HostOutcome::Failure(failure))
-        .into_host()
+    let failure = HostOutcome::Failure(lift_failure(failure.map(|d| d.as_any()), "failure")?);
+    to.report(&lift_token(token)?, failure).into_host()
 }
 
 fn report_missing(to: &dyn Reports, token: &Bound<'_, PyAny>, handler_key: String) -> PyResult<()> {
-    to.report(&lift_token(token)?, HostOutcome::HandlerMissing(handler_key))
-        .into_host()
+    let missing = HostOutcome::HandlerMissing(handler_key);
+    to.report(&lift_token(token)?, missing).into_host()
 }
 
 /// A worker session: claims steps for its handler keys, heartbeats their leases, and takes their outcomes.
