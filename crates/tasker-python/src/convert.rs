@@ -240,21 +240,13 @@ impl Lowering for Host<'_> {
         // a bare instance, then each slot set through its member descriptor's `__set__`, in the table's order.
         let py = self.0;
         let class = &classes(py)?[index];
-        let obj = object_new(py)?.call1((class.class.bind(py),))?;
+        let class_obj = class.class.bind(py);
+        let obj = class_obj.call_method1(intern!(py, "__new__"), (class_obj,))?;
         for (slot, v) in class.slots.iter().zip(fields) {
             slot.bind(py).call1((&obj, v?))?;
         }
         Ok(obj.unbind())
     }
-}
-
-/// `object.__new__`, which makes a bare instance of a slotted class.
-fn object_new(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    static NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let new = NEW.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.get_type::<PyAny>().getattr("__new__")?.unbind())
-    });
-    Ok(new?.bind(py))
 }
 
 /// host.py, compiled into the native module once: the `Object` base and the class and error factories.
