@@ -98,7 +98,7 @@ def test_wrong_argument_types_raise_type_error_or_validation_with_the_field_path
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_a_forked_child_gets_a_clear_error() -> None:
+def test_a_forked_child_refuses_an_inherited_client_and_runs_a_task_on_its_own() -> None:
     client = Client.connect("memory:")
     client.register_template(TEMPLATE)
     read, write = os.pipe()
@@ -110,7 +110,16 @@ def test_a_forked_child_gets_a_clear_error() -> None:
             msg = "no error"
         except tasker_core.ConfigurationError as e:
             msg = f"{e.details.get('reason')}|{e.details.get('opened_pid')}|{e}"
-            code = 0
+            try:
+                from tasker_core import testing
+
+                with Client.connect("memory:") as own:
+                    (task,) = testing.diamond(own).tasks
+                    testing.run_until_idle(own, {"testkit.noop": lambda ctx: {}})
+                    msg += f"|{own.task(task.id).state}"
+                code = 0
+            except BaseException as e2:  # noqa: BLE001
+                msg += f"|own client failed: {type(e2).__name__}: {e2}"
         except BaseException as e:  # noqa: BLE001
             msg = f"other: {type(e).__name__}: {e}"
         os.write(write, msg.encode())
@@ -120,9 +129,10 @@ def test_a_forked_child_gets_a_clear_error() -> None:
     msg = os.read(read, 4096).decode()
     os.close(read)
     assert os.WEXITSTATUS(status) == 0, msg
-    reason, opened, text = msg.split("|", 2)
+    reason, opened, text, state = msg.split("|", 3)
     assert reason == "forked" and int(opened) == os.getpid()
     assert "open a new client after fork" in text
+    assert state == "complete", msg
     # The parent's client still works.
     assert len(client.templates()) == 1
     client.close()

@@ -96,25 +96,32 @@ RSpec.describe TaskerCore::Client do
       expect { TaskerCore::Worker.new(client).handle("k") { 1 }.run_until_idle }.to raise_error(TaskerCore::ClosedError)
     end
 
-    it "refuses use in a forked child with a clear error" do
+    it "refuses an inherited client in a forked child, which opens its own and runs a task" do
       client = described_class.connect("memory:")
       reader, writer = IO.pipe
       pid = Process.fork do
         reader.close
-        begin
+        seen = begin
           client.tasks
-          writer.write("no error")
+          ["no error", {}]
         rescue TaskerCore::ConfigurationError => e
-          writer.write(Marshal.dump([e.message, e.details]))
+          [e.message, e.details]
         end
+        state = described_class.connect("memory:") do |own|
+          task = TaskerCore::Testing.diamond_workflow(own)
+          TaskerCore::Testing.run_until_idle(own)
+          own.task(task.id).state
+        end
+        writer.write(Marshal.dump(seen + [state]))
         writer.close
         exit!(0)
       end
       writer.close
       Process.wait(pid)
-      message, details = Marshal.load(reader.read) # rubocop:disable Security/MarshalLoad
+      message, details, state = Marshal.load(reader.read) # rubocop:disable Security/MarshalLoad
       expect(message).to include("open a new client after fork")
       expect(details).to include("reason" => "forked", "opened_pid" => Process.pid, "current_pid" => pid)
+      expect(state).to eq("complete")
       expect(client.tasks).to eq([]) # the parent's handle is untouched
       client.close
     end

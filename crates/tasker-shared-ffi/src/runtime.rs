@@ -12,21 +12,26 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 #[cfg(feature = "native")]
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+#[cfg(feature = "native")]
+use std::sync::Mutex;
 
 #[cfg(feature = "native")]
 use tokio::runtime::{Builder, Runtime};
 
 use crate::error::{FfiError, FfiResult};
 
+/// The runtime of this process and the pid that started it. A forked child finds the parent's pid here and
+/// starts its own runtime: the parent's is inherited as memory without any of its threads, so it could never
+/// run anything. The parent's is leaked in the child, never dropped (dropping it would wait for threads that
+/// do not exist there).
 #[cfg(feature = "native")]
-struct Shared {
-    runtime: Result<Runtime, String>,
-    pid: u32,
-}
-
+static RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
 #[cfg(feature = "native")]
-static RUNTIME: OnceLock<Shared> = OnceLock::new();
+static RUNTIME_PID: AtomicU32 = AtomicU32::new(0);
+/// Serialises starting a runtime; never held while one is used.
+#[cfg(feature = "native")]
+static STARTING: Mutex<()> = Mutex::new(());
 
 /// How many worker threads the runtime gets: `TASKER_FFI_WORKER_THREADS` if set, else the number of CPUs
 /// capped at 4, since the work here is waiting on a database, not computing.
@@ -39,26 +44,45 @@ fn worker_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()).min(4))
 }
 
-/// The shared runtime, started on first use.
+/// The shared runtime, started on first use in each process.
 ///
-/// A forked child inherits the memory of the runtime but none of its threads, so any use there would hang:
-/// it is refused with a `configuration` error instead.
+/// A forked child (Puma, Unicorn, Gunicorn `--preload`, Resque, `multiprocessing` with fork) starts a runtime of
+/// its own on first use, so it can open clients and run workers; a client opened before the fork stays refused
+/// there (see `Client`), since its connections belong to the parent.
 #[cfg(feature = "native")]
 pub fn runtime() -> FfiResult<&'static Runtime> {
-    let shared = RUNTIME.get_or_init(|| Shared {
-        runtime: Builder::new_multi_thread()
-            .worker_threads(worker_threads())
-            .thread_name("tasker-ffi")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("starting the tasker runtime failed: {e}")),
-        pid: std::process::id(),
-    });
-    let current = std::process::id();
-    if shared.pid != current {
-        return Err(FfiError::forked("runtime", shared.pid, current));
+    let pid = std::process::id();
+    let current = RUNTIME.load(Ordering::Acquire);
+    if !current.is_null() && RUNTIME_PID.load(Ordering::Acquire) == pid {
+        return Ok(leaked(current));
     }
-    shared.runtime.as_ref().map_err(|m| FfiError::internal(m.clone()))
+    let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+    let current = RUNTIME.load(Ordering::Acquire);
+    if !current.is_null() && RUNTIME_PID.load(Ordering::Acquire) == pid {
+        return Ok(leaked(current));
+    }
+    let runtime = Builder::new_multi_thread()
+        .worker_threads(worker_threads())
+        .thread_name("tasker-ffi")
+        .enable_all()
+        .build()
+        .map_err(|e| FfiError::internal(format!("starting the tasker runtime failed: {e}")))?;
+    let runtime: &'static mut Runtime = Box::leak(Box::new(runtime));
+    // The pid is written before the pointer is published, and read after it, so a reader that sees this
+    // process's pointer also sees this process's pid.
+    RUNTIME_PID.store(pid, Ordering::Release);
+    RUNTIME.store(runtime, Ordering::Release);
+    Ok(runtime)
+}
+
+/// The runtime a non-null pointer read from [`RUNTIME`] points to.
+#[cfg(feature = "native")]
+#[allow(unsafe_code)]
+fn leaked(p: *mut Runtime) -> &'static Runtime {
+    // SAFETY: every pointer stored in RUNTIME comes from `Box::leak` in `runtime()`: it is non-null, aligned,
+    // points to an initialised Runtime that is never freed or mutated through it, and only shared references
+    // are ever made from it. Atomics (not a lock) publish it, so a fork at any moment leaves a usable value.
+    unsafe { &*p }
 }
 
 /// Runs `fut` to completion on the calling thread, with the shared runtime's reactor and timers.
