@@ -30,6 +30,26 @@ use crate::template::Template;
 /// The most steps one claim may take.
 pub const MAX_CLAIM_LIMIT: u32 = 1000;
 
+/// The longest lease a claim or heartbeat may ask for: a week. Longer ones are refused, not saturated, since
+/// `now + lease` must stay a real time.
+pub const MAX_LEASE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Checks a lease against `1 ms..=MAX_LEASE`.
+pub fn check_lease(what: &'static str, lease: Duration) -> Result<()> {
+    if lease.is_zero() || lease > MAX_LEASE {
+        return Err(Error::field(
+            what,
+            "lease",
+            format!(
+                "expected 1..={} ms, found {} ms",
+                MAX_LEASE.as_millis(),
+                lease.as_millis()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// How an engine is opened.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -667,9 +687,7 @@ impl Engine {
                 format!("expected 1..={MAX_CLAIM_LIMIT}, found {}", req.limit),
             ));
         }
-        if req.lease.is_zero() {
-            return Err(Error::field("claim", "lease", "expected a positive duration"));
-        }
+        check_lease("claim", req.lease)?;
         if req.worker_id.is_empty() {
             return Err(Error::field("claim", "worker_id", "expected a non-empty worker id"));
         }
@@ -766,6 +784,7 @@ impl Engine {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
+        check_lease("heartbeat", lease)?;
         let now = self.now();
         let mut tx = self.begin().await?;
         let result = tx.step_lease_extend(tokens, now + delta(lease), now).await;

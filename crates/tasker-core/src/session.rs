@@ -310,9 +310,7 @@ impl Session {
                 "expected at least one handler key",
             ));
         }
-        if config.lease.is_zero() {
-            return Err(Error::field("worker options", "lease_ms", "expected a positive lease"));
-        }
+        crate::engine::check_lease("worker options", config.lease)?;
         if config.worker_id.is_empty() {
             return Err(Error::field(
                 "worker options",
@@ -1083,6 +1081,37 @@ mod tests {
         // A closed client ends claims with `closed`, and abandons what is queued at once.
         state.store(CLOSED, Ordering::SeqCst);
         assert!(matches!(s.next_batch(1, Duration::ZERO).await, Err(Error::Closed)));
+    }
+
+    #[tokio::test]
+    async fn a_lease_too_long_for_the_clock_is_refused_not_a_panic() {
+        let e = engine().await;
+        let forever = Duration::from_secs(u64::MAX / 2);
+        let err = Session::start(
+            Arc::new(move || Ok(e.clone())),
+            SessionConfig {
+                lease: forever,
+                ..config(&["s.a"])
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("expected 1..=604800000 ms"), "{err}");
+        let e = engine().await;
+        let req = crate::engine::ClaimRequest {
+            worker_id: "w".into(),
+            handler_keys: vec!["s.a".into()],
+            limit: 1,
+            lease: forever,
+        };
+        assert!(matches!(e.claim(&req).await, Err(Error::Validation { .. })));
+        let token = ClaimToken {
+            step_id: uuid::Uuid::now_v7(),
+            attempt: 1,
+        };
+        assert!(matches!(
+            e.heartbeat(&[token], forever).await,
+            Err(Error::Validation { .. })
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -187,18 +187,20 @@ impl Template {
 
     /// The DAG as a Mermaid flowchart.
     pub fn to_mermaid(&self) -> String {
+        let ids = mermaid_ids(self.steps.iter().map(|s| s.name.as_str()));
+        let id = |name: &str| ids.get(name).cloned().unwrap_or_default();
         let mut out = String::from("flowchart TD\n");
         for s in &self.steps {
             out.push_str(&format!(
                 "    {}[\"{}<br/><small>{}</small>\"]\n",
-                mermaid_id(&s.name),
+                id(&s.name),
                 s.name,
                 s.handler
             ));
         }
         for s in &self.steps {
             for d in &s.depends_on {
-                out.push_str(&format!("    {} --> {}\n", mermaid_id(d), mermaid_id(&s.name)));
+                out.push_str(&format!("    {} --> {}\n", id(d), id(&s.name)));
             }
         }
         out
@@ -223,10 +225,33 @@ impl Template {
     }
 }
 
-fn mermaid_id(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
-        .collect()
+/// A Mermaid node id for each step name: the name with `.` and `-` made `_` where that is unique, and a
+/// suffix where two legal names would meet (`a.b` and `a_b`), so no two steps share a node.
+fn mermaid_ids<'a>(names: impl Iterator<Item = &'a str> + Clone) -> std::collections::HashMap<&'a str, String> {
+    let plain = |name: &str| -> String {
+        name.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+            .collect()
+    };
+    let mut counts = std::collections::HashMap::<String, usize>::new();
+    for name in names.clone() {
+        *counts.entry(plain(name)).or_default() += 1;
+    }
+    let mut used = std::collections::HashSet::new();
+    let mut ids = std::collections::HashMap::new();
+    for (i, name) in names.enumerate() {
+        let base = plain(name);
+        let mut id = if counts[&base] == 1 {
+            base
+        } else {
+            format!("{base}_{i}")
+        };
+        while !used.insert(id.clone()) {
+            id.push('_');
+        }
+        ids.insert(name, id);
+    }
+    ids
 }
 
 /// Compiles a JSON Schema, or says why it is not one.
@@ -860,6 +885,13 @@ steps:
         let l = t.levels();
         assert_eq!((l["a"], l["b"], l["c"], l["d"]), (0, 1, 1, 2));
         assert!(t.to_mermaid().contains("a --> b"));
+        // Legal names that would meet as Mermaid ids get distinct nodes.
+        let clash = Template::parse(
+            "namespace: n\nname: m\nversion: 1.0.0\nsteps:\n  - { name: a.b, handler: h }\n  - { name: a_b, handler: h, depends_on: [a.b] }\n",
+        )
+        .unwrap()
+        .to_mermaid();
+        assert!(clash.contains("a_b_0 --> a_b_1"), "{clash}");
         assert!(t.to_dot().contains("\"b\" -> \"d\";"));
     }
 }
