@@ -352,6 +352,31 @@ impl Engine {
         }
     }
 
+    /// Opens the store `url` names again, for an engine whose store broke (a database restart): the new engine
+    /// shares this one's clock, event bus and wake-ups, so subscriptions and waiting claims carry on over it
+    /// instead of ending with the old store.
+    pub async fn reopen(&self, url: &str, options: EngineOptions) -> Result<Engine> {
+        let store = crate::store::open(
+            url,
+            &StoreOptions {
+                migrate: options.migrate,
+                max_connections: options.max_connections,
+            },
+        )
+        .await?;
+        store.attach_wakeups(self.inner.work.clone());
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store,
+                clock: self.inner.clock.clone(),
+                events: self.inner.events.clone(),
+                work: self.inner.work.clone(),
+                closed: AtomicBool::new(false),
+                schemas: std::sync::Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
     /// An engine over a fresh in-memory store.
     pub fn in_memory(clock: Arc<dyn Clock>) -> Engine {
         Engine::with_store(

@@ -351,11 +351,12 @@ impl Client {
             current.engine.ping().await?;
             return Ok(true);
         }
-        let reopened = connect(
-            url.clone(),
-            engine_options(&self.handle.options, self.handle.clock.clone()),
-        )
-        .await;
+        // The new engine keeps the old one's event bus, so subscriptions survive the rebuild.
+        let reopened = {
+            let (old, url) = (current.engine.clone(), url.clone());
+            let options = engine_options(&self.handle.options, self.handle.clock.clone());
+            runtime::spawn(async move { Ok(old.reopen(&url, options).await?) }).await
+        };
         let engine = match reopened {
             Ok(e) => e,
             Err(e) => {

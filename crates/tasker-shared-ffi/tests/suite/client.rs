@@ -359,6 +359,12 @@ fn validate_or_refresh_rebuilds_a_broken_pool() {
     let c = Client::open(&url, ClientOptions::default()).unwrap();
     c.register_template(TEMPLATE).unwrap();
     let t = c.create_task("shop", "order", CreateTaskOptions::default()).unwrap();
+    let sub = c
+        .subscribe(EventFilterInput {
+            names: vec!["task.created".into()],
+            ..Default::default()
+        })
+        .unwrap();
     // Break the pool underneath the handle, as a database restart would.
     let engine = c.engine().unwrap();
     runtime::block_on(async move {
@@ -371,6 +377,16 @@ fn validate_or_refresh_rebuilds_a_broken_pool() {
     assert_eq!(c.task(&t.id).unwrap().id, t.id, "the data is still there");
     assert_eq!(c.health().unwrap().refreshes, 1);
     assert!(!c.validate_or_refresh().unwrap());
+    // A subscription made before the rebuild sees the events of the rebuilt store.
+    let after = c.create_task("shop", "order", CreateTaskOptions::default()).unwrap();
+    let seen = sub
+        .next(Duration::from_secs(10))
+        .unwrap()
+        .expect("an event after the rebuild");
+    assert_eq!(
+        (seen.name.as_str(), seen.task_id.as_str()),
+        ("task.created", after.id.as_str())
+    );
 }
 
 #[test]
