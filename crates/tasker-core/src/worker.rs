@@ -229,8 +229,9 @@ impl Worker {
             }
             if running >= concurrency {
                 tokio::select! {
-                    _ = done_rx.recv() => running -= 1,
+                    biased;
                     _ = &mut shutdown, if !stop_seen => { stop_seen = true; session.shutdown(); }
+                    _ = done_rx.recv() => running -= 1,
                 }
                 continue;
             }
@@ -239,10 +240,12 @@ impl Worker {
             // through the session instead.
             let batch = session.next_batch(limit, self.config.poll_interval);
             tokio::pin!(batch);
+            // Biased: a stop requested while handlers ran takes effect before the next claim, not after it.
             let claimed = loop {
                 tokio::select! {
-                    r = &mut batch => break r,
+                    biased;
                     _ = &mut shutdown, if !stop_seen => { stop_seen = true; session.shutdown(); }
+                    r = &mut batch => break r,
                 }
             };
             match claimed {
