@@ -1034,7 +1034,15 @@ mod tests {
         let e = engine().await;
         let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
         let (source, state) = switchable(&e);
-        let s = Session::start(source, config(&["s.a", "s.b"])).unwrap();
+        // Deadlines off: on a slow machine the 1 s timeout could otherwise be written before the outcome.
+        let s = Session::start(
+            source,
+            SessionConfig {
+                enforce_deadlines: false,
+                ..config(&["s.a", "s.b"])
+            },
+        )
+        .unwrap();
         state.store(DOWN, Ordering::SeqCst);
         // A claim while the store is down is retried, then comes back empty; it does not fail.
         assert!(s.next_batch(1, Duration::from_millis(100)).await.unwrap().is_empty());
@@ -1068,6 +1076,7 @@ mod tests {
             source,
             SessionConfig {
                 report_patience: Duration::from_millis(100),
+                enforce_deadlines: false,
                 ..config(&["s.a"])
             },
         )
@@ -1172,7 +1181,13 @@ mod tests {
         let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
         let mut w = Worker::new(e.clone(), WorkerConfig::default());
         w.handle("s.a", handler_fn(|_| async { Ok(json!(1)) }));
-        let stop = async { tokio::time::sleep(Duration::from_millis(600)).await };
+        // Stops once b has failed, however long that takes on a busy machine.
+        let watched = e.clone();
+        let stop = async move {
+            while step_state(&watched, t.id, "b").await.error.is_none() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
         w.run_keys(vec!["s.a".into(), "s.b".into()], stop).await.unwrap();
         let b = step_state(&e, t.id, "b").await;
         let err = b.error.expect("b ran and failed");
