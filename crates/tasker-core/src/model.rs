@@ -345,3 +345,29 @@ pub struct StateCounts {
     /// Steps in `error` whose attempts reached their budget.
     pub steps_exhausted: i64,
 }
+
+/// What a worker session ([`crate::session::Session`]) did so far; hosts see it as is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStats {
+    /// Steps claimed.
+    pub claimed: u64,
+    /// Completions the engine accepted.
+    pub completed: u64,
+    /// Failures the engine accepted (timeouts included).
+    pub failed: u64,
+    /// Outcomes the engine rejected (stale claim, cancelled step, malformed token, …).
+    pub rejected: u64,
+    /// Claims whose lease a heartbeat found already lost.
+    pub lost: u64,
+    /// Handlers that ran past their deadline and were failed with `timeout`.
+    pub timed_out: u64,
+    /// Outcomes reported after their handler had been timed out (each is rejected as a stale claim).
+    pub late: u64,
+    /// Outcomes the reporter gave up on (the client closed, or the store stayed down); their steps are
+    /// recovered by the reaper once their leases expire.
+    pub abandoned: u64,
+    /// Claims, reports, heartbeats and maintenance passes that failed on a store error and were retried.
+    pub store_errors: u64,
+    /// Claims not yet reported.
+    pub outstanding: u64,
+}

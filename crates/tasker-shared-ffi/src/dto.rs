@@ -1066,45 +1066,5 @@ pub struct RunReport {
     pub timed_out: u64,
 }
 
-/// What a worker session did so far: tasker-core's session counters, as hosts see them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionStats {
-    /// u64: steps claimed.
-    pub claimed: u64,
-    /// u64: completions the engine accepted.
-    pub completed: u64,
-    /// u64: failures the engine accepted (timeouts included).
-    pub failed: u64,
-    /// u64: outcomes rejected (stale claim, cancelled step, malformed token, …).
-    pub rejected: u64,
-    /// u64: claims whose lease a heartbeat found already lost.
-    pub lost: u64,
-    /// u64: handlers failed with `timeout` for running past their deadline.
-    pub timed_out: u64,
-    /// u64: outcomes reported after their handler had been timed out (each rejected as a stale claim).
-    pub late: u64,
-    /// u64: outcomes the reporter gave up on; their steps are recovered when their leases expire.
-    pub abandoned: u64,
-    /// u64: claims, reports, heartbeats and maintenance passes that failed on a store error and were retried.
-    pub store_errors: u64,
-    /// u64: claims not yet reported.
-    pub outstanding: u64,
-}
-
-#[cfg(feature = "native")]
-impl From<tasker_core::session::SessionStats> for SessionStats {
-    fn from(s: tasker_core::session::SessionStats) -> Self {
-        SessionStats {
-            claimed: s.claimed,
-            completed: s.completed,
-            failed: s.failed,
-            rejected: s.rejected,
-            lost: s.lost,
-            timed_out: s.timed_out,
-            late: s.late,
-            abandoned: s.abandoned,
-            store_errors: s.store_errors,
-            outstanding: s.outstanding,
-        }
-    }
-}
+/// What a worker session did so far: tasker-core's session counters, handed to hosts as they are.
+pub use tasker_core::SessionStats;

@@ -481,7 +481,7 @@ impl WorkerSession {
     }
 
     pub fn stats(&self) -> SessionStats {
-        self.session.stats().into()
+        self.session.stats()
     }
 
     /// Starts a run until idle over this session, with the one idle rule ([`tasker_core::session::IdleRun`]):
