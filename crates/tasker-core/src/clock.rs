@@ -15,6 +15,14 @@ pub fn to_millis_precision(t: Timestamp) -> Timestamp {
 /// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     fn now(&self) -> Timestamp;
+
+    /// Whether this clock reads a machine's wall clock. The engine corrects such a clock by the store's own
+    /// (the PostgreSQL server's), so that the leases, retry times and timestamps of every process sharing
+    /// a store follow one clock however far the machines' clocks drift apart. A clock that moves only when
+    /// told (tests) is the engine's time as it is.
+    fn is_wall_clock(&self) -> bool {
+        false
+    }
 }
 
 /// The wall clock.
@@ -35,6 +43,35 @@ impl Clock for SystemClock {
         } else {
             DateTime::<Utc>::MAX_UTC
         })
+    }
+    fn is_wall_clock(&self) -> bool {
+        true
+    }
+}
+
+/// The wall clock of a machine whose clock is off by a fixed amount: for tests of clock skew. The engine
+/// corrects it by the store's clock as it does the [`SystemClock`].
+#[derive(Debug, Clone, Copy)]
+pub struct SkewedClock {
+    offset: TimeDelta,
+}
+
+impl SkewedClock {
+    /// A wall clock `offset_ms` milliseconds ahead (negative: behind).
+    pub fn new(offset_ms: i64) -> Self {
+        SkewedClock {
+            offset: TimeDelta::milliseconds(offset_ms),
+        }
+    }
+}
+
+impl Clock for SkewedClock {
+    fn now(&self) -> Timestamp {
+        SystemClock.now() + self.offset
+    }
+
+    fn is_wall_clock(&self) -> bool {
+        true
     }
 }
 

@@ -5,7 +5,7 @@
 //! rows, and commits. Events are published after the commit, one per transition row.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,13 @@ use crate::template::Template;
 
 /// The most steps one claim may take.
 pub const MAX_CLAIM_LIMIT: u32 = 1000;
+
+/// A clock offset from the store's this large is logged as a warning (the engine corrects it either way).
+const CLOCK_SKEW_WARNING_MS: i64 = 1_000;
+
+/// How long an operator action (`cancel_task`, `retry_task`, `resolve_step_manually`) keeps trying when the
+/// task's steps are held by transactions in flight, before it fails with `timeout`.
+pub const OPERATOR_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The longest lease a claim or heartbeat may ask for: a week. Longer ones are refused, not saturated, since
 /// `now + lease` must stay a real time.
@@ -203,6 +210,9 @@ struct Inner {
     /// store shared across processes wakes it too.
     work: Arc<Notify>,
     closed: AtomicBool,
+    /// The store's clock minus this machine's, in milliseconds, as last measured (see
+    /// [`Engine::sync_clock`]); added to a wall clock's readings.
+    skew_ms: AtomicI64,
     /// Compiled input schemas by template id.
     schemas: std::sync::Mutex<HashMap<Uuid, Arc<jsonschema::Validator>>>,
 }
@@ -332,7 +342,9 @@ impl Engine {
             },
         )
         .await?;
-        Ok(Engine::with_store(store, options))
+        let engine = Engine::with_store(store, options);
+        engine.sync_clock().await?;
+        Ok(engine)
     }
 
     /// An engine over an opened store.
@@ -347,6 +359,7 @@ impl Engine {
                 events,
                 work,
                 closed: AtomicBool::new(false),
+                skew_ms: AtomicI64::new(0),
                 schemas: std::sync::Mutex::new(HashMap::new()),
             }),
         }
@@ -365,16 +378,19 @@ impl Engine {
         )
         .await?;
         store.attach_wakeups(self.inner.work.clone());
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 clock: self.inner.clock.clone(),
                 events: self.inner.events.clone(),
                 work: self.inner.work.clone(),
                 closed: AtomicBool::new(false),
+                skew_ms: AtomicI64::new(self.inner.skew_ms.load(Ordering::Relaxed)),
                 schemas: std::sync::Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        engine.sync_clock().await?;
+        Ok(engine)
     }
 
     /// An engine over a fresh in-memory store.
@@ -400,9 +416,44 @@ impl Engine {
         self.inner.store.kind()
     }
 
-    /// The current time by the engine's clock.
+    /// The current time by the engine's clock: a wall clock corrected by the store's clock (see
+    /// [`Engine::sync_clock`]), or a test clock as it reads.
     pub fn now(&self) -> Timestamp {
-        self.inner.clock.now()
+        let now = self.inner.clock.now();
+        if self.inner.clock.is_wall_clock() {
+            now + TimeDelta::milliseconds(self.inner.skew_ms.load(Ordering::Relaxed))
+        } else {
+            now
+        }
+    }
+
+    /// Measures how far the store's clock is from this machine's and corrects [`Engine::now`] by it.
+    ///
+    /// The clock rule for leases: a lease's expiry is written by the claiming process and compared by the
+    /// reaping one, so both must read one clock. On PostgreSQL that is the server's: every engine measures
+    /// its offset from it when it connects and at each maintenance pass (taking the midpoint of the round
+    /// trip), so two machines whose clocks disagree by minutes still agree on every lease to within their
+    /// round-trip times. Stores without a clock of their own (SQLite, memory: one machine) leave the clock
+    /// as it is, and so do test clocks.
+    pub async fn sync_clock(&self) -> Result<()> {
+        if !self.inner.clock.is_wall_clock() {
+            return Ok(());
+        }
+        let before = self.inner.clock.now();
+        let Some(server) = self.store()?.server_time().await? else {
+            return Ok(());
+        };
+        let after = self.inner.clock.now();
+        let local = before + (after - before) / 2;
+        let skew = (server - local).num_milliseconds();
+        let old = self.inner.skew_ms.swap(skew, Ordering::Relaxed);
+        if skew.abs() >= CLOCK_SKEW_WARNING_MS && (old - skew).abs() >= CLOCK_SKEW_WARNING_MS / 2 {
+            tracing::warn!(
+                skew_ms = skew,
+                "this machine's clock differs from the database server's; the engine follows the server's"
+            );
+        }
+        Ok(())
     }
 
     /// Closes the store. Idempotent; every later call fails with `closed`.
@@ -455,6 +506,54 @@ impl Engine {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// [`Engine::conclude`] for an operator action: `Ok(None)` means its steps were busy, so the transaction
+    /// is rolled back (it holds the task, which the step's holder may be waiting for) and nothing is logged.
+    async fn conclude_unless_busy<T>(
+        &self,
+        tx: Box<dyn StoreTx>,
+        log: Log,
+        result: Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        match result {
+            Ok(None) => {
+                if let Err(rb) = tx.rollback().await {
+                    debug!(error = %rb, "rollback after busy steps failed");
+                }
+                Ok(None)
+            }
+            other => self.conclude(tx, log, other).await,
+        }
+    }
+
+    /// Runs an operator action until it finds the task's steps free: each try that finds a step held by
+    /// another transaction (a claim, heartbeat, report or reap in flight) has given the task back, and the
+    /// next one starts after a short pause, doubling from 10 ms to 250 ms. After [`OPERATOR_PATIENCE`] the
+    /// action fails with `timeout`, naming the task.
+    async fn when_steps_free<T, F, Fut>(&self, action: &'static str, task_id: Uuid, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>>,
+    {
+        let mut pause = Duration::from_millis(10);
+        let mut waited = Duration::ZERO;
+        loop {
+            if let Some(done) = attempt().await? {
+                return Ok(done);
+            }
+            if waited >= OPERATOR_PATIENCE || !cfg!(feature = "runtime") {
+                return Err(Error::Timeout(format!(
+                    "{action}: the steps of task {task_id} stayed busy for {} s; try again",
+                    OPERATOR_PATIENCE.as_secs()
+                )));
+            }
+            debug!(%task_id, action, "steps busy; trying again");
+            // The wait under the store's own lock timeout counts as well as the pause.
+            waited += pause + crate::store::OPERATOR_LOCK_WAIT;
+            pause_for(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
         }
     }
 
@@ -759,15 +858,17 @@ impl Engine {
                     }
                 }
                 tx.task_update_many(&started).await?;
-                Ok(steps)
+                // In the claim's transaction: if the inputs cannot be read, the claim rolls back and the
+                // attempt is not spent (a step that may run once must not end `worker_lost` unrun).
+                let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
+                let inputs = tx.claim_inputs(&ids).await?;
+                Ok((steps, inputs))
             }
             .await;
-            let steps = self.conclude(tx, log, result).await?;
+            let (steps, inputs) = self.conclude(tx, log, result).await?;
             if steps.is_empty() {
                 return Ok(Vec::new());
             }
-            let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
-            let inputs = self.store()?.claim_inputs(&ids).await?;
             let mut by_id: HashMap<Uuid, crate::store::ClaimInput> =
                 inputs.into_iter().map(|i| (i.step_id, i)).collect();
             let mut out = Vec::with_capacity(steps.len());
@@ -998,6 +1099,11 @@ impl Engine {
 
     /// Cancels a task: every non-terminal step goes to `cancelled`.
     pub async fn cancel_task(&self, task_id: Uuid, reason: Option<&str>) -> Result<Task> {
+        self.when_steps_free("cancel_task", task_id, || self.try_cancel_task(task_id, reason))
+            .await
+    }
+
+    async fn try_cancel_task(&self, task_id: Uuid, reason: Option<&str>) -> Result<Option<Task>> {
         let now = self.now();
         let mut tx = self.begin().await?;
         let mut log = Log::default();
@@ -1008,7 +1114,10 @@ impl Engine {
                 .ok_or_else(|| Error::not_found("task", task_id))?;
             let to = task.state.apply(TaskEvent::Cancel, task.id)?;
             let meta = json!({"reason": reason});
-            for mut step in tx.step_lock_all(task_id).await? {
+            let Some(steps) = tx.step_lock_all(task_id).await? else {
+                return Ok(None);
+            };
+            for mut step in steps {
                 if let Some(sto) = step.state.next(StepEvent::Cancel) {
                     step.lease_expires_at = None;
                     log.step(&mut step, StepEvent::Cancel, sto, now, meta.clone());
@@ -1017,14 +1126,19 @@ impl Engine {
             }
             log.task(&mut task, TaskEvent::Cancel, to, now, meta);
             tx.task_update(&task).await?;
-            Ok(task)
+            Ok(Some(task))
         }
         .await;
-        self.conclude(tx, log, result).await
+        self.conclude_unless_busy(tx, log, result).await
     }
 
     /// Retries a task in `error`: each failed step gets a fresh attempt budget and runs again.
     pub async fn retry_task(&self, task_id: Uuid) -> Result<Task> {
+        self.when_steps_free("retry_task", task_id, || self.try_retry_task(task_id))
+            .await
+    }
+
+    async fn try_retry_task(&self, task_id: Uuid) -> Result<Option<Task>> {
         let now = self.now();
         let mut tx = self.begin().await?;
         let mut log = Log::default();
@@ -1034,7 +1148,10 @@ impl Engine {
                 .await?
                 .ok_or_else(|| Error::not_found("task", task_id))?;
             let to = task.state.apply(TaskEvent::Retry, task.id)?;
-            for mut step in tx.step_lock_all(task_id).await? {
+            let Some(steps) = tx.step_lock_all(task_id).await? else {
+                return Ok(None);
+            };
+            for mut step in steps {
                 if step.state == StepState::Error {
                     let sto = step.state.apply(StepEvent::Retry, step.id)?;
                     step.max_attempts = step.attempts + i64::from(step.retry.attempt_budget());
@@ -1049,29 +1166,37 @@ impl Engine {
             log.task(&mut task, TaskEvent::Retry, to, now, Value::Null);
             log.wake = true;
             tx.task_update(&task).await?;
-            Ok(task)
+            Ok(Some(task))
         }
         .await;
-        self.conclude(tx, log, result).await
+        self.conclude_unless_busy(tx, log, result).await
     }
 
     /// Marks a `pending` or `error` step as resolved by an operator, with `result` as its result.
     /// Dependants may then run, and the task resumes or completes as the rules say.
     pub async fn resolve_step_manually(&self, step_id: Uuid, result: Value) -> Result<Step> {
-        let now = self.now();
         let task_id = self.step(step_id).await?.task_id;
+        self.when_steps_free("resolve_step_manually", task_id, || {
+            self.try_resolve_step(task_id, step_id, result.clone())
+        })
+        .await
+    }
+
+    async fn try_resolve_step(&self, task_id: Uuid, step_id: Uuid, result: Value) -> Result<Option<Step>> {
+        let now = self.now();
         let mut tx = self.begin().await?;
         let mut log = Log::default();
         let result = async {
-            // Lock order: the task before its steps; as an operator action it locks them the way that never
-            // waits for a claim in flight (`StoreTx::step_lock_all`).
+            // Lock order: the task before its steps; as an operator action it locks them the way that gives
+            // the task back to a claim in flight (`StoreTx::step_lock_all`).
             let mut task = tx
                 .task_lock(task_id)
                 .await?
                 .ok_or_else(|| Error::not_found("task", task_id))?;
-            let mut step = tx
-                .step_lock_all(task_id)
-                .await?
+            let Some(steps) = tx.step_lock_all(task_id).await? else {
+                return Ok(None);
+            };
+            let mut step = steps
                 .into_iter()
                 .find(|s| s.id == step_id)
                 .ok_or_else(|| Error::not_found("step", step_id))?;
@@ -1098,10 +1223,10 @@ impl Engine {
             let mut tasks = HashMap::new();
             tasks.insert(task.id, task);
             self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
-            Ok(step)
+            Ok(Some(step))
         }
         .await;
-        self.conclude(tx, log, result).await
+        self.conclude_unless_busy(tx, log, result).await
     }
 
     /// Marks a task in `error` as resolved by an operator. Its steps keep their states; none runs again.
@@ -1148,6 +1273,7 @@ impl Engine {
     /// `last_pass`. Only one pass runs at a time across every process sharing the store; a pass that
     /// finds the lock taken does nothing and reports `ran: false`.
     pub async fn run_maintenance(&self, last_pass: Option<Timestamp>, limit: u32) -> Result<MaintenanceReport> {
+        self.sync_clock().await?;
         let now = self.now();
         let mut tx = self.begin().await?;
         let mut log = Log::default();
@@ -1595,4 +1721,13 @@ fn semver_of(v: &str) -> semver::Version {
 
 fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+/// Sleeps on the runtime's timer. Without the `runtime` feature only the memory store exists, whose
+/// operator actions are never busy, so there is nothing to wait for.
+async fn pause_for(d: Duration) {
+    #[cfg(feature = "runtime")]
+    tokio::time::sleep(d).await;
+    #[cfg(not(feature = "runtime"))]
+    let _ = d;
 }

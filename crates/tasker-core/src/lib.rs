@@ -28,7 +28,7 @@ pub mod url;
 #[cfg(feature = "runtime")]
 pub mod worker;
 
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, SkewedClock, SystemClock, Timestamp};
 pub use engine::{Engine, EngineOptions};
 pub use error::{Error, ErrorKind, FieldError, Result};
 pub use model::*;

@@ -249,31 +249,6 @@ impl Store for MemoryStore {
         Ok(self.read().await?.edges.get(&task_id).cloned().unwrap_or_default())
     }
 
-    async fn claim_inputs(&self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
-        let st = self.read().await?;
-        let mut out = Vec::with_capacity(step_ids.len());
-        for id in step_ids {
-            let Some(step) = st.steps.get(id) else { continue };
-            let Some(task) = st.tasks.get(&step.task_id) else {
-                continue;
-            };
-            let mut deps = Map::new();
-            for p in st.parents.get(id).into_iter().flatten() {
-                if let Some(ps) = st.steps.get(p) {
-                    deps.insert(ps.name.clone(), ps.result.clone().unwrap_or(Value::Null));
-                }
-            }
-            out.push(ClaimInput {
-                step_id: *id,
-                namespace: task.namespace.clone(),
-                task_name: task.name.clone(),
-                context: task.context.clone(),
-                dependency_results: deps,
-            });
-        }
-        Ok(out)
-    }
-
     async fn task_transition_list(&self, task_id: Uuid) -> Result<Vec<TaskTransition>> {
         let st = self.read().await?;
         let mut v: Vec<_> = st
@@ -395,6 +370,35 @@ fn analytics_match(f: &AnalyticsFilter, t: &Task) -> bool {
 
 #[async_trait]
 impl StoreTx for MemTx {
+    async fn claim_inputs(&mut self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
+        let st = self.st();
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(step_ids.len());
+        for id in step_ids {
+            if !seen.insert(*id) {
+                continue;
+            }
+            let Some(step) = st.steps.get(id) else { continue };
+            let Some(task) = st.tasks.get(&step.task_id) else {
+                continue;
+            };
+            let mut deps = Map::new();
+            for p in st.parents.get(id).into_iter().flatten() {
+                if let Some(ps) = st.steps.get(p) {
+                    deps.insert(ps.name.clone(), ps.result.clone().unwrap_or(Value::Null));
+                }
+            }
+            out.push(ClaimInput {
+                step_id: *id,
+                namespace: task.namespace.clone(),
+                task_name: task.name.clone(),
+                context: task.context.clone(),
+                dependency_results: deps,
+            });
+        }
+        Ok(out)
+    }
+
     async fn template_insert(&mut self, rec: &TemplateRecord) -> Result<()> {
         let key = (rec.namespace.clone(), rec.name.clone(), rec.version.clone());
         if self.st().template_keys.contains_key(&key) {
@@ -469,7 +473,7 @@ impl StoreTx for MemTx {
         Ok(self.st().steps.get(&id).cloned())
     }
 
-    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Vec<Step>> {
+    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Option<Vec<Step>>> {
         let st = self.st();
         let mut steps: Vec<Step> = st
             .task_steps
@@ -477,7 +481,8 @@ impl StoreTx for MemTx {
             .map(|ids| ids.iter().filter_map(|id| st.steps.get(id).cloned()).collect())
             .unwrap_or_default();
         steps.sort_by_key(|s| s.position);
-        Ok(steps)
+        // The store's one lock is held for the whole transaction: never busy.
+        Ok(Some(steps))
     }
 
     async fn step_update(&mut self, step: &Step) -> Result<()> {

@@ -28,6 +28,11 @@ mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+/// How long an operator action's statement waits for a step row that another transaction holds before it
+/// gives the task back and tries again (see [`StoreTx::step_lock_all`]). Shorter than PostgreSQL's default
+/// `deadlock_timeout` (1 s), so the operator's side gives way before the server picks a victim.
+pub const OPERATOR_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// How [`open`] opens a store. A store that has no use for a setting ignores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -192,9 +197,6 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn step_list(&self, task_id: Uuid) -> Result<Vec<Step>>;
     async fn edge_list(&self, task_id: Uuid) -> Result<Vec<Edge>>;
 
-    /// The context and parents' results of each given step (steps that do not exist are left out).
-    async fn claim_inputs(&self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>>;
-
     /// A task's transition rows, by sort key.
     async fn task_transition_list(&self, task_id: Uuid) -> Result<Vec<TaskTransition>>;
     /// The transition rows of every step of a task, by step then sort key.
@@ -212,6 +214,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The earliest `next_attempt_at` among `waiting_for_retry` steps with these handler keys whose task
     /// is runnable; how long an idle worker may sleep.
     async fn next_retry_at(&self, handler_keys: &[String]) -> Result<Option<Timestamp>>;
+
+    /// The store's own clock, for a store that several machines share (PostgreSQL: the server's
+    /// `clock_timestamp()`); `None` for a store whose clock is this machine's.
+    async fn server_time(&self) -> Result<Option<Timestamp>> {
+        Ok(None)
+    }
 }
 
 /// One write transaction.
@@ -256,9 +264,11 @@ pub trait StoreTx: Send {
     /// Reads a step and locks it until the transaction ends.
     async fn step_lock(&mut self, id: Uuid) -> Result<Option<Step>>;
     /// Reads and locks every step of a task, by position. Only operator actions use it, holding the task
-    /// already; a store with row locks fails at once with a `timeout` error when another transaction (a
-    /// claim in flight) holds one of the steps, rather than wait.
-    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Vec<Step>>;
+    /// already. A store with row locks waits only briefly ([`OPERATOR_LOCK_WAIT`]) for a step another
+    /// transaction holds (a claim in flight may hold one while it waits for this task) and then answers
+    /// `None`: the transaction is then unusable and must be rolled back, which lets that claim through; the
+    /// engine tries again (see `Engine::cancel_task`).
+    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Option<Vec<Step>>>;
     /// Reads and locks the given steps, in id order; unknown ids are left out.
     async fn step_lock_many(&mut self, ids: &[Uuid]) -> Result<Vec<Step>> {
         let mut ids = ids.to_vec();
@@ -292,8 +302,8 @@ pub trait StoreTx: Send {
     /// Lock order: everywhere else the engine locks a task before its steps. A claim cannot (it finds the
     /// steps first): it locks only the steps, skipping rows another transaction holds (`SKIP LOCKED`), and
     /// the engine then waits for the `pending` tasks it must start, in id order. Operator actions, which hold
-    /// a task and then lock its steps, do so without waiting (see [`StoreTx::step_lock_all`]), so no cycle
-    /// can form.
+    /// a task and then lock its steps, wait for them only briefly and then give the task back (see
+    /// [`StoreTx::step_lock_all`]), so no cycle outlives that short wait.
     ///
     /// Ready means: state `pending` or `waiting_for_retry`, `unfinished_parents = 0`, `next_attempt_at`
     /// null or at or before `now`, and the task `pending` or `in_progress` (see [`crate::readiness`]).
@@ -302,6 +312,11 @@ pub trait StoreTx: Send {
     /// writes the transition row (its sort key is the new `transition_count`). The returned `Step` rows are
     /// as after the update.
     async fn step_claim(&mut self, params: &ClaimParams) -> Result<Vec<ClaimedRow>>;
+
+    /// The context and parents' results of each given step, in the order asked for (an id given twice is
+    /// answered once; steps that do not exist are left out). Read in the claim's own transaction, so that a
+    /// claim whose inputs cannot be read rolls back instead of spending the attempt.
+    async fn claim_inputs(&mut self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>>;
 
     /// Extends the lease of each step that is `in_progress` with `attempts` equal to the token's attempt;
     /// returns the tokens that were extended.
@@ -514,6 +529,14 @@ pub(crate) mod fixtures {
     }
 
     /// Inserts a template (unless present) and a task with the given steps and edges, committed.
+    /// Reads claim inputs in a transaction of their own, rolled back.
+    pub(crate) async fn claim_inputs(store: &dyn Store, ids: &[Uuid]) -> Vec<super::ClaimInput> {
+        let mut tx = store.begin().await.unwrap();
+        let inputs = tx.claim_inputs(ids).await.unwrap();
+        tx.rollback().await.unwrap();
+        inputs
+    }
+
     pub(crate) async fn seed(store: &dyn Store, tpl: &TemplateRecord, task: &Task, steps: &[Step], edges: &[Edge]) {
         let mut tx = store.begin().await.unwrap();
         if tx
@@ -594,7 +617,7 @@ pub(crate) mod fixtures {
             Some(task.clone())
         );
         assert_eq!(tx.task_lock(task.id).await.unwrap(), Some(task.clone()));
-        assert_eq!(tx.step_lock_all(task.id).await.unwrap(), steps);
+        assert_eq!(tx.step_lock_all(task.id).await.unwrap(), Some(steps));
         assert_eq!(tx.step_lock(a.id).await.unwrap(), Some(a.clone()));
 
         // A second task with the same idempotency key is a conflict that leaves the transaction usable; tasks
@@ -885,7 +908,7 @@ pub(crate) mod fixtures {
             .unwrap()
             .is_empty());
 
-        let inputs = store.claim_inputs(&[c.id, Uuid::now_v7(), a.id, c.id]).await.unwrap();
+        let inputs = claim_inputs(store, &[c.id, Uuid::now_v7(), a.id, c.id]).await;
         assert_eq!(inputs.len(), 2);
         assert_eq!(inputs[0].step_id, c.id);
         assert_eq!(inputs[0].namespace, "ns");
@@ -896,7 +919,7 @@ pub(crate) mod fixtures {
             json!({"a": null, "b": null})
         );
         assert!(inputs[1].dependency_results.is_empty());
-        assert!(store.claim_inputs(&[]).await.unwrap().is_empty());
+        assert!(claim_inputs(store, &[]).await.is_empty());
 
         let counts = store.state_counts().await.unwrap();
         assert_eq!(counts.tasks.get(&TaskState::InProgress), Some(&1));
@@ -911,7 +934,7 @@ pub(crate) mod fixtures {
         a_done.result = Some(json!({"rows": [1, 2]}));
         tx.step_update(&a_done).await.unwrap();
         tx.commit().await.unwrap();
-        let inputs = store.claim_inputs(&[c.id]).await.unwrap();
+        let inputs = claim_inputs(store, &[c.id]).await;
         assert_eq!(
             Value::Object(inputs[0].dependency_results.clone()),
             json!({"a": {"rows": [1, 2]}, "b": null})

@@ -5,6 +5,9 @@ use crate::error::Error;
 use crate::store::sql::error::lowercase_first;
 use crate::url::scrub;
 
+/// How the message of a lock wait cut off by `lock_timeout` (SQLSTATE 55P03) starts.
+pub(super) const LOCK_WAIT_TIMEOUT: &str = "waiting for a postgres lock";
+
 /// Maps a sqlx error: unique violations are conflicts, a statement or lock wait cut off by the server is a
 /// timeout, a closed pool is `closed`, and everything else is a database error that says what happened.
 pub(super) fn db_err(e: sqlx::Error) -> Error {
@@ -20,7 +23,7 @@ pub(super) fn db_err(e: sqlx::Error) -> Error {
                 // query_canceled: statement_timeout (or an operator's pg_cancel_backend).
                 "57014" => Error::Timeout(format!("postgres cancelled the statement: {msg}")),
                 // lock_not_available: lock_timeout.
-                "55P03" => Error::Timeout(format!("waiting for a postgres lock: {msg}")),
+                "55P03" => Error::Timeout(format!("{LOCK_WAIT_TIMEOUT}: {msg}")),
                 // admin_shutdown, crash_shutdown, cannot_connect_now: the server ended the session.
                 "57P01" | "57P02" | "57P03" => {
                     Error::Database(format!("lost the connection to postgres: {msg} (sqlstate {code})"))

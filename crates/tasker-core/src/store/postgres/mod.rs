@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, Postgres, QueryBuilder, Row};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -237,15 +237,44 @@ async fn fetch_steps_of_task<'e, E: Executor<'e, Database = Postgres>>(
     task_id: Uuid,
     lock: bool,
 ) -> Result<Vec<Step>> {
-    // NOWAIT: only operator actions lock every step of a task, and they hold the task already. A claim may
-    // hold one of those steps while it waits for the task (to start it); failing at once with 55P03
-    // (`Timeout`) breaks that cycle on the operator's side, who can retry.
+    // Only operator actions lock every step of a task, and they hold the task already. A claim may hold one
+    // of those steps while it waits for the task (to start it); the caller's short lock_timeout (55P03)
+    // breaks that cycle on the operator's side, which rolls back and tries again (`PgTx::step_lock_all`).
     let sql = format!(
         "SELECT {STEP_COLUMNS} FROM tasker.steps WHERE task_id = $1 ORDER BY position, id{}",
-        if lock { " FOR UPDATE NOWAIT" } else { "" }
+        if lock { " FOR UPDATE" } else { "" }
     );
     let found = sqlx::query(&sql).bind(task_id).fetch_all(ex).await.map_err(db_err)?;
     rows(&found, step_from_row)
+}
+
+/// Each step with its task's context and its parents' results, in the order asked for; an id given twice is
+/// answered once.
+pub(super) async fn fetch_claim_inputs(conn: &mut PgConnection, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
+    if step_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One round trip: each step with its task's context and its parents' results gathered into one jsonb
+    // object by name (jsonb null for a parent without a result).
+    let found = sqlx::query(
+        "SELECT s.id AS step_id, t.namespace AS namespace, t.name AS task_name, t.context AS context,
+                COALESCE((SELECT jsonb_object_agg(p.name, COALESCE(p.result, 'null'::jsonb))
+                          FROM tasker.step_edges e JOIN tasker.steps p ON p.id = e.parent_id
+                          WHERE e.child_id = s.id), '{}'::jsonb) AS dependency_results
+         FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
+         WHERE s.id = ANY($1)",
+    )
+    .bind(step_ids)
+    .fetch_all(conn)
+    .await
+    .map_err(db_err)?;
+    let mut by_id = HashMap::with_capacity(found.len());
+    for row in &found {
+        let input = claim_input_from_row(row)?;
+        by_id.insert(input.step_id, input);
+    }
+    // In the order asked for; an id given twice is answered once.
+    Ok(step_ids.iter().filter_map(|s| by_id.remove(s)).collect())
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -378,33 +407,6 @@ impl Store for PgStore {
         rows(&found, edge_from_row)
     }
 
-    async fn claim_inputs(&self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
-        if step_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One round trip: each step with its task's context and its parents' results gathered into one jsonb
-        // object by name (jsonb null for a parent without a result).
-        let found = sqlx::query(
-            "SELECT s.id AS step_id, t.namespace AS namespace, t.name AS task_name, t.context AS context,
-                    COALESCE((SELECT jsonb_object_agg(p.name, COALESCE(p.result, 'null'::jsonb))
-                              FROM tasker.step_edges e JOIN tasker.steps p ON p.id = e.parent_id
-                              WHERE e.child_id = s.id), '{}'::jsonb) AS dependency_results
-             FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
-             WHERE s.id = ANY($1)",
-        )
-        .bind(step_ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        let mut by_id = HashMap::with_capacity(found.len());
-        for row in &found {
-            let input = claim_input_from_row(row)?;
-            by_id.insert(input.step_id, input);
-        }
-        // In the order asked for; an id given twice is answered once.
-        Ok(step_ids.iter().filter_map(|s| by_id.remove(s)).collect())
-    }
-
     async fn task_transition_list(&self, task_id: Uuid) -> Result<Vec<TaskTransition>> {
         let sql = format!(
             "SELECT {TASK_TRANSITION_COLUMNS} FROM tasker.task_transitions WHERE task_id = $1 ORDER BY sort_key, id"
@@ -523,5 +525,14 @@ impl Store for PgStore {
         .await
         .map_err(db_err)?;
         Cols::new(&row, "steps").opt_ts("next_at")
+    }
+
+    async fn server_time(&self) -> Result<Option<Timestamp>> {
+        // clock_timestamp(), not now(): now() is the transaction's start, and this is its own statement.
+        let row = sqlx::query("SELECT clock_timestamp() AS now")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Cols::new(&row, "server").opt_ts("now")
     }
 }

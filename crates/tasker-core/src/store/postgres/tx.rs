@@ -10,8 +10,10 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::codec::{opt_to_json, qualified, to_json};
-use super::error::db_err;
-use super::{fetch_step, fetch_steps_of_task, fetch_task, TaskLock, MAINTENANCE_LOCK_KEY, WORK_CHANNEL};
+use super::error::{db_err, LOCK_WAIT_TIMEOUT};
+use super::{
+    fetch_claim_inputs, fetch_step, fetch_steps_of_task, fetch_task, TaskLock, MAINTENANCE_LOCK_KEY, WORK_CHANNEL,
+};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -22,7 +24,7 @@ use crate::store::sql::rows::{
     released_from_rows, rows, step_from_row, task_from_row, template_from_row, Cols, STEP_COLUMNS,
     STEP_TRANSITION_COLUMNS, TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
 };
-use crate::store::{ClaimParams, ClaimedRow, StoreTx};
+use crate::store::{ClaimInput, ClaimParams, ClaimedRow, StoreTx, OPERATOR_LOCK_WAIT};
 
 /// The claim, in one statement: pick ready steps oldest first, lock them (skipping rows another claimer or
 /// writer holds, instead of waiting), and move them to `in_progress`.
@@ -302,8 +304,16 @@ impl StoreTx for PgTx {
         fetch_step(self.conn(), step_id, true).await
     }
 
-    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Vec<Step>> {
-        fetch_steps_of_task(self.conn(), task_id, true).await
+    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Option<Vec<Step>>> {
+        // SET LOCAL ends with the transaction; only operator actions take this path. The value is a
+        // constant, formatted from a number, so nothing user-given reaches the statement text.
+        let wait = format!("SET LOCAL lock_timeout = '{}ms'", OPERATOR_LOCK_WAIT.as_millis());
+        sqlx::query(&wait).execute(self.conn()).await.map_err(db_err)?;
+        match fetch_steps_of_task(self.conn(), task_id, true).await {
+            Ok(steps) => Ok(Some(steps)),
+            Err(Error::Timeout(msg)) if msg.starts_with(LOCK_WAIT_TIMEOUT) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn task_lock_many(&mut self, ids: &[Uuid]) -> Result<Vec<Task>> {
@@ -504,6 +514,10 @@ impl StoreTx for PgTx {
         Ok(claimed)
     }
 
+    async fn claim_inputs(&mut self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
+        fetch_claim_inputs(self.conn(), step_ids).await
+    }
+
     async fn step_lease_extend(
         &mut self,
         tokens: &[ClaimToken],
@@ -515,12 +529,25 @@ impl StoreTx for PgTx {
         }
         // One statement for the whole batch. It changes no indexed column, so on a page with room it is a
         // HOT update (see the schema).
+        //
+        // Lock order: steps by id, as `step_lock_many` (and so `finish_many`) locks them. An UPDATE … FROM
+        // locks rows in whatever order its join produces them (a hash join: hash order), which against a
+        // report of the same claims is a lock cycle that PostgreSQL ends by aborting one side (40P01). The
+        // rows are therefore locked first by a SELECT … ORDER BY id FOR UPDATE, which locks in sorted order;
+        // the update then finds them locked already. A row that changed meanwhile is re-checked once locked.
         let step_ids: Vec<Uuid> = tokens.iter().map(|t| t.step_id).collect();
         let attempts: Vec<i64> = tokens.iter().map(|t| t.attempt).collect();
         let found = sqlx::query(
-            "UPDATE tasker.steps s SET lease_expires_at = $1, updated_at = $2
-             FROM UNNEST($3::uuid[], $4::bigint[]) AS k(id, attempt)
-             WHERE s.id = k.id AND s.state = 'in_progress' AND s.attempts = k.attempt
+            "WITH held AS (
+                 SELECT s.id FROM tasker.steps s
+                 JOIN UNNEST($3::uuid[], $4::bigint[]) AS k(id, attempt) ON s.id = k.id
+                 WHERE s.state = 'in_progress' AND s.attempts = k.attempt
+                 ORDER BY s.id
+                 FOR UPDATE OF s
+             )
+             UPDATE tasker.steps s SET lease_expires_at = $1, updated_at = $2
+             FROM held
+             WHERE s.id = held.id
              RETURNING s.id AS id, s.attempts AS attempts",
         )
         .bind(lease_expires_at)

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Executor, QueryBuilder, Sqlite};
 use uuid::Uuid;
 
@@ -245,6 +245,60 @@ async fn fetch_steps_of_task<'e, E: Executor<'e, Database = Sqlite>>(ex: E, task
     rows.into_iter().map(PackedStep::into_step).collect()
 }
 
+/// Each step with its task's context and its parents' results, in the order asked for; an id given twice is
+/// answered once.
+pub(super) async fn fetch_claim_inputs(conn: &mut SqliteConnection, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
+    if step_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = id_array(step_ids);
+    let heads = sqlx::query(
+        "SELECT s.id AS step_id, t.namespace AS namespace, t.name AS task_name, t.context AS context
+         FROM steps s JOIN tasks t ON t.id = s.task_id
+         WHERE s.id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let parents = sqlx::query(
+        "SELECT e.child_id AS child_id, p.name AS name, p.result AS result
+         FROM step_edges e JOIN steps p ON p.id = e.parent_id
+         WHERE e.child_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+
+    let mut results: std::collections::HashMap<Uuid, Map<String, Value>> = std::collections::HashMap::new();
+    for row in &parents {
+        let c = Cols::new(row, "steps");
+        let result: Option<Value> = c.opt_json("result")?;
+        results
+            .entry(c.uuid("child_id")?)
+            .or_default()
+            .insert(c.text("name")?, result.unwrap_or(Value::Null));
+    }
+    let mut by_id = std::collections::HashMap::with_capacity(heads.len());
+    for row in &heads {
+        let c = Cols::new(row, "tasks");
+        let step_id = c.uuid("step_id")?;
+        by_id.insert(
+            step_id,
+            ClaimInput {
+                step_id,
+                namespace: c.text("namespace")?,
+                task_name: c.text("task_name")?,
+                context: c.json("context")?,
+                dependency_results: results.remove(&step_id).unwrap_or_default(),
+            },
+        );
+    }
+    // In the order asked for; an id given twice is answered once.
+    Ok(step_ids.iter().filter_map(|s| by_id.remove(s)).collect())
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Store
 // ---------------------------------------------------------------------------------------------------------
@@ -362,59 +416,6 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
-    }
-
-    async fn claim_inputs(&self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
-        if step_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = id_array(step_ids);
-        let mut conn = self.pool.acquire().await.map_err(db_err)?;
-        let heads = sqlx::query(
-            "SELECT s.id AS step_id, t.namespace AS namespace, t.name AS task_name, t.context AS context
-             FROM steps s JOIN tasks t ON t.id = s.task_id
-             WHERE s.id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_err)?;
-        let parents = sqlx::query(
-            "SELECT e.child_id AS child_id, p.name AS name, p.result AS result
-             FROM step_edges e JOIN steps p ON p.id = e.parent_id
-             WHERE e.child_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_err)?;
-
-        let mut results: std::collections::HashMap<Uuid, Map<String, Value>> = std::collections::HashMap::new();
-        for row in &parents {
-            let c = Cols::new(row, "steps");
-            let result: Option<Value> = c.opt_json("result")?;
-            results
-                .entry(c.uuid("child_id")?)
-                .or_default()
-                .insert(c.text("name")?, result.unwrap_or(Value::Null));
-        }
-        let mut by_id = std::collections::HashMap::with_capacity(heads.len());
-        for row in &heads {
-            let c = Cols::new(row, "tasks");
-            let step_id = c.uuid("step_id")?;
-            by_id.insert(
-                step_id,
-                ClaimInput {
-                    step_id,
-                    namespace: c.text("namespace")?,
-                    task_name: c.text("task_name")?,
-                    context: c.json("context")?,
-                    dependency_results: results.remove(&step_id).unwrap_or_default(),
-                },
-            );
-        }
-        // In the order asked for; an id given twice is answered once.
-        Ok(step_ids.iter().filter_map(|s| by_id.remove(s)).collect())
     }
 
     async fn task_transition_list(&self, task_id: Uuid) -> Result<Vec<TaskTransition>> {

@@ -8,7 +8,7 @@ use sqlx::{Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::codec::{id, id_array, json, ms, opt_json, opt_ms, string_array};
-use super::{db_err, fetch_step, fetch_steps_of_task, fetch_task, is_unique_violation};
+use super::{db_err, fetch_claim_inputs, fetch_step, fetch_steps_of_task, fetch_task, is_unique_violation};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -19,7 +19,7 @@ use crate::store::sql::rows::{
     released_from_rows, rows, step_from_row, task_from_row, template_from_row, Cols, STEP_COLUMNS,
     STEP_TRANSITION_COLUMNS, TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
 };
-use crate::store::{ClaimParams, ClaimedRow, StoreTx};
+use crate::store::{ClaimInput, ClaimParams, ClaimedRow, StoreTx};
 
 /// The ready steps a claim may take, oldest first; binds: handler keys as a JSON array, now, limit.
 ///
@@ -337,8 +337,9 @@ impl StoreTx for SqliteTx {
         fetch_step(self.conn(), step_id).await
     }
 
-    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Vec<Step>> {
-        fetch_steps_of_task(self.conn(), task_id).await
+    async fn step_lock_all(&mut self, task_id: Uuid) -> Result<Option<Vec<Step>>> {
+        // The write lock, held since the first statement, covers every row: never busy.
+        fetch_steps_of_task(self.conn(), task_id).await.map(Some)
     }
 
     async fn step_update(&mut self, s: &Step) -> Result<()> {
@@ -360,6 +361,10 @@ impl StoreTx for SqliteTx {
             return Err(Error::not_found("step", s.id));
         }
         Ok(())
+    }
+
+    async fn claim_inputs(&mut self, step_ids: &[Uuid]) -> Result<Vec<ClaimInput>> {
+        fetch_claim_inputs(self.conn(), step_ids).await
     }
 
     async fn step_claim(&mut self, params: &ClaimParams) -> Result<Vec<ClaimedRow>> {
