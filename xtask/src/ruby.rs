@@ -110,7 +110,7 @@ fn install_smoke_test() -> Result<()> {
     if home.exists() {
         fs::remove_dir_all(&home)?;
     }
-    let cargo_target = fs::canonicalize("target")?;
+    let cargo_target = fs::canonicalize(util::cargo_target())?;
     util::run(
         Command::new("gem")
             .args(["install", "--local", "--no-document", "--install-dir"])
@@ -158,7 +158,7 @@ end
 /// Builds the extension in the dev profile and puts it where `rspec -Ilib` loads it.
 fn build_extension() -> Result<()> {
     util::run(util::cargo().args(["build", "-p", "tasker-ruby"]))?;
-    install_extension(Path::new("target/debug/libtasker_core.so"))
+    install_extension(&util::cargo_target().join("debug/libtasker_core.so"))
 }
 
 /// The release extension, for `cargo xtask bench --bindings`; it replaces the dev one in lib/ until the next
@@ -166,7 +166,7 @@ fn build_extension() -> Result<()> {
 pub fn build_extension_release() -> Result<()> {
     ensure_toolchain()?;
     util::run(util::cargo().args(["build", "--release", "--locked", "-p", "tasker-ruby"]))?;
-    install_extension(Path::new("target/release/libtasker_core.so"))
+    install_extension(&util::cargo_target().join("release/libtasker_core.so"))
 }
 
 fn install_extension(from: &Path) -> Result<()> {

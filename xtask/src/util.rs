@@ -11,6 +11,14 @@ pub fn cargo() -> Command {
     Command::new("cargo")
 }
 
+/// Where cargo puts what it builds: `CARGO_TARGET_DIR` when set (as cargo itself reads it), else `target`.
+pub fn cargo_target() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target"))
+}
+
 /// Runs `cmd` with the terminal as its stdio, so progress and `test result:` lines stream as they happen.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = display(cmd);

@@ -50,6 +50,10 @@ impl Client {
         self.call(py, move |c| c.validate_or_refresh())
     }
 
+    fn refresh(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.call(py, move |c| c.refresh())
+    }
+
     fn health(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         lower(py, &self.inner.health().into_host()?)
     }

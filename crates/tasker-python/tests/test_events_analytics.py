@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+import time
+
+import pytest
 
 import tasker_core
 from tasker_core import Client, events, performance, testing
@@ -75,3 +79,42 @@ def test_the_analytics_objects(tasker_client: Client) -> None:
         assert e.details["errors"][0]["path"] == "since"
     else:
         raise AssertionError("a naive datetime must be refused")
+
+
+def _rebuildable_urls(tmp: str) -> list:
+    urls = [f"sqlite://{tmp}/events.db"]
+    pg = os.environ.get("TASKER_TEST_PG_URL")
+    if pg:
+        urls.append(pg)
+    return urls
+
+
+def test_a_subscription_outlives_refresh_and_never_spins(tmp_path) -> None:
+    """A rebuilt pool keeps the old engine's event bus: the subscription delivers what is committed after the
+    rebuild, and its iterator waits instead of spinning while nothing comes."""
+    for url in _rebuildable_urls(str(tmp_path)):
+        with Client.connect(url, clock="manual") as c:
+            sub = c.subscribe(names=["task.cancelled"])
+            (before,) = testing.linear(c, n=1).tasks
+            c.refresh()
+            assert c.health().refreshes == 1
+            c.cancel_task(before.id)
+            event = sub.next(timeout=10.0)
+            assert event is not None and (event.name, event.task_id) == ("task.cancelled", before.id), url
+            # Nothing else comes: one iterator step waits its slices out instead of busy-looping.
+            got = []
+            t = threading.Thread(target=lambda: got.append(next(iter(sub), None)))
+            cpu = time.process_time()
+            t.start()
+            t.join(1.0)
+            assert t.is_alive(), "the iterator returned although no event came"
+            assert time.process_time() - cpu < 0.5, "the iterator spins while it waits"
+        # Closing the client ends the iteration.
+        t.join(5)
+        assert not t.is_alive() and got == [None], got
+
+
+def test_refresh_refuses_an_in_memory_store() -> None:
+    with Client.connect("memory:") as c:
+        with pytest.raises(tasker_core.ConfigurationError, match="cannot be rebuilt"):
+            c.refresh()

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "spec_helper"
+require "tmpdir"
 
 RSpec.describe TaskerCore::Events do
   include TaskerCore::Testing
@@ -39,6 +40,31 @@ RSpec.describe TaskerCore::Events do
         expect(sub.try_next).to be_nil
         expect(sub.drain).to eq([])
       end
+    end
+  end
+
+  # A rebuilt pool keeps the old engine's event bus: a subscription made before a refresh delivers what is
+  # committed after it, and ends only when the client closes.
+  rebuildable = { "sqlite file" => -> { "sqlite://#{Dir.mktmpdir}/events.db" } }
+  rebuildable["postgres"] = StoreHelpers.urls["postgres"] if StoreHelpers.urls.key?("postgres")
+  rebuildable.each do |store, url|
+    it "keeps a subscription through refresh! on #{store}" do
+      TaskerCore::Client.connect(url.call, clock: :manual) do |client|
+        sub = client.subscribe(names: ["task.cancelled"])
+        before = linear_workflow(client)
+        client.refresh!
+        expect(client.health.refreshes).to eq(1)
+        client.cancel_task(before.id)
+        event = sub.next(timeout: 10)
+        expect([event&.name, event&.task_id]).to eq(["task.cancelled", before.id])
+        expect(sub.next(timeout: 0.05)).to be_nil
+      end
+    end
+  end
+
+  it "refuses to refresh! an in-memory store, saying why" do
+    TaskerCore::Client.connect("memory:") do |client|
+      expect { client.refresh! }.to raise_error(TaskerCore::ConfigurationError, /cannot be rebuilt/)
     end
   end
 end

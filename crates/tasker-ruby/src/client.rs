@@ -41,6 +41,10 @@ impl RbClient {
         rb_self.call(ruby, move |c| c.validate_or_refresh())
     }
 
+    fn refresh(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
+        rb_self.call(ruby, move |c| c.refresh())
+    }
+
     fn health(ruby: &Ruby, rb_self: &Self) -> Result<Value, Error> {
         lower(ruby, &rb_self.inner.health().into_host()?)
     }
@@ -156,6 +160,7 @@ pub fn register(ruby: &Ruby, internal: RModule) -> Result<(), Error> {
     class.define_method("close", method!(RbClient::close, 0))?;
     class.define_method("closed?", method!(RbClient::is_closed, 0))?;
     class.define_method("validate_or_refresh", method!(RbClient::validate_or_refresh, 0))?;
+    class.define_method("refresh", method!(RbClient::refresh, 0))?;
     class.define_method("health", method!(RbClient::health, 0))?;
     class.define_method("now", method!(RbClient::now, 0))?;
     class.define_method("advance_clock_ms", method!(RbClient::advance_clock_ms, 1))?;

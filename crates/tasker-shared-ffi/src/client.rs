@@ -328,25 +328,48 @@ impl Client {
     /// The async form of [`Client::validate_or_refresh`].
     pub async fn validate_or_refresh_async(&self) -> FfiResult<bool> {
         let client = self.clone();
-        runtime::spawn(async move { client.refresh_inner().await }).await
+        runtime::spawn(async move { client.refresh_inner(false).await }).await
     }
 
-    async fn refresh_inner(&self) -> FfiResult<bool> {
+    blocking!(
+        /// Reopens the store from the stored URL now, whether or not the old pool still answers: after a
+        /// database failover or a credential rotation, when old connections reach the wrong server. Calls in
+        /// flight finish on the old pool, which then closes; subscriptions and workers carry on over the new
+        /// one. In-memory stores cannot be rebuilt.
+        fn refresh => refresh_async() -> ()
+    );
+
+    /// The async form of [`Client::refresh`].
+    pub async fn refresh_async(&self) -> FfiResult<()> {
+        let client = self.clone();
+        runtime::spawn(async move { client.refresh_inner(true).await.map(|_| ()) }).await
+    }
+
+    async fn refresh_inner(&self, force: bool) -> FfiResult<bool> {
         let seen = self.inner()?;
-        let first = match seen.engine.ping().await {
-            Ok(()) => return Ok(false),
-            Err(e) => FfiError::from(e),
+        // Why the store is rebuilt: the failed check, or nothing when the caller asked for it.
+        let first = if force {
+            None
+        } else {
+            match seen.engine.ping().await {
+                Ok(()) => return Ok(false),
+                Err(e) => Some(FfiError::from(e)),
+            }
         };
         let url = &self.handle.url;
         if is_ephemeral(url) {
-            return Err(first.context(format!(
-                "the store {} failed its check and lives only in memory, so it cannot be rebuilt",
+            let why = format!(
+                "the store {} lives only in memory, so it cannot be rebuilt",
                 tasker_core::url::redact(url)
-            )));
+            );
+            return Err(match first {
+                Some(first) => first.context(why),
+                None => FfiError::from(tasker_core::Error::Configuration(why)),
+            });
         }
         let _one_at_a_time = self.handle.refresh.lock().await;
         let current = self.inner()?;
-        if current.generation != seen.generation {
+        if current.generation != seen.generation && !force {
             // Another caller rebuilt it while we waited; check what it built.
             current.engine.ping().await?;
             return Ok(true);
@@ -361,7 +384,7 @@ impl Client {
             Ok(e) => e,
             Err(e) => {
                 let mut e = e.context(format!("reopening {} failed", tasker_core::url::redact(url)));
-                e.causes.push(first.message);
+                e.causes.extend(first.map(|f| f.message));
                 return Err(e);
             }
         };

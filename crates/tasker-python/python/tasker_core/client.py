@@ -89,6 +89,10 @@ class Client:
         """Checks the store with a round trip and rebuilds the pool if that fails; True when it rebuilt."""
         return self.native.validate_or_refresh()
 
+    def refresh(self) -> None:
+        """Rebuilds the pool now, even if it answers (after a failover or a credential rotation)."""
+        self.native.refresh()
+
     def health(self) -> ClientHealth:
         return self.native.health()
 

@@ -114,6 +114,12 @@ module TaskerCore
       @native.validate_or_refresh
     end
 
+    # Rebuilds the pool now, even if it answers (after a failover or a credential rotation).
+    def refresh!
+      @native.refresh
+      nil
+    end
+
     # Closes the store for every holder of this client; idempotent.
     def close
       @native.close
