@@ -289,4 +289,79 @@ mod postgres {
         let pool = self::pool(&url).await;
         assert_audit(&pool, 300, 1200).await;
     }
+
+    /// The password of every URL form, through every CLI command that prints a URL (health, demo, worker,
+    /// and the error of a form the store refuses), at debug log level. The throwaway cluster trusts local
+    /// connections, so every password here is accepted and the commands really run.
+    #[test]
+    #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+    fn postgres_passwords_in_every_form_never_reach_the_output() {
+        const SECRET: &str = "Zq9-Secret-Xy";
+        let base = tokio::runtime::Runtime::new().unwrap().block_on(fresh_pg_database());
+        let (head, db) = base.rsplit_once('/').expect("a database in the URL");
+        let authority = head.strip_prefix("postgres://").expect("a postgres:// URL");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let (hostname, port) = host.split_once(':').expect("host:port");
+        let forms = [
+            format!("postgres://postgres:{SECRET}@{host}/{db}"),
+            format!("postgres://postgres@{host}/{db}?password={SECRET}"),
+            format!("postgresql://postgres@{host}/{db}?sslmode=disable&password={SECRET}&application_name=t"),
+            // Percent-encoded: the decoded form (with '@') must not leak either.
+            format!("postgres://postgres:Zq9%40Secret-Xy@{host}/{db}"),
+        ];
+        let leaks = |out: &str| out.contains(SECRET) || out.contains("Zq9@Secret-Xy") || out.contains("Zq9%40Secret");
+        let tasker = |url: &str, args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_tasker"))
+                .args(["--database-url", url, "--log-level", "debug"])
+                .args(args)
+                .env_remove("RUST_LOG")
+                .output()
+                .expect("run tasker");
+            (
+                out.status.success(),
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            )
+        };
+        for url in &forms {
+            for args in [&["health"][..], &["health", "--json"], &["demo", "--tasks", "2"]] {
+                let (ok, out) = tasker(url, args);
+                assert!(ok, "tasker {args:?} failed on a trusted server:\n{out}");
+                assert!(!leaks(&out), "tasker {args:?} printed the password:\n{out}");
+                assert!(out.contains("***"), "tasker {args:?} shows no masked URL:\n{out}");
+            }
+            // The worker prints its URL when it starts; stop it once it has.
+            let mut worker = Command::new(env!("CARGO_BIN_EXE_tasker"))
+                .args(["--database-url", url, "--log-level", "debug", "worker", "--testkit"])
+                .env_remove("RUST_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start tasker worker");
+            let mut stderr = std::io::BufReader::new(worker.stderr.take().unwrap());
+            let mut seen = String::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !seen.contains("stop with Ctrl-C") {
+                let mut line = String::new();
+                let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+                assert!(n > 0 && Instant::now() < deadline, "the worker never said it runs:\n{seen}");
+                seen.push_str(&line);
+            }
+            let pid = worker.id().to_string();
+            assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+            let mut rest = String::new();
+            std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+            let out = worker.wait_with_output().unwrap();
+            let all = format!("{seen}{rest}{}", String::from_utf8_lossy(&out.stdout));
+            assert!(out.status.success(), "worker: {all}");
+            assert!(!leaks(&all), "the worker printed the password:\n{all}");
+            assert!(all.contains("***"), "the worker shows no masked URL:\n{all}");
+        }
+        // A key/value connection string is not a URL the store takes: its error masks the password too.
+        let kv = format!("host={hostname} port={port} user=postgres password={SECRET} dbname={db}");
+        let (ok, out) = tasker(&kv, &["health"]);
+        assert!(!ok, "a key/value string was accepted:\n{out}");
+        assert!(!leaks(&out) && out.contains("password=***"), "{out}");
+    }
 }
+

@@ -200,3 +200,35 @@ def test_a_cycle_is_a_cycle_detected_error(tasker_client: Client) -> None:
 
 if sys.platform == "win32":  # pragma: no cover
     pytestmark = pytest.mark.skip("POSIX only")
+
+
+_SECRET = "Zq9-Secret-Xy"
+
+
+def _password_forms(host: str, db: str) -> list:
+    return [
+        f"postgres://postgres:{_SECRET}@{host}/{db}",
+        f"postgres://postgres@{host}/{db}?password={_SECRET}",
+        f"postgresql://postgres@{host}/{db}?sslmode=disable&password={_SECRET}&application_name=t",
+        f"postgres://postgres:Zq9%40Secret-Xy@{host}/{db}",
+    ]
+
+
+def _leaks(text: str) -> bool:
+    return _SECRET in text or "Zq9@Secret-Xy" in text or "Zq9%40Secret" in text
+
+
+@pytest.mark.skipif(not os.environ.get("TASKER_TEST_PG_URL"), reason="needs TASKER_TEST_PG_URL (cargo xtask test-all)")
+def test_passwords_in_every_url_form_never_reach_repr_health_or_errors() -> None:
+    head, db = os.environ["TASKER_TEST_PG_URL"].rsplit("/", 1)
+    host = head.split("@")[-1].removeprefix("postgres://")
+    for url in _password_forms(host, db):
+        with Client.connect(url) as c:
+            health = c.health()
+            shown = f"{c!r} {health!r} {health.url} {health.to_dict()}"
+            assert not _leaks(shown) and "***" in health.url, shown
+    # Nothing listens on port 1: the connection error names the target without the password.
+    for url in _password_forms("127.0.0.1:1", db):
+        with pytest.raises(tasker_core.DatabaseError) as info:
+            Client.connect(url)
+        assert not _leaks(f"{info.value} {info.value!r} {getattr(info.value, 'details', '')}"), str(info.value)

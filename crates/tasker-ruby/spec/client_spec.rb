@@ -172,4 +172,34 @@ RSpec.describe TaskerCore::Client do
       end
     end
   end
+
+  if (pg = ENV["TASKER_TEST_PG_URL"]) && !pg.empty?
+    it "never shows a password of any URL form in inspect, health or errors" do
+      secret = "Zq9-Secret-Xy"
+      db_url = StoreHelpers.fresh_pg_database(pg)
+      head, db = db_url.split(%r{/(?=[^/]*\z)})
+      host = head.split("@").last.delete_prefix("postgres://")
+      forms = lambda do |h|
+        ["postgres://postgres:#{secret}@#{h}/#{db}",
+         "postgres://postgres@#{h}/#{db}?password=#{secret}",
+         "postgresql://postgres@#{h}/#{db}?sslmode=disable&password=#{secret}&application_name=t",
+         "postgres://postgres:Zq9%40Secret-Xy@#{h}/#{db}"]
+      end
+      leaks = ->(text) { text.include?(secret) || text.include?("Zq9@Secret-Xy") || text.include?("Zq9%40Secret") }
+      forms.call(host).each do |url|
+        described_class.connect(url) do |c|
+          shown = "#{c.inspect} #{c.health.inspect} #{c.health.url} #{c.health.to_h}"
+          expect(leaks.call(shown)).to be(false), shown
+          expect(c.health.url).to include("***")
+        end
+      end
+      # Nothing listens on port 1: the connection error names the target without the password.
+      forms.call("127.0.0.1:1").each do |url|
+        expect { described_class.connect(url) }.to raise_error(TaskerCore::DatabaseError) { |e|
+          shown = "#{e.message} #{e.inspect} #{e.details}"
+          expect(leaks.call(shown)).to be(false), shown
+        }
+      end
+    end
+  end
 end

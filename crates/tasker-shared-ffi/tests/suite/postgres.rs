@@ -170,3 +170,36 @@ fn a_host_loop_rides_out_a_five_second_outage_on_postgres() {
         "a step was left unfinished"
     );
 }
+
+/// Every URL form's password, through every path of the shared layer that shows a URL: `Debug` of the
+/// client, `health().url`, and the error of a connection that fails (here: a port nothing listens on).
+#[test]
+#[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+fn postgres_passwords_in_every_form_are_masked_everywhere() {
+    const SECRET: &str = "Zq9-Secret-Xy";
+    let _server = shared();
+    let url = fresh_database();
+    let (head, db) = url.rsplit_once('/').unwrap();
+    let host = head.rsplit_once('@').map_or(head.trim_start_matches("postgres://"), |(_, h)| h);
+    let leaks = |s: &str| s.contains(SECRET) || s.contains("Zq9@Secret-Xy") || s.contains("Zq9%40Secret");
+    let forms = |host: &str| {
+        [
+            format!("postgres://postgres:{SECRET}@{host}/{db}"),
+            format!("postgres://postgres@{host}/{db}?password={SECRET}"),
+            format!("postgresql://postgres@{host}/{db}?sslmode=disable&password={SECRET}&application_name=t"),
+            format!("postgres://postgres:Zq9%40Secret-Xy@{host}/{db}"),
+        ]
+    };
+    for form in forms(host) {
+        let c = Client::open(&form, ClientOptions::default()).unwrap();
+        let shown = format!("{c:?} {:?} {}", c.health().unwrap(), c.health().unwrap().url);
+        assert!(!leaks(&shown) && shown.contains("***"), "{shown}");
+        c.close().unwrap();
+    }
+    // Port 1 on loopback: nothing listens, so the connection is refused and the error names the target.
+    for form in forms("127.0.0.1:1") {
+        let e = Client::open(&form, ClientOptions::default()).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(!leaks(&shown), "{shown}");
+    }
+}
