@@ -71,6 +71,8 @@ RSpec.describe TaskerCore::Internal::Loader do
   it "refuses an extension of another version of the gem, naming both versions and the file" do
     expect { described_class.check!(native_version: "0.0.1", path: "/x/tasker_core.so") }
       .to raise_error(LoadError, %r{/x/tasker_core\.so is version 0\.0\.1, but the Ruby code is version #{Regexp.escape(TaskerCore::VERSION)}})
+    expect { described_class.check!(native_version: nil, path: "/x/tasker_core.so") }
+      .to raise_error(LoadError, %r{/x/tasker_core\.so does not say its version \(an older build\), but the Ruby code})
     expect(described_class.check!(native_version: TaskerCore::VERSION, path: "/x")).to be_nil
   end
 

@@ -42,20 +42,23 @@ module TaskerCore
               "tasker_core-#{VERSION}.gem instead, which compiles the extension for this Ruby (it needs cargo)"
       end
 
-      # Refuses an extension left over from another version of the gem: its classes would not match lib/.
+      # Refuses an extension left over from another version of the gem, or from a build older than the
+      # version check (`native_version` nil): its classes would not match lib/.
       def self.check!(native_version:, path:)
         return if native_version == VERSION
 
+        found = native_version ? "is version #{native_version}" : "does not say its version (an older build)"
         raise LoadError,
-              "tasker_core: the native extension #{path} is version #{native_version}, but the Ruby code is " \
-              "version #{VERSION}; it is left over from another build: reinstall the gem, or in a checkout run " \
+              "tasker_core: the native extension #{path} #{found}, but the Ruby code is version #{VERSION}; " \
+              "it is left over from another build: reinstall the gem, or in a checkout run " \
               "`cargo xtask test-all --only ruby` (or copy the freshly built libtasker_core.so over it)"
       end
 
       def self.load!
         path = locate
         require path
-        check!(native_version: NATIVE_VERSION, path: path)
+        native_version = Internal.const_defined?(:NATIVE_VERSION, false) ? Internal::NATIVE_VERSION : nil
+        check!(native_version: native_version, path: $LOADED_FEATURES.grep(/tasker_core\.so\z/).last || path)
       end
     end
   end
