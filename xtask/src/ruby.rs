@@ -73,7 +73,9 @@ pub fn test() -> Result<()> {
     // The platform gem holds the dev extension RSpec just ran: test-all builds nothing in release (a cold
     // release build of the engine costs minutes, see docs/guides/ruby.md), and the staging, the gemspec and
     // the loader it tests are the same for both profiles. `cargo xtask package ruby` ships the release one.
-    let gems = package_with(Profile::Dev)?;
+    // It takes the copy in lib/ rather than target/debug, which another checkout sharing the target dir may
+    // have rebuilt since.
+    let gems = package_with(&Path::new(CRATE_DIR).join("lib/tasker_core/tasker_core.so"))?;
     check_source_gem(&inspect_gem(&gems.source)?)?;
     check_platform_gem(&inspect_gem(&gems.platform)?)?;
     install_platform_gem(&gems.platform)?;
@@ -85,16 +87,17 @@ pub fn package() -> Result<Gems> {
     ensure_toolchain()?;
     // The same command as `bench --bindings`, so the two share one release artifact.
     util::run(util::cargo().args(["build", "--release", "--locked", "-p", "tasker-ruby"]))?;
-    let gems = package_with(Profile::Release)?;
+    let gems = package_with(&Profile::Release.extension()?)?;
     check_source_gem(&inspect_gem(&gems.source)?)?;
     check_platform_gem(&inspect_gem(&gems.platform)?)?;
     Ok(gems)
 }
 
-/// Builds both gems, the platform one from the already built extension of `profile`.
-fn package_with(profile: Profile) -> Result<Gems> {
+/// Builds both gems, the platform one around the already built `extension`.
+fn package_with(extension: &Path) -> Result<Gems> {
+    // The platform gem first: it reads the extension, which should be as fresh from cargo as it can be.
+    let platform = package_platform(extension)?;
     let source = package_source()?;
-    let platform = package_platform(&profile.extension()?)?;
     Ok(Gems { source, platform })
 }
 
