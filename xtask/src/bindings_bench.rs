@@ -104,7 +104,7 @@ impl RustRun {
 
 fn rust_worker(url: &str, tasks: u64) -> Result<RustRun> {
     let out = util::output(
-        Command::new(util::cargo_target().join("release/tasker-bench"))
+        Command::new(util::target_dir()?.join("release/tasker-bench"))
             .args(["--store", "postgres", "--out", OUT, "--only", "p1-inproc"])
             .args(["--p1-tasks", &tasks.to_string(), "--database-url", url]),
     )?;

@@ -92,7 +92,10 @@ fn run() -> Result<()> {
             };
             args.finish()?;
             match binding.as_str() {
-                "ruby" => ruby::package().map(|_| ()),
+                "ruby" => ruby::package().map(|gems| {
+                    println!("source gem:   {}", gems.source.display());
+                    println!("platform gem: {}", gems.platform.display());
+                }),
                 "python" => python::package(),
                 other => bail!("cannot package `{other}`; known: ruby, python"),
             }
@@ -134,7 +137,8 @@ Tasks:
       Write the object types of the host type files (.pyi, .rbs) and of docs/bindings.md
       from tasker-shared-ffi's object table; --check only fails when one is stale.
   package ruby
-      Build the tasker_core gem into target/ruby-gem/ (crates vendored; cargo runs at install).
+      Build the tasker_core gems into target/ruby-gem/: the source gem (crates vendored;
+      cargo runs at install) and the x86_64-linux platform gem (release extension inside).
   package python
       Build the release abi3 wheel of the Python binding into target/wheels.
 

@@ -50,7 +50,8 @@ pub const PARTS: &[Part] = &[
     },
     Part {
         name: "ruby",
-        description: "the Ruby gem: signature freshness, RSpec (scenarios and specs) on SQLite and PostgreSQL, then gem install",
+        description: "the Ruby gem: signature freshness, RSpec (scenarios and specs) on SQLite and PostgreSQL, then both \
+                      gems checked and installed (platform gem without cargo, source gem compiled)",
         run: crate::ruby::test,
     },
 ];

@@ -1,6 +1,7 @@
 //! Running commands so that a log shows exactly what ran, and the summary table of `test-all`.
 
 use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -11,12 +12,14 @@ pub fn cargo() -> Command {
     Command::new("cargo")
 }
 
-/// Where cargo puts what it builds: `CARGO_TARGET_DIR` when set (as cargo itself reads it), else `target`.
-pub fn cargo_target() -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from("target"))
+/// Cargo's target dir as an absolute path: `CARGO_TARGET_DIR` when set (machines that share one target dir
+/// between checkouts set it), else the workspace's `target/`. Artifacts are read from here, never from a
+/// hard-coded `target/`.
+pub fn target_dir() -> Result<PathBuf> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    std::path::absolute(&dir).with_context(|| format!("could not resolve the target dir {}", dir.display()))
 }
 
 /// Runs `cmd` with the terminal as its stdio, so progress and `test result:` lines stream as they happen.

@@ -7,13 +7,9 @@
 require_relative "tasker_core/version"
 # The base of the object classes, which the native extension defines from its object table when it loads.
 require_relative "tasker_core/models"
-begin
-  # A checkout (`rspec -Ilib`) and RubyGems' copy of the extension into lib/ both put it here…
-  require_relative "tasker_core/tasker_core"
-rescue LoadError
-  # …and an installed gem's extension dir is on the load path.
-  require "tasker_core/tasker_core"
-end
+# The native extension: the one built for this Ruby, or a LoadError that says why there is none.
+require_relative "tasker_core/native"
+TaskerCore::Internal::Loader.load!
 require_relative "tasker_core/errors"
 require_relative "tasker_core/events"
 require_relative "tasker_core/client"
