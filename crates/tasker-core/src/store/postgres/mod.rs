@@ -503,7 +503,7 @@ impl Store for PgStore {
         }
         push_task_filters(&mut q, "t", filter);
         let row = q.build().fetch_one(&self.pool).await.map_err(db_err)?;
-        summary_from_row(&row)
+        summary_from_row(&row, "steps")
     }
 
     async fn task_finished_summary(&self, filter: &AnalyticsFilter) -> Result<FinishedSummary> {
@@ -525,7 +525,7 @@ impl Store for PgStore {
         }
         push_task_filters(&mut q, "t", filter);
         let row = q.build().fetch_one(&self.pool).await.map_err(db_err)?;
-        summary_from_row(&row)
+        summary_from_row(&row, "tasks")
     }
 
     async fn step_slowest(&self, filter: &AnalyticsFilter, limit: i64) -> Result<Vec<StepTiming>> {

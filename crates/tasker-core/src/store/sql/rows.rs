@@ -262,8 +262,8 @@ pub(crate) fn task_timing_from_row<R: SqlRow>(row: &R) -> Result<TaskTiming> {
 }
 
 /// A summary row: completed, failed, n, sum_ms, p50_ms, p95_ms and max_ms.
-pub(crate) fn summary_from_row<R: SqlRow>(row: &R) -> Result<FinishedSummary> {
-    let c = Cols::new(row, "steps");
+pub(crate) fn summary_from_row<R: SqlRow>(row: &R, table: &'static str) -> Result<FinishedSummary> {
+    let c = Cols::new(row, table);
     Ok(FinishedSummary {
         completed: c.int("completed")?,
         failed: c.int("failed")?,

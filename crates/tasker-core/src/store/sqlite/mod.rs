@@ -286,12 +286,13 @@ impl SqliteStore {
     /// which spills to temporary files, so the process never holds more than those two values.
     async fn finished_summary(
         &self,
+        table: &'static str,
         mut counts: QueryBuilder<'_, Sqlite>,
         mut ranked: QueryBuilder<'_, Sqlite>,
     ) -> Result<FinishedSummary> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let row = counts.build().fetch_one(&mut *tx).await.map_err(db_err)?;
-        let c = Cols::new(&row, "steps");
+        let c = Cols::new(&row, table);
         let mut summary = FinishedSummary {
             completed: c.int("completed")?,
             failed: c.int("failed")?,
@@ -310,7 +311,7 @@ impl SqliteStore {
                 .push(")");
             let found = ranked.build().fetch_all(&mut *tx).await.map_err(db_err)?;
             for row in &found {
-                let c = Cols::new(row, "steps");
+                let c = Cols::new(row, table);
                 let (ms, rn) = (c.int("ms")?, c.int("rn")?);
                 if rn == r50 {
                     summary.p50_ms = ms;
@@ -575,7 +576,7 @@ impl Store for SqliteStore {
             filter,
             "+s.state = 'complete' AND s.started_at IS NOT NULL",
         );
-        self.finished_summary(q, ranked).await
+        self.finished_summary("steps", q, ranked).await
     }
 
     async fn task_finished_summary(&self, filter: &AnalyticsFilter) -> Result<FinishedSummary> {
@@ -592,7 +593,7 @@ impl Store for SqliteStore {
                     ROW_NUMBER() OVER (ORDER BY t.finished_at - t.created_at) AS rn",
         );
         push_finished_tasks(&mut ranked, filter, "+t.state = 'complete'");
-        self.finished_summary(q, ranked).await
+        self.finished_summary("tasks", q, ranked).await
     }
 
     async fn step_slowest(&self, filter: &AnalyticsFilter, limit: i64) -> Result<Vec<StepTiming>> {
