@@ -1,7 +1,16 @@
-//! Analytics computed from stored data: counts, rates and exact percentiles. Nothing is estimated.
+//! Analytics computed from stored data: counts, rates and exact percentiles. Nothing is estimated, and the
+//! stores compute them where the data is: no call loads the finished history into the process.
 //!
-//! Percentiles use the nearest-rank method: the p-th percentile of n sorted values is the value at rank
-//! `ceil(p/100 * n)` (1-based). Durations are whole milliseconds.
+//! # Percentiles
+//!
+//! Every store uses one rule, nearest rank: the p-th percentile of n durations is the value at 1-based rank
+//! `ceil(p/100 * n)` of the durations sorted ascending (rank 1 when that is 0). It is always one of the
+//! durations, never an interpolation, and it is what PostgreSQL's `percentile_disc(p/100)` returns. For the
+//! durations 10, 20, 30, 40 the p50 is 20 (rank 2) and the p95 is 40 (rank 4). [`nearest_rank`] gives the
+//! rank; PostgreSQL computes the value with `percentile_disc`, SQLite by numbering the sorted durations in the
+//! database and returning the ones at those ranks, and the memory store by sorting in memory. Durations are
+//! whole milliseconds: a step's runs from the claim of its final attempt to its end, a task's from its
+//! creation to its end.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +20,7 @@ use uuid::Uuid;
 use crate::clock::Timestamp;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::model::{AnalyticsFilter, StepTiming, TaskTiming};
+use crate::model::{AnalyticsFilter, FinishedSummary, StepTiming, TaskTiming};
 use crate::state::{StepState, TaskState};
 
 /// Tasks and steps by state, with retrying and exhausted counts.
@@ -39,21 +48,53 @@ pub struct DurationStats {
     pub max_ms: i64,
 }
 
+/// The 1-based nearest rank of the `percent`-th percentile among `n` sorted values: `ceil(percent/100 * n)`,
+/// at least 1. Integer arithmetic, so that no store's answer depends on rounding.
+pub fn nearest_rank(percent: u32, n: i64) -> i64 {
+    let rank = (i128::from(percent) * i128::from(n) + 99) / 100;
+    i64::try_from(rank).unwrap_or(i64::MAX).max(1)
+}
+
+/// The summary of finished work from its counts and the durations of the completed part (any order); the
+/// memory store's way, and the definition the SQL stores' queries are checked against.
+pub fn finished_summary(completed: i64, failed: i64, mut durations: Vec<i64>) -> FinishedSummary {
+    durations.sort_unstable();
+    let n = durations.len() as i64;
+    let at = |percent| {
+        if n == 0 {
+            0
+        } else {
+            durations[(nearest_rank(percent, n) - 1) as usize]
+        }
+    };
+    FinishedSummary {
+        completed,
+        failed,
+        durations: n,
+        sum_ms: durations.iter().sum(),
+        p50_ms: at(50),
+        p95_ms: at(95),
+        max_ms: durations.last().copied().unwrap_or(0),
+    }
+}
+
 impl DurationStats {
     /// Stats of `values` (any order); all zero when empty.
-    pub fn of(mut values: Vec<i64>) -> DurationStats {
-        if values.is_empty() {
+    pub fn of(values: Vec<i64>) -> DurationStats {
+        DurationStats::from_summary(&finished_summary(0, 0, values))
+    }
+
+    /// The duration part of a store's summary; all zero when it holds no durations.
+    pub fn from_summary(s: &FinishedSummary) -> DurationStats {
+        if s.durations == 0 {
             return DurationStats::default();
         }
-        values.sort_unstable();
-        let n = values.len();
-        let rank = |p: f64| values[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1];
         DurationStats {
-            count: n as u64,
-            mean_ms: values.iter().map(|v| *v as f64).sum::<f64>() / n as f64,
-            p50_ms: rank(50.0),
-            p95_ms: rank(95.0),
-            max_ms: values[n - 1],
+            count: s.durations as u64,
+            mean_ms: s.sum_ms as f64 / s.durations as f64,
+            p50_ms: s.p50_ms,
+            p95_ms: s.p95_ms,
+            max_ms: s.max_ms,
         }
     }
 }
@@ -151,22 +192,19 @@ impl Engine {
         })
     }
 
-    /// Metrics of work finished at or after `since`, up to now.
+    /// Metrics of work finished at or after `since`, up to now. Counts and percentiles come from the store in
+    /// a fixed number of queries, however much history it holds.
     pub async fn analytics_metrics(&self, since: Timestamp) -> Result<AnalyticsMetrics> {
         let store = self.store_for_analytics()?;
         let filter = AnalyticsFilter {
             since: Some(since),
             ..Default::default()
         };
-        let steps = store.step_timings(&filter).await?;
-        let tasks = store.task_timings(&filter).await?;
+        let steps = store.step_finished_summary(&filter).await?;
+        let tasks = store.task_finished_summary(&filter).await?;
         let events = store.step_event_counts(since).await?;
         let until = self.now();
         let window_seconds = ((until - since).num_milliseconds().max(0) as f64) / 1000.0;
-        let tasks_completed = tasks.iter().filter(|t| t.state == TaskState::Complete).count() as i64;
-        let tasks_failed = tasks.iter().filter(|t| t.state == TaskState::Error).count() as i64;
-        let steps_completed = steps.iter().filter(|s| s.state == StepState::Complete).count() as i64;
-        let steps_failed = steps.iter().filter(|s| s.state == StepState::Error).count() as i64;
         let step_retries = events
             .iter()
             .filter(|(e, _)| e == "fail_retryable" || e == "lease_expired")
@@ -183,37 +221,29 @@ impl Engine {
             since,
             until,
             window_seconds,
-            tasks_completed,
-            tasks_failed,
-            task_completion_rate: ratio(tasks_completed, tasks_completed + tasks_failed),
-            task_error_rate: ratio(tasks_failed, tasks_completed + tasks_failed),
-            task_throughput_per_second: per_second(tasks_completed),
-            steps_completed,
-            steps_failed,
+            tasks_completed: tasks.completed,
+            tasks_failed: tasks.failed,
+            task_completion_rate: ratio(tasks.completed, tasks.completed + tasks.failed),
+            task_error_rate: ratio(tasks.failed, tasks.completed + tasks.failed),
+            task_throughput_per_second: per_second(tasks.completed),
+            steps_completed: steps.completed,
+            steps_failed: steps.failed,
             step_retries,
-            step_throughput_per_second: per_second(steps_completed),
-            task_duration: DurationStats::of(
-                tasks
-                    .iter()
-                    .filter(|t| t.state == TaskState::Complete)
-                    .map(task_ms)
-                    .collect(),
-            ),
-            step_duration: DurationStats::of(
-                steps
-                    .iter()
-                    .filter(|s| s.state == StepState::Complete)
-                    .filter_map(step_ms)
-                    .collect(),
-            ),
+            step_throughput_per_second: per_second(steps.completed),
+            task_duration: DurationStats::from_summary(&tasks),
+            step_duration: DurationStats::from_summary(&steps),
         })
     }
 
-    /// The slowest finished steps, longest first.
+    /// The `limit` slowest finished steps (with a start time), longest first, ties by step id; the store sorts
+    /// and limits, so this reads `limit` rows whatever the history holds.
     pub async fn slowest_steps(&self, filter: &AnalyticsFilter, limit: usize) -> Result<Vec<SlowStep>> {
-        let mut out: Vec<SlowStep> = self
-            .store_for_analytics()?
-            .step_timings(filter)
+        let store = self.store_for_analytics()?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(store
+            .step_slowest(filter, limit_i64(limit))
             .await?
             .into_iter()
             .filter_map(|s| {
@@ -232,17 +262,17 @@ impl Engine {
                     finished_at: s.finished_at,
                 })
             })
-            .collect();
-        out.sort_by(|a, b| b.duration_ms.cmp(&a.duration_ms).then(a.step_id.cmp(&b.step_id)));
-        out.truncate(limit);
-        Ok(out)
+            .collect())
     }
 
-    /// The slowest finished tasks, longest first.
+    /// The `limit` slowest finished tasks, longest first, ties by task id; sorted and limited by the store.
     pub async fn slowest_tasks(&self, filter: &AnalyticsFilter, limit: usize) -> Result<Vec<SlowTask>> {
-        let mut out: Vec<SlowTask> = self
-            .store_for_analytics()?
-            .task_timings(filter)
+        let store = self.store_for_analytics()?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(store
+            .task_slowest(filter, limit_i64(limit))
             .await?
             .into_iter()
             .map(|t| SlowTask {
@@ -256,11 +286,12 @@ impl Engine {
                 created_at: t.created_at,
                 finished_at: t.finished_at,
             })
-            .collect();
-        out.sort_by(|a, b| b.duration_ms.cmp(&a.duration_ms).then(a.task_id.cmp(&b.task_id)));
-        out.truncate(limit);
-        Ok(out)
+            .collect())
     }
+}
+
+fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -277,5 +308,26 @@ mod tests {
         let s = DurationStats::of(vec![10, 20, 30, 40]);
         assert_eq!((s.p50_ms, s.p95_ms), (20, 40));
         assert_eq!(DurationStats::of(vec![]), DurationStats::default());
+    }
+
+    #[test]
+    fn nearest_rank_is_exact_integer_arithmetic() {
+        assert_eq!(nearest_rank(50, 1), 1);
+        assert_eq!(nearest_rank(95, 1), 1);
+        assert_eq!(nearest_rank(50, 4), 2);
+        assert_eq!(nearest_rank(95, 20), 19);
+        assert_eq!(nearest_rank(95, 21), 20);
+        assert_eq!(nearest_rank(95, 1_000_000), 950_000);
+        assert_eq!(nearest_rank(50, 0), 1);
+        // Agrees with percentile_disc's ceil(fraction * n) wherever f64 is exact enough to say.
+        for n in 1..5_000i64 {
+            for p in [50u32, 95] {
+                assert_eq!(
+                    nearest_rank(p, n),
+                    ((f64::from(p) / 100.0) * n as f64).ceil() as i64,
+                    "p{p} of {n}"
+                );
+            }
+        }
     }
 }

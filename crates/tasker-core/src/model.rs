@@ -309,6 +309,23 @@ pub struct AnalyticsFilter {
     pub version: Option<String>,
 }
 
+/// Counts and durations of finished work as a store computes them, in the store, without handing back rows.
+/// Percentiles follow the rule in [`crate::analytics`]: nearest rank, the same on every store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishedSummary {
+    /// How many finished in `complete`.
+    pub completed: i64,
+    /// How many finished in `error`.
+    pub failed: i64,
+    /// How many of the completed ones have a duration (a step needs a start time).
+    pub durations: i64,
+    /// The sum of those durations, in milliseconds; the mean is computed from it.
+    pub sum_ms: i64,
+    pub p50_ms: i64,
+    pub p95_ms: i64,
+    pub max_ms: i64,
+}
+
 /// Timing of one finished step, the raw material of step analytics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepTiming {

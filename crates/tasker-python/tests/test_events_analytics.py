@@ -118,3 +118,27 @@ def test_refresh_refuses_an_in_memory_store() -> None:
     with Client.connect("memory:") as c:
         with pytest.raises(tasker_core.ConfigurationError, match="cannot be rebuilt"):
             c.refresh()
+
+
+def test_slowest_lists_default_to_the_last_24_hours(tasker_manual_client: Client) -> None:
+    c = tasker_manual_client
+    start = c.now()
+    testing.linear(c, n=2, count=1)
+    testing.linear(c, n=1, count=1, namespace="py_other")
+
+    def noop(ctx: object) -> dict:
+        c.advance_clock(0.25)
+        return {}
+
+    testing.run_until_idle(c, {"testkit.noop": noop})
+    assert len(c.slowest_steps()) == 3 and len(c.slowest_tasks()) == 2
+    # The filters narrow the lists.
+    assert [s.namespace for s in c.slowest_steps(namespace="py_other")] == ["py_other"]
+    assert c.slowest_steps(name="no_such_template") == []
+    assert c.slowest_tasks(version="9.9.9") == []
+    # A day and a minute later, the default window holds nothing; since=None and an explicit since reach back.
+    c.advance_clock(24 * 3600 + 60)
+    assert c.slowest_steps() == [] and c.slowest_tasks() == []
+    assert len(c.slowest_steps(since=None)) == 3 and len(c.slowest_tasks(since=None)) == 2
+    assert len(c.slowest_steps(since=start)) == 3
+    assert [t.namespace for t in c.slowest_tasks(since=None, namespace="py_other")] == ["py_other"]

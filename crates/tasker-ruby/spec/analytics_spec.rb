@@ -59,6 +59,24 @@ RSpec.describe TaskerCore::Performance do
         expect(tasks.first.finished_at).to be_a(Time)
       end
 
+      it "narrows the slowest lists by namespace, name and version" do
+        expect(client.slowest_steps(namespace: "spec_fail").map(&:namespace)).to eq(["spec_fail"])
+        expect(client.slowest_steps(name: "diamond").map(&:task_name).uniq).to eq(["diamond"])
+        expect(client.slowest_tasks(version: "9.9.9")).to eq([])
+        expect(client.slowest_tasks(namespace: "testkit", name: "diamond").map(&:task_id)).to eq([@task.id])
+        expect { client.slowest_steps(namespce: "testkit") }.to raise_error(TaskerCore::ValidationError, /namespce/)
+      end
+
+      it "looks at the last 24 hours unless since is given, and at everything with since: nil" do
+        expect(client.slowest_steps.size).to eq(5)
+        client.advance_clock(24 * 3600 + 60)
+        expect(client.slowest_steps).to eq([])
+        expect(client.slowest_tasks).to eq([])
+        expect(client.slowest_steps(since: nil).size).to eq(5)
+        expect(client.slowest_tasks(since: nil).size).to eq(2)
+        expect(client.slowest_steps(since: @since).size).to eq(5)
+      end
+
       it "gives dependency levels and the execution context of a task" do
         levels = client.dependency_levels(@task.id)
         expect(levels.map { |l| [l.name, l.level] }).to eq([["start", 0], ["left", 1], ["right", 1], ["end", 2]])

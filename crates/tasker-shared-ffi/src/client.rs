@@ -111,15 +111,71 @@ pub struct TaskFilterInput {
     pub before: Option<String>,
 }
 
-/// Which finished work the slowest-steps and slowest-tasks calls look at.
+/// How far back the slowest-steps and slowest-tasks calls look when the caller gives no `since`: the last 24
+/// hours by the client's clock. Defined here once for every binding, so that `slowest_steps(10)` reads a
+/// bounded window of a long history in Ruby and Python alike.
+pub const DEFAULT_ANALYTICS_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// Which finished work the slowest-steps and slowest-tasks calls look at. Unknown keys are refused, so that
+/// a misspelt filter fails instead of silently widening the result.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AnalyticsFilterInput {
-    /// Only work finished at or after this time.
-    pub since: Option<Timestamp>,
+    /// Absent: the last [`DEFAULT_ANALYTICS_WINDOW`]. `null`: the whole history. A time: work finished at or
+    /// after it.
+    #[serde(
+        deserialize_with = "since_input",
+        skip_serializing_if = "SinceInput::is_default_window"
+    )]
+    pub since: SinceInput,
     pub namespace: Option<String>,
     pub name: Option<String>,
     pub version: Option<String>,
+}
+
+/// The start of the window of [`AnalyticsFilterInput`]: a key left out, a `null`, or a time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SinceInput {
+    /// The last [`DEFAULT_ANALYTICS_WINDOW`] before now.
+    #[default]
+    DefaultWindow,
+    /// Everything ever finished.
+    All,
+    At(Timestamp),
+}
+
+impl SinceInput {
+    fn is_default_window(&self) -> bool {
+        *self == SinceInput::DefaultWindow
+    }
+
+    /// The window's start for a call made at `now`; `None` for the whole history.
+    pub fn resolve(self, now: Timestamp) -> Option<Timestamp> {
+        match self {
+            SinceInput::DefaultWindow => Some(
+                chrono::TimeDelta::from_std(DEFAULT_ANALYTICS_WINDOW)
+                    .ok()
+                    .and_then(|d| now.checked_sub_signed(d))
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+            ),
+            SinceInput::All => None,
+            SinceInput::At(t) => Some(t),
+        }
+    }
+}
+
+impl Serialize for SinceInput {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SinceInput::At(t) => t.serialize(s),
+            SinceInput::All | SinceInput::DefaultWindow => s.serialize_none(),
+        }
+    }
+}
+
+/// A present `since` key: `null` is the whole history, anything else must be a time.
+fn since_input<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SinceInput, D::Error> {
+    Ok(Option::<Timestamp>::deserialize(d)?.map_or(SinceInput::All, SinceInput::At))
 }
 
 struct Inner {
@@ -740,13 +796,14 @@ impl Client {
     }
 
     blocking!(
-        /// The `limit` slowest finished steps, longest first.
+        /// The `limit` slowest finished steps, longest first; the last [`DEFAULT_ANALYTICS_WINDOW`] unless the
+        /// filter says otherwise.
         fn slowest_steps => slowest_steps_async(filter: AnalyticsFilterInput, limit: usize) -> Vec<SlowStep>
     );
 
     pub async fn slowest_steps_async(&self, filter: AnalyticsFilterInput, limit: usize) -> FfiResult<Vec<SlowStep>> {
-        let filter = analytics_filter(filter);
         self.call(|e| async move {
+            let filter = analytics_filter(filter, e.now());
             Ok(e.slowest_steps(&filter, limit)
                 .await?
                 .into_iter()
@@ -757,13 +814,14 @@ impl Client {
     }
 
     blocking!(
-        /// The `limit` slowest finished tasks, longest first.
+        /// The `limit` slowest finished tasks, longest first; the last [`DEFAULT_ANALYTICS_WINDOW`] unless the
+        /// filter says otherwise.
         fn slowest_tasks => slowest_tasks_async(filter: AnalyticsFilterInput, limit: usize) -> Vec<SlowTask>
     );
 
     pub async fn slowest_tasks_async(&self, filter: AnalyticsFilterInput, limit: usize) -> FfiResult<Vec<SlowTask>> {
-        let filter = analytics_filter(filter);
         self.call(|e| async move {
+            let filter = analytics_filter(filter, e.now());
             Ok(e.slowest_tasks(&filter, limit)
                 .await?
                 .into_iter()
@@ -774,9 +832,9 @@ impl Client {
     }
 }
 
-fn analytics_filter(f: AnalyticsFilterInput) -> tasker_core::AnalyticsFilter {
+fn analytics_filter(f: AnalyticsFilterInput, now: Timestamp) -> tasker_core::AnalyticsFilter {
     tasker_core::AnalyticsFilter {
-        since: f.since,
+        since: f.since.resolve(now),
         namespace: f.namespace,
         name: f.name,
         version: f.version,
@@ -838,6 +896,33 @@ steps:
   - { name: a, handler: unit.a }
   - { name: b, handler: unit.b, depends_on: [a] }
 "#;
+
+    #[test]
+    fn analytics_filter_tells_a_missing_since_from_a_null_one() {
+        let lift = |v| crate::objects::options::<AnalyticsFilterInput>(v, "filter");
+        assert_eq!(lift(json!({})).unwrap().since, SinceInput::DefaultWindow);
+        assert_eq!(lift(Value::Null).unwrap().since, SinceInput::DefaultWindow);
+        assert_eq!(lift(json!({"since": null})).unwrap().since, SinceInput::All);
+        let at = lift(json!({"since": "2026-01-02T03:04:05Z", "namespace": "ns"})).unwrap();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!((at.since, at.namespace.as_deref()), (SinceInput::At(t), Some("ns")));
+        assert_eq!(
+            lift(json!({"since": "yesterday"})).unwrap_err().kind,
+            ErrorKind::Validation
+        );
+        let typo = lift(json!({"namespce": "ns"})).unwrap_err();
+        assert_eq!(typo.kind, ErrorKind::Validation);
+        assert!(typo.message.contains("namespce"), "{typo}");
+
+        assert_eq!(
+            SinceInput::DefaultWindow.resolve(t),
+            Some(t - chrono::TimeDelta::hours(24))
+        );
+        assert_eq!(SinceInput::All.resolve(t), None);
+        assert_eq!(SinceInput::At(t).resolve(t + chrono::TimeDelta::days(9)), Some(t));
+    }
 
     #[test]
     fn use_after_close_is_closed_and_close_is_idempotent() {

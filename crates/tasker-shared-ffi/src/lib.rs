@@ -35,7 +35,10 @@ pub mod testkit;
 #[cfg(feature = "native")]
 pub mod worker;
 
-pub use client::{AnalyticsFilterInput, Client, ClientOptions, ClockKind, CreateTaskOptions, TaskFilterInput};
+pub use client::{
+    AnalyticsFilterInput, Client, ClientOptions, ClockKind, CreateTaskOptions, SinceInput, TaskFilterInput,
+    DEFAULT_ANALYTICS_WINDOW,
+};
 pub use dto::*;
 pub use error::{ErrorClass, ErrorKind, FfiError, FfiResult};
 pub use events::{EventFilterInput, Subscription};

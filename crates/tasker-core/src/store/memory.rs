@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::{ClaimInput, ClaimParams, ClaimedRow, PoolStats, Store, StoreKind, StoreTx};
+use crate::analytics::finished_summary;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -299,54 +300,85 @@ impl Store for MemoryStore {
         Ok(c)
     }
 
-    async fn step_timings(&self, f: &AnalyticsFilter) -> Result<Vec<StepTiming>> {
+    async fn step_finished_summary(&self, f: &AnalyticsFilter) -> Result<FinishedSummary> {
         let st = self.read().await?;
-        let mut out = Vec::new();
-        for s in st.steps.values() {
-            if !matches!(s.state, StepState::Complete | StepState::Error) {
+        let (mut completed, mut failed, mut durations) = (0, 0, Vec::new());
+        for (s, _) in finished_steps(&st, f) {
+            if s.state == StepState::Error {
+                failed += 1;
                 continue;
             }
-            let Some(fin) = s.finished_at else { continue };
-            let Some(t) = st.tasks.get(&s.task_id) else { continue };
-            if f.since.is_some_and(|x| fin < x) || !analytics_match(f, t) {
-                continue;
+            completed += 1;
+            if let (Some(start), Some(end)) = (s.started_at, s.finished_at) {
+                durations.push((end - start).num_milliseconds());
             }
-            out.push(StepTiming {
-                step_id: s.id,
-                task_id: t.id,
-                namespace: t.namespace.clone(),
-                task_name: t.name.clone(),
-                version: t.version.clone(),
-                step_name: s.name.clone(),
-                state: s.state,
-                attempts: s.attempts,
-                started_at: s.started_at,
-                finished_at: fin,
-            });
         }
-        Ok(out)
+        Ok(finished_summary(completed, failed, durations))
     }
 
-    async fn task_timings(&self, f: &AnalyticsFilter) -> Result<Vec<TaskTiming>> {
+    async fn task_finished_summary(&self, f: &AnalyticsFilter) -> Result<FinishedSummary> {
         let st = self.read().await?;
-        Ok(st
-            .tasks
-            .values()
-            .filter(|t| matches!(t.state, TaskState::Complete | TaskState::Error))
-            .filter_map(|t| {
-                let fin = t.finished_at?;
-                (f.since.is_none_or(|x| fin >= x) && analytics_match(f, t)).then(|| TaskTiming {
-                    task_id: t.id,
-                    namespace: t.namespace.clone(),
-                    name: t.name.clone(),
-                    version: t.version.clone(),
-                    state: t.state,
-                    steps_total: t.steps_total,
-                    created_at: t.created_at,
-                    finished_at: fin,
-                })
+        let (mut completed, mut failed, mut durations) = (0, 0, Vec::new());
+        for t in finished_tasks(&st, f) {
+            if t.state == TaskState::Error {
+                failed += 1;
+            } else {
+                completed += 1;
+                durations.push(task_duration_ms(t));
+            }
+        }
+        Ok(finished_summary(completed, failed, durations))
+    }
+
+    async fn step_slowest(&self, f: &AnalyticsFilter, limit: i64) -> Result<Vec<StepTiming>> {
+        let st = self.read().await?;
+        let mut found: Vec<(i64, StepTiming)> = finished_steps(&st, f)
+            .filter_map(|(s, t)| {
+                let (start, end) = (s.started_at?, s.finished_at?);
+                Some((
+                    (end - start).num_milliseconds(),
+                    StepTiming {
+                        step_id: s.id,
+                        task_id: t.id,
+                        namespace: t.namespace.clone(),
+                        task_name: t.name.clone(),
+                        version: t.version.clone(),
+                        step_name: s.name.clone(),
+                        state: s.state,
+                        attempts: s.attempts,
+                        started_at: Some(start),
+                        finished_at: end,
+                    },
+                ))
             })
-            .collect())
+            .collect();
+        found.sort_by(|(a, x), (b, y)| b.cmp(a).then(x.step_id.cmp(&y.step_id)));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found.into_iter().map(|(_, s)| s).collect())
+    }
+
+    async fn task_slowest(&self, f: &AnalyticsFilter, limit: i64) -> Result<Vec<TaskTiming>> {
+        let st = self.read().await?;
+        let mut found: Vec<(i64, TaskTiming)> = finished_tasks(&st, f)
+            .filter_map(|t| {
+                Some((
+                    task_duration_ms(t),
+                    TaskTiming {
+                        task_id: t.id,
+                        namespace: t.namespace.clone(),
+                        name: t.name.clone(),
+                        version: t.version.clone(),
+                        state: t.state,
+                        steps_total: t.steps_total,
+                        created_at: t.created_at,
+                        finished_at: t.finished_at?,
+                    },
+                ))
+            })
+            .collect();
+        found.sort_by(|(a, x), (b, y)| b.cmp(a).then(x.task_id.cmp(&y.task_id)));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found.into_iter().map(|(_, t)| t).collect())
     }
 
     async fn next_retry_at(&self, handler_keys: &[String]) -> Result<Option<Timestamp>> {
@@ -360,6 +392,31 @@ impl Store for MemoryStore {
             .filter_map(|s| s.next_attempt_at)
             .min())
     }
+}
+
+/// Steps in `complete` or `error` with a `finished_at` at or after `f.since`, of tasks `f` names, with their task.
+fn finished_steps<'a>(st: &'a State, f: &'a AnalyticsFilter) -> impl Iterator<Item = (&'a Step, &'a Task)> + 'a {
+    st.steps.values().filter_map(move |s| {
+        if !matches!(s.state, StepState::Complete | StepState::Error) {
+            return None;
+        }
+        let fin = s.finished_at?;
+        let t = st.tasks.get(&s.task_id)?;
+        (f.since.is_none_or(|x| fin >= x) && analytics_match(f, t)).then_some((s, t))
+    })
+}
+
+/// Tasks in `complete` or `error` with a `finished_at` at or after `f.since` that `f` names.
+fn finished_tasks<'a>(st: &'a State, f: &'a AnalyticsFilter) -> impl Iterator<Item = &'a Task> + 'a {
+    st.tasks.values().filter(move |t| {
+        matches!(t.state, TaskState::Complete | TaskState::Error)
+            && t.finished_at.is_some_and(|fin| f.since.is_none_or(|x| fin >= x))
+            && analytics_match(f, t)
+    })
+}
+
+fn task_duration_ms(t: &Task) -> i64 {
+    t.finished_at.map_or(0, |fin| (fin - t.created_at).num_milliseconds())
 }
 
 fn analytics_match(f: &AnalyticsFilter, t: &Task) -> bool {
@@ -631,5 +688,17 @@ impl StoreTx for MemTx {
         self.undo = Undo::default();
         self.guard.take();
         Ok(())
+    }
+}
+
+// The shared store checks live with the SQL stores' fixtures; the memory store must give the same answers.
+#[cfg(all(test, any(feature = "sqlite", feature = "postgres")))]
+mod tests {
+    use super::MemoryStore;
+    use crate::store::fixtures::check_finished_summaries_and_slowest;
+
+    #[tokio::test]
+    async fn finished_summaries_and_slowest() {
+        check_finished_summaries_and_slowest(&MemoryStore::new()).await;
     }
 }

@@ -205,11 +205,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn step_event_counts(&self, since: Timestamp) -> Result<Vec<(String, i64)>>;
 
     async fn state_counts(&self) -> Result<StateCounts>;
-    /// Steps that reached `complete` or `error` (with `finished_at` at or after `filter.since`), filtered
-    /// by their task's namespace, name and version.
-    async fn step_timings(&self, filter: &AnalyticsFilter) -> Result<Vec<StepTiming>>;
-    /// Tasks that reached `complete` or `error` (with `finished_at` at or after `filter.since`).
-    async fn task_timings(&self, filter: &AnalyticsFilter) -> Result<Vec<TaskTiming>>;
+    /// Counts of the steps that reached `complete` or `error` with `finished_at` at or after `filter.since`,
+    /// of the tasks `filter` names (namespace, name, version), and the durations of the completed ones with a
+    /// start time (`finished_at - started_at`), with nearest-rank percentiles (crate::analytics). Computed in
+    /// the store: memory use does not grow with the history.
+    async fn step_finished_summary(&self, filter: &AnalyticsFilter) -> Result<FinishedSummary>;
+    /// The same for tasks; a task's duration is `finished_at - created_at`.
+    async fn task_finished_summary(&self, filter: &AnalyticsFilter) -> Result<FinishedSummary>;
+    /// At most `limit` (at least 1) finished steps with a start time, as `step_finished_summary` selects
+    /// them, longest duration first, ties by step id.
+    async fn step_slowest(&self, filter: &AnalyticsFilter, limit: i64) -> Result<Vec<StepTiming>>;
+    /// At most `limit` (at least 1) finished tasks, longest duration first, ties by task id.
+    async fn task_slowest(&self, filter: &AnalyticsFilter, limit: i64) -> Result<Vec<TaskTiming>>;
 
     /// The earliest `next_attempt_at` among `waiting_for_retry` steps with these handler keys whose task
     /// is runnable; how long an idle worker may sleep.
@@ -942,7 +949,7 @@ pub(crate) mod fixtures {
     }
 
     /// Shared by every store's tests: the same rows, the same expectations.
-    pub(crate) async fn check_lists_timings_and_counts(store: &dyn Store) {
+    pub(crate) async fn check_lists_and_counts(store: &dyn Store) {
         let t0 = now();
         let v1 = template_record("ns", "t", "1.0.0");
         let v2 = template_record("ns", "t", "2.0.0");
@@ -1003,47 +1010,194 @@ pub(crate) mod fixtures {
             .unwrap()
             .is_empty());
 
-        let timings = store.task_timings(&AnalyticsFilter::default()).await.unwrap();
-        assert_eq!(timings.len(), 4);
-        assert_eq!(timings[0].task_id, tasks[0].id);
-        assert_eq!(timings[0].finished_at, t0);
-        let since = store
-            .task_timings(&AnalyticsFilter {
-                since: Some(t0 + TimeDelta::seconds(1)),
-                ..AnalyticsFilter::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(since.len(), 3);
-        let v1_steps = store
-            .step_timings(&AnalyticsFilter {
-                namespace: Some("ns".into()),
-                name: Some("t".into()),
-                version: Some("1.0.0".into()),
-                ..AnalyticsFilter::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(v1_steps.len(), 2);
-        assert_eq!(v1_steps[0].task_name, "t");
-        assert_eq!(v1_steps[0].step_name, "a");
-        assert_eq!(v1_steps[0].started_at, Some(t0));
-        let failed = store
-            .step_timings(&AnalyticsFilter {
-                namespace: Some("other".into()),
-                ..AnalyticsFilter::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(failed.len(), 1);
-        assert_eq!(failed[0].state, StepState::Error);
-
         let counts = store.state_counts().await.unwrap();
         assert_eq!(counts.tasks.get(&TaskState::Complete), Some(&4));
         assert_eq!(counts.tasks.get(&TaskState::InProgress), Some(&1));
         assert_eq!(counts.steps.get(&StepState::Complete), Some(&3));
         assert_eq!(counts.steps.get(&StepState::Pending), Some(&1));
         assert_eq!(counts.steps_exhausted, 1);
+    }
+
+    /// Shared by every store's tests: counts, exact nearest-rank percentiles, the window and the task filters of
+    /// the finished-work summaries and the slowest lists, on one known data set.
+    pub(crate) async fn check_finished_summaries_and_slowest(store: &dyn Store) {
+        let t0 = now();
+        let ms = TimeDelta::milliseconds;
+        let v1 = template_record("ns", "t", "1.0.0");
+        let v2 = template_record("ns", "t", "2.0.0");
+        let other = template_record("other", "u", "1.0.0");
+        let finished_step = |task: &Task, name: &str, state: StepState, took: Option<i64>| {
+            let mut s = step_row(task, name, "k.a", 0, 0);
+            s.state = state;
+            s.attempts = 1;
+            s.started_at = took.map(|_| task.created_at);
+            s.finished_at = Some(task.created_at + ms(took.unwrap_or(1)));
+            s
+        };
+        let finished_task = |tpl: &TemplateRecord, state: TaskState, created: Timestamp, took: i64| {
+            let mut t = task_row(tpl, state, created);
+            t.finished_at = Some(created + ms(took));
+            t
+        };
+        // ns/t@1.0.0: 20 completed steps of 10..=200 ms, in an order unrelated to their ids; the task took 5 s.
+        let a = finished_task(&v1, TaskState::Complete, t0, 5_000);
+        let a_steps: Vec<Step> = (0..20)
+            .map(|i| finished_step(&a, &format!("s{i}"), StepState::Complete, Some((i * 7 % 20 + 1) * 10)))
+            .collect();
+        seed(store, &v1, &a, &a_steps, &[]).await;
+        // ns/t@2.0.0: 1, 3 and 2 s; the task took 9 s.
+        let b = finished_task(&v2, TaskState::Complete, t0, 9_000);
+        let b_steps: Vec<Step> = [1_000, 3_000, 2_000]
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| finished_step(&b, &format!("s{i}"), StepState::Complete, Some(d)))
+            .collect();
+        seed(store, &v2, &b, &b_steps, &[]).await;
+        // other/u@1.0.0, failed after 1 s: a step that failed after 50 s (a duration for the slowest list, not
+        // for the percentiles) and a completed step with no start time (counted, no duration).
+        let c = finished_task(&other, TaskState::Error, t0, 1_000);
+        let c_failed = finished_step(&c, "x", StepState::Error, Some(50_000));
+        let c_steps = vec![c_failed.clone(), finished_step(&c, "y", StepState::Complete, None)];
+        seed(store, &other, &c, &c_steps, &[]).await;
+        // ns/t@1.0.0 long ago: outside a window that starts a minute before t0.
+        let old = finished_task(&v1, TaskState::Complete, t0 - TimeDelta::hours(2), 3_600_000);
+        let old_steps = vec![finished_step(&old, "s0", StepState::Complete, Some(99_999))];
+        seed(store, &v1, &old, &old_steps, &[]).await;
+        // Unfinished work counts nowhere.
+        let mut running = task_row(&v1, TaskState::InProgress, t0);
+        running.steps_total = 1;
+        let mut busy = step_row(&running, "a", "k.a", 0, 0);
+        busy.state = StepState::InProgress;
+        busy.started_at = Some(t0);
+        seed(store, &v1, &running, &[busy], &[]).await;
+
+        let since = Some(t0 - TimeDelta::minutes(1));
+        let f = |namespace: Option<&str>, name: Option<&str>, version: Option<&str>, since: Option<Timestamp>| {
+            AnalyticsFilter {
+                since,
+                namespace: namespace.map(Into::into),
+                name: name.map(Into::into),
+                version: version.map(Into::into),
+            }
+        };
+        let summary = |completed, failed, durations, sum_ms, p50_ms, p95_ms, max_ms| FinishedSummary {
+            completed,
+            failed,
+            durations,
+            sum_ms,
+            p50_ms,
+            p95_ms,
+            max_ms,
+        };
+        let steps = |filter: AnalyticsFilter| async move { store.step_finished_summary(&filter).await.unwrap() };
+        // 23 durations: 10..=200 and 1000, 2000, 3000. p50 is rank ceil(11.5) = 12, p95 rank ceil(21.85) = 22.
+        assert_eq!(
+            steps(f(None, None, None, since)).await,
+            summary(24, 1, 23, 8_100, 120, 2_000, 3_000)
+        );
+        // With the old step, 24 durations: p50 rank 12, p95 rank ceil(22.8) = 23.
+        assert_eq!(
+            steps(f(None, None, None, None)).await,
+            summary(25, 1, 24, 108_099, 120, 3_000, 99_999)
+        );
+        // Each filter narrows: 20 durations, p50 rank 10, p95 rank 19.
+        assert_eq!(
+            steps(f(Some("ns"), Some("t"), Some("1.0.0"), since)).await,
+            summary(20, 0, 20, 2_100, 100, 190, 200)
+        );
+        assert_eq!(
+            steps(f(None, None, Some("2.0.0"), None)).await,
+            summary(3, 0, 3, 6_000, 2_000, 3_000, 3_000)
+        );
+        assert_eq!(
+            steps(f(None, Some("t"), None, None)).await,
+            summary(24, 0, 24, 108_099, 120, 3_000, 99_999)
+        );
+        assert_eq!(
+            steps(f(Some("other"), None, None, since)).await,
+            summary(1, 1, 0, 0, 0, 0, 0)
+        );
+        assert_eq!(
+            steps(f(Some("ns' OR '1'='1"), None, None, None)).await,
+            FinishedSummary::default()
+        );
+
+        let tasks = |filter: AnalyticsFilter| async move { store.task_finished_summary(&filter).await.unwrap() };
+        assert_eq!(
+            tasks(f(None, None, None, since)).await,
+            summary(2, 1, 2, 14_000, 5_000, 9_000, 9_000)
+        );
+        assert_eq!(
+            tasks(f(None, None, Some("1.0.0"), None)).await,
+            summary(2, 1, 2, 3_605_000, 5_000, 3_600_000, 3_600_000)
+        );
+        assert_eq!(
+            tasks(f(Some("ns"), Some("t"), Some("1.0.0"), None)).await,
+            summary(2, 0, 2, 3_605_000, 5_000, 3_600_000, 3_600_000)
+        );
+        assert_eq!(
+            tasks(f(None, Some("u"), None, since)).await,
+            summary(0, 1, 0, 0, 0, 0, 0)
+        );
+
+        let slow_steps = |filter: AnalyticsFilter, limit| async move {
+            store
+                .step_slowest(&filter, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| (s.step_id, (s.finished_at - s.started_at.unwrap()).num_milliseconds()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            slow_steps(f(None, None, None, since), 3).await,
+            vec![(c_failed.id, 50_000), (b_steps[1].id, 3_000), (b_steps[2].id, 2_000)]
+        );
+        assert_eq!(
+            slow_steps(f(None, None, None, None), 1).await,
+            vec![(old_steps[0].id, 99_999)]
+        );
+        assert_eq!(
+            slow_steps(f(Some("ns"), None, None, since), 2).await,
+            vec![(b_steps[1].id, 3_000), (b_steps[2].id, 2_000)]
+        );
+        let v1_slowest = slow_steps(f(Some("ns"), None, Some("1.0.0"), since), 2).await;
+        assert_eq!(v1_slowest.iter().map(|(_, d)| *d).collect::<Vec<_>>(), vec![200, 190]);
+        assert!(slow_steps(f(Some("other"), Some("t"), None, None), 5).await.is_empty());
+        let full = store.step_slowest(&f(None, Some("u"), None, since), 5).await.unwrap();
+        assert_eq!(full.len(), 1, "the step without a start time has no duration");
+        assert_eq!(
+            (
+                full[0].namespace.as_str(),
+                full[0].task_name.as_str(),
+                full[0].version.as_str()
+            ),
+            ("other", "u", "1.0.0")
+        );
+        assert_eq!((full[0].step_name.as_str(), full[0].state), ("x", StepState::Error));
+
+        let slow_tasks = |filter: AnalyticsFilter, limit| async move {
+            store
+                .task_slowest(&filter, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.task_id, (t.finished_at - t.created_at).num_milliseconds()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            slow_tasks(f(None, None, None, since), 5).await,
+            vec![(b.id, 9_000), (a.id, 5_000), (c.id, 1_000)]
+        );
+        assert_eq!(
+            slow_tasks(f(None, None, Some("1.0.0"), None), 1).await,
+            vec![(old.id, 3_600_000)]
+        );
+        assert_eq!(
+            slow_tasks(f(Some("other"), None, None, None), 5).await,
+            vec![(c.id, 1_000)]
+        );
+        assert!(slow_tasks(f(None, None, Some("9.9.9"), None), 5).await.is_empty());
     }
 
     /// Shared by every store's tests: a second row for one template version is a conflict that leaves the

@@ -40,6 +40,29 @@ def _time(value: Optional[datetime]) -> Optional[str]:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+class _DefaultWindow:
+    """The default ``since`` of the slowest lists: leave ``since`` out of the native filter, so that the native
+    layer applies its window (the last 24 hours by the client's clock, defined once in tasker-shared-ffi for
+    every binding). ``since=None`` is different: the whole history."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<the last 24 hours>"
+
+
+_DEFAULT_WINDOW: Any = _DefaultWindow()
+
+
+def _analytics_filter(
+    since: Optional[datetime], namespace: Optional[str], name: Optional[str], version: Optional[str]
+) -> Dict[str, Any]:
+    filter: Dict[str, Any] = dict(namespace=namespace, name=name, version=version)
+    if since is not _DEFAULT_WINDOW:
+        filter["since"] = _time(since)
+    return filter
+
+
 class Client:
     """A connection to a Tasker store: ``memory:``, ``sqlite::memory:``, ``sqlite://path`` or ``postgres://…``.
 
@@ -242,25 +265,29 @@ class Client:
         self,
         *,
         limit: int = 10,
-        since: Optional[datetime] = None,
+        since: Optional[datetime] = _DEFAULT_WINDOW,
         namespace: Optional[str] = None,
         name: Optional[str] = None,
         version: Optional[str] = None,
     ) -> List[SlowStep]:
-        filter = dict(since=_time(since), namespace=namespace, name=name, version=version)
-        return self.native.slowest_steps(filter, limit)
+        """The ``limit`` slowest finished steps (with a start time), longest first, of the templates the filters name. ``since``
+        left out: those finished in the last 24 hours; a timezone-aware datetime: finished at or after it;
+        ``None``: the whole history."""
+        return self.native.slowest_steps(_analytics_filter(since, namespace, name, version), limit)
 
     def slowest_tasks(
         self,
         *,
         limit: int = 10,
-        since: Optional[datetime] = None,
+        since: Optional[datetime] = _DEFAULT_WINDOW,
         namespace: Optional[str] = None,
         name: Optional[str] = None,
         version: Optional[str] = None,
     ) -> List[SlowTask]:
-        filter = dict(since=_time(since), namespace=namespace, name=name, version=version)
-        return self.native.slowest_tasks(filter, limit)
+        """The ``limit`` slowest finished tasks, longest first, of the templates the filters name. ``since``
+        left out: those finished in the last 24 hours; a timezone-aware datetime: finished at or after it;
+        ``None``: the whole history."""
+        return self.native.slowest_tasks(_analytics_filter(since, namespace, name, version), limit)
 
     def __repr__(self) -> str:
         return f"<tasker_core.Client{' closed' if self.closed else ''}>"

@@ -166,13 +166,16 @@ module TaskerCore
       @native.analytics_metrics(since)
     end
 
-    def slowest_steps(limit: 10, since: nil, namespace: nil, name: nil, version: nil)
-      filter = { since: since, namespace: namespace, name: name, version: version }
+    # The +limit+ slowest finished steps, longest first. Filters: +since:+ (left out: the last 24 hours, the
+    # window tasker-shared-ffi defines for every binding; a Time: finished at or after it; +nil+: the whole
+    # history), +namespace:+, +name:+ and +version:+ of the template. Only the keys given are passed on, so
+    # that the native layer can tell a missing +since:+ from +nil+; it refuses unknown keys.
+    def slowest_steps(limit: 10, **filter)
       @native.slowest_steps(filter, limit)
     end
 
-    def slowest_tasks(limit: 10, since: nil, namespace: nil, name: nil, version: nil)
-      filter = { since: since, namespace: namespace, name: name, version: version }
+    # The +limit+ slowest finished tasks, longest first; the filters of #slowest_steps.
+    def slowest_tasks(limit: 10, **filter)
       @native.slowest_tasks(filter, limit)
     end
 

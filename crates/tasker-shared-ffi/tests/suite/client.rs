@@ -250,6 +250,17 @@ fn every_operation_round_trips_on_sqlite() {
         .unwrap();
     assert_eq!(slow_tasks.len(), 1);
     assert_eq!(slow_tasks[0].state, "error");
+    // A filter without `since` looks at the last DEFAULT_ANALYTICS_WINDOW only; `SinceInput::All` at everything.
+    c.advance_clock_ms(DEFAULT_ANALYTICS_WINDOW.as_millis() as i64 + 1_000)
+        .unwrap();
+    assert!(c.slowest_steps(AnalyticsFilterInput::default(), 1).unwrap().is_empty());
+    assert!(c.slowest_tasks(AnalyticsFilterInput::default(), 5).unwrap().is_empty());
+    let all = AnalyticsFilterInput {
+        since: SinceInput::All,
+        ..Default::default()
+    };
+    assert_eq!(c.slowest_steps(all.clone(), 1).unwrap()[0].duration_ms, 250);
+    assert_eq!(c.slowest_tasks(all, 5).unwrap().len(), 1);
 
     // Operators: resolve the failed step, which lets ship run; resolve the other task after cancelling.
     let email = c.steps(&task.id).unwrap().remove(2);

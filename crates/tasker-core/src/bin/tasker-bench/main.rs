@@ -50,6 +50,10 @@ struct Args {
     /// The number of P1 tasks instead of the default (5,000; 200 with --quick); only with --only.
     #[arg(long, hide = true)]
     p1_tasks: Option<usize>,
+    /// Only build P6's grown database (1,000,000 finished steps) at this URL, sqlite:// or postgres://, and
+    /// keep it, to measure reads on it; `--store` and `--out` are then ignored.
+    #[arg(long, hide = true)]
+    build_p6_database: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -180,6 +184,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> BenchResult<()> {
+    if let Some(url) = &args.build_p6_database {
+        return postgres::build_p6_database(url, 1_000_000).await;
+    }
     let url = match (args.store, &args.database_url) {
         (StoreArg::Sqlite, None) => None,
         (StoreArg::Sqlite, Some(_)) => {

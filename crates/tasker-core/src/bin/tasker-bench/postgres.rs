@@ -1214,6 +1214,35 @@ async fn p6_on(engine: &Engine, sizes: &Sizes, probe: &CpuProbe) -> BenchResult<
     })
 }
 
+/// Builds the grown P6 database at `url` (PostgreSQL or SQLite) and keeps it: `parallel_98` tasks grown the way
+/// P6 grows its database, until `steps` steps are finished (the whole run may take up to an hour). It is the
+/// data set on which reads such as `tasker analytics` are measured (docs/benchmarks.md, "Analytics").
+pub async fn build_p6_database(url: &str, steps: i64) -> BenchResult<()> {
+    let engine = open(url).await?;
+    let result = async {
+        let template = Pattern::Parallel(P6_GROWTH_BRANCHES).template();
+        register(&engine, &template).await?;
+        let before = engine.health_counts().await?.total_steps;
+        let sizes = Sizes {
+            p6_growth_limit: Duration::from_secs(3600),
+            ..Sizes::new(false)
+        };
+        let (tasks, took) = p6_grow(&engine, &template, &sizes, steps - before).await?;
+        let h = engine.health_counts().await?;
+        eprintln!(
+            "tasker-bench: added {tasks} tasks in {:.1} s; the store holds {} tasks and {} steps: {}",
+            took.as_secs_f64(),
+            h.total_tasks,
+            h.total_steps,
+            describe_counts(&h)
+        );
+        Ok(())
+    }
+    .await;
+    engine.close().await;
+    result
+}
+
 async fn p6_measure(engine: &Engine, sizes: &Sizes, probe: &CpuProbe, what: &str) -> BenchResult<Run> {
     let template = Pattern::Linear(LINEAR_STEPS).template();
     create_tasks(engine, &template, sizes.p6_measure_tasks).await?;

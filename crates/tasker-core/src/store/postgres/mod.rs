@@ -49,9 +49,9 @@ use crate::state::{StepState, TaskState};
 use crate::store::sql::migrate::run as migrate;
 use crate::store::sql::query::{push_task_filters, push_task_list, push_template_filters};
 use crate::store::sql::rows::{
-    event_count_from_row, rows, step_from_row, step_timing_from_row, step_transition_from_row, task_from_row,
-    task_timing_from_row, task_transition_from_row, template_from_row, Cols, STEP_COLUMNS, STEP_TRANSITION_COLUMNS,
-    TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
+    event_count_from_row, rows, step_from_row, step_timing_from_row, step_transition_from_row, summary_from_row,
+    task_from_row, task_timing_from_row, task_transition_from_row, template_from_row, Cols, STEP_COLUMNS,
+    STEP_TRANSITION_COLUMNS, TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
 };
 use crate::store::{ClaimInput, PoolStats, Store, StoreKind, StoreTx};
 use crate::url::secrets as url_secrets;
@@ -281,6 +281,10 @@ pub(super) async fn fetch_claim_inputs(conn: &mut PgConnection, step_ids: &[Uuid
 // Store
 // ---------------------------------------------------------------------------------------------------------
 
+fn has_task_filter(filter: &AnalyticsFilter) -> bool {
+    filter.namespace.is_some() || filter.name.is_some() || filter.version.is_some()
+}
+
 #[async_trait]
 impl Store for PgStore {
     fn kind(&self) -> StoreKind {
@@ -475,24 +479,78 @@ impl Store for PgStore {
         Ok(counts)
     }
 
-    async fn step_timings(&self, filter: &AnalyticsFilter) -> Result<Vec<StepTiming>> {
+    async fn step_finished_summary(&self, filter: &AnalyticsFilter) -> Result<FinishedSummary> {
+        // percentile_disc(p) is the nearest-rank percentile of crate::analytics: the first value whose rank
+        // reaches ceil(p * n). It ignores NULLs, so only completed steps with a start time count.
         let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT s.id AS step_id, s.task_id AS task_id, t.namespace AS namespace, t.name AS task_name,
-                    t.version AS version, s.name AS step_name, s.state AS state, s.attempts AS attempts,
-                    s.started_at AS started_at, s.finished_at AS finished_at
-             FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
+            "SELECT COUNT(*) FILTER (WHERE s.state = 'complete') AS completed,
+                    COUNT(*) FILTER (WHERE s.state = 'error') AS failed,
+                    COUNT(d.ms) AS n,
+                    COALESCE(SUM(d.ms), 0)::bigint AS sum_ms,
+                    COALESCE(percentile_disc(0.5) WITHIN GROUP (ORDER BY d.ms), 0) AS p50_ms,
+                    COALESCE(percentile_disc(0.95) WITHIN GROUP (ORDER BY d.ms), 0) AS p95_ms,
+                    COALESCE(MAX(d.ms), 0) AS max_ms
+             FROM tasker.steps s",
+        );
+        if has_task_filter(filter) {
+            q.push(" JOIN tasker.tasks t ON t.id = s.task_id");
+        }
+        q.push(
+            " CROSS JOIN LATERAL (SELECT CASE WHEN s.state = 'complete' THEN
+                 (EXTRACT(EPOCH FROM s.finished_at - s.started_at) * 1000)::bigint END AS ms) d
              WHERE s.state IN ('complete', 'error') AND s.finished_at IS NOT NULL",
         );
         if let Some(since) = filter.since {
             q.push(" AND s.finished_at >= ").push_bind(since);
         }
         push_task_filters(&mut q, "t", filter);
-        q.push(" ORDER BY s.finished_at, s.id");
+        let row = q.build().fetch_one(&self.pool).await.map_err(db_err)?;
+        summary_from_row(&row, "steps")
+    }
+
+    async fn task_finished_summary(&self, filter: &AnalyticsFilter) -> Result<FinishedSummary> {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT COUNT(*) FILTER (WHERE t.state = 'complete') AS completed,
+                    COUNT(*) FILTER (WHERE t.state = 'error') AS failed,
+                    COUNT(d.ms) AS n,
+                    COALESCE(SUM(d.ms), 0)::bigint AS sum_ms,
+                    COALESCE(percentile_disc(0.5) WITHIN GROUP (ORDER BY d.ms), 0) AS p50_ms,
+                    COALESCE(percentile_disc(0.95) WITHIN GROUP (ORDER BY d.ms), 0) AS p95_ms,
+                    COALESCE(MAX(d.ms), 0) AS max_ms
+             FROM tasker.tasks t
+             CROSS JOIN LATERAL (SELECT CASE WHEN t.state = 'complete' THEN
+                 (EXTRACT(EPOCH FROM t.finished_at - t.created_at) * 1000)::bigint END AS ms) d
+             WHERE t.state IN ('complete', 'error') AND t.finished_at IS NOT NULL",
+        );
+        if let Some(since) = filter.since {
+            q.push(" AND t.finished_at >= ").push_bind(since);
+        }
+        push_task_filters(&mut q, "t", filter);
+        let row = q.build().fetch_one(&self.pool).await.map_err(db_err)?;
+        summary_from_row(&row, "tasks")
+    }
+
+    async fn step_slowest(&self, filter: &AnalyticsFilter, limit: i64) -> Result<Vec<StepTiming>> {
+        // A top-N sort over the window's rows, read through steps_finished_at_idx: memory stays at `limit`
+        // rows. No index orders steps by duration (docs/benchmarks.md, "Analytics", says why).
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT s.id AS step_id, s.task_id AS task_id, t.namespace AS namespace, t.name AS task_name,
+                    t.version AS version, s.name AS step_name, s.state AS state, s.attempts AS attempts,
+                    s.started_at AS started_at, s.finished_at AS finished_at
+             FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
+             WHERE s.state IN ('complete', 'error') AND s.finished_at IS NOT NULL AND s.started_at IS NOT NULL",
+        );
+        if let Some(since) = filter.since {
+            q.push(" AND s.finished_at >= ").push_bind(since);
+        }
+        push_task_filters(&mut q, "t", filter);
+        q.push(" ORDER BY s.finished_at - s.started_at DESC, s.id LIMIT ")
+            .push_bind(limit);
         let found = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
         rows(&found, step_timing_from_row)
     }
 
-    async fn task_timings(&self, filter: &AnalyticsFilter) -> Result<Vec<TaskTiming>> {
+    async fn task_slowest(&self, filter: &AnalyticsFilter, limit: i64) -> Result<Vec<TaskTiming>> {
         let mut q = QueryBuilder::<Postgres>::new(
             "SELECT t.id AS id, t.namespace AS namespace, t.name AS name, t.version AS version, t.state AS state,
                     t.steps_total AS steps_total, t.created_at AS created_at, t.finished_at AS finished_at
@@ -503,7 +561,8 @@ impl Store for PgStore {
             q.push(" AND t.finished_at >= ").push_bind(since);
         }
         push_task_filters(&mut q, "t", filter);
-        q.push(" ORDER BY t.finished_at, t.id");
+        q.push(" ORDER BY t.finished_at - t.created_at DESC, t.id LIMIT ")
+            .push_bind(limit);
         let found = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
         rows(&found, task_timing_from_row)
     }

@@ -807,10 +807,20 @@ async fn maintenance_lock_is_exclusive_across_transactions() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
-async fn lists_timings_and_counts() {
+async fn finished_summaries_and_slowest() {
     let db = TestDb::create().await;
     let store = db.store().await;
-    check_lists_timings_and_counts(&store).await;
+    check_finished_summaries_and_slowest(&store).await;
+    store.close().await;
+    db.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+async fn lists_and_counts() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    check_lists_and_counts(&store).await;
     store.close().await;
     db.finish().await;
 }

@@ -261,6 +261,20 @@ pub(crate) fn task_timing_from_row<R: SqlRow>(row: &R) -> Result<TaskTiming> {
     })
 }
 
+/// A summary row: completed, failed, n, sum_ms, p50_ms, p95_ms and max_ms.
+pub(crate) fn summary_from_row<R: SqlRow>(row: &R, table: &'static str) -> Result<FinishedSummary> {
+    let c = Cols::new(row, table);
+    Ok(FinishedSummary {
+        completed: c.int("completed")?,
+        failed: c.int("failed")?,
+        durations: c.int("n")?,
+        sum_ms: c.int("sum_ms")?,
+        p50_ms: c.int("p50_ms")?,
+        p95_ms: c.int("p95_ms")?,
+        max_ms: c.int("max_ms")?,
+    })
+}
+
 /// `(event, n)` rows of a per-event count.
 pub(crate) fn event_count_from_row<R: SqlRow>(row: &R) -> Result<(String, i64)> {
     let c = Cols::new(row, "step_transitions");

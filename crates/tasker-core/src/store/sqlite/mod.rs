@@ -30,6 +30,7 @@ use self::codec::{id, id_array, ms, string_array, PackedStep};
 use self::migrate::{SqliteMigrations, MIGRATIONS};
 use self::tx::SqliteTx;
 use self::url::{parse_url, Location};
+use crate::analytics::nearest_rank;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -303,6 +304,82 @@ pub(super) async fn fetch_claim_inputs(conn: &mut SqliteConnection, step_ids: &[
 // Store
 // ---------------------------------------------------------------------------------------------------------
 
+/// Appends ` FROM steps s … WHERE` for finished steps: `state_terms`, then `filter`'s window and task
+/// filters. The unary + keeps SQLite off the state index, which matches most rows, so that a `since` range
+/// is read from the finished_at index instead; the task join is there only when a task filter is.
+fn push_finished_steps(q: &mut QueryBuilder<'_, Sqlite>, filter: &AnalyticsFilter, state_terms: &'static str) {
+    q.push(" FROM steps s");
+    if filter.namespace.is_some() || filter.name.is_some() || filter.version.is_some() {
+        q.push(" JOIN tasks t ON t.id = s.task_id");
+    }
+    q.push(" WHERE ")
+        .push(state_terms)
+        .push(" AND s.finished_at IS NOT NULL");
+    if let Some(since) = filter.since {
+        q.push(" AND s.finished_at >= ").push_bind(ms(since));
+    }
+    push_task_filters(q, "t", filter);
+}
+
+/// Appends ` FROM tasks t WHERE` for finished tasks, as [`push_finished_steps`] does for steps.
+fn push_finished_tasks(q: &mut QueryBuilder<'_, Sqlite>, filter: &AnalyticsFilter, state_terms: &'static str) {
+    q.push(" FROM tasks t WHERE ")
+        .push(state_terms)
+        .push(" AND t.finished_at IS NOT NULL");
+    if let Some(since) = filter.since {
+        q.push(" AND t.finished_at >= ").push_bind(ms(since));
+    }
+    push_task_filters(q, "t", filter);
+}
+
+impl SqliteStore {
+    /// Runs a summary's two queries in one read transaction, so that both see the same rows: `counts` returns
+    /// one row of completed, failed, n, sum_ms and max_ms; `ranked` is the open subquery `SELECT ms, rn FROM
+    /// (…` that numbers the durations in ascending order, closed here so that only the rows at the two
+    /// nearest ranks come back. SQLite sorts in its own sorter,
+    /// which spills to temporary files, so the process never holds more than those two values.
+    async fn finished_summary(
+        &self,
+        table: &'static str,
+        mut counts: QueryBuilder<'_, Sqlite>,
+        mut ranked: QueryBuilder<'_, Sqlite>,
+    ) -> Result<FinishedSummary> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let row = counts.build().fetch_one(&mut *tx).await.map_err(db_err)?;
+        let c = Cols::new(&row, table);
+        let mut summary = FinishedSummary {
+            completed: c.int("completed")?,
+            failed: c.int("failed")?,
+            durations: c.int("n")?,
+            sum_ms: c.int("sum_ms")?,
+            max_ms: c.int("max_ms")?,
+            ..FinishedSummary::default()
+        };
+        if summary.durations > 0 {
+            let (r50, r95) = (nearest_rank(50, summary.durations), nearest_rank(95, summary.durations));
+            ranked
+                .push(") WHERE rn IN (")
+                .push_bind(r50)
+                .push(", ")
+                .push_bind(r95)
+                .push(")");
+            let found = ranked.build().fetch_all(&mut *tx).await.map_err(db_err)?;
+            for row in &found {
+                let c = Cols::new(row, table);
+                let (ms, rn) = (c.int("ms")?, c.int("rn")?);
+                if rn == r50 {
+                    summary.p50_ms = ms;
+                }
+                if rn == r95 {
+                    summary.p95_ms = ms;
+                }
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(summary)
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn kind(&self) -> StoreKind {
@@ -482,26 +559,65 @@ impl Store for SqliteStore {
         Ok(counts)
     }
 
-    async fn step_timings(&self, filter: &AnalyticsFilter) -> Result<Vec<StepTiming>> {
-        // The unary + keeps SQLite off the state index, which matches most rows, so that a `since` range is
-        // read from the finished_at index instead; the same in task_timings.
+    async fn step_finished_summary(&self, filter: &AnalyticsFilter) -> Result<FinishedSummary> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT COUNT(*) FILTER (WHERE s.state = 'complete') AS completed,
+                    COUNT(*) FILTER (WHERE s.state = 'error') AS failed,
+                    COUNT(s.started_at) FILTER (WHERE s.state = 'complete') AS n,
+                    COALESCE(SUM(s.finished_at - s.started_at) FILTER (WHERE s.state = 'complete'), 0) AS sum_ms,
+                    COALESCE(MAX(s.finished_at - s.started_at) FILTER (WHERE s.state = 'complete'), 0) AS max_ms",
+        );
+        push_finished_steps(&mut q, filter, "+s.state IN ('complete', 'error')");
+        let mut ranked = QueryBuilder::<Sqlite>::new(
+            "SELECT ms, rn FROM (SELECT s.finished_at - s.started_at AS ms,
+                    ROW_NUMBER() OVER (ORDER BY s.finished_at - s.started_at) AS rn",
+        );
+        push_finished_steps(
+            &mut ranked,
+            filter,
+            "+s.state = 'complete' AND s.started_at IS NOT NULL",
+        );
+        self.finished_summary("steps", q, ranked).await
+    }
+
+    async fn task_finished_summary(&self, filter: &AnalyticsFilter) -> Result<FinishedSummary> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT COUNT(*) FILTER (WHERE t.state = 'complete') AS completed,
+                    COUNT(*) FILTER (WHERE t.state = 'error') AS failed,
+                    COUNT(*) FILTER (WHERE t.state = 'complete') AS n,
+                    COALESCE(SUM(t.finished_at - t.created_at) FILTER (WHERE t.state = 'complete'), 0) AS sum_ms,
+                    COALESCE(MAX(t.finished_at - t.created_at) FILTER (WHERE t.state = 'complete'), 0) AS max_ms",
+        );
+        push_finished_tasks(&mut q, filter, "+t.state IN ('complete', 'error')");
+        let mut ranked = QueryBuilder::<Sqlite>::new(
+            "SELECT ms, rn FROM (SELECT t.finished_at - t.created_at AS ms,
+                    ROW_NUMBER() OVER (ORDER BY t.finished_at - t.created_at) AS rn",
+        );
+        push_finished_tasks(&mut ranked, filter, "+t.state = 'complete'");
+        self.finished_summary("tasks", q, ranked).await
+    }
+
+    async fn step_slowest(&self, filter: &AnalyticsFilter, limit: i64) -> Result<Vec<StepTiming>> {
+        // ORDER BY … LIMIT keeps only `limit` rows while SQLite scans; nothing indexes the duration (see
+        // docs/benchmarks.md, "Analytics"), so the scan covers the steps that finished in the window.
         let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT s.id AS step_id, s.task_id AS task_id, t.namespace AS namespace, t.name AS task_name,
                     t.version AS version, s.name AS step_name, s.state AS state, s.attempts AS attempts,
                     s.started_at AS started_at, s.finished_at AS finished_at
              FROM steps s JOIN tasks t ON t.id = s.task_id
-             WHERE +s.state IN ('complete', 'error') AND s.finished_at IS NOT NULL",
+             WHERE +s.state IN ('complete', 'error') AND s.finished_at IS NOT NULL AND s.started_at IS NOT NULL",
         );
         if let Some(since) = filter.since {
             q.push(" AND s.finished_at >= ").push_bind(ms(since));
         }
         push_task_filters(&mut q, "t", filter);
-        q.push(" ORDER BY s.finished_at, s.id");
+        q.push(" ORDER BY s.finished_at - s.started_at DESC, s.id LIMIT ")
+            .push_bind(limit);
         let found = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
         rows(&found, step_timing_from_row)
     }
 
-    async fn task_timings(&self, filter: &AnalyticsFilter) -> Result<Vec<TaskTiming>> {
+    async fn task_slowest(&self, filter: &AnalyticsFilter, limit: i64) -> Result<Vec<TaskTiming>> {
         let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT t.id AS id, t.namespace AS namespace, t.name AS name, t.version AS version, t.state AS state,
                     t.steps_total AS steps_total, t.created_at AS created_at, t.finished_at AS finished_at
@@ -512,7 +628,8 @@ impl Store for SqliteStore {
             q.push(" AND t.finished_at >= ").push_bind(ms(since));
         }
         push_task_filters(&mut q, "t", filter);
-        q.push(" ORDER BY t.finished_at, t.id");
+        q.push(" ORDER BY t.finished_at - t.created_at DESC, t.id LIMIT ")
+            .push_bind(limit);
         let found = q.build().fetch_all(&self.pool).await.map_err(db_err)?;
         rows(&found, task_timing_from_row)
     }

@@ -432,9 +432,15 @@ async fn leases_children_counts_and_transitions() {
 }
 
 #[tokio::test]
-async fn lists_timings_and_counts() {
+async fn finished_summaries_and_slowest() {
     let store = memory_store().await;
-    check_lists_timings_and_counts(&store).await;
+    check_finished_summaries_and_slowest(&store).await;
+}
+
+#[tokio::test]
+async fn lists_and_counts() {
+    let store = memory_store().await;
+    check_lists_and_counts(&store).await;
 }
 
 #[tokio::test]
