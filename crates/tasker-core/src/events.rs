@@ -2,6 +2,10 @@
 //!
 //! The bus is a bounded broadcast channel. A subscriber that falls behind loses the oldest events and
 //! counts how many it lost; the transition tables stay the durable record.
+//!
+//! On a store that other processes commit to (PostgreSQL, a SQLite file) the bus is fed by the event feed
+//! (`feed.rs`), which reads back every process's transition rows, this one's included; [`order`] is the one
+//! order those rows are published in. On the memory store the engine publishes its own commits directly.
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -10,6 +14,7 @@ use uuid::Uuid;
 use crate::clock::Timestamp;
 use crate::model::{StepTransition, TaskTransition};
 use crate::state::{StepEvent, TaskEvent};
+use crate::store::FeedBatch;
 
 /// Events a subscriber buffers before the oldest are dropped.
 pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
@@ -92,6 +97,57 @@ impl Event {
     }
 }
 
+/// The events of the rows a feed read returned, in the order they are published.
+///
+/// Each task's and each step's rows keep their sort-key order. Rows of different tasks and steps are merged
+/// by `(created_at, id)`: within one transaction every row has the same time and the ids were minted in the
+/// order the engine recorded the changes (UUIDv7, monotonic within a process), so one commit's events come
+/// out in the order the engine made them, exactly as the memory store publishes them.
+pub(crate) fn order(batch: FeedBatch) -> Vec<Event> {
+    use std::cmp::Reverse;
+    use std::collections::{BinaryHeap, HashMap};
+
+    // One list per task (its own transitions) and per step, each in sort-key order.
+    let mut lists: HashMap<(Uuid, Option<Uuid>), Vec<(i64, Timestamp, Uuid, Event)>> = HashMap::new();
+    for t in batch.tasks {
+        lists
+            .entry((t.task_id, None))
+            .or_default()
+            .push((t.sort_key, t.created_at, t.id, Event::from_task(&t)));
+    }
+    for (t, name) in batch.steps {
+        lists.entry((t.task_id, Some(t.step_id))).or_default().push((
+            t.sort_key,
+            t.created_at,
+            t.id,
+            Event::from_step(&t, name.as_deref()),
+        ));
+    }
+    let mut lists: Vec<std::vec::IntoIter<(i64, Timestamp, Uuid, Event)>> = lists
+        .into_values()
+        .map(|mut l| {
+            l.sort_by_key(|r| r.0);
+            l.into_iter()
+        })
+        .collect();
+    let mut heads = BinaryHeap::new();
+    let mut events = Vec::new();
+    let mut pending: Vec<Option<Event>> = Vec::with_capacity(lists.len());
+    for (i, l) in lists.iter_mut().enumerate() {
+        let (_, at, id, e) = l.next().expect("a list has at least one row");
+        heads.push(Reverse((at, id, i)));
+        pending.push(Some(e));
+    }
+    while let Some(Reverse((_, _, i))) = heads.pop() {
+        events.push(pending[i].take().expect("a head has its event"));
+        if let Some((_, at, id, e)) = lists[i].next() {
+            heads.push(Reverse((at, id, i)));
+            pending[i] = Some(e);
+        }
+    }
+    events
+}
+
 /// Which events a subscription receives.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventFilter {
@@ -116,16 +172,37 @@ impl EventFilter {
 }
 
 /// A stream of events for one subscriber.
-#[derive(Debug)]
 pub struct Subscription {
     rx: broadcast::Receiver<Event>,
     filter: EventFilter,
     dropped: u64,
+    /// Keeps the event feed reading while this subscription lives (SQL stores); dropping it lets the feed
+    /// stop once no subscription is left.
+    _feed: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("filter", &self.filter)
+            .field("dropped", &self.dropped)
+            .field("feed", &self._feed.is_some())
+            .finish()
+    }
 }
 
 impl Subscription {
-    pub(crate) fn new(rx: broadcast::Receiver<Event>, filter: EventFilter) -> Self {
-        Subscription { rx, filter, dropped: 0 }
+    pub(crate) fn new(
+        rx: broadcast::Receiver<Event>,
+        filter: EventFilter,
+        feed: Option<Box<dyn std::any::Any + Send + Sync>>,
+    ) -> Self {
+        Subscription {
+            rx,
+            filter,
+            dropped: 0,
+            _feed: feed,
+        }
     }
 
     /// Events lost because this subscriber fell more than the buffer behind.
