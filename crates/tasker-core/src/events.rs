@@ -246,3 +246,101 @@ impl Subscription {
         std::iter::from_fn(|| self.try_next()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+    use crate::model::new_id;
+    use crate::state::{StepState, TaskState};
+
+    fn step_row(
+        task: Uuid,
+        step: Uuid,
+        sort_key: i64,
+        to: StepState,
+        at: Timestamp,
+    ) -> (StepTransition, Option<String>) {
+        (
+            StepTransition {
+                id: new_id(),
+                step_id: step,
+                task_id: task,
+                from_state: None,
+                to_state: to,
+                event: None,
+                attempt: sort_key,
+                worker_id: None,
+                metadata: serde_json::Value::Null,
+                sort_key,
+                created_at: at,
+            },
+            Some("s".into()),
+        )
+    }
+
+    fn task_row(task: Uuid, sort_key: i64, to: TaskState, at: Timestamp) -> TaskTransition {
+        TaskTransition {
+            id: new_id(),
+            task_id: task,
+            from_state: None,
+            to_state: to,
+            event: None,
+            metadata: serde_json::Value::Null,
+            sort_key,
+            created_at: at,
+        }
+    }
+
+    #[test]
+    fn a_feed_read_keeps_each_entity_in_sort_key_order_and_one_transaction_in_the_order_it_was_made() {
+        let t0 = chrono::Utc::now();
+        let (task, a, b) = (new_id(), new_id(), new_id());
+        // One transaction: rows share a time, and their ids were minted in the order the engine made them.
+        let created = [
+            step_row(task, a, 1, StepState::Pending, t0),
+            step_row(task, b, 1, StepState::Pending, t0),
+        ];
+        let task_created = task_row(task, 1, TaskState::Pending, t0);
+        // Step a's later rows were written by a worker whose clock runs behind: their times go backwards.
+        let claimed = step_row(task, a, 2, StepState::InProgress, t0 + TimeDelta::milliseconds(5));
+        let done = step_row(task, a, 3, StepState::Complete, t0 - TimeDelta::milliseconds(50));
+        let batch = FeedBatch {
+            // The store hands rows back in any order.
+            steps: vec![done.clone(), created[1].clone(), claimed.clone(), created[0].clone()],
+            tasks: vec![task_created.clone()],
+        };
+        let events = order(batch.clone());
+        assert_eq!(events, order(batch), "the order is deterministic");
+        let of = |step: Uuid| -> Vec<String> {
+            events
+                .iter()
+                .filter(|e| e.step_id == Some(step))
+                .map(|e| e.to_state.clone())
+                .collect()
+        };
+        assert_eq!(
+            of(a),
+            ["pending", "in_progress", "complete"],
+            "sort-key order despite the clock"
+        );
+        assert_eq!(of(b), ["pending"]);
+        // The first transaction's rows in the order their ids were minted: a, b, then the task.
+        let first: Vec<(Option<Uuid>, &str)> = events
+            .iter()
+            .filter(|e| e.timestamp == t0)
+            .map(|e| (e.step_id, e.name.as_str()))
+            .collect();
+        assert_eq!(
+            first,
+            [
+                (Some(a), "step.created"),
+                (Some(b), "step.created"),
+                (None, "task.created")
+            ]
+        );
+        assert_eq!(events.len(), 5);
+        assert!(events.iter().all(|e| e.task_id == task));
+    }
+}
