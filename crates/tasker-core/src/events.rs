@@ -107,8 +107,10 @@ pub(crate) fn order(batch: FeedBatch) -> Vec<Event> {
     use std::cmp::Reverse;
     use std::collections::{BinaryHeap, HashMap};
 
+    /// One row: its sort key, its merge key (time, id), and its event.
+    type Row = (i64, Timestamp, Uuid, Event);
     // One list per task (its own transitions) and per step, each in sort-key order.
-    let mut lists: HashMap<(Uuid, Option<Uuid>), Vec<(i64, Timestamp, Uuid, Event)>> = HashMap::new();
+    let mut lists: HashMap<(Uuid, Option<Uuid>), Vec<Row>> = HashMap::new();
     for t in batch.tasks {
         lists
             .entry((t.task_id, None))
@@ -123,7 +125,7 @@ pub(crate) fn order(batch: FeedBatch) -> Vec<Event> {
             Event::from_step(&t, name.as_deref()),
         ));
     }
-    let mut lists: Vec<std::vec::IntoIter<(i64, Timestamp, Uuid, Event)>> = lists
+    let mut lists: Vec<std::vec::IntoIter<Row>> = lists
         .into_values()
         .map(|mut l| {
             l.sort_by_key(|r| r.0);
