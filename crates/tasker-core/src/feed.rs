@@ -9,7 +9,8 @@
 //! waits (at most [`COMMIT_WAIT`]) until a read that began after it has published, so that, as on the memory
 //! store, an operation's events are in every subscription's buffer when the operation returns. A store
 //! error is retried with backoff and never loses the cursor: the rows stay in the tables, and the next read
-//! that succeeds returns them.
+//! that succeeds returns them. The cursor also outlives a close of the engine's store while subscriptions
+//! stay open, so the reader that a reopen restarts carries on where the old one stopped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,9 @@ struct State {
     subscribers: usize,
     reader: Option<JoinHandle<()>>,
     closed: bool,
+    /// Where the last read left off, kept while subscriptions stay open, so that a reader restarted over a
+    /// reopened store carries on from there instead of from "now" and loses nothing committed in between.
+    cursor: Option<FeedCursor>,
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -69,6 +73,7 @@ impl Drop for Guard {
         state.subscribers -= 1;
         if state.subscribers == 0 {
             self.0.stop(&mut state);
+            state.cursor = None;
         }
     }
 }
@@ -83,6 +88,7 @@ impl Feed {
                 subscribers: 0,
                 reader: None,
                 closed: false,
+                cursor: None,
             }),
             nudge: Notify::new(),
             begun: AtomicU64::new(0),
@@ -96,6 +102,10 @@ impl Feed {
         let mut state = lock(&self.state);
         state.subscribers += 1;
         if state.reader.is_none() && !state.closed {
+            if state.subscribers == 1 {
+                // The first subscriber hears commits from now on, not from where an earlier one left off.
+                state.cursor = None;
+            }
             self.positioned.send_replace(false);
             state.reader = Some(self.runtime.spawn(read(self.clone())));
         }
@@ -113,7 +123,7 @@ impl Feed {
         }
     }
 
-    /// Stops the reader for good if it reads `store` (the engine that owns it closes).
+    /// Stops the reader if it reads `store` (the engine that owns it closes). The cursor stays, for a reopen.
     pub(crate) fn close(&self, store: &Arc<dyn Store>) {
         let mut state = lock(&self.state);
         if Arc::ptr_eq(&state.store, store) {
@@ -145,6 +155,14 @@ impl Feed {
 
     fn store(&self) -> Arc<dyn Store> {
         lock(&self.state).store.clone()
+    }
+
+    fn saved_cursor(&self) -> Option<FeedCursor> {
+        lock(&self.state).cursor.clone()
+    }
+
+    fn save_cursor(&self, cursor: &FeedCursor) {
+        lock(&self.state).cursor = Some(cursor.clone());
     }
 
     /// Waits, before a write begins, until the reader has its first position, so that the write's events are
@@ -181,8 +199,14 @@ impl Feed {
 async fn read(feed: Arc<Feed>) {
     let mut delay = RETRY_MIN;
     let mut cursor: FeedCursor = loop {
+        if let Some(c) = feed.saved_cursor() {
+            break c;
+        }
         match feed.store().feed_position().await {
-            Ok(c) => break c,
+            Ok(c) => {
+                feed.save_cursor(&c);
+                break c;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "event feed cannot start; retrying");
                 tokio::time::sleep(delay).await;
@@ -207,6 +231,7 @@ async fn read(feed: Arc<Feed>) {
         match feed.store().feed_read(&cursor).await {
             Ok((batch, next)) => {
                 cursor = next;
+                feed.save_cursor(&cursor);
                 let Some(events) = feed.events.upgrade() else {
                     return;
                 };

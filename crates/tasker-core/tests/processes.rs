@@ -521,4 +521,39 @@ mod sqlite {
             "the steps were completed by the worker processes"
         );
     }
+
+    /// `Engine::reopen` (what `validate_or_refresh` does after a database restart) carries the feed's cursor
+    /// over: what another process committed while this engine's store was closed still reaches the
+    /// subscription. A second engine on the same file stands for the other process.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscription_hears_what_was_committed_while_its_engine_was_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/reopen.db", dir.path().display());
+        let options = || EngineOptions {
+            clock: Arc::new(SystemClock),
+            ..Default::default()
+        };
+        let engine = Engine::connect(&url, options()).await.unwrap();
+        let other = Engine::connect(&url, options()).await.unwrap();
+        let template = Pattern::Diamond.template();
+        testkit::create_tasks(&other, &template, 1, json!({})).await.unwrap();
+        let mut sub = engine.subscribe(EventFilter {
+            names: vec!["task.created".into()],
+            ..Default::default()
+        });
+        let first = testkit::create_tasks(&other, &template, 1, json!({})).await.unwrap();
+        let e = sub.next(Duration::from_secs(10)).await.expect("the feed runs");
+        assert_eq!(e.task_id, first[0].id);
+        // The store breaks (closed underneath), the other process carries on, then the engine is reopened.
+        engine.close().await;
+        let meanwhile = testkit::create_tasks(&other, &template, 1, json!({})).await.unwrap();
+        let reopened = engine.reopen(&url, options()).await.unwrap();
+        let e = sub
+            .next(Duration::from_secs(10))
+            .await
+            .expect("the task created while the engine was closed reaches the subscription after reopen");
+        assert_eq!(e.task_id, meanwhile[0].id);
+        reopened.close().await;
+        other.close().await;
+    }
 }
