@@ -206,6 +206,10 @@ struct Inner {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<Event>,
+    /// The event feed, on a store other processes commit to: then subscriptions hear every commit from it,
+    /// this process's too, and the engine publishes nothing itself. `None` on the memory store.
+    #[cfg(feature = "runtime")]
+    feed: Option<Arc<crate::feed::Feed>>,
     /// Woken whenever a commit may have made steps ready, so idle in-process workers claim at once; a
     /// store shared across processes wakes it too.
     work: Arc<Notify>,
@@ -331,6 +335,23 @@ impl Log {
     }
 }
 
+/// The event feed of `store`, if other processes commit to it and there is a runtime to read it on.
+#[cfg(feature = "runtime")]
+fn new_feed(store: &Arc<dyn Store>, events: &broadcast::Sender<Event>) -> Option<Arc<crate::feed::Feed>> {
+    if !store.has_feed() {
+        return None;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => Some(crate::feed::Feed::new(store.clone(), events, runtime)),
+        Err(_) => {
+            tracing::warn!(
+                "no tokio runtime to read the event feed on: subscriptions hear only this process's commits"
+            );
+            None
+        }
+    }
+}
+
 impl Engine {
     /// Opens the store a URL names (see [`crate::store::open`] for the forms) and an engine over it.
     pub async fn connect(url: &str, options: EngineOptions) -> Result<Engine> {
@@ -352,11 +373,15 @@ impl Engine {
         let (events, _) = broadcast::channel(options.event_capacity.max(1));
         let work = Arc::new(Notify::new());
         store.attach_wakeups(work.clone());
+        #[cfg(feature = "runtime")]
+        let feed = new_feed(&store, &events);
         Engine {
             inner: Arc::new(Inner {
                 store,
                 clock: options.clock,
                 events,
+                #[cfg(feature = "runtime")]
+                feed,
                 work,
                 closed: AtomicBool::new(false),
                 skew_ms: AtomicI64::new(0),
@@ -378,11 +403,23 @@ impl Engine {
         )
         .await?;
         store.attach_wakeups(self.inner.work.clone());
+        // The feed carries on over the new store from the same cursor: the database is the same, so nothing
+        // committed meanwhile is lost.
+        #[cfg(feature = "runtime")]
+        let feed = match &self.inner.feed {
+            Some(feed) => {
+                feed.switch(store.clone());
+                Some(feed.clone())
+            }
+            None => new_feed(&store, &self.inner.events),
+        };
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 clock: self.inner.clock.clone(),
                 events: self.inner.events.clone(),
+                #[cfg(feature = "runtime")]
+                feed,
                 work: self.inner.work.clone(),
                 closed: AtomicBool::new(false),
                 skew_ms: AtomicI64::new(self.inner.skew_ms.load(Ordering::Relaxed)),
@@ -459,6 +496,10 @@ impl Engine {
     /// Closes the store. Idempotent; every later call fails with `closed`.
     pub async fn close(&self) {
         if !self.inner.closed.swap(true, Ordering::AcqRel) {
+            #[cfg(feature = "runtime")]
+            if let Some(feed) = &self.inner.feed {
+                feed.close(&self.inner.store);
+            }
             self.inner.store.close().await;
             self.inner.work.notify_waiters();
         }
@@ -477,9 +518,19 @@ impl Engine {
         self.inner.store.pool_stats()
     }
 
-    /// Subscribes to events from now on.
+    /// Subscribes to events from now on: on the memory store, this engine's; on a SQL store shared by
+    /// processes, those of every process's commits (see [`crate::feed`] and docs/ARCHITECTURE.md, Events).
     pub fn subscribe(&self, filter: EventFilter) -> Subscription {
-        Subscription::new(self.inner.events.subscribe(), filter)
+        let rx = self.inner.events.subscribe();
+        #[cfg(feature = "runtime")]
+        let guard = self
+            .inner
+            .feed
+            .as_ref()
+            .map(|f| Box::new(f.subscribe()) as Box<dyn std::any::Any + Send + Sync>);
+        #[cfg(not(feature = "runtime"))]
+        let guard = None;
+        Subscription::new(rx, filter, guard)
     }
 
     /// A future that resolves when a later commit may have made work ready. Create it (and `enable` it)
@@ -489,7 +540,12 @@ impl Engine {
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
-        self.store()?.begin().await
+        let store = self.store()?;
+        #[cfg(feature = "runtime")]
+        if let Some(feed) = &self.inner.feed {
+            feed.before_write().await;
+        }
+        store.begin().await
     }
 
     /// Ends a write operation: commits `tx` with its log when `result` is Ok, and otherwise rolls back at
@@ -562,6 +618,16 @@ impl Engine {
             tx.notify_work().await?;
         }
         log.write_and_commit(tx).await?;
+        #[cfg(feature = "runtime")]
+        if let Some(feed) = &self.inner.feed {
+            if log.wake {
+                self.inner.work.notify_waiters();
+            }
+            if !log.order.is_empty() {
+                feed.after_commit().await;
+            }
+            return Ok(());
+        }
         for entry in &log.order {
             let event = match *entry {
                 Logged::Step(i) => Event::from_step(&log.steps[i].0, Some(&log.steps[i].1)),

@@ -14,6 +14,8 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod events;
+#[cfg(feature = "runtime")]
+pub mod feed;
 pub mod model;
 pub mod readiness;
 pub mod retry;

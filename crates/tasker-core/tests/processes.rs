@@ -1,32 +1,31 @@
-//! Real worker processes on one PostgreSQL database: many workers, a worker killed with SIGKILL, and a
-//! server restart. Run by `cargo xtask test-all --only postgres`, which provides the server.
+//! Real worker processes on one PostgreSQL database: many workers, a worker killed with SIGKILL, a server
+//! restart, and a subscriber that hears the workers' commits across a lost connection. Run by
+//! `cargo xtask test-all --only postgres`, which provides the server. The `sqlite` module runs worker
+//! processes on one SQLite file (no server needed).
 
-#![cfg(all(feature = "postgres", feature = "cli"))]
+#![cfg(feature = "cli")]
 
+#[cfg(feature = "postgres")]
 #[path = "conformance/harness.rs"]
 #[allow(dead_code)]
 mod harness;
 
-mod postgres {
+/// What both stores' subscriber tests share: worker processes and the check of what a subscriber heard.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod shared {
+    use std::collections::{HashMap, HashSet};
     use std::process::{Child, Command, Stdio};
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use serde_json::json;
-    use sqlx::Row;
-    use tasker_core::engine::EngineOptions;
-    use tasker_core::testkit::{self, Pattern};
-    use tasker_core::{Engine, ErrorKind, SystemClock};
+    use tasker_core::events::{Event, Subscription};
+    use tasker_core::Engine;
+    use uuid::Uuid;
 
-    use super::harness::fresh_pg_database;
-
-    /// These tests share one server and one of them restarts it, so they run one at a time.
-    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-    struct Workers(Vec<(String, Child)>);
+    /// `tasker worker --testkit` processes on `url`, killed when dropped.
+    pub struct Workers(pub Vec<(String, Child)>);
 
     impl Workers {
-        fn start(url: &str, n: usize, lease_seconds: u32, prefix: &str) -> Workers {
+        pub fn start(url: &str, n: usize, lease_seconds: u32, prefix: &str) -> Workers {
             Workers(
                 (0..n)
                     .map(|i| {
@@ -46,7 +45,7 @@ mod postgres {
         }
 
         /// SIGTERM every worker and wait for each to exit cleanly.
-        fn stop(mut self) {
+        pub fn stop(mut self) {
             for (id, child) in &mut self.0 {
                 let pid = child.id().to_string();
                 assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -65,6 +64,97 @@ mod postgres {
             }
         }
     }
+
+    /// Takes events from `sub` until it has a `task.completed` of every task in `want`, failing loudly at the
+    /// deadline with what it got; calls `between` after each event (to cut connections while events flow).
+    /// Returns how many times each task's completion arrived.
+    pub async fn completions(
+        sub: &mut Subscription,
+        want: &HashSet<Uuid>,
+        deadline: Duration,
+        mut between: impl AsyncFnMut(usize),
+    ) -> HashMap<Uuid, usize> {
+        let until = Instant::now() + deadline;
+        let mut got: HashMap<Uuid, usize> = HashMap::new();
+        while want.iter().any(|t| !got.contains_key(t)) {
+            let left = until.saturating_duration_since(Instant::now());
+            let Some(e) = sub.next(left.min(Duration::from_secs(1))).await else {
+                assert!(
+                    Instant::now() < until,
+                    "after {deadline:?} the subscriber had heard {} of {} task.completed events (dropped {})",
+                    got.len(),
+                    want.len(),
+                    sub.dropped()
+                );
+                continue;
+            };
+            assert_eq!(e.name, "task.completed", "the filter lets only task.completed through");
+            assert!(want.contains(&e.task_id), "a completion of a task nobody made: {e:?}");
+            assert_eq!(
+                (e.from_state.as_deref(), e.to_state.as_str()),
+                (Some("in_progress"), "complete")
+            );
+            *got.entry(e.task_id).or_default() += 1;
+            between(got.len()).await;
+        }
+        got
+    }
+
+    /// Every event of one task, as heard, matches its transition rows one for one, with the same fields, and
+    /// each task's and each step's events come in sort-key order.
+    pub async fn assert_events_match_rows(engine: &Engine, task_id: Uuid, heard: &[Event]) {
+        let (task_rows, step_rows) = engine.transitions(task_id).await.unwrap();
+        assert_eq!(
+            heard.len(),
+            task_rows.len() + step_rows.len(),
+            "one event per transition row of task {task_id}: {:?}",
+            heard.iter().map(|e| &e.name).collect::<Vec<_>>()
+        );
+        let steps = engine.steps(task_id).await.unwrap();
+        let name_of: HashMap<Uuid, String> = steps.iter().map(|s| (s.id, s.name.clone())).collect();
+        let task_events: Vec<&Event> = heard.iter().filter(|e| e.step_id.is_none()).collect();
+        assert_eq!(task_events.len(), task_rows.len());
+        for (e, row) in task_events.iter().zip(&task_rows) {
+            assert_eq!(e.to_state, row.to_state.to_string(), "task events in sort-key order");
+            assert_eq!(e.from_state, row.from_state.map(|s| s.to_string()));
+            assert_eq!(e.timestamp, row.created_at);
+            assert_eq!(e.metadata, row.metadata);
+        }
+        for step in &steps {
+            let rows: Vec<_> = step_rows.iter().filter(|r| r.step_id == step.id).collect();
+            let events: Vec<&Event> = heard.iter().filter(|e| e.step_id == Some(step.id)).collect();
+            assert_eq!(events.len(), rows.len(), "events of step {}", step.name);
+            for (e, row) in events.iter().zip(rows) {
+                assert_eq!(e.to_state, row.to_state.to_string(), "step events in sort-key order");
+                assert_eq!(e.attempt, Some(row.attempt));
+                assert_eq!(e.worker_id, row.worker_id);
+                assert_eq!(e.timestamp, row.created_at);
+                assert_eq!(e.step_name.as_deref(), Some(name_of[&step.id].as_str()));
+            }
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::collections::HashSet;
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use serde_json::json;
+    use sqlx::Row;
+    use tasker_core::engine::EngineOptions;
+    use tasker_core::testkit::{self, Pattern};
+    use tasker_core::{Engine, ErrorKind, SystemClock};
+
+    use tasker_core::events::EventFilter;
+
+    use super::harness::fresh_pg_database;
+    use super::shared::{assert_events_match_rows, completions, Workers};
+
+    /// These tests share one server and one of them restarts it, so they run one at a time.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     async fn engine(url: &str) -> Engine {
         Engine::connect(
@@ -370,5 +460,182 @@ mod postgres {
         let (ok, out) = tasker(&kv, &["health"]);
         assert!(!ok, "a key/value string was accepted:\n{out}");
         assert!(!leaks(&out) && out.contains("password=***"), "{out}");
+    }
+
+    /// Ends the backends of this process's event feed (named `<application_name>-feed`); how many it ended.
+    async fn cut_feed(pool: &sqlx::PgPool, application_name: &str) -> i64 {
+        sqlx::query(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND pid <> pg_backend_pid()) t",
+        )
+        .bind(format!("{application_name}-feed"))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+    async fn a_subscriber_hears_every_completion_of_other_processes_across_lost_connections() {
+        let _serial = SERIAL.lock().await;
+        let url = fresh_pg_database().await;
+        let app = "events-subscriber";
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let engine = Engine::connect(
+            &format!("{url}{sep}application_name={app}"),
+            EngineOptions {
+                clock: Arc::new(SystemClock),
+                event_capacity: 100_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut completed = engine.subscribe(EventFilter {
+            names: vec!["task.completed".into()],
+            ..Default::default()
+        });
+        let mut all = engine.subscribe(EventFilter::default());
+        let diamond = Pattern::Diamond.template();
+        let tasks = testkit::create_tasks(&engine, &diamond, 300, json!({})).await.unwrap();
+        let want: HashSet<uuid::Uuid> = tasks.iter().map(|t| t.id).collect();
+        let pool = pool(&url).await;
+        // The feed reads on a connection of its own; wait until it is there to be cut.
+        let until = Instant::now() + Duration::from_secs(30);
+        while cut_feed_count(&pool, app).await == 0 {
+            assert!(Instant::now() < until, "the event feed never connected as {app}-feed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let workers = Workers::start(&url, 2, 30, "events");
+        // Cut the feed's connection four times while completions flow: at 30, 90, 150 and 210 heard.
+        let mut cuts = 0;
+        let got = completions(&mut completed, &want, Duration::from_secs(90), async |heard| {
+            if heard % 60 == 30 && cuts < 4 {
+                // The feed reconnects by itself after each cut; wait for it, then cut again.
+                let until = Instant::now() + Duration::from_secs(30);
+                while cut_feed_count(&pool, app).await == 0 {
+                    assert!(
+                        Instant::now() < until,
+                        "the event feed did not reconnect after {cuts} cuts"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let n = cut_feed(&pool, app).await;
+                assert!(n > 0, "no feed backend to cut after {heard} completions");
+                cuts += 1;
+            }
+        })
+        .await;
+        workers.stop();
+        assert_eq!(cuts, 4, "the feed's connection was cut while events flowed");
+        let twice: Vec<_> = got.iter().filter(|(_, n)| **n != 1).collect();
+        assert!(twice.is_empty(), "completions heard more than once: {twice:?}");
+        assert_eq!(completed.dropped(), 0);
+        // The full stream of one task, worked by the other processes, has every field of its rows.
+        let heard: Vec<_> = all.drain().into_iter().filter(|e| e.task_id == tasks[7].id).collect();
+        assert_eq!(all.dropped(), 0);
+        assert_events_match_rows(&engine, tasks[7].id, &heard).await;
+        assert!(
+            heard.iter().any(|e| e.name == "step.completed" && e.worker_id.as_deref().is_some_and(|w| w.starts_with("events-"))),
+            "the steps were completed by the worker processes"
+        );
+    }
+
+    async fn cut_feed_count(pool: &sqlx::PgPool, application_name: &str) -> i64 {
+        sqlx::query("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(format!("{application_name}-feed"))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tasker_core::engine::EngineOptions;
+    use tasker_core::events::EventFilter;
+    use tasker_core::testkit::{self, Pattern};
+    use tasker_core::{Engine, SystemClock};
+
+    use super::shared::{assert_events_match_rows, completions, Workers};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscriber_hears_every_completion_of_other_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/events.db", dir.path().display());
+        let engine = Engine::connect(
+            &url,
+            EngineOptions {
+                clock: Arc::new(SystemClock),
+                event_capacity: 100_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut completed = engine.subscribe(EventFilter {
+            names: vec!["task.completed".into()],
+            ..Default::default()
+        });
+        let mut all = engine.subscribe(EventFilter::default());
+        let tasks = testkit::create_tasks(&engine, &Pattern::Diamond.template(), 100, json!({}))
+            .await
+            .unwrap();
+        let want: HashSet<uuid::Uuid> = tasks.iter().map(|t| t.id).collect();
+        let workers = Workers::start(&url, 2, 30, "events");
+        let got = completions(&mut completed, &want, Duration::from_secs(90), async |_| {}).await;
+        workers.stop();
+        let twice: Vec<_> = got.iter().filter(|(_, n)| **n != 1).collect();
+        assert!(twice.is_empty(), "completions heard more than once: {twice:?}");
+        assert_eq!(completed.dropped(), 0);
+        let heard: Vec<_> = all.drain().into_iter().filter(|e| e.task_id == tasks[3].id).collect();
+        assert_eq!(all.dropped(), 0);
+        assert_events_match_rows(&engine, tasks[3].id, &heard).await;
+        assert!(
+            heard.iter().any(|e| e.name == "step.completed" && e.worker_id.as_deref().is_some_and(|w| w.starts_with("events-"))),
+            "the steps were completed by the worker processes"
+        );
+    }
+
+    /// `Engine::reopen` (what `validate_or_refresh` does after a database restart) carries the feed's cursor
+    /// over: what another process committed while this engine's store was closed still reaches the
+    /// subscription. A second engine on the same file stands for the other process.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_subscription_hears_what_was_committed_while_its_engine_was_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/reopen.db", dir.path().display());
+        let options = || EngineOptions {
+            clock: Arc::new(SystemClock),
+            ..Default::default()
+        };
+        let engine = Engine::connect(&url, options()).await.unwrap();
+        let other = Engine::connect(&url, options()).await.unwrap();
+        let template = Pattern::Diamond.template();
+        testkit::create_tasks(&other, &template, 1, json!({})).await.unwrap();
+        let mut sub = engine.subscribe(EventFilter {
+            names: vec!["task.created".into()],
+            ..Default::default()
+        });
+        let first = testkit::create_tasks(&other, &template, 1, json!({})).await.unwrap();
+        let e = sub.next(Duration::from_secs(10)).await.expect("the feed runs");
+        assert_eq!(e.task_id, first[0].id);
+        // The store breaks (closed underneath), the other process carries on, then the engine is reopened.
+        engine.close().await;
+        let meanwhile = testkit::create_tasks(&other, &template, 1, json!({})).await.unwrap();
+        let reopened = engine.reopen(&url, options()).await.unwrap();
+        let e = sub
+            .next(Duration::from_secs(10))
+            .await
+            .expect("the task created while the engine was closed reaches the subscription after reopen");
+        assert_eq!(e.task_id, meanwhile[0].id);
+        reopened.close().await;
+        other.close().await;
     }
 }

@@ -3,7 +3,9 @@
 //! The buffer is bounded: each subscription holds at most `ClientOptions::event_capacity` events (4096 by
 //! default). A subscriber that falls further behind loses the oldest events, and [`Subscription::dropped`]
 //! counts them. Events are a notification; the transition tables (`Client::transitions`) are the durable
-//! record. A subscription sees only events published after it was made.
+//! record. A subscription sees only events published after it was made. On PostgreSQL and on a SQLite file
+//! those are the commits of every process on the database, read back from the transition tables by the core
+//! (`tasker_core::feed`); nothing here differs by store.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

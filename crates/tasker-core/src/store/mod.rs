@@ -158,6 +158,23 @@ pub struct PoolStats {
     pub idle: u32,
 }
 
+/// Where a reader of the event feed stands. Made and read by one store; the engine only hands it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedCursor {
+    /// PostgreSQL: the `pg_snapshot` of the previous read, as text.
+    Snapshot(String),
+    /// SQLite: the highest `seq` read from each transition table.
+    Seq { task: i64, step: i64 },
+}
+
+/// The transition rows that became visible between two feed reads, each step row with its step's name. The
+/// store returns them in no particular order; the engine orders them (see [`crate::events`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedBatch {
+    pub steps: Vec<(StepTransition, Option<String>)>,
+    pub tasks: Vec<TaskTransition>,
+}
+
 /// A backend that keeps templates, tasks, steps, edges and the two transition tables.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
@@ -180,6 +197,24 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// workers everywhere claim at once. Stores of one process need do nothing: the engine wakes its own
     /// workers after each commit.
     fn attach_wakeups(&self, _work: std::sync::Arc<tokio::sync::Notify>) {}
+
+    /// Whether other processes can commit to this store, so that subscriptions read events back from it (the
+    /// event feed) instead of hearing only this process's commits. The memory store is one process by nature.
+    fn has_feed(&self) -> bool {
+        false
+    }
+
+    /// The feed's position now: a [`Store::feed_read`] from it returns exactly the rows committed after this
+    /// call began (and none committed before it returned).
+    async fn feed_position(&self) -> Result<FeedCursor> {
+        Err(Error::Internal(format!("the {} store has no event feed", self.kind())))
+    }
+
+    /// The transition rows committed after `after` and visible now, and the position after them. Every
+    /// committed row is returned by exactly one read of a chain of cursors, however far apart the reads are.
+    async fn feed_read(&self, _after: &FeedCursor) -> Result<(FeedBatch, FeedCursor)> {
+        Err(Error::Internal(format!("the {} store has no event feed", self.kind())))
+    }
 
     async fn template_list(&self, namespace: Option<&str>, name: Option<&str>) -> Result<Vec<TemplateRecord>>;
     async fn template_by_id(&self, id: Uuid) -> Result<Option<TemplateRecord>>;

@@ -23,6 +23,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "claim order and retry indexes",
         sql: include_str!("../../../migrations/postgres/0002_claim_order_and_retry_indexes.sql"),
     },
+    Migration {
+        version: 3,
+        description: "event feed",
+        sql: include_str!("../../../migrations/postgres/0003_event_feed.sql"),
+    },
 ];
 
 /// The advisory lock key of migrations. Advisory locks are per database, so two tasker databases on one

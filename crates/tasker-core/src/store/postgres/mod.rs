@@ -17,6 +17,7 @@
 
 mod codec;
 mod error;
+mod feed;
 mod listen;
 mod migrate;
 #[cfg(test)]
@@ -53,7 +54,7 @@ use crate::store::sql::rows::{
     task_from_row, task_timing_from_row, task_transition_from_row, template_from_row, Cols, STEP_COLUMNS,
     STEP_TRANSITION_COLUMNS, TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
 };
-use crate::store::{ClaimInput, PoolStats, Store, StoreKind, StoreTx};
+use crate::store::{ClaimInput, FeedBatch, FeedCursor, PoolStats, Store, StoreKind, StoreTx};
 use crate::url::secrets as url_secrets;
 
 /// Connection settings of a [`PgStore`].
@@ -101,6 +102,8 @@ pub struct PgStore {
     /// Set once by `close`, under the `listeners` lock, so that no listener starts after it.
     closed: AtomicBool,
     listeners: Mutex<Vec<Listening>>,
+    /// The event feed's own pool of one connection (see `feed.rs`), connected only while someone reads.
+    feed: PgPool,
 }
 
 impl fmt::Debug for PgStore {
@@ -170,8 +173,10 @@ impl PgStore {
             .max_connections(options.max_connections)
             .acquire_timeout(options.connect_timeout)
             .connect_lazy_with(connect.clone());
+        let feed = feed::pool(&connect, options.connect_timeout);
         Ok(PgStore {
             pool,
+            feed,
             connect,
             connect_timeout: options.connect_timeout,
             target,
@@ -321,6 +326,7 @@ impl Store for PgStore {
         for l in listening {
             l.stop(&self.target).await;
         }
+        self.feed.close().await;
         self.pool.close().await;
     }
 
@@ -343,6 +349,23 @@ impl Store for PgStore {
             &self.target,
             work,
         ));
+    }
+
+    fn has_feed(&self) -> bool {
+        true
+    }
+
+    async fn feed_position(&self) -> Result<FeedCursor> {
+        feed::position(&self.feed).await
+    }
+
+    async fn feed_read(&self, after: &FeedCursor) -> Result<(FeedBatch, FeedCursor)> {
+        match after {
+            FeedCursor::Snapshot(prev) => feed::read(&self.feed, prev).await,
+            other => Err(Error::Internal(format!(
+                "postgres event feed handed a cursor of another store: {other:?}"
+            ))),
+        }
     }
 
     async fn template_list(&self, namespace: Option<&str>, name: Option<&str>) -> Result<Vec<TemplateRecord>> {

@@ -176,6 +176,7 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
     const J: &str = "jsonb";
     const B: &str = "bigint";
     const I: &str = "integer";
+    const X: &str = "xid8";
     let expected: &[(&str, &[(&str, &str)])] = &[
         (
             "_tasker_migrations",
@@ -200,6 +201,7 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
                 ("metadata", J),
                 ("sort_key", B),
                 ("created_at", TS),
+                ("xid", X),
             ],
         ),
         (
@@ -240,6 +242,7 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
                 ("metadata", J),
                 ("sort_key", B),
                 ("created_at", TS),
+                ("xid", X),
             ],
         ),
         (
@@ -318,6 +321,7 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
             "step_transitions_created_at_idx",
             "step_transitions_pkey",
             "step_transitions_task_step_sort_idx",
+            "step_transitions_xid_idx",
             "steps_claim_idx",
             "steps_claimable_id_idx",
             "steps_finished_at_idx",
@@ -327,6 +331,7 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
             "steps_task_id_name_key",
             "task_transitions_pkey",
             "task_transitions_task_sort_idx",
+            "task_transitions_xid_idx",
             "tasks_finished_at_idx",
             "tasks_idempotency_key_key",
             "tasks_namespace_name_id_idx",

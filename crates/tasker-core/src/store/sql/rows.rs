@@ -217,6 +217,12 @@ pub(crate) fn step_transition_from_row<R: SqlRow>(row: &R) -> Result<StepTransit
     })
 }
 
+/// A step transition row of the event feed, with its step's name in `step_name` (absent if the step is gone).
+pub(crate) fn feed_step_from_row<R: SqlRow>(row: &R) -> Result<(StepTransition, Option<String>)> {
+    let name = Cols::new(row, "steps").opt_text("step_name")?;
+    Ok((step_transition_from_row(row)?, name))
+}
+
 pub(crate) fn task_transition_from_row<R: SqlRow>(row: &R) -> Result<TaskTransition> {
     let c = Cols::new(row, "task_transitions");
     Ok(TaskTransition {

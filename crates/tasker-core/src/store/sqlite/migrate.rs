@@ -11,11 +11,18 @@ use crate::error::{Error, Result};
 use crate::store::sql::migrate::{recorded_from_rows, recorded_sql, Migration, MigrationTarget, Recorded};
 
 /// Applied in order; never edit one that has shipped (its checksum is verified), add a new file instead.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "init",
-    sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
-}];
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "init",
+        sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "event feed",
+        sql: include_str!("../../../migrations/sqlite/0002_event_feed.sql"),
+    },
+];
 
 const RECORD: &str = "_tasker_migrations";
 

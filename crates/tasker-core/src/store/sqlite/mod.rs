@@ -39,11 +39,11 @@ use crate::store::sql::error::lowercase_first;
 use crate::store::sql::migrate::run as migrate;
 use crate::store::sql::query::{push_task_filters, push_task_list, push_template_filters};
 use crate::store::sql::rows::{
-    event_count_from_row, rows, step_from_row, step_timing_from_row, step_transition_from_row, task_from_row,
-    task_timing_from_row, task_transition_from_row, template_from_row, Cols, STEP_COLUMNS, STEP_TRANSITION_COLUMNS,
-    TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
+    event_count_from_row, feed_step_from_row, rows, step_from_row, step_timing_from_row, step_transition_from_row,
+    task_from_row, task_timing_from_row, task_transition_from_row, template_from_row, Cols, STEP_COLUMNS,
+    STEP_TRANSITION_COLUMNS, TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
 };
-use crate::store::{ClaimInput, PoolStats, Store, StoreKind, StoreTx};
+use crate::store::{ClaimInput, FeedBatch, FeedCursor, PoolStats, Store, StoreKind, StoreTx};
 
 /// Connection settings of a [`SqliteStore`].
 #[derive(Debug, Clone)]
@@ -407,6 +407,68 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// A file database can be shared by processes; an in-memory one lives and dies with this one.
+    fn has_feed(&self) -> bool {
+        matches!(self.location, Location::File(_))
+    }
+
+    async fn feed_position(&self) -> Result<FeedCursor> {
+        let (task, step): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM task_transitions),
+                    (SELECT COALESCE(MAX(seq), 0) FROM step_transitions)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(FeedCursor::Seq { task, step })
+    }
+
+    /// Writers take turns (BEGIN IMMEDIATE), so `seq` grows in commit order and a snapshot holds a prefix of
+    /// the commits: the rows above the cursor are exactly the commits since. Both tables are read in one read
+    /// transaction, so a commit is never half in one read and half in the next.
+    async fn feed_read(&self, after: &FeedCursor) -> Result<(FeedBatch, FeedCursor)> {
+        let &FeedCursor::Seq { task, step } = after else {
+            return Err(Error::Internal(format!(
+                "sqlite event feed handed a cursor of another store: {after:?}"
+            )));
+        };
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let steps = sqlx::query(&format!(
+            "SELECT seq, {STEP_TRANSITION_COLUMNS},
+                    (SELECT s.name FROM steps s WHERE s.id = t.step_id) AS step_name
+             FROM step_transitions t WHERE seq > ? ORDER BY seq"
+        ))
+        .bind(step)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let tasks = sqlx::query(&format!(
+            "SELECT seq, {TASK_TRANSITION_COLUMNS} FROM task_transitions WHERE seq > ? ORDER BY seq"
+        ))
+        .bind(task)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let last = |found: &[sqlx::sqlite::SqliteRow], from: i64| -> Result<i64> {
+            match found.last() {
+                Some(row) => Cols::new(row, "transitions").int("seq"),
+                None => Ok(from),
+            }
+        };
+        let next = FeedCursor::Seq {
+            task: last(&tasks, task)?,
+            step: last(&steps, step)?,
+        };
+        Ok((
+            FeedBatch {
+                steps: rows(&steps, feed_step_from_row)?,
+                tasks: rows(&tasks, task_transition_from_row)?,
+            },
+            next,
+        ))
     }
 
     async fn template_list(&self, namespace: Option<&str>, name: Option<&str>) -> Result<Vec<TemplateRecord>> {

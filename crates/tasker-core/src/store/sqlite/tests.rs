@@ -42,6 +42,7 @@ async fn fresh_database_gets_exactly_the_expected_schema() {
         (
             "step_transitions",
             &[
+                "seq",
                 "id",
                 "step_id",
                 "task_id",
@@ -85,6 +86,7 @@ async fn fresh_database_gets_exactly_the_expected_schema() {
         (
             "task_transitions",
             &[
+                "seq",
                 "id",
                 "task_id",
                 "from_state",
