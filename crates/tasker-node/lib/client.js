@@ -7,6 +7,9 @@ const native = require('./native')
 const { expect } = require('./errors')
 const { Subscription } = require('./events')
 
+// Node 20 has the symbol for `await using` (from 20.4); the fallback is the one Node registers.
+const asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
+
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 const id = (what, v) => expect(typeof v === 'string', what, 'a string id', v)
 const opts = (what, v) => expect(v === undefined || isObject(v), what, 'an options object', v)
@@ -50,7 +53,7 @@ class Client {
     return this.#native.close()
   }
 
-  async [Symbol.asyncDispose]() {
+  async [asyncDispose]() {
     await this.close()
   }
 
