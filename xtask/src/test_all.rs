@@ -53,6 +53,11 @@ pub const PARTS: &[Part] = &[
         description: "the Ruby gem: signature freshness, RSpec (scenarios and specs) on SQLite and PostgreSQL, then gem install",
         run: crate::ruby::test,
     },
+    Part {
+        name: "node",
+        description: "the Node package: type freshness, one debug addon build, node --test (scenarios on memory/SQLite/PostgreSQL)",
+        run: crate::node::test,
+    },
 ];
 
 pub struct Options {

@@ -349,3 +349,16 @@ test('events: a subscription is an async iterable of the engine events', async (
   assert.deepEqual(steps.drain(), [])
   assert.equal(steps.tryNext(), null)
 })
+
+test("the guide's testing example: the diamond completes after one retry, with no sleeping", async (t) => {
+  const client = await connect(t, 'memory:', { clock: 'manual' })
+  const { tasks } = await testing.diamond(client, { count: 2 })
+  const report = await testing.runUntilIdle(client, {
+    'testkit.noop': async (ctx) => {
+      if (ctx.stepName === 'left' && ctx.attempt === 1) throw new RetryableError('flaky', { retryAfterMs: 5000 })
+      return { step: ctx.stepName }
+    },
+  })
+  assert.equal(report.advancedMs, 5000)
+  for (const task of tasks) assert.equal((await client.task(task.id)).state, 'complete')
+})

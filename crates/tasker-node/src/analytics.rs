@@ -33,12 +33,16 @@ impl Client {
     #[napi]
     pub fn slowest_steps<'env>(&self, env: &'env Env, filter: Option<Unknown>, limit: u32) -> Result<Object<'env>> {
         let filter = lifted!(env, lift_options(filter, "filter"));
-        self.call(env, move |c| async move { c.slowest_steps_async(filter, limit as usize).await })
+        self.call(env, move |c| async move {
+            c.slowest_steps_async(filter, limit as usize).await
+        })
     }
 
     #[napi]
     pub fn slowest_tasks<'env>(&self, env: &'env Env, filter: Option<Unknown>, limit: u32) -> Result<Object<'env>> {
         let filter = lifted!(env, lift_options(filter, "filter"));
-        self.call(env, move |c| async move { c.slowest_tasks_async(filter, limit as usize).await })
+        self.call(env, move |c| async move {
+            c.slowest_tasks_async(filter, limit as usize).await
+        })
     }
 }

@@ -57,7 +57,11 @@ impl Client {
     #[napi]
     pub fn open<'env>(env: &'env Env, url: String, options: Option<Unknown>) -> Result<Object<'env>> {
         let options = lifted!(env, lift_options(options, "options"));
-        promise(env, async move { ffi::Client::open_async(&url, options).await }, settle_client)
+        promise(
+            env,
+            async move { ffi::Client::open_async(&url, options).await },
+            settle_client,
+        )
     }
 
     #[napi]
@@ -112,7 +116,10 @@ impl Client {
     #[napi]
     pub fn register_template<'env>(&self, env: &'env Env, source: Unknown) -> Result<Object<'env>> {
         if source.get_type()? == ValueType::String {
-            let text = lifted!(env, lift_json(&source, "definition")).as_str().unwrap_or_default().to_string();
+            let text = lifted!(env, lift_json(&source, "definition"))
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             return self.call(env, move |c| async move { c.register_template_async(&text).await });
         }
         let doc = lifted!(env, lift_json(&source, "definition"));
@@ -131,7 +138,9 @@ impl Client {
         name: String,
         version: Option<String>,
     ) -> Result<Object<'env>> {
-        self.call(env, move |c| async move { c.template_async(&namespace, &name, version.as_deref()).await })
+        self.call(env, move |c| async move {
+            c.template_async(&namespace, &name, version.as_deref()).await
+        })
     }
 
     #[napi]
@@ -149,7 +158,9 @@ impl Client {
     ) -> Result<Object<'env>> {
         // No prefix: a bad context reads `context.items[3].sku: …`, as the caller wrote it.
         let options = lifted!(env, lift_options(options, ""));
-        self.call(env, move |c| async move { c.create_task_async(&namespace, &name, options).await })
+        self.call(env, move |c| async move {
+            c.create_task_async(&namespace, &name, options).await
+        })
     }
 
     #[napi]
@@ -185,7 +196,9 @@ impl Client {
 
     #[napi]
     pub fn cancel_task<'env>(&self, env: &'env Env, task_id: String, reason: Option<String>) -> Result<Object<'env>> {
-        self.call(env, move |c| async move { c.cancel_task_async(&task_id, reason.as_deref()).await })
+        self.call(env, move |c| async move {
+            c.cancel_task_async(&task_id, reason.as_deref()).await
+        })
     }
 
     #[napi]
@@ -196,12 +209,16 @@ impl Client {
     #[napi]
     pub fn resolve_step<'env>(&self, env: &'env Env, step_id: String, result: Unknown) -> Result<Object<'env>> {
         let result = lifted!(env, lift_json(&result, "result"));
-        self.call(env, move |c| async move { c.resolve_step_manually_async(&step_id, result).await })
+        self.call(env, move |c| async move {
+            c.resolve_step_manually_async(&step_id, result).await
+        })
     }
 
     #[napi]
     pub fn resolve_task<'env>(&self, env: &'env Env, task_id: String, reason: Option<String>) -> Result<Object<'env>> {
-        self.call(env, move |c| async move { c.resolve_task_manually_async(&task_id, reason.as_deref()).await })
+        self.call(env, move |c| async move {
+            c.resolve_task_manually_async(&task_id, reason.as_deref()).await
+        })
     }
 
     #[napi]

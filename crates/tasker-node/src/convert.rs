@@ -168,7 +168,10 @@ pub fn lift_time(v: &Unknown<'_>, path: &str) -> FfiResult<Timestamp> {
         return Err(invalid(path, format!("expected a Date, found {}", found(v))));
     }
     let ms = v.coerce_to_number().map_err(&err)?.get_double().map_err(&err)?;
-    let t = ms.is_finite().then(|| DateTime::from_timestamp_millis(ms as i64)).flatten();
+    let t = ms
+        .is_finite()
+        .then(|| DateTime::from_timestamp_millis(ms as i64))
+        .flatten();
     t.ok_or_else(|| invalid(path, "expected a valid Date, found an invalid Date"))
 }
 

@@ -73,12 +73,14 @@ pub fn lower_error<'env>(env: &'env Env, e: &FfiError) -> Result<Unknown<'env>> 
     init.set("code", e.code)?;
     init.set("details", lower_json(env, &e.details)?)?;
     init.set("causes", e.causes.clone())?;
-    let class = CLASSES.with(|c| -> Result<Option<Function<'env, FnArgs<(String, Object<'env>)>, Unknown<'env>>>> {
-        match c.borrow().as_ref() {
-            Some(r) => Ok(Some(r.get_value(env)?.get_named_property(e.kind.class_name())?)),
-            None => Ok(None),
-        }
-    })?;
+    let class = CLASSES.with(
+        |c| -> Result<Option<Function<'env, FnArgs<(String, Object<'env>)>, Unknown<'env>>>> {
+            match c.borrow().as_ref() {
+                Some(r) => Ok(Some(r.get_value(env)?.get_named_property(e.kind.class_name())?)),
+                None => Ok(None),
+            }
+        },
+    )?;
     match class {
         Some(class) => class.new_instance(FnArgs::from((e.message.clone(), init))),
         None => {

@@ -27,7 +27,10 @@ pub fn pattern_template<'env>(env: &'env Env, spec: Option<Unknown>) -> Result<U
 #[napi]
 pub fn register_pattern<'env>(env: &'env Env, client: &Client, spec: Option<Unknown>) -> Result<Object<'env>> {
     let spec = lifted!(env, spec_of(spec));
-    client.call(env, move |c| async move { testkit::register_pattern_async(&c, &spec).await })
+    client.call(
+        env,
+        move |c| async move { testkit::register_pattern_async(&c, &spec).await },
+    )
 }
 
 #[napi]
@@ -57,9 +60,14 @@ pub fn run_scripted<'env>(
     script: Unknown,
     options: Option<Unknown>,
 ) -> Result<Object<'env>> {
-    let script = lifted!(env, lift_json(&script, "script").and_then(|s| HandlerScript::from_value(&s)));
+    let script = lifted!(
+        env,
+        lift_json(&script, "script").and_then(|s| HandlerScript::from_value(&s))
+    );
     let options: RunOptions = lifted!(env, lift_options(options, "options"));
-    client.call(env, move |c| async move { testkit::run_until_idle_async(&c, &script, &options).await })
+    client.call(env, move |c| async move {
+        testkit::run_until_idle_async(&c, &script, &options).await
+    })
 }
 
 /// The outcome a handler script gives one attempt: `{ succeed: result }` (the default result filled in),
@@ -126,4 +134,3 @@ pub fn error_of<'env>(env: &'env Env, code: String) -> Result<Unknown<'env>> {
     };
     crate::errors::lower_error(env, &e)
 }
-

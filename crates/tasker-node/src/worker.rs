@@ -35,7 +35,8 @@ fn report(to: &dyn Reports, env: &Env, step_id: String, attempt: i64, result: Un
 /// The handler threw; `failure` is `{ kind, message, error_class, backtrace, retry_after_ms, code }`.
 fn report_failure(to: &dyn Reports, env: &Env, step_id: String, attempt: i64, failure: Unknown) -> Result<()> {
     let failure: FailureInput = lift_options(Some(failure), "failure").into_host(env)?;
-    to.report(&token(step_id, attempt), HostOutcome::Failure(failure)).into_host(env)
+    to.report(&token(step_id, attempt), HostOutcome::Failure(failure))
+        .into_host(env)
 }
 
 fn report_missing(to: &dyn Reports, env: &Env, step_id: String, attempt: i64, handler_key: String) -> Result<()> {
@@ -124,7 +125,13 @@ impl WorkerSession {
 
     /// Reports a success and resolves to the `Step`.
     #[napi]
-    pub fn complete<'env>(&self, env: &'env Env, step_id: String, attempt: i64, result: Unknown) -> Result<Object<'env>> {
+    pub fn complete<'env>(
+        &self,
+        env: &'env Env,
+        step_id: String,
+        attempt: i64,
+        result: Unknown,
+    ) -> Result<Object<'env>> {
         let result = lifted!(env, lift_json(&result, "result"));
         let (token, s) = (token(step_id, attempt), self.inner.clone());
         promise(env, async move { s.complete_async(&token, result).await }, settle)
@@ -197,7 +204,10 @@ fn outcome_items(v: serde_json::Value) -> FfiResult<Vec<(dto::ClaimToken, Outcom
         outcome: OutcomeInput,
     }
     let items: Vec<Item> = tasker_shared_ffi::objects::options(v, "outcomes")?;
-    Ok(items.into_iter().map(|i| (token(i.step_id, i.attempt), i.outcome)).collect())
+    Ok(items
+        .into_iter()
+        .map(|i| (token(i.step_id, i.attempt), i.outcome))
+        .collect())
 }
 
 /// One run until idle: `while ((batch = await run.nextBatch()) !== null)`, report each, then `finish()`.

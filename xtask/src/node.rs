@@ -1,0 +1,130 @@
+//! The Node binding: `npm ci` into crates/tasker-node when its node_modules is missing, the addon built once
+//! per profile with cargo (into `CARGO_TARGET_DIR`, sharing the workspace's artifacts), and `node --test` on
+//! memory, SQLite and PostgreSQL. `cargo xtask package node` builds the release addon and runs `npm pack`.
+
+use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::pg::{Durability, PgCluster};
+use crate::util;
+
+const CRATE_DIR: &str = "crates/tasker-node";
+
+/// Checks that node (18 or later, for node:test) and npm are on PATH, or says what to install.
+fn ensure_node() -> Result<()> {
+    let version = util::output(Command::new("node").arg("--version")).context(
+        "node is not on PATH; install Node.js 18 or later (Debian: `apt-get install -y nodejs npm`, or nodejs.org)",
+    )?;
+    let major: u32 = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    if major < 18 {
+        bail!(
+            "node {} is too old: node:test needs Node.js 18 or later",
+            version.trim()
+        );
+    }
+    if !util::succeeds(Command::new("npm").arg("--version")) {
+        bail!("npm is not on PATH; install it with Node.js (Debian: `apt-get install -y npm`)");
+    }
+    Ok(())
+}
+
+/// `npm ci` when node_modules is missing: the napi CLI (packaging) and TypeScript (the strict consumer test).
+fn ensure_node_modules() -> Result<()> {
+    if Path::new(CRATE_DIR).join("node_modules/.bin/tsc").exists() {
+        return Ok(());
+    }
+    util::run(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(CRATE_DIR),
+    )
+}
+
+/// Builds the addon with cargo in `profile` (`dev` or `release`) and copies it to `<target>/<dir>/<name>`:
+/// one cdylib build per profile, in the same target dir and triple as every other crate, so nothing compiles
+/// twice (napi's `--platform` would build into a target-triple folder of its own).
+fn build_addon(profile: &str, name: &str) -> Result<PathBuf> {
+    util::run(util::cargo().args(["build", "-p", "tasker-node", "--lib", "--profile", profile]))?;
+    let dir = util::cargo_target().join(if profile == "dev" { "debug" } else { profile });
+    let built = dir.join(format!("{DLL_PREFIX}tasker_node{DLL_SUFFIX}"));
+    let addon = dir.join(name);
+    std::fs::copy(&built, &addon)
+        .with_context(|| format!("could not copy {} to {}", built.display(), addon.display()))?;
+    Ok(std::fs::canonicalize(addon)?)
+}
+
+/// The `node` part of test-all.
+pub fn test() -> Result<()> {
+    // index.d.ts's object interfaces come from tasker-shared-ffi's table; a stale one fails before anything builds.
+    crate::gen::run(true)?;
+    ensure_node()?;
+    ensure_node_modules()?;
+    // Debug build: it shares the workspace's dev artifacts, so only this crate and napi compile here.
+    let addon = build_addon("dev", "tasker_core.node")?;
+
+    // PostgreSQL: the URL given, or a throwaway cluster of our own, stopped when `_pg` drops.
+    let mut _pg = None;
+    let pg_url = match std::env::var("TASKER_TEST_PG_URL") {
+        Ok(url) => Some(url),
+        Err(_) => match PgCluster::start(Durability::Fast) {
+            Ok(pg) => {
+                let url = pg.url().to_string();
+                _pg = Some(pg);
+                Some(url)
+            }
+            Err(e) => {
+                println!("PostgreSQL is unavailable ({e:#}); the Node suite runs on SQLite and memory only");
+                None
+            }
+        },
+    };
+    let mut node = Command::new("node");
+    // The spec reporter on a terminal, TAP otherwise; both end with the `# pass` / `# fail` summary.
+    node.args(["--test", "__test__/"])
+        .current_dir(CRATE_DIR)
+        .env("TASKER_CORE_NATIVE", &addon);
+    if let Some(url) = &pg_url {
+        node.env("TASKER_TEST_PG_URL", url);
+        if let Some(bin) = crate::python::pg_bin_dir() {
+            let path = std::env::var("PATH").unwrap_or_default();
+            node.env("PATH", format!("{}:{path}", bin.display()));
+        }
+    }
+    util::run(&mut node)
+}
+
+/// `cargo xtask package node`: the release addon as `tasker_core.<platform>.node` in the package folder,
+/// then `npm pack` into `<target>/npm`.
+pub fn package() -> Result<()> {
+    ensure_node()?;
+    let platform = match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "x86_64") => "linux-x64-gnu",
+        ("linux", "aarch64") => "linux-arm64-gnu",
+        ("macos", "x86_64") => "darwin-x64",
+        ("macos", "aarch64") => "darwin-arm64",
+        (os, arch) => bail!("no Node package target for {os}/{arch}"),
+    };
+    let addon = build_addon("release", "tasker_core.node")?;
+    let packaged = Path::new(CRATE_DIR).join(format!("tasker_core.{platform}.node"));
+    std::fs::copy(&addon, &packaged).with_context(|| format!("could not copy the addon to {}", packaged.display()))?;
+    let out = std::fs::canonicalize(util::cargo_target())?.join("npm");
+    std::fs::create_dir_all(&out)?;
+    util::run(
+        Command::new("npm")
+            .args(["pack", "--pack-destination"])
+            .arg(&out)
+            .current_dir(CRATE_DIR),
+    )?;
+    println!("tarball: {}", out.join("tasker-core-0.1.0.tgz").display());
+    Ok(())
+}
