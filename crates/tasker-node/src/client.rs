@@ -9,7 +9,7 @@ use napi_derive::napi;
 use tasker_shared_ffi::{self as ffi, FfiResult, Lower};
 
 use crate::blocking::{promise, rejected};
-use crate::convert::{lift_json, lift_options, lower};
+use crate::convert::{lift_options, lift_value, lower};
 use crate::errors::IntoHost;
 use crate::events::Subscription;
 use crate::worker::WorkerSession;
@@ -46,6 +46,8 @@ impl Client {
         promise(env, f(self.inner.clone()), settle::<T>)
     }
 }
+
+const NOT_A_DEFINITION: &str = "expected a string (YAML or JSON) or an object";
 
 fn settle_client(env: &Env, inner: ffi::Client) -> Result<Unknown<'_>> {
     Client { inner }.into_unknown(env)
@@ -115,19 +117,15 @@ impl Client {
     /// Registers a template given as YAML or JSON text, or as an object.
     #[napi]
     pub fn register_template<'env>(&self, env: &'env Env, source: Unknown) -> Result<Object<'env>> {
-        if source.get_type()? == ValueType::String {
-            let text = lifted!(env, lift_json(&source, "definition"))
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            return self.call(env, move |c| async move { c.register_template_async(&text).await });
+        match lifted!(env, lift_value(&source, "definition")) {
+            serde_json::Value::String(text) => {
+                self.call(env, move |c| async move { c.register_template_async(&text).await })
+            }
+            doc if doc.is_object() => {
+                self.call(env, move |c| async move { c.register_template_value_async(&doc).await })
+            }
+            _ => rejected(env, ffi::FfiError::validation("definition", NOT_A_DEFINITION)),
         }
-        let doc = lifted!(env, lift_json(&source, "definition"));
-        if !doc.is_object() {
-            let e = ffi::FfiError::validation("definition", "expected a string (YAML or JSON) or an object");
-            return rejected(env, e);
-        }
-        self.call(env, move |c| async move { c.register_template_value_async(&doc).await })
     }
 
     #[napi]
@@ -208,7 +206,7 @@ impl Client {
 
     #[napi]
     pub fn resolve_step<'env>(&self, env: &'env Env, step_id: String, result: Unknown) -> Result<Object<'env>> {
-        let result = lifted!(env, lift_json(&result, "result"));
+        let result = lifted!(env, lift_value(&result, "result"));
         self.call(env, move |c| async move {
             c.resolve_step_manually_async(&step_id, result).await
         })

@@ -18,21 +18,11 @@ use tasker_shared_ffi::{FfiError, FfiResult, Timestamp};
 
 use crate::errors::IntoHost;
 
-/// `snake_case` → `camelCase`, the JS spelling of a table field.
+/// `snake_case` → `camelCase`, the JS spelling of a table field (xtask's .d.ts renderer has the same rule).
 pub fn camel(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    let mut parts = name.split('_');
+    let first = parts.next().unwrap_or_default().to_string();
+    parts.fold(first, |acc, p| acc + &p[..1].to_uppercase() + &p[1..])
 }
 
 /// The camelCased field names of every table object, in table order; computed once.
@@ -85,7 +75,11 @@ pub fn lift_value(v: &Unknown<'_>, path: &str) -> FfiResult<Value> {
         ValueType::Undefined | ValueType::Null => Ok(Value::Null),
         ValueType::Boolean => Ok(Value::Bool(v.coerce_to_bool().map_err(&err)?)),
         ValueType::Number => number(v.coerce_to_number().map_err(&err)?.get_double().map_err(&err)?, path),
-        ValueType::String => Ok(Value::String(string(v).map_err(&err)?)),
+        ValueType::String => Ok(Value::String(
+            v.coerce_to_string()
+                .and_then(|s| s.into_utf8()?.into_owned())
+                .map_err(&err)?,
+        )),
         ValueType::Object => {
             let object = v.coerce_to_object().map_err(&err)?;
             if object.is_array().map_err(&err)? {
@@ -98,8 +92,8 @@ pub fn lift_value(v: &Unknown<'_>, path: &str) -> FfiResult<Value> {
                 return Ok(Value::Array(out));
             }
             if object.is_date().map_err(&err)? {
-                let ms = v.coerce_to_number().map_err(&err)?.get_double().map_err(&err)?;
-                return Ok(Value::String(time_string(ms, path)?));
+                let t = lift_time(v, path)?;
+                return Ok(Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true)));
             }
             match constructor_name(v) {
                 None => {}
@@ -121,10 +115,6 @@ pub fn lift_value(v: &Unknown<'_>, path: &str) -> FfiResult<Value> {
     }
 }
 
-fn string(v: &Unknown<'_>) -> Result<String> {
-    v.coerce_to_string()?.into_utf8()?.into_owned()
-}
-
 /// A JS number: an integer when it is one (and fits in 64 bits), else a float; `NaN` and infinities are not
 /// JSON.
 fn number(n: f64, path: &str) -> FfiResult<Value> {
@@ -134,19 +124,6 @@ fn number(n: f64, path: &str) -> FfiResult<Value> {
     Number::from_f64(n)
         .map(Value::Number)
         .ok_or_else(|| invalid(path, format!("expected a JSON value, found {n}")))
-}
-
-fn time_string(ms: f64, path: &str) -> FfiResult<String> {
-    let t = (ms.is_finite())
-        .then(|| DateTime::from_timestamp_millis(ms as i64))
-        .flatten()
-        .ok_or_else(|| invalid(path, "expected a JSON value, found an invalid Date"))?;
-    Ok(t.to_rfc3339_opts(SecondsFormat::Millis, true))
-}
-
-/// Lifts JSON for an argument: the error is the JS error to throw or reject with.
-pub fn lift_json(v: &Unknown<'_>, path: &str) -> FfiResult<Value> {
-    lift_value(v, path)
 }
 
 /// An options object (`snake_case` keys, as lib/*.js builds them; `null`/`undefined` for none) → an input
@@ -172,7 +149,7 @@ pub fn lift_time(v: &Unknown<'_>, path: &str) -> FfiResult<Timestamp> {
         .is_finite()
         .then(|| DateTime::from_timestamp_millis(ms as i64))
         .flatten();
-    t.ok_or_else(|| invalid(path, "expected a valid Date, found an invalid Date"))
+    t.ok_or_else(|| invalid(path, "expected a valid Date, found an invalid one"))
 }
 
 /// A result of the shared layer (an object of the table such as `Task`, a list or option of them, a

@@ -6,7 +6,6 @@
 use std::cell::RefCell;
 
 use napi::bindgen_prelude::*;
-use napi::JsValue;
 use napi_derive::napi;
 use tasker_shared_ffi::{ErrorClass, ErrorKind, FfiError, FfiResult};
 
@@ -66,30 +65,22 @@ impl<T> IntoHost for FfiResult<T> {
     }
 }
 
-/// `new Class(message, { code, details, causes })` for the class of `e`'s kind; a plain `Error` with the same
-/// properties when lib/errors.js has not registered its classes (the addon loaded on its own).
+/// A class lib/errors.js registered: `new Class(message, { code, details, causes })`.
+type Class<'env> = Function<'env, FnArgs<(String, Object<'env>)>, Unknown<'env>>;
+
+/// The JS error for `e` (not thrown): an instance of the class of its kind, with `code`, `details` and `causes`.
+/// lib/errors.js registers the classes when the package loads; the addon is not meant to be loaded alone.
 pub fn lower_error<'env>(env: &'env Env, e: &FfiError) -> Result<Unknown<'env>> {
     let mut init = Object::new(env)?;
     init.set("code", e.code)?;
     init.set("details", lower_json(env, &e.details)?)?;
     init.set("causes", e.causes.clone())?;
-    let class = CLASSES.with(
-        |c| -> Result<Option<Function<'env, FnArgs<(String, Object<'env>)>, Unknown<'env>>>> {
-            match c.borrow().as_ref() {
-                Some(r) => Ok(Some(r.get_value(env)?.get_named_property(e.kind.class_name())?)),
-                None => Ok(None),
-            }
-        },
-    )?;
-    match class {
-        Some(class) => class.new_instance(FnArgs::from((e.message.clone(), init))),
-        None => {
-            let mut plain = env.create_error(Error::from_reason(e.message.clone()))?;
-            plain.set("name", e.kind.class_name())?;
-            plain.set("code", e.code)?;
-            plain.set("details", init.get_named_property::<Unknown>("details")?)?;
-            plain.set("causes", e.causes.clone())?;
-            Ok(plain.to_unknown())
-        }
-    }
+    let class = CLASSES.with(|c| -> Result<Class<'env>> {
+        let classes = c.borrow();
+        let classes = classes
+            .as_ref()
+            .ok_or_else(|| Error::from_reason(format!("{}: {}", e.code, e.message)))?;
+        classes.get_value(env)?.get_named_property(e.kind.class_name())
+    })?;
+    class.new_instance(FnArgs::from((e.message.clone(), init)))
 }

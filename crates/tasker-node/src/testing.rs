@@ -10,7 +10,7 @@ use tasker_shared_ffi::{ErrorKind, FfiError, FfiResult};
 
 use crate::blocking::rejected;
 use crate::client::{lifted, Client};
-use crate::convert::{lift_json, lift_options, lower_json};
+use crate::convert::{lift_options, lift_value, lower_json};
 use crate::errors::IntoHost;
 
 fn spec_of(spec: Option<Unknown>) -> FfiResult<PatternSpec> {
@@ -42,11 +42,7 @@ pub fn create_pattern_tasks<'env>(
     context: Option<Unknown>,
 ) -> Result<Object<'env>> {
     let spec = lifted!(env, spec_of(spec));
-    let context = match context {
-        Some(c) => lifted!(env, lift_json(&c, "context")),
-        None => Value::Null,
-    };
-    let context = (!context.is_null()).then_some(context);
+    let context = lifted!(env, context.map(|c| lift_value(&c, "context")).transpose()).filter(|c| !c.is_null());
     client.call(env, move |c| async move {
         testkit::create_pattern_tasks_async(&c, &spec, count as usize, context).await
     })
@@ -62,7 +58,7 @@ pub fn run_scripted<'env>(
 ) -> Result<Object<'env>> {
     let script = lifted!(
         env,
-        lift_json(&script, "script").and_then(|s| HandlerScript::from_value(&s))
+        lift_value(&script, "script").and_then(|s| HandlerScript::from_value(&s))
     );
     let options: RunOptions = lifted!(env, lift_options(options, "options"));
     client.call(env, move |c| async move {
@@ -80,7 +76,7 @@ pub fn script_outcome<'env>(
     key: String,
     attempt: i64,
 ) -> Result<Unknown<'env>> {
-    let script = lift_json(&script, "script")
+    let script = lift_value(&script, "script")
         .and_then(|s| HandlerScript::from_value(&s))
         .into_host(env)?;
     let outcome = match script.outcome_for(&step_name, &key, attempt) {
@@ -101,23 +97,22 @@ pub fn scenario_files(env: &Env, dir: String) -> Result<Vec<String>> {
 /// A scenario file, checked by the reference parser (unknown keys are errors), as the object it holds.
 #[napi]
 pub fn load_scenario<'env>(env: &'env Env, path: String) -> Result<Unknown<'env>> {
+    // The reference parser checked the file, so reading it again and parsing it as plain YAML cannot fail on its
+    // content; an error here is the file changing under the test.
     let path = std::path::PathBuf::from(path);
     Scenario::load(&path).into_host(env)?;
-    let doc = std::fs::read_to_string(&path)
-        .map_err(|e| FfiError::configuration(format!("reading {} failed: {e}", path.display())))
-        .and_then(|text| {
-            serde_yaml_ng::from_str::<Value>(&text)
-                .map_err(|e| FfiError::validation("scenario", format!("expected YAML or JSON ({e})")))
-        })
-        .into_host(env)?;
-    lower_json(env, &doc)
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::from_reason(format!("{}: {e}", path.display())))?;
+    lower_json(
+        env,
+        &serde_yaml_ng::from_str::<Value>(&text).map_err(|e| Error::from_reason(e.to_string()))?,
+    )
 }
 
 /// The reference runner's subset rule (objects: a subset of keys; lists: same length, element-wise).
 #[napi]
 pub fn json_contains(env: &Env, actual: Unknown, expected: Unknown) -> Result<bool> {
-    let actual = lift_json(&actual, "actual").into_host(env)?;
-    let expected = lift_json(&expected, "expected").into_host(env)?;
+    let actual = lift_value(&actual, "actual").into_host(env)?;
+    let expected = lift_value(&expected, "expected").into_host(env)?;
     Ok(scenario::json_contains(&actual, &expected))
 }
 
@@ -127,10 +122,7 @@ pub fn json_contains(env: &Env, actual: Unknown, expected: Unknown) -> Result<bo
 pub fn error_of<'env>(env: &'env Env, code: String) -> Result<Unknown<'env>> {
     let kind = ErrorKind::ALL.into_iter().find(|k| k.code() == code);
     let kind = kind.ok_or_else(|| Error::from_reason(format!("no error kind {code:?}")))?;
-    let e = FfiError::new(kind, "outer").with_detail("k", 1);
-    let e = FfiError {
-        causes: vec!["inner".into()],
-        ..e
-    };
+    let mut e = FfiError::new(kind, "outer").with_detail("k", 1);
+    e.causes.push("inner".into());
     crate::errors::lower_error(env, &e)
 }

@@ -13,7 +13,7 @@ use tasker_shared_ffi::{self as ffi, dto, FailureInput, FfiResult, HostOutcome, 
 
 use crate::blocking::{promise, rejected};
 use crate::client::{lifted, settle};
-use crate::convert::{lift_json, lift_options, lift_value, lower};
+use crate::convert::{lift_options, lift_value, lower};
 use crate::errors::IntoHost;
 
 fn token(step_id: String, attempt: i64) -> dto::ClaimToken {
@@ -24,9 +24,8 @@ fn wait(ms: f64) -> FfiResult<Duration> {
     tasker_shared_ffi::objects::seconds(ms / 1000.0, "waitMs")
 }
 
-// The session and the idle run take outcomes the same way; their `report*` and `forget` methods call these.
-
-/// The handler returned `result`: the shared layer makes a lift error an `InvalidResult` failure.
+/// The handler returned `result` (the session's and the idle run's `report*` call these three): the shared
+/// layer makes a lift error an `InvalidResult` failure.
 fn report(to: &dyn Reports, env: &Env, step_id: String, attempt: i64, result: Unknown) -> Result<()> {
     let outcome = HostOutcome::returned(lift_value(&result, "result"));
     to.report(&token(step_id, attempt), outcome).into_host(env)
@@ -56,14 +55,11 @@ impl WorkerSession {
     }
 }
 
+/// `finish_many`'s answer: each item's `Step`, or the error (not thrown) for that item.
 fn settle_steps(env: &Env, results: Vec<FfiResult<dto::Step>>) -> Result<Unknown<'_>> {
-    // Each item is its `Step`, or the error (not thrown) for that item.
     let mut array = env.create_array(0)?;
     for r in results {
-        match r {
-            Ok(step) => array.insert(lower(env, &step)?)?,
-            Err(e) => array.insert(crate::errors::lower_error(env, &e)?)?,
-        }
+        array.insert(r.map_or_else(|e| crate::errors::lower_error(env, &e), |step| lower(env, &step))?)?;
     }
     array.into_unknown(env)
 }
@@ -132,7 +128,7 @@ impl WorkerSession {
         attempt: i64,
         result: Unknown,
     ) -> Result<Object<'env>> {
-        let result = lifted!(env, lift_json(&result, "result"));
+        let result = lifted!(env, lift_value(&result, "result"));
         let (token, s) = (token(step_id, attempt), self.inner.clone());
         promise(env, async move { s.complete_async(&token, result).await }, settle)
     }
@@ -150,7 +146,7 @@ impl WorkerSession {
     /// `{ step_id, attempt, failure: {...} }`; resolves to one `Step` or error per item.
     #[napi]
     pub fn finish_many<'env>(&self, env: &'env Env, outcomes: Unknown) -> Result<Object<'env>> {
-        let items = lifted!(env, lift_json(&outcomes, "outcomes").and_then(outcome_items));
+        let items = lifted!(env, lift_value(&outcomes, "outcomes").and_then(outcome_items));
         let s = self.inner.clone();
         promise(env, async move { s.finish_many_async(items).await }, settle_steps)
     }
