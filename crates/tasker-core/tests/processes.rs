@@ -319,7 +319,11 @@ mod postgres {
                 .expect("run tasker");
             (
                 out.status.success(),
-                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
             )
         };
         for url in &forms {
@@ -344,7 +348,10 @@ mod postgres {
             while !seen.contains("stop with Ctrl-C") {
                 let mut line = String::new();
                 let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-                assert!(n > 0 && Instant::now() < deadline, "the worker never said it runs:\n{seen}");
+                assert!(
+                    n > 0 && Instant::now() < deadline,
+                    "the worker never said it runs:\n{seen}"
+                );
                 seen.push_str(&line);
             }
             let pid = worker.id().to_string();
@@ -364,4 +371,3 @@ mod postgres {
         assert!(!leaks(&out) && out.contains("password=***"), "{out}");
     }
 }
-

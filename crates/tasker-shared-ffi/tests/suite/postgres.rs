@@ -180,7 +180,9 @@ fn postgres_passwords_in_every_form_are_masked_everywhere() {
     let _server = shared();
     let url = fresh_database();
     let (head, db) = url.rsplit_once('/').unwrap();
-    let host = head.rsplit_once('@').map_or(head.trim_start_matches("postgres://"), |(_, h)| h);
+    let host = head
+        .rsplit_once('@')
+        .map_or(head.trim_start_matches("postgres://"), |(_, h)| h);
     let leaks = |s: &str| s.contains(SECRET) || s.contains("Zq9@Secret-Xy") || s.contains("Zq9%40Secret");
     let forms = |host: &str| {
         [
