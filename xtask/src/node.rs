@@ -1,6 +1,8 @@
 //! The Node binding: `npm ci` into crates/tasker-node when its node_modules is missing, the addon built once
-//! per profile with cargo (into `CARGO_TARGET_DIR`, sharing the workspace's artifacts), and `node --test` on
-//! memory, SQLite and PostgreSQL. `cargo xtask package node` builds the release addon and runs `npm pack`.
+//! per profile with cargo (into `CARGO_TARGET_DIR`, sharing the workspace's artifacts), `node --test` on
+//! memory, SQLite and PostgreSQL, then the packaging smoke test: `npm pack`, the tarball installed into an
+//! empty folder, and a diamond workflow from plain `node` as CommonJS and as an ES module.
+//! `cargo xtask package node` builds the release addon and packs it.
 
 use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
 use std::path::{Path, PathBuf};
@@ -100,31 +102,86 @@ pub fn test() -> Result<()> {
             node.env("PATH", format!("{}:{path}", bin.display()));
         }
     }
-    util::run(&mut node)
+    util::run(&mut node)?;
+    drop(_pg);
+
+    // Packaging smoke test with the dev addon (a cold release build of sqlx takes minutes); `cargo xtask
+    // package node` packs the release one the same way.
+    let tarball = pack(&addon)?;
+    smoke(&tarball)
 }
 
-/// `cargo xtask package node`: the release addon as `tasker_core.<platform>.node` in the package folder,
-/// then `npm pack` into `<target>/npm`.
-pub fn package() -> Result<()> {
-    ensure_node()?;
-    let platform = match (std::env::consts::OS, std::env::consts::ARCH) {
+/// The package's name for this machine's addon, as `napi build --platform` names it.
+fn platform() -> Result<&'static str> {
+    Ok(match (std::env::consts::OS, std::env::consts::ARCH) {
         ("linux", "x86_64") => "linux-x64-gnu",
         ("linux", "aarch64") => "linux-arm64-gnu",
         ("macos", "x86_64") => "darwin-x64",
         ("macos", "aarch64") => "darwin-arm64",
         (os, arch) => bail!("no Node package target for {os}/{arch}"),
-    };
-    let addon = build_addon("release", "tasker_core.node")?;
-    let packaged = Path::new(CRATE_DIR).join(format!("tasker_core.{platform}.node"));
-    std::fs::copy(&addon, &packaged).with_context(|| format!("could not copy the addon to {}", packaged.display()))?;
+    })
+}
+
+/// Puts `addon` into the package as `tasker_core.<platform>.node` (without its debug info when `strip` is
+/// there), runs `npm pack` into `<target>/npm`, and takes the copy out again, so a stale platform addon never
+/// shadows a development build. Returns the tarball.
+fn pack(addon: &Path) -> Result<PathBuf> {
+    let packaged = Path::new(CRATE_DIR).join(format!("tasker_core.{}.node", platform()?));
+    std::fs::copy(addon, &packaged).with_context(|| format!("could not copy the addon to {}", packaged.display()))?;
+    if util::succeeds(Command::new("strip").arg("--version")) {
+        util::run(Command::new("strip").arg("--strip-debug").arg(&packaged))?;
+    }
     let out = std::fs::canonicalize(util::cargo_target())?.join("npm");
     std::fs::create_dir_all(&out)?;
-    util::run(
+    let packed = util::output(
         Command::new("npm")
-            .args(["pack", "--pack-destination"])
+            .args(["pack", "--silent", "--pack-destination"])
             .arg(&out)
             .current_dir(CRATE_DIR),
+    );
+    std::fs::remove_file(&packaged)?;
+    let name = packed?.lines().last().unwrap_or_default().trim().to_string();
+    let tarball = out.join(&name);
+    if name.is_empty() || !tarball.exists() {
+        bail!("npm pack wrote no tarball into {}", out.display());
+    }
+    println!("packed {}", tarball.display());
+    Ok(tarball)
+}
+
+/// Installs `tarball` into an empty folder with npm (offline: the package has no dependencies) and runs the
+/// smoke scripts there with plain `node`, CommonJS and ES module.
+fn smoke(tarball: &Path) -> Result<()> {
+    let dir = std::fs::canonicalize(util::cargo_target())?.join("node-smoke");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("package.json"), "{ \"private\": true }\n")?;
+    util::run(
+        Command::new("npm")
+            .args(["install", "--offline", "--no-audit", "--no-fund", "--silent"])
+            .arg(tarball)
+            .current_dir(&dir),
     )?;
-    println!("tarball: {}", out.join("tasker-core-0.1.0.tgz").display());
+    for script in ["diamond.cjs", "diamond.mjs"] {
+        std::fs::copy(
+            Path::new(CRATE_DIR).join("__test__/smoke").join(script),
+            dir.join(script),
+        )?;
+        util::run(
+            Command::new("node")
+                .arg(script)
+                .current_dir(&dir)
+                .env_remove("TASKER_CORE_NATIVE"),
+        )?;
+    }
+    Ok(())
+}
+
+/// `cargo xtask package node`: the release addon packed into `<target>/npm/tasker-core-<version>.tgz`.
+pub fn package() -> Result<()> {
+    ensure_node()?;
+    let addon = build_addon("release", "tasker_core.node")?;
+    let tarball = pack(&addon)?;
+    println!("tarball: {}", tarball.display());
     Ok(())
 }
