@@ -1,7 +1,8 @@
 //! The Node binding: `npm ci` into crates/tasker-node when its node_modules is missing, the addon built once
 //! per profile with cargo (into `CARGO_TARGET_DIR`, sharing the workspace's artifacts), `node --test` on
 //! memory, SQLite and PostgreSQL, then the packaging smoke test: `npm pack`, the tarball installed into an
-//! empty folder, and a diamond workflow from plain `node` as CommonJS and as an ES module.
+//! empty folder, a diamond workflow from plain `node` as CommonJS and as an ES module, and the strict
+//! TypeScript consumer compiled against the installed types.
 //! `cargo xtask package node` builds the release addon and packs it.
 
 use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
@@ -174,7 +175,19 @@ fn smoke(tarball: &Path) -> Result<()> {
                 .env_remove("TASKER_CORE_NATIVE"),
         )?;
     }
-    Ok(())
+    // The strict TypeScript consumer of the suite, now against the installed package's types.
+    let consumer = std::fs::read_to_string(Path::new(CRATE_DIR).join("__test__/consumer.ts"))?;
+    std::fs::write(
+        dir.join("consumer.ts"),
+        consumer.replace("'../index'", "'@tasker/core'"),
+    )?;
+    let tsc = std::fs::canonicalize(Path::new(CRATE_DIR).join("node_modules/.bin/tsc"))?;
+    util::run(
+        Command::new(tsc)
+            .args(["--strict", "--noEmit", "--target", "es2022", "--module", "commonjs"])
+            .args(["--lib", "es2022,esnext.disposable,dom", "consumer.ts"])
+            .current_dir(&dir),
+    )
 }
 
 /// `cargo xtask package node`: the release addon packed into `<target>/npm/tasker-core-<version>.tgz`.
