@@ -362,3 +362,24 @@ test("the guide's testing example: the diamond completes after one retry, with n
   assert.equal(report.advancedMs, 5000)
   for (const task of tasks) assert.equal((await client.task(task.id)).state, 'complete')
 })
+
+test('RetryableError and PermanentError check their options; a bad one fails the step, not the worker', async (t) => {
+  assert.throws(() => new RetryableError('x', { retryAfterMs: -1 }), TypeError)
+  assert.throws(() => new RetryableError('x', { retryAfterMs: '5s' }), TypeError)
+  assert.throws(() => new PermanentError('x', { code: 42 }), TypeError)
+  const client = await connect(t, 'memory:', { clock: 'manual' })
+  await client.registerTemplate(oneStep('odd', 'w.odd'))
+  const task = await client.createTask('w', 'odd')
+  const worker = new Worker(client).handle('w.odd', (ctx) => {
+    if (ctx.attempt === 1) throw new RetryableError('soon', { retryAfterMs: 1500.4 })
+    if (ctx.attempt === 2) throw new RetryableError('bad', { retryAfterMs: -5 })
+    return { attempt: ctx.attempt }
+  })
+  const report = await worker.runUntilIdle()
+  assert.equal(report.advancedMs, 1500)
+  const trail = await client.transitions(task.id)
+  const failures = trail.steps.filter((r) => r.toState === 'waiting_for_retry').map((r) => r.metadata.error_class)
+  assert.deepEqual(failures, ['RetryableError', 'TypeError'])
+  const [step] = await client.steps(task.id)
+  assert.deepEqual([step.state, step.result], ['complete', { attempt: 3 }])
+})

@@ -30,6 +30,8 @@ native.defineErrorClasses(classes)
 /** Thrown by a handler for a failure worth retrying; `retryAfterMs` asks for a delay before the next attempt. */
 class RetryableError extends Error {
   constructor(message = 'retryable failure', { retryAfterMs = null } = {}) {
+    const ok = retryAfterMs === null || (Number.isFinite(retryAfterMs) && retryAfterMs >= 0)
+    expect(ok, 'retryAfterMs', 'a non-negative number of milliseconds', retryAfterMs)
     super(message)
     this.name = new.target.name
     this.retryAfterMs = retryAfterMs
@@ -39,6 +41,7 @@ class RetryableError extends Error {
 /** Thrown by a handler for a failure that must not be retried; `code` is recorded on the step. */
 class PermanentError extends Error {
   constructor(message = 'permanent failure', { code = null } = {}) {
+    expect(code === null || typeof code === 'string', 'code', 'a string', code)
     super(message)
     this.name = new.target.name
     this.code = code

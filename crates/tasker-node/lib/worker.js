@@ -44,7 +44,7 @@ function failureOf(e) {
     error_class: className(e, 'Error'),
     backtrace,
   }
-  if (e instanceof RetryableError && e.retryAfterMs != null) failure.retry_after_ms = e.retryAfterMs
+  if (e instanceof RetryableError && e.retryAfterMs != null) failure.retry_after_ms = Math.round(e.retryAfterMs)
   if (e instanceof PermanentError && e.code != null) failure.code = e.code
   return failure
 }
