@@ -38,6 +38,12 @@ const REGIONS: &[Region] = &[
         render: ruby,
     },
     Region {
+        path: "crates/tasker-node/index.d.ts",
+        begin: "// BEGIN GENERATED: objects (cargo xtask gen, from tasker-shared-ffi's object table; do not edit)",
+        end: "// END GENERATED: objects",
+        render: typescript,
+    },
+    Region {
         path: "docs/bindings.md",
         begin:
             "<!-- BEGIN GENERATED: objects (cargo xtask gen, from tasker-shared-ffi's object table; do not edit) -->",
@@ -169,6 +175,46 @@ fn ruby() -> String {
 }
 
 /// docs/bindings.md §4: one field table per object.
+/// The JS spelling of a table field (crates/tasker-node/src/convert.rs lowers objects with the same rule).
+fn camel(name: &str) -> String {
+    let mut parts = name.split('_');
+    let first = parts.next().unwrap_or_default().to_string();
+    parts.fold(first, |acc, p| acc + &p[..1].to_uppercase() + &p[1..])
+}
+
+fn typescript_type(kind: &Kind) -> String {
+    match kind {
+        Kind::String => "string".into(),
+        Kind::Integer | Kind::Float => "number".into(),
+        Kind::Boolean => "boolean".into(),
+        Kind::Timestamp => "Date".into(),
+        Kind::Json => "Json".into(),
+        Kind::Object(name) => (*name).into(),
+        Kind::List(k) => match **k {
+            Kind::Optional(_) => format!("Array<{}>", typescript_type(k)),
+            _ => format!("{}[]", typescript_type(k)),
+        },
+        Kind::Optional(k) => format!("{} | null", typescript_type(k)),
+        Kind::Map(k) => format!("Record<string, {}>", typescript_type(k)),
+    }
+}
+
+/// One interface per object, the plain objects the Node binding returns: camelCased, read-only fields.
+fn typescript() -> String {
+    let mut out = String::new();
+    for o in OBJECTS {
+        out += &format!("/** {} */\nexport interface {} {{\n", o.doc, o.name);
+        for f in o.fields {
+            if !f.doc.is_empty() {
+                out += &format!("  /** {} */\n", f.doc);
+            }
+            out += &format!("  readonly {}: {}\n", camel(f.name), typescript_type(&f.kind));
+        }
+        out += "}\n\n";
+    }
+    out
+}
+
 fn markdown() -> String {
     let mut out = String::new();
     for o in OBJECTS {
@@ -237,5 +283,8 @@ mod tests {
         assert_eq!(ruby_type(&k), "Array[Performance::SlowStep]?");
         assert_eq!(ruby_type(&Kind::Map(&Kind::Integer)), "Hash[String, Integer]");
         assert_eq!(ruby_type(&Kind::Optional(&Kind::Json)), "untyped");
+        assert_eq!(typescript_type(&k), "SlowStep[] | null");
+        assert_eq!(typescript_type(&Kind::Map(&Kind::Json)), "Record<string, Json>");
+        assert_eq!(camel("dependency_results"), "dependencyResults");
     }
 }

@@ -5,6 +5,7 @@
 mod bench;
 mod bindings_bench;
 mod gen;
+mod node;
 mod pg;
 mod python;
 mod ruby;
@@ -88,7 +89,7 @@ fn run() -> Result<()> {
         }
         "package" => {
             let Some(binding) = args.next() else {
-                bail!("package expects a binding: ruby or python");
+                bail!("package expects a binding: ruby, python or node");
             };
             args.finish()?;
             match binding.as_str() {
@@ -97,7 +98,8 @@ fn run() -> Result<()> {
                     println!("platform gem: {}", gems.platform.display());
                 }),
                 "python" => python::package(),
-                other => bail!("cannot package `{other}`; known: ruby, python"),
+                "node" => node::package(),
+                other => bail!("cannot package `{other}`; known: ruby, python, node"),
             }
         }
         // Hidden: it exists to prove pg.rs works on a new machine, not for daily use.
@@ -134,13 +136,15 @@ Tasks:
       with no-op handlers on a durable PostgreSQL next to the Rust in-process worker,
       and write the bindings section of docs/benchmarks.md.
   gen [--check]
-      Write the object types of the host type files (.pyi, .rbs) and of docs/bindings.md
+      Write the object types of the host type files (.pyi, .rbs, .d.ts) and of docs/bindings.md
       from tasker-shared-ffi's object table; --check only fails when one is stale.
   package ruby
       Build the tasker_core gems into target/ruby-gem/: the source gem (crates vendored;
       cargo runs at install) and the x86_64-linux platform gem (release extension inside).
   package python
       Build the release abi3 wheel of the Python binding into target/wheels.
+  package node
+      Build the release Node addon and `npm pack` @tasker/core into <target>/npm.
 
 Parts of test-all, in order:"
     );

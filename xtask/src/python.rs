@@ -42,7 +42,7 @@ fn in_venv(tool: &str) -> Result<Command> {
 }
 
 /// The newest PostgreSQL bin dir, for `psql` (the pytest PostgreSQL replay creates one database per scenario).
-fn pg_bin_dir() -> Option<PathBuf> {
+pub fn pg_bin_dir() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))

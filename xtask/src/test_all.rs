@@ -54,6 +54,11 @@ pub const PARTS: &[Part] = &[
                       gems checked and installed (platform gem without cargo, source gem compiled)",
         run: crate::ruby::test,
     },
+    Part {
+        name: "node",
+        description: "the Node package: type freshness, one debug addon build, node --test (scenarios on memory/SQLite/PostgreSQL)",
+        run: crate::node::test,
+    },
 ];
 
 pub struct Options {

@@ -1,0 +1,40 @@
+'use strict'
+// Replays every tests/scenarios/*.yaml through the Node client and worker (docs/bindings.md §9), on memory,
+// SQLite (memory and file) and, with TASKER_TEST_PG_URL, PostgreSQL.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const path = require('node:path')
+const { testing } = require('../lib/index.js')
+const { run, ScenarioFailed } = require('./scenario_runner')
+const { SCENARIO_DIR, stores, pgSkip } = require('./helpers')
+
+const FILES = testing.scenarioFiles(SCENARIO_DIR)
+
+test('the scenario directory is not empty', () => {
+  assert.ok(FILES.length >= 10, `expected the scenario files in ${SCENARIO_DIR}`)
+})
+
+for (const [label, fresh] of stores()) {
+  test(`every scenario on ${label}`, pgSkip(fresh), async (t) => {
+    for (const file of FILES) {
+      await t.test(path.basename(file, '.yaml'), async () => {
+        await run(testing.loadScenario(file), fresh())
+      })
+    }
+  })
+}
+
+test('the runner reports every difference', async () => {
+  // The replay is only worth something if a wrong expectation fails it, with the place named.
+  const scenario = testing.loadScenario(path.join(SCENARIO_DIR, 'linear_success.yaml'))
+  const task = Object.values(scenario.expect.tasks)[0]
+  task.state = 'error'
+  if (task.events) task.events = task.events.slice(0, -1)
+  await assert.rejects(run(scenario, 'memory:'), (e) => {
+    assert.ok(e instanceof ScenarioFailed)
+    assert.match(e.message, /\.state: expected error, found complete/)
+    if (task.events) assert.match(e.message, /sequences differ/)
+    assert.match(e.message, /observed:/)
+    return true
+  })
+})
