@@ -58,7 +58,7 @@ fn ensure_node_modules() -> Result<()> {
 /// twice (napi's `--platform` would build into a target-triple folder of its own).
 fn build_addon(profile: &str, name: &str) -> Result<PathBuf> {
     util::run(util::cargo().args(["build", "-p", "tasker-node", "--lib", "--profile", profile]))?;
-    let dir = util::cargo_target().join(if profile == "dev" { "debug" } else { profile });
+    let dir = util::target_dir()?.join(if profile == "dev" { "debug" } else { profile });
     let built = dir.join(format!("{DLL_PREFIX}tasker_node{DLL_SUFFIX}"));
     let addon = dir.join(name);
     std::fs::copy(&built, &addon)
@@ -132,7 +132,7 @@ fn pack(addon: &Path) -> Result<PathBuf> {
     if util::succeeds(Command::new("strip").arg("--version")) {
         util::run(Command::new("strip").arg("--strip-debug").arg(&packaged))?;
     }
-    let out = std::fs::canonicalize(util::cargo_target())?.join("npm");
+    let out = util::target_dir()?.join("npm");
     std::fs::create_dir_all(&out)?;
     let packed = util::output(
         Command::new("npm")
@@ -153,7 +153,7 @@ fn pack(addon: &Path) -> Result<PathBuf> {
 /// Installs `tarball` into an empty folder with npm (offline: the package has no dependencies) and runs the
 /// smoke scripts there with plain `node`, CommonJS and ES module.
 fn smoke(tarball: &Path) -> Result<()> {
-    let dir = std::fs::canonicalize(util::cargo_target())?.join("node-smoke");
+    let dir = util::target_dir()?.join("node-smoke");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("package.json"), "{ \"private\": true }\n")?;
