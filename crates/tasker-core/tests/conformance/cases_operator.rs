@@ -657,26 +657,34 @@ pub async fn worker_shuts_down_gracefully(mut h: H) {
     let stop_tx = std::sync::Mutex::new(Some(stop_tx));
     let started = Arc::new(tokio::sync::Notify::new());
     let s2 = started.clone();
+    // Set once the worker has taken the stop. The branches finish only then: a claim already in flight when
+    // a stop comes may still hand out what it finds (its steps are run, never dropped), so the join must not
+    // become ready before the worker has seen the stop.
+    let (seen_tx, seen_rx) = tokio::sync::watch::channel(false);
     // The handler of the branches asks the worker to stop while they are running.
     let h: Arc<dyn StepHandler> = Arc::new(handler_fn(move |ctx: StepContext| {
-        let tx = if ctx.step_name.starts_with("branch") {
-            stop_tx.lock().unwrap().take()
-        } else {
-            None
-        };
+        let branch = ctx.step_name.starts_with("branch");
+        let tx = if branch { stop_tx.lock().unwrap().take() } else { None };
         let s2 = s2.clone();
+        let mut seen = seen_rx.clone();
         async move {
             if let Some(tx) = tx {
                 let _ = tx.send(());
                 s2.notify_one();
             }
+            if branch {
+                let _ = seen.wait_for(|s| *s).await;
+            }
             Ok(json!(ctx.step_name))
         }
     }));
+    // As many slots as branches: a claim is issued only while a slot is free, so while some branch is still
+    // unclaimed no claim can find the join ready, and once all four are claimed the worker claims nothing
+    // more until one finishes, which is after it has seen the stop.
     let mut w = Worker::new(
         engine.clone(),
         WorkerConfig {
-            concurrency: 8,
+            concurrency: 4,
             ..Default::default()
         },
     );
@@ -684,6 +692,7 @@ pub async fn worker_shuts_down_gracefully(mut h: H) {
     let stats = w
         .run(async move {
             let _ = stop_rx.await;
+            let _ = seen_tx.send(true);
         })
         .await
         .unwrap();
