@@ -355,14 +355,7 @@ fn new_feed(store: &Arc<dyn Store>, events: &broadcast::Sender<Event>) -> Option
 impl Engine {
     /// Opens the store a URL names (see [`crate::store::open`] for the forms) and an engine over it.
     pub async fn connect(url: &str, options: EngineOptions) -> Result<Engine> {
-        let store = crate::store::open(
-            url,
-            &StoreOptions {
-                migrate: options.migrate,
-                max_connections: options.max_connections,
-            },
-        )
-        .await?;
+        let store = open_store(url, &options).await?;
         let engine = Engine::with_store(store, options);
         engine.sync_clock().await?;
         Ok(engine)
@@ -394,14 +387,7 @@ impl Engine {
     /// shares this one's clock, event bus and wake-ups, so subscriptions and waiting claims carry on over it
     /// instead of ending with the old store.
     pub async fn reopen(&self, url: &str, options: EngineOptions) -> Result<Engine> {
-        let store = crate::store::open(
-            url,
-            &StoreOptions {
-                migrate: options.migrate,
-                max_connections: options.max_connections,
-            },
-        )
-        .await?;
+        let store = open_store(url, &options).await?;
         store.attach_wakeups(self.inner.work.clone());
         // The feed carries on over the new store from the same cursor: the database is the same, so nothing
         // committed meanwhile is lost.
@@ -1796,4 +1782,16 @@ async fn pause_for(d: Duration) {
     tokio::time::sleep(d).await;
     #[cfg(not(feature = "runtime"))]
     let _ = d;
+}
+
+/// Opens the store `url` names with the options of an engine; `connect` and `reopen` share it.
+async fn open_store(url: &str, options: &EngineOptions) -> Result<Arc<dyn Store>> {
+    crate::store::open(
+        url,
+        &StoreOptions {
+            migrate: options.migrate,
+            max_connections: options.max_connections,
+        },
+    )
+    .await
 }

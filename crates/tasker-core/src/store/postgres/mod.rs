@@ -286,6 +286,20 @@ pub(super) async fn fetch_claim_inputs(conn: &mut PgConnection, step_ids: &[Uuid
 // Store
 // ---------------------------------------------------------------------------------------------------------
 
+/// The aggregate columns of a finished summary over rows aliased `alias` (state) and `d` (ms, null for a row
+/// without a duration), for `summary_from_row`. `alias` is one of this file's constants, never user input.
+fn summary_select(alias: &str) -> String {
+    format!(
+        "SELECT COUNT(*) FILTER (WHERE {alias}.state = 'complete') AS completed,
+                COUNT(*) FILTER (WHERE {alias}.state = 'error') AS failed,
+                COUNT(d.ms) AS n,
+                COALESCE(SUM(d.ms), 0)::bigint AS sum_ms,
+                COALESCE(percentile_disc(0.5) WITHIN GROUP (ORDER BY d.ms), 0) AS p50_ms,
+                COALESCE(percentile_disc(0.95) WITHIN GROUP (ORDER BY d.ms), 0) AS p95_ms,
+                COALESCE(MAX(d.ms), 0) AS max_ms"
+    )
+}
+
 fn has_task_filter(filter: &AnalyticsFilter) -> bool {
     filter.namespace.is_some() || filter.name.is_some() || filter.version.is_some()
 }
@@ -505,16 +519,8 @@ impl Store for PgStore {
     async fn step_finished_summary(&self, filter: &AnalyticsFilter) -> Result<FinishedSummary> {
         // percentile_disc(p) is the nearest-rank percentile of crate::analytics: the first value whose rank
         // reaches ceil(p * n). It ignores NULLs, so only completed steps with a start time count.
-        let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT COUNT(*) FILTER (WHERE s.state = 'complete') AS completed,
-                    COUNT(*) FILTER (WHERE s.state = 'error') AS failed,
-                    COUNT(d.ms) AS n,
-                    COALESCE(SUM(d.ms), 0)::bigint AS sum_ms,
-                    COALESCE(percentile_disc(0.5) WITHIN GROUP (ORDER BY d.ms), 0) AS p50_ms,
-                    COALESCE(percentile_disc(0.95) WITHIN GROUP (ORDER BY d.ms), 0) AS p95_ms,
-                    COALESCE(MAX(d.ms), 0) AS max_ms
-             FROM tasker.steps s",
-        );
+        let mut q = QueryBuilder::<Postgres>::new(summary_select("s"));
+        q.push(" FROM tasker.steps s");
         if has_task_filter(filter) {
             q.push(" JOIN tasker.tasks t ON t.id = s.task_id");
         }
@@ -532,15 +538,9 @@ impl Store for PgStore {
     }
 
     async fn task_finished_summary(&self, filter: &AnalyticsFilter) -> Result<FinishedSummary> {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT COUNT(*) FILTER (WHERE t.state = 'complete') AS completed,
-                    COUNT(*) FILTER (WHERE t.state = 'error') AS failed,
-                    COUNT(d.ms) AS n,
-                    COALESCE(SUM(d.ms), 0)::bigint AS sum_ms,
-                    COALESCE(percentile_disc(0.5) WITHIN GROUP (ORDER BY d.ms), 0) AS p50_ms,
-                    COALESCE(percentile_disc(0.95) WITHIN GROUP (ORDER BY d.ms), 0) AS p95_ms,
-                    COALESCE(MAX(d.ms), 0) AS max_ms
-             FROM tasker.tasks t
+        let mut q = QueryBuilder::<Postgres>::new(summary_select("t"));
+        q.push(
+            " FROM tasker.tasks t
              CROSS JOIN LATERAL (SELECT CASE WHEN t.state = 'complete' THEN
                  (EXTRACT(EPOCH FROM t.finished_at - t.created_at) * 1000)::bigint END AS ms) d
              WHERE t.state IN ('complete', 'error') AND t.finished_at IS NOT NULL",
