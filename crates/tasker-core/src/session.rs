@@ -12,8 +12,11 @@
 //! - a handler's deadline (its step's `timeout_seconds`) is enforced: past it the lease is no longer
 //!   extended and the attempt is reported as a retryable `timeout` failure; a late outcome is then rejected
 //!   by the engine as a stale claim, and counted;
-//! - a reporter batches outcomes into `finish_many` (one transaction per batch), retries store errors with
-//!   backoff, and never drops an outcome silently: when it gives up on one (the client closed, or the store
+//! - outcomes are written in batches, one transaction each, and never dropped silently. The host's next
+//!   claim carries the outcomes queued since the last one ([`Engine::finish_and_claim`]: one commit for
+//!   both); the reporter writes the rest: at once when a claim is waiting for work, a flush or a shutdown
+//!   asks, or a full batch is queued, and otherwise after [`FUSE_GRACE`] when no claim came to take them.
+//!   The reporter retries store errors with backoff, and never drops an outcome silently: when it gives up on one (the client closed, or the store
 //!   stayed down past [`SessionConfig::report_patience`]) it logs an error, counts it, and stops
 //!   heartbeating that claim, so its lease expires and the reaper recovers the step;
 //! - a maintenance pass reaps expired leases, so the steps of crashed workers are recovered even when only
@@ -21,11 +24,11 @@
 //! - [`IdleRun`] is the one definition of "run until idle" that every `run_until_idle` uses.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify, OwnedRwLockReadGuard, RwLock};
 use tracing::{debug, error, warn};
 
 use crate::clock::{ManualClock, Timestamp};
@@ -162,8 +165,75 @@ struct Shared {
     counters: Counters,
     /// The delay before the next claim after a store error; zero while claims succeed.
     claim_backoff: Mutex<Duration>,
-    /// The reporter's queue, for the deadline check; weak, so the reporter ends with the last handle.
-    reports: mpsc::WeakUnboundedSender<Msg>,
+    /// Outcomes waiting to be written, in report order.
+    queue: Mutex<Queue>,
+    /// Something changed that the reporter waits on: the queue, a claim starting to wait, a shutdown.
+    queue_changed: Notify,
+    /// Held (shared) by each claim writing outcomes it took; a flush takes it exclusively, so it is answered
+    /// only once every outcome queued before it is written.
+    writes: Arc<RwLock<()>>,
+    /// Claims now waiting for work: the reporter writes at once, as no claim will carry the outcomes soon.
+    waiting_claims: AtomicUsize,
+}
+
+/// A claim waiting for work, counted for the reporter while it lives.
+struct Waiting<'a>(&'a Shared);
+
+impl<'a> Waiting<'a> {
+    fn start(sh: &'a Shared) -> Self {
+        sh.waiting_claims.fetch_add(1, Ordering::AcqRel);
+        sh.queue_changed.notify_waiters();
+        Waiting(sh)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting_claims.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The longest the reporter leaves queued outcomes for the host's next claim to carry (one commit for both)
+/// while no claim is waiting, no flush or shutdown asks, and less than a batch is queued. A loop claims again
+/// as soon as a handler frees its slot, within microseconds, so this bounds the wait of an outcome whose
+/// loop is not claiming; it adds nothing when the system is idle (a claim then waits, and the reporter
+/// writes at once).
+pub const FUSE_GRACE: Duration = Duration::from_millis(2);
+
+/// The reporter's queue, shared with the claims that carry outcomes.
+#[derive(Default)]
+struct Queue {
+    msgs: VecDeque<Msg>,
+    /// The claims whose outcomes a writer (the reporter or a claim) is writing now: a later outcome of the
+    /// same claim (a timeout, then the handler's late result) waits for it, so the engine sees them in order.
+    writing: HashSet<ClaimToken>,
+    /// Flushes queued and not yet answered.
+    flushes: usize,
+    /// A claim gave outcomes back (its write failed): the reporter writes them at once.
+    urgent: bool,
+    /// The last handle on the session is gone: the reporter writes what is queued and ends.
+    closed: bool,
+}
+
+impl Queue {
+    /// Up to `max` outcomes from the front, in order, stopping at a flush and at a claim already being
+    /// written (or twice in this batch); their claims are marked as being written.
+    fn take(&mut self, max: usize) -> Vec<Item> {
+        let mut batch: Vec<Item> = Vec::new();
+        while batch.len() < max.max(1) {
+            match self.msgs.front() {
+                Some(Msg::Outcome { token, .. }) if !self.writing.contains(token) => {
+                    let Some(Msg::Outcome { token, outcome, reply }) = self.msgs.pop_front() else {
+                        unreachable!("the front was an outcome")
+                    };
+                    self.writing.insert(token);
+                    batch.push((token, outcome, reply));
+                }
+                _ => break,
+            }
+        }
+        batch
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -221,6 +291,66 @@ impl Shared {
         }
     }
 
+    /// Queues a message for the reporter; false once the session is gone (nothing will write it).
+    fn enqueue(&self, msg: Msg) -> std::result::Result<(), Msg> {
+        let mut q = lock(&self.queue);
+        if q.closed {
+            return Err(msg);
+        }
+        if matches!(msg, Msg::Flush(_)) {
+            q.flushes += 1;
+        }
+        q.msgs.push_back(msg);
+        drop(q);
+        self.queue_changed.notify_waiters();
+        Ok(())
+    }
+
+    /// The outcomes of `batch` are written (or given up on); later outcomes of the same claims may go.
+    fn done_writing(&self, tokens: &[ClaimToken]) {
+        let mut q = lock(&self.queue);
+        for t in tokens {
+            q.writing.remove(t);
+        }
+        drop(q);
+        self.queue_changed.notify_waiters();
+    }
+
+    /// Each item's result: counted, its claim released, and sent to whoever waits for it.
+    fn deliver(&self, batch: Vec<Item>, results: Vec<Result<Step>>) {
+        for ((token, _, reply), r) in batch.into_iter().zip(results) {
+            self.record(&token, &r);
+            if let Some(reply) = reply {
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// The outcomes a claim took, for its transaction, with its share of the write lock; none when a flush is
+    /// waiting for the lock, when nothing is queued, or when the session is stopping (the reporter writes
+    /// those at once).
+    fn take_for_claim(&self) -> Option<(Vec<Item>, OwnedRwLockReadGuard<()>)> {
+        if self.stopping.is_set() {
+            return None;
+        }
+        let guard = self.writes.clone().try_read_owned().ok()?;
+        let batch = lock(&self.queue).take(self.config.report_batch);
+        (!batch.is_empty()).then_some((batch, guard))
+    }
+
+    /// Puts back the outcomes a claim could not write, at the front and in order, for the reporter to write
+    /// at once (with its retries and its one-by-one fallback).
+    fn give_back(&self, batch: Vec<Item>) {
+        let mut q = lock(&self.queue);
+        for (token, outcome, reply) in batch.into_iter().rev() {
+            q.writing.remove(&token);
+            q.msgs.push_front(Msg::Outcome { token, outcome, reply });
+        }
+        q.urgent = true;
+        drop(q);
+        self.queue_changed.notify_waiters();
+    }
+
     fn abandon(&self, token: &ClaimToken, why: &str) {
         bump(&self.counters.abandoned);
         error!(
@@ -245,17 +375,18 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
-/// Ends the background work when the last handle on the session goes away.
+/// Ends the background work when the last handle on the session goes away: the reporter writes what is
+/// queued and ends.
 struct Owner {
     shared: Arc<Shared>,
-    /// Dropping it lets the reporter write what is queued and end.
-    reports: mpsc::UnboundedSender<Msg>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
         self.shared.stopping.trigger();
         self.shared.finished.trigger();
+        lock(&self.shared.queue).closed = true;
+        self.shared.queue_changed.notify_waiters();
     }
 }
 
@@ -294,7 +425,6 @@ impl Session {
             ));
         }
         source()?;
-        let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             source,
             config,
@@ -305,9 +435,12 @@ impl Session {
             claimed: Notify::new(),
             counters: Counters::default(),
             claim_backoff: Mutex::new(Duration::ZERO),
-            reports: tx.downgrade(),
+            queue: Mutex::new(Queue::default()),
+            queue_changed: Notify::new(),
+            writes: Arc::new(RwLock::new(())),
+            waiting_claims: AtomicUsize::new(0),
         });
-        tokio::spawn(reporter(shared.clone(), rx));
+        tokio::spawn(reporter(shared.clone()));
         let cfg = &shared.config;
         if let Some(every) = cfg.heartbeat_interval.filter(|d| !d.is_zero()) {
             tokio::spawn(heartbeat_loop(Arc::downgrade(&shared), every));
@@ -319,7 +452,7 @@ impl Session {
             tokio::spawn(maintenance_loop(Arc::downgrade(&shared), every));
         }
         Ok(Session {
-            owner: Arc::new(Owner { shared, reports: tx }),
+            owner: Arc::new(Owner { shared }),
         })
     }
 
@@ -352,6 +485,11 @@ impl Session {
     pub async fn next_batch(&self, max: u32, wait: Duration) -> Result<Vec<StepContext>> {
         let sh = self.shared();
         let deadline = tokio::time::Instant::now() + wait;
+        if lock(&sh.claim_backoff).is_zero() {
+            if let Some(claimed) = self.finish_and_claim(max).await {
+                return Ok(claimed);
+            }
+        }
         loop {
             let backoff = *lock(&sh.claim_backoff);
             if !backoff.is_zero() {
@@ -382,6 +520,50 @@ impl Session {
         }
     }
 
+    /// Writes the outcomes queued since the last claim and claims up to `max` steps in one transaction.
+    /// `None` when there was nothing to carry, nothing was claimed, or the write failed (the outcomes then
+    /// go back to the reporter, and the caller claims on its own, which reports any error of the claim).
+    async fn finish_and_claim(&self, max: u32) -> Option<Vec<StepContext>> {
+        let sh = self.shared();
+        let (batch, share) = sh.take_for_claim()?;
+        let engine = match sh.engine() {
+            Ok(e) => e,
+            Err(_) => {
+                drop(share);
+                sh.give_back(batch);
+                return None;
+            }
+        };
+        let items = batch.iter().map(|(t, o, _)| (*t, o.clone())).collect();
+        match engine.finish_and_claim(items, &self.claim_request(max)).await {
+            Ok((results, claimed)) => {
+                // Held before the outcomes release theirs, so a shutdown never ends heartbeats between.
+                self.hold(&claimed);
+                let tokens: Vec<ClaimToken> = batch.iter().map(|(t, _, _)| *t).collect();
+                sh.deliver(batch, results);
+                drop(share);
+                sh.done_writing(&tokens);
+                (!claimed.is_empty()).then_some(claimed)
+            }
+            Err(e) => {
+                debug!(error = %e, outcomes = batch.len(), "finish and claim failed; the reporter writes the outcomes");
+                drop(share);
+                sh.give_back(batch);
+                None
+            }
+        }
+    }
+
+    fn claim_request(&self, max: u32) -> ClaimRequest {
+        let config = &self.shared().config;
+        ClaimRequest {
+            worker_id: config.worker_id.clone(),
+            handler_keys: config.handler_keys.clone(),
+            limit: max,
+            lease: config.lease,
+        }
+    }
+
     /// Claims up to `max` ready steps at once, without waiting or retrying: errors are returned as they are.
     pub async fn claim_now(&self, max: u32) -> Result<Vec<StepContext>> {
         self.claim_wait(max, tokio::time::Instant::now()).await
@@ -397,12 +579,7 @@ impl Session {
     /// shutdown, whichever comes first, until `deadline`.
     async fn claim_wait(&self, max: u32, deadline: tokio::time::Instant) -> Result<Vec<StepContext>> {
         let sh = self.shared();
-        let req = ClaimRequest {
-            worker_id: sh.config.worker_id.clone(),
-            handler_keys: sh.config.handler_keys.clone(),
-            limit: max,
-            lease: sh.config.lease,
-        };
+        let req = self.claim_request(max);
         loop {
             // Fetched each round, so a claim that waits across a store rebuild uses the new store.
             let engine = sh.engine()?;
@@ -433,6 +610,8 @@ impl Session {
                 let ms = (at - engine.now()).num_milliseconds().max(1) as u64;
                 nap = nap.min(Duration::from_millis(ms));
             }
+            // While this claim waits, nothing will carry queued outcomes: the reporter writes them at once.
+            let _waiting = Waiting::start(sh);
             tokio::select! {
                 _ = &mut signal => {}
                 _ = &mut stop => return Ok(Vec::new()),
@@ -473,7 +652,7 @@ impl Session {
             bump(&sh.counters.late);
         }
         let msg = Msg::Outcome { token, outcome, reply };
-        if let Err(mpsc::error::SendError(Msg::Outcome { token, reply, .. })) = self.owner.reports.send(msg) {
+        if let Err(Msg::Outcome { token, reply, .. }) = sh.enqueue(msg) {
             // Only possible once the reporter ended, which it does only when the session is gone.
             sh.abandon(&token, "the reporter has stopped");
             if let Some(r) = reply {
@@ -485,7 +664,7 @@ impl Session {
     /// Waits until every outcome reported before this call has been written (or given up on).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.owner.reports.send(Msg::Flush(tx)).is_ok() {
+        if self.shared().enqueue(Msg::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -525,6 +704,8 @@ impl Session {
         let sh = self.shared();
         sh.stopping.trigger();
         sh.maybe_finish();
+        // The reporter stops leaving outcomes for claims that will not come.
+        sh.queue_changed.notify_waiters();
     }
 
     /// The claims taken and not yet reported.
@@ -570,50 +751,84 @@ impl Session {
     }
 }
 
-/// The reporter: drains queued outcomes into batches of up to `report_batch`, one `finish_many` each.
-async fn reporter(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>) {
-    let mut carried: VecDeque<Msg> = VecDeque::new();
+/// What the reporter does next.
+enum Next {
+    /// Nothing to write (or the front is being written by a claim): wait for a change.
+    Wait,
+    /// Outcomes are queued for a claim to carry: wait for a change or the end of the grace.
+    Grace(tokio::time::Instant),
+    Flush(oneshot::Sender<()>),
+    Write(Vec<Item>),
+    End,
+}
+
+/// The reporter: writes the queued outcomes no claim carried, in batches of up to `report_batch`, one
+/// `finish_many` each, and answers flushes once everything queued before them is written.
+async fn reporter(sh: Arc<Shared>) {
+    let mut grace_until: Option<tokio::time::Instant> = None;
     loop {
-        let first = match carried.pop_front() {
-            Some(m) => m,
-            None => match rx.recv().await {
-                Some(m) => m,
-                None => return,
-            },
-        };
-        let mut batch: Vec<Item> = Vec::new();
-        let mut in_batch = HashSet::new();
-        let mut flushes = Vec::new();
-        let mut next = Some(first);
-        while let Some(m) = next.take() {
-            match m {
-                Msg::Flush(ack) => {
-                    flushes.push(ack);
-                    break;
+        let changed = sh.queue_changed.notified();
+        tokio::pin!(changed);
+        // Registered before the queue is read, so a change made after the read still wakes us.
+        changed.as_mut().enable();
+        let next = {
+            let mut q = lock(&sh.queue);
+            match q.msgs.front() {
+                None if q.closed => Next::End,
+                None => {
+                    grace_until = None;
+                    Next::Wait
                 }
-                Msg::Outcome { token, outcome, reply } => {
-                    if !in_batch.insert(token) {
-                        // The same claim twice (a timeout and the handler's late outcome): the second goes in
-                        // the next batch, so the engine sees them in order.
-                        carried.push_back(Msg::Outcome { token, outcome, reply });
-                        break;
+                Some(Msg::Flush(_)) => match q.msgs.pop_front() {
+                    Some(Msg::Flush(ack)) => {
+                        q.flushes -= 1;
+                        Next::Flush(ack)
                     }
-                    batch.push((token, outcome, reply));
+                    _ => unreachable!("the front was a flush"),
+                },
+                Some(Msg::Outcome { .. }) => {
+                    let now = tokio::time::Instant::now();
+                    let at_once = q.closed
+                        || q.urgent
+                        || q.flushes > 0
+                        || q.msgs.len() >= sh.config.report_batch.max(1)
+                        || sh.stopping.is_set()
+                        || sh.waiting_claims.load(Ordering::Acquire) > 0
+                        || grace_until.is_some_and(|g| now >= g);
+                    if at_once {
+                        let batch = q.take(sh.config.report_batch);
+                        if batch.is_empty() {
+                            Next::Wait
+                        } else {
+                            q.urgent = false;
+                            grace_until = None;
+                            Next::Write(batch)
+                        }
+                    } else {
+                        Next::Grace(*grace_until.get_or_insert(now + FUSE_GRACE))
+                    }
                 }
             }
-            if batch.len() >= sh.config.report_batch.max(1) {
-                break;
+        };
+        match next {
+            Next::End => return,
+            Next::Wait => changed.await,
+            Next::Grace(until) => {
+                tokio::select! {
+                    _ = &mut changed => {}
+                    _ = tokio::time::sleep_until(until) => {}
+                }
             }
-            next = match carried.pop_front() {
-                Some(m) => Some(m),
-                None => rx.try_recv().ok(),
-            };
-        }
-        if !batch.is_empty() {
-            write_batch(&sh, batch).await;
-        }
-        for ack in flushes {
-            let _ = ack.send(());
+            Next::Flush(ack) => {
+                // Claims writing outcomes queued before this flush hold the lock's shared side.
+                drop(sh.writes.write().await);
+                let _ = ack.send(());
+            }
+            Next::Write(batch) => {
+                let tokens: Vec<ClaimToken> = batch.iter().map(|(t, _, _)| *t).collect();
+                write_batch(&sh, batch).await;
+                sh.done_writing(&tokens);
+            }
         }
     }
 }
@@ -631,12 +846,7 @@ async fn write_batch(sh: &Shared, batch: Vec<Item>) {
         };
         match result {
             Ok(results) => {
-                for ((token, _, reply), r) in batch.into_iter().zip(results) {
-                    sh.record(&token, &r);
-                    if let Some(reply) = reply {
-                        let _ = reply.send(r);
-                    }
-                }
+                sh.deliver(batch, results);
                 return;
             }
             Err(e) if is_store_error(&e) && started.elapsed() < sh.config.report_patience => {
@@ -754,11 +964,8 @@ async fn deadline_loop(sh: Weak<Shared>) {
                 outcome: Outcome::Failure(StepFailure::timed_out(timeout_ms)),
                 reply: None,
             };
-            match s.reports.upgrade() {
-                Some(tx) => {
-                    let _ = tx.send(msg);
-                }
-                None => return,
+            if s.enqueue(msg).is_err() {
+                return;
             }
         }
         let nap = next
@@ -1040,6 +1247,54 @@ mod tests {
         let st = s.stats();
         assert_eq!((st.completed, st.abandoned, st.outstanding), (1, 0, 0));
         assert!(st.store_errors >= 2, "{st:?}");
+    }
+
+    // The default current-thread runtime: the reporter cannot run between `report` and the claim.
+    #[tokio::test]
+    async fn the_next_claim_carries_the_outcomes_reported_before_it() {
+        let e = engine().await;
+        let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
+        let s = Session::start(Arc::new(move || Ok(e.clone())), config(&["s.a", "s.b"])).unwrap();
+        let a = s.next_batch(1, Duration::from_secs(5)).await.unwrap().remove(0);
+        s.report(a.token, Outcome::Success(json!({"a": 1})));
+        // No wait: only a claim that writes a's outcome in its own transaction can find b ready.
+        let b = s.next_batch(1, Duration::ZERO).await.unwrap();
+        assert_eq!(b.len(), 1, "b is claimed in the transaction that completes a");
+        assert_eq!(b[0].step_name, "b");
+        assert_eq!(b[0].dependency_results["a"], json!({"a": 1}));
+        let engine = s.engine().unwrap();
+        assert_eq!(step_state(&engine, t.id, "a").await.state, StepState::Complete);
+        assert_eq!((s.stats().completed, s.stats().outstanding), (1, 1));
+        // An outcome no claim comes for is written by the reporter after the grace, without a flush.
+        s.report(b[0].token, Outcome::Success(json!({})));
+        wait_for("b written by the reporter", || s.stats().completed == 2).await;
+        assert_eq!(engine.task(t.id).await.unwrap().state, crate::TaskState::Complete);
+    }
+
+    #[tokio::test]
+    async fn outcomes_a_failed_claim_carried_go_back_to_the_reporter() {
+        let e = engine().await;
+        let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
+        let (source, state) = switchable(&e);
+        let s = Session::start(
+            source,
+            SessionConfig {
+                enforce_deadlines: false,
+                ..config(&["s.a", "s.b"])
+            },
+        )
+        .unwrap();
+        let a = s.next_batch(1, Duration::from_secs(5)).await.unwrap().remove(0);
+        state.store(DOWN, Ordering::SeqCst);
+        s.report(a.token, Outcome::Success(json!({"a": 1})));
+        // The claim takes a's outcome, fails with the store, and gives it back to the reporter.
+        assert!(s.next_batch(1, Duration::from_millis(50)).await.unwrap().is_empty());
+        assert_eq!(s.outstanding(), vec![a.token], "not lost, still heartbeated");
+        state.store(UP, Ordering::SeqCst);
+        s.flush().await;
+        assert_eq!(step_state(&e, t.id, "a").await.state, StepState::Complete);
+        let st = s.stats();
+        assert_eq!((st.completed, st.abandoned), (1, 0), "{st:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
