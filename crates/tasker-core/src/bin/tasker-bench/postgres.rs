@@ -310,6 +310,16 @@ pub async fn run(admin_url: &str, quick: bool, only: &[String], p1_tasks: Option
                     ),
                 );
             }
+            // The server's CPU over the same window as the steps (the probe's), per step: the aim is ≤ 100 µs.
+            if let Some(server) = run.cpu.server {
+                let _ = std::fmt::Write::write_fmt(
+                    &mut result,
+                    format_args!(
+                        "; PostgreSQL CPU {:.0} µs/step",
+                        server / run.steps as f64 * 1e6
+                    ),
+                );
+            }
             let row = Row::new(
                 benchmark,
                 format!("{p1_workload}; {who}, concurrency {P1_CONCURRENCY}, batch {batch}"),
