@@ -14,8 +14,9 @@
 //!   by the engine as a stale claim, and counted;
 //! - outcomes are written in batches, one transaction each, and never dropped silently. The host's next
 //!   claim carries the outcomes queued since the last one ([`Engine::finish_and_claim`]: one commit for
-//!   both); the reporter writes the rest: at once when a claim is waiting for work, a flush or a shutdown
-//!   asks, or a full batch is queued, and otherwise after [`FUSE_GRACE`] when no claim came to take them.
+//!   both), and a claim waiting for work wakes to carry a new one; the reporter writes the rest: at once when
+//!   a flush or a shutdown asks or a full batch is queued, and otherwise after [`FUSE_GRACE`] when no claim
+//!   took them.
 //!   The reporter retries store errors with backoff, and never drops an outcome silently: when it gives up on one (the client closed, or the store
 //!   stayed down past [`SessionConfig::report_patience`]) it logs an error, counts it, and stops
 //!   heartbeating that claim, so its lease expires and the reaper recovers the step;
@@ -172,33 +173,65 @@ struct Shared {
     /// Held (shared) by each claim writing outcomes it took; a flush takes it exclusively, so it is answered
     /// only once every outcome queued before it is written.
     writes: Arc<RwLock<()>>,
-    /// Claims now waiting for work: the reporter writes at once, as no claim will carry the outcomes soon.
-    waiting_claims: AtomicUsize,
+    /// An outcome was queued: a worker loop's claim waiting for work wakes to carry it.
+    outcome_queued: Notify,
+    /// Worker loops' claims running a statement now, which will carry what is queued (see [`Coming`]).
+    coming_claims: AtomicUsize,
 }
 
-/// A claim waiting for work, counted for the reporter while it lives.
-struct Waiting<'a>(&'a Shared);
+/// A worker loop's claim that is running a statement and will look at the queue before it sleeps or returns:
+/// while one is, the reporter leaves queued outcomes to it (up to [`FUSE_PATIENCE`]). Paused while the claim
+/// sleeps (a new outcome wakes it) and dropped when it returns.
+struct Coming<'a> {
+    sh: &'a Shared,
+    on: bool,
+}
 
-impl<'a> Waiting<'a> {
-    fn start(sh: &'a Shared) -> Self {
-        sh.waiting_claims.fetch_add(1, Ordering::AcqRel);
-        sh.queue_changed.notify_waiters();
-        Waiting(sh)
+impl<'a> Coming<'a> {
+    fn new(sh: &'a Shared) -> Self {
+        Coming { sh, on: false }
+    }
+
+    fn resume(&mut self) {
+        if !self.on {
+            self.sh.coming_claims.fetch_add(1, Ordering::AcqRel);
+            self.on = true;
+        }
+    }
+
+    fn pause(&mut self) {
+        if self.on {
+            self.on = false;
+            self.sh.coming_claims.fetch_sub(1, Ordering::AcqRel);
+            self.sh.queue_changed.notify_waiters();
+        }
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Coming<'_> {
     fn drop(&mut self) {
-        self.0.waiting_claims.fetch_sub(1, Ordering::AcqRel);
+        self.pause();
     }
 }
 
-/// The longest the reporter leaves queued outcomes for the host's next claim to carry (one commit for both)
-/// while no claim is waiting, no flush or shutdown asks, and less than a batch is queued. A loop claims again
-/// as soon as a handler frees its slot, within microseconds, so this bounds the wait of an outcome whose
-/// loop is not claiming; it adds nothing when the system is idle (a claim then waits, and the reporter
-/// writes at once).
+/// Whether a claim carries the queued outcomes into its transaction: a worker loop's do
+/// ([`Session::next_batch`]); the claims of tests, replays and runs until idle, which write their outcomes
+/// first, do not.
+#[derive(Clone, Copy)]
+enum Carry {
+    Outcomes,
+    Nothing,
+}
+
+/// The longest the reporter leaves queued outcomes for a worker loop's claim to carry (one commit for both)
+/// when no flush or shutdown asks and less than a batch is queued. A claim waiting for work wakes at once to
+/// carry a new outcome, and a loop claims again as soon as a handler frees its slot, so this only bounds the
+/// wait of an outcome whose loop is not claiming (it is at capacity with slow handlers, or gone).
 pub const FUSE_GRACE: Duration = Duration::from_millis(2);
+
+/// The longest the reporter leaves queued outcomes to a worker loop's claim that is running a statement now
+/// and will carry them when it is done (a slow claim makes this wait; a healthy one takes milliseconds).
+pub const FUSE_PATIENCE: Duration = Duration::from_millis(100);
 
 /// The reporter's queue, shared with the claims that carry outcomes.
 #[derive(Default)]
@@ -291,18 +324,30 @@ impl Shared {
         }
     }
 
+    fn has_queued_outcomes(&self) -> bool {
+        let q = lock(&self.queue);
+        matches!(q.msgs.front(), Some(Msg::Outcome { token, .. }) if !q.writing.contains(token))
+    }
+
     /// Queues a message for the reporter; false once the session is gone (nothing will write it).
     fn enqueue(&self, msg: Msg) -> std::result::Result<(), Msg> {
         let mut q = lock(&self.queue);
         if q.closed {
             return Err(msg);
         }
-        if matches!(msg, Msg::Flush(_)) {
-            q.flushes += 1;
-        }
+        let outcome = match msg {
+            Msg::Flush(_) => {
+                q.flushes += 1;
+                false
+            }
+            Msg::Outcome { .. } => true,
+        };
         q.msgs.push_back(msg);
         drop(q);
         self.queue_changed.notify_waiters();
+        if outcome {
+            self.outcome_queued.notify_waiters();
+        }
         Ok(())
     }
 
@@ -438,7 +483,8 @@ impl Session {
             queue: Mutex::new(Queue::default()),
             queue_changed: Notify::new(),
             writes: Arc::new(RwLock::new(())),
-            waiting_claims: AtomicUsize::new(0),
+            outcome_queued: Notify::new(),
+            coming_claims: AtomicUsize::new(0),
         });
         tokio::spawn(reporter(shared.clone()));
         let cfg = &shared.config;
@@ -485,11 +531,6 @@ impl Session {
     pub async fn next_batch(&self, max: u32, wait: Duration) -> Result<Vec<StepContext>> {
         let sh = self.shared();
         let deadline = tokio::time::Instant::now() + wait;
-        if lock(&sh.claim_backoff).is_zero() {
-            if let Some(claimed) = self.finish_and_claim(max).await {
-                return Ok(claimed);
-            }
-        }
         loop {
             let backoff = *lock(&sh.claim_backoff);
             if !backoff.is_zero() {
@@ -500,7 +541,7 @@ impl Session {
                     _ = tokio::time::sleep(backoff) => {}
                 }
             }
-            match self.claim_wait(max, deadline).await {
+            match self.claim_wait(max, deadline, Carry::Outcomes).await {
                 Ok(v) => {
                     *lock(&sh.claim_backoff) = Duration::ZERO;
                     return Ok(v);
@@ -520,22 +561,14 @@ impl Session {
         }
     }
 
-    /// Writes the outcomes queued since the last claim and claims up to `max` steps in one transaction.
-    /// `None` when there was nothing to carry, nothing was claimed, or the write failed (the outcomes then
-    /// go back to the reporter, and the caller claims on its own, which reports any error of the claim).
-    async fn finish_and_claim(&self, max: u32) -> Option<Vec<StepContext>> {
+    /// Writes the outcomes queued since the last claim and claims in one transaction. `None` when there was
+    /// nothing to carry, or the write failed: the outcomes then go back to the reporter, and the caller claims
+    /// on its own, which reports any error of the claim.
+    async fn finish_and_claim(&self, engine: &Engine, req: &ClaimRequest) -> Option<Vec<StepContext>> {
         let sh = self.shared();
         let (batch, share) = sh.take_for_claim()?;
-        let engine = match sh.engine() {
-            Ok(e) => e,
-            Err(_) => {
-                drop(share);
-                sh.give_back(batch);
-                return None;
-            }
-        };
         let items = batch.iter().map(|(t, o, _)| (*t, o.clone())).collect();
-        match engine.finish_and_claim(items, &self.claim_request(max)).await {
+        match engine.finish_and_claim(items, req).await {
             Ok((results, claimed)) => {
                 // Held before the outcomes release theirs, so a shutdown never ends heartbeats between.
                 self.hold(&claimed);
@@ -543,7 +576,7 @@ impl Session {
                 sh.deliver(batch, results);
                 drop(share);
                 sh.done_writing(&tokens);
-                (!claimed.is_empty()).then_some(claimed)
+                Some(claimed)
             }
             Err(e) => {
                 debug!(error = %e, outcomes = batch.len(), "finish and claim failed; the reporter writes the outcomes");
@@ -566,20 +599,22 @@ impl Session {
 
     /// Claims up to `max` ready steps at once, without waiting or retrying: errors are returned as they are.
     pub async fn claim_now(&self, max: u32) -> Result<Vec<StepContext>> {
-        self.claim_wait(max, tokio::time::Instant::now()).await
+        self.claim_wait(max, tokio::time::Instant::now(), Carry::Nothing).await
     }
 
     /// Claims up to `max` ready steps, waiting up to `wait` when none is ready, without retrying: errors are
     /// returned as they are. Tests and scenario replays use it; worker loops use [`Session::next_batch`].
     pub async fn claim(&self, max: u32, wait: Duration) -> Result<Vec<StepContext>> {
-        self.claim_wait(max, tokio::time::Instant::now() + wait).await
+        self.claim_wait(max, tokio::time::Instant::now() + wait, Carry::Nothing)
+            .await
     }
 
     /// Claims; when nothing is ready, waits for a wake-up, the poll interval, the next due retry or
     /// shutdown, whichever comes first, until `deadline`.
-    async fn claim_wait(&self, max: u32, deadline: tokio::time::Instant) -> Result<Vec<StepContext>> {
+    async fn claim_wait(&self, max: u32, deadline: tokio::time::Instant, carry: Carry) -> Result<Vec<StepContext>> {
         let sh = self.shared();
         let req = self.claim_request(max);
+        let mut coming = Coming::new(sh);
         loop {
             // Fetched each round, so a claim that waits across a store rebuild uses the new store.
             let engine = sh.engine()?;
@@ -587,14 +622,30 @@ impl Session {
             tokio::pin!(signal);
             // Enabled before the claim: a commit between the claim and the wait still wakes us.
             signal.as_mut().enable();
+            let queued = sh.outcome_queued.notified();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
             let stop = sh.stopping.wait();
             tokio::pin!(stop);
             if sh.stopping.is_set() {
                 return Ok(Vec::new());
             }
-            let claimed = engine.claim(&req).await?;
+            if let Carry::Outcomes = carry {
+                coming.resume();
+            }
+            let carried = match carry {
+                Carry::Outcomes => self.finish_and_claim(&engine, &req).await,
+                Carry::Nothing => None,
+            };
+            let claimed = match carried {
+                Some(claimed) => claimed,
+                None => {
+                    let claimed = engine.claim(&req).await?;
+                    self.hold(&claimed);
+                    claimed
+                }
+            };
             if !claimed.is_empty() {
-                self.hold(&claimed);
                 return Ok(claimed);
             }
             let now = tokio::time::Instant::now();
@@ -610,17 +661,34 @@ impl Session {
                 let ms = (at - engine.now()).num_milliseconds().max(1) as u64;
                 nap = nap.min(Duration::from_millis(ms));
             }
-            // While this claim waits, nothing will carry queued outcomes: the reporter writes them at once.
-            let _waiting = Waiting::start(sh);
+            // Outcomes reported during this round are carried now, not left to the reporter.
+            if let Carry::Outcomes = carry {
+                if sh.has_queued_outcomes() {
+                    continue;
+                }
+                coming.pause();
+            }
+            // A worker loop's claim that waits carries the outcomes reported meanwhile: woken by one, it writes
+            // them and claims in one transaction (a step it releases is claimed in the same commit).
+            let carrying = async {
+                match carry {
+                    Carry::Outcomes => queued.await,
+                    Carry::Nothing => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = &mut signal => {}
                 _ = &mut stop => return Ok(Vec::new()),
+                _ = carrying => {}
                 _ = tokio::time::sleep(nap) => {}
             }
         }
     }
 
     fn hold(&self, claimed: &[StepContext]) {
+        if claimed.is_empty() {
+            return;
+        }
         let sh = self.shared();
         let lease = chrono::TimeDelta::from_std(sh.config.lease).unwrap_or(chrono::TimeDelta::MAX);
         let mut held = lock(&sh.held);
@@ -765,7 +833,8 @@ enum Next {
 /// The reporter: writes the queued outcomes no claim carried, in batches of up to `report_batch`, one
 /// `finish_many` each, and answers flushes once everything queued before them is written.
 async fn reporter(sh: Arc<Shared>) {
-    let mut grace_until: Option<tokio::time::Instant> = None;
+    // When the reporter first saw the outcome now at the front left for a claim to carry.
+    let mut since: Option<tokio::time::Instant> = None;
     loop {
         let changed = sh.queue_changed.notified();
         tokio::pin!(changed);
@@ -776,7 +845,7 @@ async fn reporter(sh: Arc<Shared>) {
             match q.msgs.front() {
                 None if q.closed => Next::End,
                 None => {
-                    grace_until = None;
+                    since = None;
                     Next::Wait
                 }
                 Some(Msg::Flush(_)) => match q.msgs.pop_front() {
@@ -788,24 +857,31 @@ async fn reporter(sh: Arc<Shared>) {
                 },
                 Some(Msg::Outcome { .. }) => {
                     let now = tokio::time::Instant::now();
+                    let first = *since.get_or_insert(now);
+                    // Left for a claim: one that is running now and will look again, or the loop's next.
+                    let until = first
+                        + if sh.coming_claims.load(Ordering::Acquire) > 0 {
+                            FUSE_PATIENCE
+                        } else {
+                            FUSE_GRACE
+                        };
                     let at_once = q.closed
                         || q.urgent
                         || q.flushes > 0
                         || q.msgs.len() >= sh.config.report_batch.max(1)
                         || sh.stopping.is_set()
-                        || sh.waiting_claims.load(Ordering::Acquire) > 0
-                        || grace_until.is_some_and(|g| now >= g);
+                        || now >= until;
                     if at_once {
                         let batch = q.take(sh.config.report_batch);
                         if batch.is_empty() {
                             Next::Wait
                         } else {
                             q.urgent = false;
-                            grace_until = None;
+                            since = None;
                             Next::Write(batch)
                         }
                     } else {
-                        Next::Grace(*grace_until.get_or_insert(now + FUSE_GRACE))
+                        Next::Grace(until)
                     }
                 }
             }
@@ -1101,7 +1177,7 @@ impl IdleRun {
                 }
                 let until = tokio::time::Instant::now() + Duration::from_millis(gap as u64 + 5);
                 let until = self.deadline.map_or(until, |d| until.min(d));
-                claimed = self.session.claim_wait(limit, until).await?;
+                claimed = self.session.claim_wait(limit, until, Carry::Nothing).await?;
                 if claimed.is_empty() {
                     continue;
                 }

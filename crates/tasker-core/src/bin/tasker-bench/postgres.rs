@@ -314,10 +314,7 @@ pub async fn run(admin_url: &str, quick: bool, only: &[String], p1_tasks: Option
             if let Some(server) = run.cpu.server {
                 let _ = std::fmt::Write::write_fmt(
                     &mut result,
-                    format_args!(
-                        "; PostgreSQL CPU {:.0} µs/step",
-                        server / run.steps as f64 * 1e6
-                    ),
+                    format_args!("; PostgreSQL CPU {:.0} µs/step", server / run.steps as f64 * 1e6),
                 );
             }
             let row = Row::new(
