@@ -1,0 +1,90 @@
+package io.tasker.core;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+
+/**
+ * The one worker session of docs/bindings.md §6: claims steps for its handler keys, heartbeats their leases
+ * and takes their outcomes. {@link Worker} drives it; tests and scenario replays call it directly.
+ */
+public final class WorkerSession {
+    final long h;
+
+    WorkerSession(long h) {
+        this.h = h;
+        Native.track(this, h);
+    }
+
+    public String workerId() {
+        return (String) Native.workerId(h);
+    }
+
+    public boolean isShutdown() {
+        return Native.isShutdown(h);
+    }
+
+    /** Claims up to {@code max} ready steps, waiting up to {@code wait} when none is ready; store errors are retried. */
+    @SuppressWarnings("unchecked")
+    public List<StepContext> nextBatch(int max, Duration wait) {
+        return (List<StepContext>) Native.nextBatch(h, max, wait.toMillis());
+    }
+
+    /** The same claim without retries: a store error is thrown (tests, scenario replays). */
+    @SuppressWarnings("unchecked")
+    public List<StepContext> claim(int max, Duration wait) {
+        return (List<StepContext>) Native.claim(h, max, wait.toMillis());
+    }
+
+    /** Hands a handler's result to the session's reporter; returns at once. */
+    public void report(ClaimToken token, Object result) {
+        Native.report(h, token.stepId(), token.attempt(), result);
+    }
+
+    public void reportFailure(ClaimToken token, Failure failure) {
+        Native.reportFailure(h, token.stepId(), token.attempt(), failure.map);
+    }
+
+    public void reportMissing(ClaimToken token, String handlerKey) {
+        Native.reportMissing(h, token.stepId(), token.attempt(), handlerKey);
+    }
+
+    /** Waits until everything reported so far has been written. */
+    public void flush() {
+        Native.flush(h);
+    }
+
+    /** Records a success now and returns the step. */
+    public Step complete(ClaimToken token, Object result) {
+        return (Step) Native.complete(h, token.stepId(), token.attempt(), result);
+    }
+
+    /** Records a failure now and returns the step. */
+    public Step fail(ClaimToken token, Failure failure) {
+        return (Step) Native.fail(h, token.stepId(), token.attempt(), failure.map);
+    }
+
+    /** Stops heartbeating a claim without an outcome; the reaper recovers the step when its lease expires. */
+    public void forget(ClaimToken token) {
+        Native.forget(h, token.stepId(), token.attempt());
+    }
+
+    /** Stops claiming and wakes a waiting claim; outstanding claims keep their lease until reported. */
+    public void shutdown() {
+        Native.shutdown(h);
+    }
+
+    @SuppressWarnings("unchecked")
+    public List<ClaimToken> outstanding() {
+        return (List<ClaimToken>) Native.outstanding(h);
+    }
+
+    public SessionStats stats() {
+        return (SessionStats) Native.stats(h);
+    }
+
+    /** When the next scheduled retry of this session's keys falls due, or null. */
+    public Instant nextRetryAt() {
+        return (Instant) Native.nextRetryAt(h);
+    }
+}
