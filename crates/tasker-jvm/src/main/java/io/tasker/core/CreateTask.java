@@ -29,6 +29,12 @@ public final class CreateTask {
             return this;
         }
 
+        /** Any value as the context, checked by the engine (a non-object is a ValidationException). */
+        Builder contextValue(Object context) {
+            map.put("context", context);
+            return this;
+        }
+
         /** The template version (default: the newest). */
         public Builder version(String version) {
             map.put("version", version);

@@ -49,10 +49,13 @@ public final class Failure {
 
     /** The failure a handler's exception reports. */
     public static Failure of(Throwable t) {
+        // A plain RetryableException / PermanentException records the engine's `RetryableError` /
+        // `PermanentError`, as in every language; a subclass records its own name.
         String errorClass = t instanceof HandlerFailure hf ? hf.errorClass() : className(t);
-        String message = t.getMessage() == null || t.getMessage().isEmpty() ? errorClass : t.getMessage();
+        String message = t.getMessage() == null || t.getMessage().isEmpty() ? className(t) : t.getMessage();
         Failure f = t instanceof PermanentException ? permanent(message) : retryable(message);
-        f.errorClass(errorClass).backtrace(backtraceOf(t));
+        if (errorClass != null) f.errorClass(errorClass);
+        f.backtrace(backtraceOf(t));
         if (t instanceof RetryableException r) f.retryAfter(r.retryAfter());
         if (t instanceof PermanentException p) f.code(p.code());
         return f;
@@ -72,8 +75,14 @@ public final class Failure {
         return lines;
     }
 
-    /** A handler exception that chooses the class name recorded on the step. */
+    /** A handler exception that chooses the class name recorded on the step (null: the engine's default). */
     interface HandlerFailure {
         String errorClass();
+    }
+
+    /** The class name a handler exception records: none for the two base classes themselves. */
+    static String handlerClass(Throwable t) {
+        Class<?> c = t.getClass();
+        return c == RetryableException.class || c == PermanentException.class ? null : className(t);
     }
 }

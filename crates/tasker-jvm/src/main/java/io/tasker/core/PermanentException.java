@@ -2,7 +2,7 @@ package io.tasker.core;
 
 /**
  * Thrown by a handler: the attempt failed and must not be retried; the step goes to {@code error} with
- * {@code code}. The step records the class name {@code PermanentException}, or a subclass's name.
+ * {@code code}. The step records the class name {@code PermanentError} (as in every language), or a subclass's name.
  */
 public class PermanentException extends RuntimeException implements Failure.HandlerFailure {
     private final String code;
@@ -21,8 +21,9 @@ public class PermanentException extends RuntimeException implements Failure.Hand
         return code;
     }
 
+    /** The class name recorded on the step: a subclass's simple name, or null (PermanentError) for this class. */
     @Override
     public String errorClass() {
-        return Failure.className(this);
+        return Failure.handlerClass(this);
     }
 }

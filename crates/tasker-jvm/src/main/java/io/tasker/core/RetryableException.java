@@ -5,7 +5,7 @@ import java.time.Duration;
 /**
  * Thrown by a handler: the attempt failed and may be retried (while attempts are left), no sooner than
  * {@code retryAfter} when it is given (capped by the step's retry policy). The step records the class name
- * {@code RetryableException}, or a subclass's name.
+ * {@code RetryableError} (as in every language), or a subclass's name.
  */
 public class RetryableException extends RuntimeException implements Failure.HandlerFailure {
     private final Duration retryAfter;
@@ -24,9 +24,9 @@ public class RetryableException extends RuntimeException implements Failure.Hand
         return retryAfter;
     }
 
-    /** The class name recorded on the step; a subclass's simple name by default. */
+    /** The class name recorded on the step: a subclass's simple name, or null (RetryableError) for this class. */
     @Override
     public String errorClass() {
-        return Failure.className(this);
+        return Failure.handlerClass(this);
     }
 }
