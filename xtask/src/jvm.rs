@@ -217,7 +217,7 @@ pub fn bench_command() -> Result<Command> {
     java.arg(format!("-Dtasker.native.library={}", library.display()))
         .arg("-cp")
         .arg(format!("{}:{}", classes.display(), out.display()))
-        .arg("io.tasker.core.bench.WorkerBench");
+        .arg("io.tasker.core.WorkerBench");
     Ok(java)
 }
 

@@ -1,7 +1,6 @@
 package io.tasker.core;
 
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -11,6 +10,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.UnaryOperator;
 
 /**
  * Runs Java handlers for the steps of registered templates, on a pool of {@code concurrency} threads.
@@ -30,6 +30,8 @@ public final class Worker {
     private final Map<String, StepHandler> handlers = new TreeMap<>();
     private final Object lock = new Object();
     private WorkerSession session;
+    /** Wraps the session when it opens (the benchmark times the loop's calls from outside this way). */
+    UnaryOperator<WorkerSession> wrap = UnaryOperator.identity();
     private volatile boolean stopping;
     private volatile CountDownLatch running;
 
@@ -67,31 +69,64 @@ public final class Worker {
             if (session == null) {
                 if (handlers.isEmpty()) throw new IllegalStateException("register at least one handler first");
                 List<String> keys = options.handlerKeys != null ? options.handlerKeys : List.copyOf(handlers.keySet());
-                session = client.workerSession(options, keys);
+                session = wrap.apply(client.workerSession(options, keys));
             }
             return session;
         }
     }
 
-    /** Runs the handler of {@code ctx} and hands what happened to the session or run {@code to}. */
-    private void deliver(long to, StepContext ctx) {
-        ClaimToken t = ctx.token();
+    /** What takes a handler's outcome: the session, or a run until idle. */
+    interface Reporter {
+        void report(ClaimToken token, Object result);
+
+        void reportFailure(ClaimToken token, Failure failure);
+
+        void reportMissing(ClaimToken token, String handlerKey);
+
+        void forget(ClaimToken token);
+    }
+
+    /** A run until idle (docs/bindings.md §8), over its native handle. */
+    private record IdleRun(long h) implements Reporter {
+        @Override
+        public void report(ClaimToken t, Object result) {
+            Native.report(h, t.stepId(), t.attempt(), result);
+        }
+
+        @Override
+        public void reportFailure(ClaimToken t, Failure failure) {
+            Native.reportFailure(h, t.stepId(), t.attempt(), failure.map);
+        }
+
+        @Override
+        public void reportMissing(ClaimToken t, String handlerKey) {
+            Native.reportMissing(h, t.stepId(), t.attempt(), handlerKey);
+        }
+
+        @Override
+        public void forget(ClaimToken t) {
+            Native.forget(h, t.stepId(), t.attempt());
+        }
+    }
+
+    /** Runs the handler of {@code ctx} and hands what happened to {@code to}. */
+    private void deliver(Reporter to, StepContext ctx) {
         StepHandler fn = handlers.get(ctx.handlerKey());
         if (fn == null) {
-            Native.reportMissing(to, t.stepId(), t.attempt(), ctx.handlerKey());
+            to.reportMissing(ctx.token(), ctx.handlerKey());
             return;
         }
         Object result;
         try {
             result = fn.handle(ctx);
         } catch (TestHelpers.OverrunLease overrun) {
-            Native.forget(to, t.stepId(), t.attempt());
+            to.forget(ctx.token());
             return;
         } catch (Throwable e) {
-            Native.reportFailure(to, t.stepId(), t.attempt(), Failure.of(e).map);
+            to.reportFailure(ctx.token(), Failure.of(e));
             return;
         }
-        Native.report(to, t.stepId(), t.attempt(), result);
+        to.report(ctx.token(), result);
     }
 
     /**
@@ -134,7 +169,7 @@ public final class Worker {
                 for (StepContext ctx : batch) {
                     pool.execute(() -> {
                         try {
-                            deliver(s.h, ctx);
+                            deliver(s, ctx);
                         } finally {
                             free.release();
                         }
@@ -195,15 +230,15 @@ public final class Worker {
      */
     @SuppressWarnings("unchecked")
     public RunReport runUntilIdle(RunOptions runOptions) {
-        long run = Native.untilIdle(session().h, runOptions == null ? null : runOptions.map);
+        IdleRun run = new IdleRun(Native.untilIdle(session().h, runOptions == null ? null : runOptions.map));
         try {
             List<StepContext> batch;
-            while ((batch = (List<StepContext>) Native.runNextBatch(run)) != null) {
-                for (StepContext ctx : new ArrayList<>(batch)) deliver(run, ctx);
+            while ((batch = (List<StepContext>) Native.runNextBatch(run.h())) != null) {
+                for (StepContext ctx : batch) deliver(run, ctx);
             }
-            return (RunReport) Native.runFinish(run);
+            return (RunReport) Native.runFinish(run.h());
         } finally {
-            Native.free(run);
+            Native.free(run.h());
         }
     }
 }

@@ -8,12 +8,21 @@ import java.util.List;
  * The one worker session of docs/bindings.md §6: claims steps for its handler keys, heartbeats their leases
  * and takes their outcomes. {@link Worker} drives it; tests and scenario replays call it directly.
  */
-public final class WorkerSession {
+public class WorkerSession implements Worker.Reporter {
     final long h;
+    /** The session whose handle this one shares (kept reachable while this one is), or null. */
+    private final WorkerSession owner;
 
     WorkerSession(long h) {
         this.h = h;
+        this.owner = null;
         Native.track(this, h);
+    }
+
+    /** A view of {@code other} (the same native session), for a subclass that observes the calls. */
+    WorkerSession(WorkerSession other) {
+        this.h = other.h;
+        this.owner = other;
     }
 
     public String workerId() {
@@ -37,14 +46,17 @@ public final class WorkerSession {
     }
 
     /** Hands a handler's result to the session's reporter; returns at once. */
+    @Override
     public void report(ClaimToken token, Object result) {
         Native.report(h, token.stepId(), token.attempt(), result);
     }
 
+    @Override
     public void reportFailure(ClaimToken token, Failure failure) {
         Native.reportFailure(h, token.stepId(), token.attempt(), failure.map);
     }
 
+    @Override
     public void reportMissing(ClaimToken token, String handlerKey) {
         Native.reportMissing(h, token.stepId(), token.attempt(), handlerKey);
     }
@@ -65,6 +77,7 @@ public final class WorkerSession {
     }
 
     /** Stops heartbeating a claim without an outcome; the reaper recovers the step when its lease expires. */
+    @Override
     public void forget(ClaimToken token) {
         Native.forget(h, token.stepId(), token.attempt());
     }
