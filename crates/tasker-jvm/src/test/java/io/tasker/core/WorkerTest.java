@@ -338,4 +338,23 @@ class WorkerTest {
             assertNull(session.nextBatch(1, Duration.ofMillis(10)).isEmpty() ? null : "claimed after shutdown");
         }
     }
+
+    @Test
+    void theGuidesTestingExampleCompletesTheDiamondsAfterOneRetryWithNoSleeping() {
+        try (TaskerClient client = TaskerClient.connect("memory:", ClientOptions.builder().manualClock().build())) {
+            PatternTasks made = TestHelpers.diamond(client, 3);
+            Worker worker = new Worker(client);
+            AtomicInteger calls = new AtomicInteger();
+            worker.handle("testkit.noop", ctx -> {
+                if (ctx.stepName().equals("end") && calls.incrementAndGet() == 1) {
+                    throw new RetryableException("busy", Duration.ofSeconds(30));
+                }
+                return Map.of("ok", true);
+            });
+            RunReport report = worker.runUntilIdle();
+            assertEquals(1, report.calls().stream().filter(c -> c.outcome().equals("fail_retryable")).count());
+            assertTrue(report.advancedMs() >= 30_000);
+            for (Task t : made.tasks()) assertEquals("complete", client.task(t.id()).state());
+        }
+    }
 }
