@@ -85,7 +85,7 @@ extern "system" fn worker_session<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong,
 /// A template as YAML or JSON text, or as a `Map`.
 extern "system" fn register_template<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, source: JObject<'l>) -> jobject {
     call(&mut env, h, |env, c| {
-        if env.is_instance_of(&source, "java/lang/String")? {
+        if convert::is_string(env, &source)? {
             return Ok(c.register_template(&string(env, &source, "definition")?));
         }
         if source.is_null() {

@@ -107,6 +107,13 @@ impl ffi::Reports for RunReports {
 
 /// The classes the adapter builds values of, looked up once (global references, kept for the process).
 struct Classes {
+    string: GlobalRef,
+    integer: GlobalRef,
+    short: GlobalRef,
+    byte: GlobalRef,
+    float: GlobalRef,
+    map_type: GlobalRef,
+    list_type: GlobalRef,
     long: GlobalRef,
     double: GlobalRef,
     boolean: GlobalRef,
@@ -128,6 +135,13 @@ fn classes(env: &mut JNIEnv) -> JResult<&'static Classes> {
         Ok(env.new_global_ref(class)?)
     };
     let c = Classes {
+        string: global("java/lang/String")?,
+        integer: global("java/lang/Integer")?,
+        short: global("java/lang/Short")?,
+        byte: global("java/lang/Byte")?,
+        float: global("java/lang/Float")?,
+        map_type: global("java/util/Map")?,
+        list_type: global("java/util/List")?,
         long: global("java/lang/Long")?,
         double: global("java/lang/Double")?,
         boolean: global("java/lang/Boolean")?,
@@ -159,11 +173,17 @@ pub fn optional_string(env: &mut JNIEnv, obj: &JObject, name: &str) -> JResult<O
     if obj.is_null() {
         return Ok(None);
     }
-    if !env.is_instance_of(obj, "java/lang/String")? {
+    if !is_string(env, obj)? {
         let found = type_name(env, obj)?;
         return Err(FfiError::validation(name, format!("expected a String, found {found}")).into());
     }
     Ok(Some(env.get_string(<&JString>::from(obj))?.into()))
+}
+
+/// Whether `obj` is a `java.lang.String`.
+pub fn is_string(env: &mut JNIEnv, obj: &JObject) -> JResult<bool> {
+    let c = classes(env)?;
+    Ok(env.is_instance_of(obj, class(&c.string))?)
 }
 
 fn type_name(env: &mut JNIEnv, obj: &JObject) -> JResult<String> {
@@ -185,36 +205,32 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
     if obj.is_null() {
         return Ok(Value::Null);
     }
-    let is = |env: &mut JNIEnv, class: &str| env.is_instance_of(obj, class);
-    if is(env, "java/lang/String")? {
+    let c = classes(env)?;
+    let is = |env: &mut JNIEnv, g: &GlobalRef| env.is_instance_of(obj, class(g));
+    if is(env, &c.string)? {
         return Ok(Value::String(env.get_string(<&JString>::from(obj))?.into()));
     }
-    if is(env, "java/lang/Boolean")? {
+    if is(env, &c.boolean)? {
         return Ok(Value::Bool(env.call_method(obj, "booleanValue", "()Z", &[])?.z()?));
     }
-    for integral in [
-        "java/lang/Long",
-        "java/lang/Integer",
-        "java/lang/Short",
-        "java/lang/Byte",
-    ] {
+    for integral in [&c.long, &c.integer, &c.short, &c.byte] {
         if is(env, integral)? {
             return Ok(Value::from(env.call_method(obj, "longValue", "()J", &[])?.j()?));
         }
     }
-    if is(env, "java/lang/Double")? || is(env, "java/lang/Float")? {
+    if is(env, &c.double)? || is(env, &c.float)? {
         let v = env.call_method(obj, "doubleValue", "()D", &[])?.d()?;
         let finite = Number::from_f64(v).map(Value::Number);
         return finite.ok_or_else(|| FfiError::validation(path, format!("expected a JSON value, found {v}")).into());
     }
-    if is(env, "java/util/Map")? {
+    if is(env, &c.map_type)? {
         let set = call_l(env, obj, "entrySet", "()Ljava/util/Set;")?;
         let entries = JObjectArray::from(call_l(env, &set, "toArray", "()[Ljava/lang/Object;")?);
         let mut map = Map::new();
         for i in 0..env.get_array_length(&entries)? {
             let entry = env.get_object_array_element(&entries, i)?;
             let key = call_l(env, &entry, "getKey", "()Ljava/lang/Object;")?;
-            if key.is_null() || !env.is_instance_of(&key, "java/lang/String")? {
+            if key.is_null() || !is_string(env, &key)? {
                 let found = if key.is_null() {
                     "null".into()
                 } else {
@@ -231,7 +247,7 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
         }
         return Ok(Value::Object(map));
     }
-    if is(env, "java/util/List")? {
+    if is(env, &c.list_type)? {
         let items = JObjectArray::from(call_l(env, obj, "toArray", "()[Ljava/lang/Object;")?);
         let mut out = Vec::new();
         for i in 0..env.get_array_length(&items)? {

@@ -357,4 +357,30 @@ class WorkerTest {
             for (Task t : made.tasks()) assertEquals("complete", client.task(t.id()).state());
         }
     }
+
+    @Test
+    void theAnalyticsSeeTheFinishedWork() {
+        try (TaskerClient client = Stores.manual("memory:")) {
+            Instant since = client.now();
+            PatternTasks made = TestHelpers.diamond(client, 2);
+            client.advanceClock(Duration.ofSeconds(1));
+            TestHelpers.runScripted(client, Map.of(), RunOptions.defaults());
+            AnalyticsMetrics m = client.analyticsMetrics(since);
+            assertEquals(2, m.tasksCompleted());
+            assertEquals(8, m.stepsCompleted());
+            assertEquals(1.0, m.taskCompletionRate());
+            assertEquals(2, m.taskDuration().count());
+            List<SlowStep> slow = client.slowestSteps(AnalyticsFilter.lastDay().allTime(), 3);
+            assertEquals(3, slow.size());
+            assertEquals("complete", slow.get(0).state());
+            List<SlowTask> tasks = client.slowestTasks(AnalyticsFilter.lastDay().since(since).namespace("testkit"), 5);
+            assertEquals(2, tasks.size());
+            String id = made.tasks().get(0).id();
+            ExecutionContext ctx = client.executionContext(id);
+            assertEquals(List.of("all_complete", "none", 1.0),
+                    List.of(ctx.executionStatus(), ctx.recommendedAction(), ctx.completionRatio()));
+            assertEquals(4, client.dependencyLevels(id).size());
+            assertEquals(8L, client.healthCounts().steps().get("complete"));
+        }
+    }
 }
