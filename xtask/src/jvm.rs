@@ -137,8 +137,9 @@ fn install(library: &Path, profile: &str) -> Result<PathBuf> {
     if util::succeeds(Command::new("strip").arg("--version")) {
         util::run(Command::new("strip").arg("--strip-debug").arg(&staged))?;
     }
-    // The plugins `install` needs, fetched once into the kept repository, so the temporary one works offline.
-    util::run(maven(&m2()?, profile)?.args(["jar:help", "install:help"]))?;
+    // Every plugin and dependency `install` and the consumer need, fetched into the kept repository (once; a
+    // clean clone's first run downloads them), so that the temporary one works offline.
+    util::run(maven(&m2()?, profile)?.args(["-DskipTests", "package", "install:help"]))?;
     let repo = target.join("jvm").join(format!("repo-{profile}"));
     let _ = std::fs::remove_dir_all(&repo);
     util::run(Command::new("cp").arg("-al").arg(m2()?).arg(&repo))?;
