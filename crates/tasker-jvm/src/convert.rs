@@ -12,7 +12,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 
-use jni::objects::{GlobalRef, JClass, JObject, JObjectArray, JString, JValue};
+use jni::objects::{
+    GlobalRef, JClass, JMethodID, JObject, JObjectArray, JStaticMethodID, JString, JValue, JValueOwned,
+};
+use jni::signature::{Primitive, ReturnType};
 use jni::sys::jlong;
 use jni::JNIEnv;
 use serde::de::DeserializeOwned;
@@ -122,9 +125,38 @@ struct Classes {
     instant: GlobalRef,
     records: GlobalRef,
     object: GlobalRef,
+    ids: Ids,
+}
+
+/// The methods lowering calls for every value, looked up once with the signatures [`call`] states.
+struct Ids {
+    long_of: JStaticMethodID,
+    double_of: JStaticMethodID,
+    boolean_of: JStaticMethodID,
+    instant_of: JStaticMethodID,
+    make: JStaticMethodID,
+    list_new: JMethodID,
+    list_add: JMethodID,
+    map_new: JMethodID,
+    map_put: JMethodID,
+    entry_set: JMethodID,
+    to_array: JMethodID,
+    get_key: JMethodID,
+    get_value: JMethodID,
+    long_value: JMethodID,
+    double_value: JMethodID,
+    boolean_value: JMethodID,
 }
 
 static CLASSES: OnceLock<Classes> = OnceLock::new();
+
+const LONG: &str = "java/lang/Long";
+const DOUBLE: &str = "java/lang/Double";
+const BOOLEAN: &str = "java/lang/Boolean";
+const INSTANT: &str = "java/time/Instant";
+const RECORDS: &str = "io/tasker/core/Records";
+const LIST: &str = "java/util/ArrayList";
+const MAP: &str = "java/util/LinkedHashMap";
 
 fn classes(env: &mut JNIEnv) -> JResult<&'static Classes> {
     if let Some(c) = CLASSES.get() {
@@ -142,14 +174,32 @@ fn classes(env: &mut JNIEnv) -> JResult<&'static Classes> {
         float: global("java/lang/Float")?,
         map_type: global("java/util/Map")?,
         list_type: global("java/util/List")?,
-        long: global("java/lang/Long")?,
-        double: global("java/lang/Double")?,
-        boolean: global("java/lang/Boolean")?,
-        list: global("java/util/ArrayList")?,
-        map: global("java/util/LinkedHashMap")?,
-        instant: global("java/time/Instant")?,
-        records: global("io/tasker/core/Records")?,
+        long: global(LONG)?,
+        double: global(DOUBLE)?,
+        boolean: global(BOOLEAN)?,
+        list: global(LIST)?,
+        map: global(MAP)?,
+        instant: global(INSTANT)?,
+        records: global(RECORDS)?,
         object: global("java/lang/Object")?,
+        ids: Ids {
+            long_of: env.get_static_method_id(LONG, "valueOf", "(J)Ljava/lang/Long;")?,
+            double_of: env.get_static_method_id(DOUBLE, "valueOf", "(D)Ljava/lang/Double;")?,
+            boolean_of: env.get_static_method_id(BOOLEAN, "valueOf", "(Z)Ljava/lang/Boolean;")?,
+            instant_of: env.get_static_method_id(INSTANT, "ofEpochMilli", "(J)Ljava/time/Instant;")?,
+            make: env.get_static_method_id(RECORDS, "make", "(I[Ljava/lang/Object;)Ljava/lang/Object;")?,
+            list_new: env.get_method_id(LIST, "<init>", "()V")?,
+            list_add: env.get_method_id(LIST, "add", "(Ljava/lang/Object;)Z")?,
+            map_new: env.get_method_id(MAP, "<init>", "()V")?,
+            map_put: env.get_method_id(MAP, "put", "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;")?,
+            entry_set: env.get_method_id("java/util/Map", "entrySet", "()Ljava/util/Set;")?,
+            to_array: env.get_method_id("java/util/Collection", "toArray", "()[Ljava/lang/Object;")?,
+            get_key: env.get_method_id("java/util/Map$Entry", "getKey", "()Ljava/lang/Object;")?,
+            get_value: env.get_method_id("java/util/Map$Entry", "getValue", "()Ljava/lang/Object;")?,
+            long_value: env.get_method_id("java/lang/Number", "longValue", "()J")?,
+            double_value: env.get_method_id("java/lang/Number", "doubleValue", "()D")?,
+            boolean_value: env.get_method_id(BOOLEAN, "booleanValue", "()Z")?,
+        },
     };
     Ok(CLASSES.get_or_init(|| c))
 }
@@ -194,10 +244,6 @@ fn type_name(env: &mut JNIEnv, obj: &JObject) -> JResult<String> {
     Ok(env.get_string(&JString::from(name))?.into())
 }
 
-fn call_l<'l>(env: &mut JNIEnv<'l>, obj: &JObject, name: &str, sig: &str) -> JResult<JObject<'l>> {
-    Ok(env.call_method(obj, name, sig, &[])?.l()?)
-}
-
 /// Lifts a Java value that JSON can hold: `Map` (String keys), `List`, `String`, `Long` / `Integer` /
 /// `Short` / `Byte`, `Double` / `Float` (finite), `Boolean` or null. Anything else is a `validation` error at
 /// `path`.
@@ -211,50 +257,58 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
         return Ok(Value::String(env.get_string(<&JString>::from(obj))?.into()));
     }
     if is(env, &c.boolean)? {
-        return Ok(Value::Bool(env.call_method(obj, "booleanValue", "()Z", &[])?.z()?));
+        return Ok(Value::Bool(
+            call(env, Call::Method(obj, c.ids.boolean_value), BOOLEAN_RET, &[])?.z()?,
+        ));
     }
     for integral in [&c.long, &c.integer, &c.short, &c.byte] {
         if is(env, integral)? {
-            return Ok(Value::from(env.call_method(obj, "longValue", "()J", &[])?.j()?));
+            return Ok(Value::from(
+                call(env, Call::Method(obj, c.ids.long_value), LONG_RET, &[])?.j()?,
+            ));
         }
     }
     if is(env, &c.double)? || is(env, &c.float)? {
-        let v = env.call_method(obj, "doubleValue", "()D", &[])?.d()?;
+        let v = call(env, Call::Method(obj, c.ids.double_value), DOUBLE_RET, &[])?.d()?;
         let finite = Number::from_f64(v).map(Value::Number);
         return finite.ok_or_else(|| FfiError::validation(path, format!("expected a JSON value, found {v}")).into());
     }
     if is(env, &c.map_type)? {
-        let set = call_l(env, obj, "entrySet", "()Ljava/util/Set;")?;
-        let entries = JObjectArray::from(call_l(env, &set, "toArray", "()[Ljava/lang/Object;")?);
+        let set = call(env, Call::Method(obj, c.ids.entry_set), OBJECT, &[])?.l()?;
+        let entries = JObjectArray::from(call(env, Call::Method(&set, c.ids.to_array), OBJECT, &[])?.l()?);
+        env.delete_local_ref(set)?;
         let mut map = Map::new();
         for i in 0..env.get_array_length(&entries)? {
             let entry = env.get_object_array_element(&entries, i)?;
-            let key = call_l(env, &entry, "getKey", "()Ljava/lang/Object;")?;
-            if key.is_null() || !is_string(env, &key)? {
-                let found = if key.is_null() {
+            let key_ref = call(env, Call::Method(&entry, c.ids.get_key), OBJECT, &[])?.l()?;
+            if key_ref.is_null() || !is_string(env, &key_ref)? {
+                let found = if key_ref.is_null() {
                     "null".into()
                 } else {
-                    type_name(env, &key)?
+                    type_name(env, &key_ref)?
                 };
                 return Err(FfiError::validation(path, format!("expected String keys, found {found}")).into());
             }
-            let key: String = env.get_string(<&JString>::from(&key))?.into();
-            let value = call_l(env, &entry, "getValue", "()Ljava/lang/Object;")?;
+            let key: String = env.get_string(<&JString>::from(&key_ref))?.into();
+            env.delete_local_ref(key_ref)?;
+            let value = call(env, Call::Method(&entry, c.ids.get_value), OBJECT, &[])?.l()?;
             let lifted = lift_json(env, &value, &objects::field_path(path, &key))?;
             map.insert(key, lifted);
             env.delete_local_ref(value)?;
             env.delete_local_ref(entry)?;
         }
+        env.delete_local_ref(entries)?;
         return Ok(Value::Object(map));
     }
     if is(env, &c.list_type)? {
-        let items = JObjectArray::from(call_l(env, obj, "toArray", "()[Ljava/lang/Object;")?);
+        let items = JObjectArray::from(call(env, Call::Method(obj, c.ids.to_array), OBJECT, &[])?.l()?);
         let mut out = Vec::new();
         for i in 0..env.get_array_length(&items)? {
             let item = env.get_object_array_element(&items, i)?;
             out.push(lift_json(env, &item, &format!("{path}[{i}]"))?);
             env.delete_local_ref(item)?;
         }
+        env.delete_local_ref(items)?;
         return Ok(Value::Array(out));
     }
     let found = type_name(env, obj)?;
@@ -308,13 +362,41 @@ pub fn lower_json<'l>(env: &mut JNIEnv<'l>, value: &Value) -> JResult<JObject<'l
 /// How Java builds each kind of the object table.
 struct Host<'a, 'l>(RefCell<&'a mut JNIEnv<'l>>);
 
+/// One call through a cached method id: a static method of a class, an instance method of an object, or a
+/// constructor.
+enum Call<'a, 'o> {
+    Static(&'a GlobalRef, JStaticMethodID),
+    Method(&'a JObject<'o>, JMethodID),
+    New(&'a GlobalRef, JMethodID),
+}
+
+/// The result types the cached methods declare.
+const OBJECT: ReturnType = ReturnType::Object;
+const LONG_RET: ReturnType = ReturnType::Primitive(Primitive::Long);
+const DOUBLE_RET: ReturnType = ReturnType::Primitive(Primitive::Double);
+const BOOLEAN_RET: ReturnType = ReturnType::Primitive(Primitive::Boolean);
+
+#[allow(unsafe_code)]
+fn call<'l>(env: &mut JNIEnv<'l>, call: Call, ret: ReturnType, args: &[JValue]) -> JResult<JValueOwned<'l>> {
+    let args: Vec<_> = args.iter().map(JValue::as_jni).collect();
+    // SAFETY: every id is looked up once in `classes()` on the class (or interface) named beside it, with the
+    // signature given there; each call site passes exactly the arguments of that signature, in order and of
+    // those types, names the result type it declares, and calls an instance method only on an object of that
+    // class or interface (checked with IsInstanceOf, or made by this file).
+    unsafe {
+        Ok(match call {
+            Call::Static(c, id) => env.call_static_method_unchecked(class(c), id, ret, &args)?,
+            Call::Method(obj, id) => env.call_method_unchecked(obj, id, ret, &args)?,
+            Call::New(c, id) => JValueOwned::Object(env.new_object_unchecked(class(c), id, &args)?),
+        })
+    }
+}
+
 impl<'l> Host<'_, 'l> {
-    fn boxed(&self, class: fn(&Classes) -> &GlobalRef, sig: &str, v: JValue) -> JResult<JObject<'l>> {
+    fn boxed(&self, pick: fn(&Classes) -> (&GlobalRef, JStaticMethodID), v: JValue) -> JResult<JObject<'l>> {
         let env = &mut **self.0.borrow_mut();
-        let c = classes(env)?;
-        Ok(env
-            .call_static_method(self::class(class(c)), "valueOf", sig, &[v])?
-            .l()?)
+        let (c, id) = pick(classes(env)?);
+        Ok(call(env, Call::Static(c, id), OBJECT, &[v])?.l()?)
     }
 }
 
@@ -328,12 +410,12 @@ impl<'l> Lowering for Host<'_, 'l> {
 
     fn scalar(&self, v: &Value) -> JResult<JObject<'l>> {
         match v {
-            Value::Bool(b) => self.boxed(|c| &c.boolean, "(Z)Ljava/lang/Boolean;", JValue::Bool(*b as u8)),
+            Value::Bool(b) => self.boxed(|c| (&c.boolean, c.ids.boolean_of), JValue::Bool(*b as u8)),
             Value::Number(n) => match n.as_i64() {
-                Some(i) => self.boxed(|c| &c.long, "(J)Ljava/lang/Long;", JValue::Long(i)),
+                Some(i) => self.boxed(|c| (&c.long, c.ids.long_of), JValue::Long(i)),
                 None => {
                     let f = n.as_f64().unwrap_or(f64::NAN);
-                    self.boxed(|c| &c.double, "(D)Ljava/lang/Double;", JValue::Double(f))
+                    self.boxed(|c| (&c.double, c.ids.double_of), JValue::Double(f))
                 }
             },
             Value::String(s) => Ok(self.0.borrow_mut().new_string(s)?.into()),
@@ -342,25 +424,20 @@ impl<'l> Lowering for Host<'_, 'l> {
     }
 
     fn timestamp(&self, t: Timestamp) -> JResult<JObject<'l>> {
-        let env = &mut **self.0.borrow_mut();
-        let c = classes(env)?;
-        let sig = "(J)Ljava/time/Instant;";
-        let ms = JValue::Long(t.timestamp_millis());
-        Ok(env
-            .call_static_method(class(&c.instant), "ofEpochMilli", sig, &[ms])?
-            .l()?)
+        self.boxed(|c| (&c.instant, c.ids.instant_of), JValue::Long(t.timestamp_millis()))
     }
 
     fn list(&self, items: Items<'_, JObject<'l>, Thrown>) -> JResult<JObject<'l>> {
         let list = {
             let env = &mut **self.0.borrow_mut();
             let c = classes(env)?;
-            env.new_object(class(&c.list), "()V", &[])?
+            call(env, Call::New(&c.list, c.ids.list_new), OBJECT, &[])?.l()?
         };
         for item in items {
             let item = item?;
             let env = &mut **self.0.borrow_mut();
-            env.call_method(&list, "add", "(Ljava/lang/Object;)Z", &[JValue::Object(&item)])?;
+            let add = classes(env)?.ids.list_add;
+            call(env, Call::Method(&list, add), BOOLEAN_RET, &[JValue::Object(&item)])?;
             env.delete_local_ref(item)?;
         }
         Ok(list)
@@ -370,16 +447,15 @@ impl<'l> Lowering for Host<'_, 'l> {
         let map = {
             let env = &mut **self.0.borrow_mut();
             let c = classes(env)?;
-            env.new_object(class(&c.map), "()V", &[])?
+            call(env, Call::New(&c.map, c.ids.map_new), OBJECT, &[])?.l()?
         };
         for entry in entries {
             let (key, value) = entry?;
             let env = &mut **self.0.borrow_mut();
             let key = env.new_string(key)?;
-            let sig = "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;";
-            let old = env
-                .call_method(&map, "put", sig, &[JValue::Object(&key), JValue::Object(&value)])?
-                .l()?;
+            let put = classes(env)?.ids.map_put;
+            let kv = [JValue::Object(&key), JValue::Object(&value)];
+            let old = call(env, Call::Method(&map, put), OBJECT, &kv)?.l()?;
             env.delete_local_ref(old)?;
             env.delete_local_ref(key)?;
             env.delete_local_ref(value)?;
@@ -401,9 +477,8 @@ impl<'l> Lowering for Host<'_, 'l> {
         }
         let env = &mut **self.0.borrow_mut();
         let c = classes(env)?;
-        let sig = "(I[Ljava/lang/Object;)Ljava/lang/Object;";
         let args = [JValue::Int(index as i32), JValue::Object(&array)];
-        let record = env.call_static_method(class(&c.records), "make", sig, &args)?.l()?;
+        let record = call(env, Call::Static(&c.records, c.ids.make), OBJECT, &args)?.l()?;
         env.delete_local_ref(array)?;
         Ok(record)
     }
