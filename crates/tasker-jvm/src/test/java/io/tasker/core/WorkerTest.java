@@ -383,4 +383,34 @@ class WorkerTest {
             assertEquals(8L, client.healthCounts().steps().get("complete"));
         }
     }
+
+    @Test
+    void aHandlerPastTimeoutSecondsFailsWithTimeoutAndItsLateOutcomeIsRejected() throws Exception {
+        try (TaskerClient client = TaskerClient.connect("memory:")) {
+            client.registerTemplate(Map.of(
+                    "namespace", "w", "name", "slow", "version", "1.0.0",
+                    "defaults", Map.of("retry", Map.of("max_attempts", 2L, "backoff", "none")),
+                    "steps", List.of(Map.of("name", "work", "handler", "w.slow", "timeout_seconds", 1L))));
+            Task task = client.createTask("w", "slow");
+            Worker worker = new Worker(client, WorkerOptions.builder().concurrency(2).shutdownHook(false)
+                    .claimWait(Duration.ofMillis(50)).build());
+            worker.handle("w.slow", ctx -> {
+                Thread.sleep(1500);
+                return Map.of("late", true);
+            });
+            java.util.concurrent.atomic.AtomicReference<SessionStats> ran = new java.util.concurrent.atomic.AtomicReference<>();
+            Thread runner = new Thread(() -> ran.set(worker.run()));
+            runner.start();
+            until(() -> client.task(task.id()).state().equals("error"), "the task to fail");
+            worker.stop();
+            runner.join(20_000);
+            Step step = client.steps(task.id()).get(0);
+            assertEquals(List.of("error", 2L), List.of(step.state(), step.attempts()));
+            assertEquals(List.of("TimeoutError", "timeout", true),
+                    List.of(step.error().errorClass(), step.error().code(), step.error().retryable()));
+            // Both handlers finished after their deadline: their outcomes came too late and were rejected.
+            SessionStats stats = ran.get();
+            assertEquals(List.of(2L, 2L, 2L), List.of(stats.timedOut(), stats.late(), stats.rejected()));
+        }
+    }
 }
