@@ -111,6 +111,14 @@ class ClientTest {
             assertEquals("manual", health.clock());
             assertEquals(ProcessHandle.current().pid(), health.pid());
             assertEquals(0, client.reapExpiredLeases(10).retried());
+
+            // A healthy store is not rebuilt; refresh() rebuilds a rebuildable one and counts it.
+            assertFalse(client.validateOrRefresh());
+            if (!health.url().contains("memory")) {
+                client.refresh();
+                assertEquals(1, client.health().refreshes());
+                assertEquals(task.id(), client.task(task.id()).id());
+            }
         }
     }
 
