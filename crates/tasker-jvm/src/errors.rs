@@ -34,6 +34,13 @@ pub fn throw(env: &mut JNIEnv, t: Thrown) {
 
 /// The exception of `e`'s kind, built with `(message, code, details, causes)` and thrown.
 fn throw_error(env: &mut JNIEnv, e: &FfiError) -> JResult<()> {
+    let exception = exception(env, e)?;
+    env.throw(JThrowable::from(exception))?;
+    Ok(())
+}
+
+/// The exception of `e`'s kind, not thrown (`finish_many` hands one back per rejected item).
+pub fn exception<'l>(env: &mut JNIEnv<'l>, e: &FfiError) -> JResult<JObject<'l>> {
     let class = format!("io/tasker/core/{}", e.kind.java_class_name());
     let message = JObject::from(env.new_string(&e.message)?);
     let code = JObject::from(env.new_string(e.code)?);
@@ -41,9 +48,7 @@ fn throw_error(env: &mut JNIEnv, e: &FfiError) -> JResult<()> {
     let causes = lower_json(env, &Value::from(e.causes.clone()))?;
     let sig = "(Ljava/lang/String;Ljava/lang/String;Ljava/lang/Object;Ljava/lang/Object;)V";
     let args = [&message, &code, &details, &causes].map(JValue::Object);
-    let exception = env.new_object(class, sig, &args)?;
-    env.throw(JThrowable::from(exception))?;
-    Ok(())
+    Ok(env.new_object(class, sig, &args)?)
 }
 
 /// Every kind as `[code, Java class name]`, in [`ErrorKind::ALL`] order, for the suite's per-kind test.

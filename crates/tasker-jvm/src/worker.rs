@@ -7,14 +7,17 @@
 
 use std::sync::Arc;
 
-use jni::objects::{JClass, JObject};
+use jni::objects::{JClass, JObject, JValue};
 use jni::sys::{jboolean, jlong, jobject};
 use jni::{JNIEnv, NativeMethod};
-use tasker_shared_ffi::{FailureInput, HostOutcome, Lower};
+use serde_json::Value;
+use tasker_shared_ffi::objects;
+use tasker_shared_ffi::{dto, FailureInput, FfiError, HostOutcome, Lower, OutcomeInput};
 
 use crate::blocking::{entry, object, JResult};
 use crate::convert::{
-    self, keep, lift_json, lift_ms, lift_options, lift_result, lift_token, lower, reporter, session, string, Handle,
+    self, keep, lift_json, lift_ms, lift_options, lift_result, lift_token, lower, lower_json, reporter, session,
+    string, Handle,
 };
 
 type Env<'l> = JNIEnv<'l>;
@@ -145,6 +148,38 @@ extern "system" fn fail<'l>(
     })
 }
 
+/// Reports many outcomes now, in one transaction. Each item is `[stepId, attempt, result]` (a success) or
+/// `[stepId, attempt, null, failure]`; each answer is the `Step`, or the exception (not thrown) for that item.
+extern "system" fn finish_many<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, items: JObject<'l>) -> jobject {
+    object(&mut env, |env| {
+        let lifted = lift_json(env, &items, "outcomes")?;
+        let mut outcomes = Vec::new();
+        for (i, item) in lifted.as_array().into_iter().flatten().enumerate() {
+            let at = format!("outcomes[{i}]");
+            let (id, attempt) = (item[0].as_str(), item[1].as_i64());
+            let (Some(id), Some(attempt)) = (id, attempt) else {
+                return Err(FfiError::validation(&at, "expected [stepId, attempt, result(, failure)]").into());
+            };
+            let outcome = match item.get(3) {
+                Some(f) => OutcomeInput::Failure(objects::options(f.clone(), &format!("{at}.failure"))?),
+                None => OutcomeInput::Success(item[2].clone()),
+            };
+            outcomes.push((dto::ClaimToken::new(id, attempt), outcome));
+        }
+        let results = session(h)?.finish_many(outcomes)?;
+        let list = lower_json(env, &Value::Array(Vec::new()))?;
+        for r in results {
+            let v = match r {
+                Ok(step) => lower(env, &step)?,
+                Err(e) => crate::errors::exception(env, &e)?,
+            };
+            env.call_method(&list, "add", "(Ljava/lang/Object;)Z", &[JValue::Object(&v)])?;
+            env.delete_local_ref(v)?;
+        }
+        Ok(list)
+    })
+}
+
 /// Stops claiming and wakes a waiting claim; outstanding claims keep their lease until reported.
 extern "system" fn shutdown<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) {
     entry(&mut env, |_| {
@@ -200,6 +235,7 @@ pub fn register() -> Vec<NativeMethod> {
         "flush"("J") -> 'V' = flush,
         "complete"("JOJO") -> 'O' = complete,
         "fail"("JOJO") -> 'O' = fail,
+        "finishMany"("JO") -> 'O' = finish_many,
         "shutdown"("J") -> 'V' = shutdown,
         "outstanding"("J") -> 'O' = outstanding,
         "stats"("J") -> 'O' = stats,

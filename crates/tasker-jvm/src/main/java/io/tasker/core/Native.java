@@ -121,6 +121,7 @@ final class Native {
     static native void flush(long h);
     static native Object complete(long h, Object stepId, long attempt, Object result);
     static native Object fail(long h, Object stepId, long attempt, Object failure);
+    static native Object finishMany(long h, Object outcomes);
     static native void shutdown(long h);
     static native Object outstanding(long h);
     static native Object stats(long h);

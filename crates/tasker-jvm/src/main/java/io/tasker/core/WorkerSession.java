@@ -76,6 +76,35 @@ public class WorkerSession implements Worker.Reporter {
         return (Step) Native.fail(h, token.stepId(), token.attempt(), failure.map);
     }
 
+    /** One outcome of {@link #finishMany}: a result, or a failure. */
+    public record Outcome(ClaimToken token, Object result, Failure failure) {
+        public static Outcome success(ClaimToken token, Object result) {
+            return new Outcome(token, result, null);
+        }
+
+        public static Outcome failure(ClaimToken token, Failure failure) {
+            return new Outcome(token, null, failure);
+        }
+    }
+
+    /**
+     * Records many outcomes now, in one transaction. Each answer is the {@link Step}, or the
+     * {@link TaskerException} (not thrown) of an item rejected alone (a stale claim, a cancelled step).
+     */
+    public List<Object> finishMany(List<Outcome> outcomes) {
+        List<Object> items = new java.util.ArrayList<>(outcomes.size());
+        for (Outcome o : outcomes) {
+            if (o.failure() == null) {
+                items.add(java.util.Arrays.asList(o.token().stepId(), o.token().attempt(), o.result()));
+            } else {
+                items.add(java.util.Arrays.asList(o.token().stepId(), o.token().attempt(), null, o.failure().map));
+            }
+        }
+        @SuppressWarnings("unchecked")
+        List<Object> answers = (List<Object>) Native.finishMany(h, items);
+        return answers;
+    }
+
     /** Stops heartbeating a claim without an outcome; the reaper recovers the step when its lease expires. */
     @Override
     public void forget(ClaimToken token) {

@@ -328,6 +328,12 @@ class WorkerTest {
             StaleClaimException stale = assertThrows(StaleClaimException.class,
                     () -> session.complete(got.get(0).token(), Map.of()));
             assertEquals("stale_claim", stale.code());
+            List<Object> answers = session.finishMany(List.of(
+                    WorkerSession.Outcome.success(got.get(0).token(), Map.of("again", true)),
+                    WorkerSession.Outcome.failure(got.get(2).token(), Failure.permanent("no").code("nope"))));
+            assertTrue(answers.get(0) instanceof StaleClaimException, String.valueOf(answers.get(0)));
+            assertEquals(List.of("error", "nope"),
+                    List.of(((Step) answers.get(1)).state(), ((Step) answers.get(1)).error().code()));
             session.forget(got.get(2).token());
             session.report(got.get(2).token(), Map.of("late", true));
             session.flush();
