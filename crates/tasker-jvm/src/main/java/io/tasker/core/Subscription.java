@@ -1,5 +1,6 @@
 package io.tasker.core;
 
+import java.lang.ref.Reference;
 import java.time.Duration;
 import java.util.Iterator;
 import java.util.List;
@@ -24,29 +25,30 @@ public final class Subscription implements AutoCloseable, Iterable<Event> {
 
     /** The next event, waiting at most {@code timeout}; null when none came. */
     public Event next(Duration timeout) {
-        return (Event) Native.subNext(h, timeout.toMillis());
+        return kept((Event) Native.subNext(h, timeout.toMillis()));
     }
 
     /** The next buffered event without waiting, or null. */
     public Event tryNext() {
-        return (Event) Native.subTryNext(h);
+        return kept((Event) Native.subTryNext(h));
     }
 
     /** Every buffered event, without waiting. */
     @SuppressWarnings("unchecked")
     public List<Event> drain() {
-        return (List<Event>) Native.subDrain(h);
+        return kept((List<Event>) Native.subDrain(h));
     }
 
     /** How many events were lost because the buffer was full. */
     public long dropped() {
-        return Native.subDropped(h);
+        return kept(Native.subDropped(h));
     }
 
     @Override
     public void close() {
         closed = true;
         Native.free(h);
+        Reference.reachabilityFence(this);
     }
 
     @Override
@@ -73,5 +75,11 @@ public final class Subscription implements AutoCloseable, Iterable<Event> {
                 return e;
             }
         };
+    }
+
+    /** {@code v}, with this object kept reachable until here, so its Cleaner cannot free the handle mid-call. */
+    private <T> T kept(T v) {
+        Reference.reachabilityFence(this);
+        return v;
     }
 }

@@ -1,5 +1,6 @@
 package io.tasker.core;
 
+import java.lang.ref.Reference;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -64,35 +65,37 @@ public final class TaskerClient implements AutoCloseable {
     @Override
     public void close() {
         Native.close(h);
+        Reference.reachabilityFence(this);
     }
 
     public boolean isClosed() {
-        return Native.isClosed(h);
+        return kept(Native.isClosed(h));
     }
 
     /** Checks the store with a round trip and, if that fails, reconnects; true when it reconnected. */
     public boolean validateOrRefresh() {
-        return (Boolean) Native.validateOrRefresh(h);
+        return kept((Boolean) Native.validateOrRefresh(h));
     }
 
     /** Rebuilds the connection pool now (after a failover or a credential rotation). */
     public void refresh() {
         Native.refresh(h);
+        Reference.reachabilityFence(this);
     }
 
     /** What the handle reports about itself; the URL's password is replaced by {@code ***}. */
     public ClientHealth health() {
-        return (ClientHealth) Native.health(h);
+        return kept((ClientHealth) Native.health(h));
     }
 
     /** The engine's clock. */
     public Instant now() {
-        return (Instant) Native.now(h);
+        return kept((Instant) Native.now(h));
     }
 
     /** Moves a manual clock forward (tests); a {@link ConfigurationException} on the system clock. */
     public Instant advanceClock(Duration by) {
-        return (Instant) Native.advanceClockMs(h, by.toMillis());
+        return kept((Instant) Native.advanceClockMs(h, by.toMillis()));
     }
 
     /** Every event published from now on. */
@@ -101,24 +104,24 @@ public final class TaskerClient implements AutoCloseable {
     }
 
     public Subscription subscribe(EventFilter filter) {
-        return new Subscription(this, Native.subscribe(h, filter == null ? null : filter.map));
+        return kept(new Subscription(this, Native.subscribe(h, filter == null ? null : filter.map)));
     }
 
     /** A worker session for these options' handler keys (what {@link Worker} drives). */
     public WorkerSession workerSession(WorkerOptions options, List<String> handlerKeys) {
-        return new WorkerSession(Native.workerSession(h, options.sessionMap(handlerKeys)));
+        return kept(new WorkerSession(Native.workerSession(h, options.sessionMap(handlerKeys))));
     }
 
     // -- templates ---------------------------------------------------------------------------------------
 
     /** Registers a template given as YAML (or JSON) text. */
     public Registration registerTemplate(String yaml) {
-        return (Registration) Native.registerTemplate(h, yaml);
+        return kept((Registration) Native.registerTemplate(h, yaml));
     }
 
     /** Registers a template given as a map, as the YAML would parse. */
     public Registration registerTemplate(Map<String, ?> definition) {
-        return (Registration) Native.registerTemplate(h, definition);
+        return kept((Registration) Native.registerTemplate(h, definition));
     }
 
     /** The newest version of a template. */
@@ -127,12 +130,12 @@ public final class TaskerClient implements AutoCloseable {
     }
 
     public TemplateInfo template(String namespace, String name, String version) {
-        return (TemplateInfo) Native.template(h, namespace, name, version);
+        return kept((TemplateInfo) Native.template(h, namespace, name, version));
     }
 
     @SuppressWarnings("unchecked")
     public List<TemplateInfo> templates() {
-        return (List<TemplateInfo>) Native.templates(h);
+        return kept((List<TemplateInfo>) Native.templates(h));
     }
 
     // -- tasks -------------------------------------------------------------------------------------------
@@ -142,7 +145,7 @@ public final class TaskerClient implements AutoCloseable {
     }
 
     public Task createTask(String namespace, String name, CreateTask options) {
-        return (Task) Native.createTask(h, namespace, name, options == null ? null : options.map);
+        return kept((Task) Native.createTask(h, namespace, name, options == null ? null : options.map));
     }
 
     public CompletableFuture<Task> createTaskAsync(String namespace, String name, CreateTask options) {
@@ -150,7 +153,7 @@ public final class TaskerClient implements AutoCloseable {
     }
 
     public Task task(String taskId) {
-        return (Task) Native.task(h, taskId);
+        return kept((Task) Native.task(h, taskId));
     }
 
     public CompletableFuture<Task> taskAsync(String taskId) {
@@ -159,7 +162,7 @@ public final class TaskerClient implements AutoCloseable {
 
     @SuppressWarnings("unchecked")
     public List<Task> tasks(TaskFilter filter) {
-        return (List<Task>) Native.tasks(h, filter == null ? null : filter.map);
+        return kept((List<Task>) Native.tasks(h, filter == null ? null : filter.map));
     }
 
     public CompletableFuture<List<Task>> tasksAsync(TaskFilter filter) {
@@ -168,7 +171,7 @@ public final class TaskerClient implements AutoCloseable {
 
     @SuppressWarnings("unchecked")
     public List<Step> steps(String taskId) {
-        return (List<Step>) Native.steps(h, taskId);
+        return kept((List<Step>) Native.steps(h, taskId));
     }
 
     public CompletableFuture<List<Step>> stepsAsync(String taskId) {
@@ -176,17 +179,17 @@ public final class TaskerClient implements AutoCloseable {
     }
 
     public Step step(String stepId) {
-        return (Step) Native.step(h, stepId);
+        return kept((Step) Native.step(h, stepId));
     }
 
     /** Why each step of a task is or is not ready. */
     public Explain explain(String taskId) {
-        return (Explain) Native.explain(h, taskId);
+        return kept((Explain) Native.explain(h, taskId));
     }
 
     /** The audit trail of a task and its steps. */
     public Transitions transitions(String taskId) {
-        return (Transitions) Native.transitions(h, taskId);
+        return kept((Transitions) Native.transitions(h, taskId));
     }
 
     public Task cancelTask(String taskId) {
@@ -194,7 +197,7 @@ public final class TaskerClient implements AutoCloseable {
     }
 
     public Task cancelTask(String taskId, String reason) {
-        return (Task) Native.cancelTask(h, taskId, reason);
+        return kept((Task) Native.cancelTask(h, taskId, reason));
     }
 
     public CompletableFuture<Task> cancelTaskAsync(String taskId, String reason) {
@@ -203,7 +206,7 @@ public final class TaskerClient implements AutoCloseable {
 
     /** Gives failed steps of a task a fresh attempt budget. */
     public Task retryTask(String taskId) {
-        return (Task) Native.retryTask(h, taskId);
+        return kept((Task) Native.retryTask(h, taskId));
     }
 
     public CompletableFuture<Task> retryTaskAsync(String taskId) {
@@ -212,31 +215,31 @@ public final class TaskerClient implements AutoCloseable {
 
     /** Marks a step resolved by an operator, with the result its dependents see. */
     public Step resolveStep(String stepId, Object result) {
-        return (Step) Native.resolveStep(h, stepId, result);
+        return kept((Step) Native.resolveStep(h, stepId, result));
     }
 
     public Task resolveTask(String taskId, String reason) {
-        return (Task) Native.resolveTask(h, taskId, reason);
+        return kept((Task) Native.resolveTask(h, taskId, reason));
     }
 
     /** Recovers steps whose lease expired (crashed workers), at most {@code limit}. */
     public ReapReport reapExpiredLeases(int limit) {
-        return (ReapReport) Native.reapExpiredLeases(h, limit);
+        return kept((ReapReport) Native.reapExpiredLeases(h, limit));
     }
 
     // -- analytics ---------------------------------------------------------------------------------------
 
     public ExecutionContext executionContext(String taskId) {
-        return (ExecutionContext) Native.executionContext(h, taskId);
+        return kept((ExecutionContext) Native.executionContext(h, taskId));
     }
 
     @SuppressWarnings("unchecked")
     public List<DependencyLevel> dependencyLevels(String taskId) {
-        return (List<DependencyLevel>) Native.dependencyLevels(h, taskId);
+        return kept((List<DependencyLevel>) Native.dependencyLevels(h, taskId));
     }
 
     public HealthCounts healthCounts() {
-        return (HealthCounts) Native.healthCounts(h);
+        return kept((HealthCounts) Native.healthCounts(h));
     }
 
     public CompletableFuture<HealthCounts> healthCountsAsync() {
@@ -244,22 +247,28 @@ public final class TaskerClient implements AutoCloseable {
     }
 
     public AnalyticsMetrics analyticsMetrics(Instant since) {
-        return (AnalyticsMetrics) Native.analyticsMetrics(h, since.toEpochMilli());
+        return kept((AnalyticsMetrics) Native.analyticsMetrics(h, since.toEpochMilli()));
     }
 
     @SuppressWarnings("unchecked")
     public List<SlowStep> slowestSteps(AnalyticsFilter filter, int limit) {
-        return (List<SlowStep>) Native.slowestSteps(h, filter == null ? null : filter.map, limit);
+        return kept((List<SlowStep>) Native.slowestSteps(h, filter == null ? null : filter.map, limit));
     }
 
     @SuppressWarnings("unchecked")
     public List<SlowTask> slowestTasks(AnalyticsFilter filter, int limit) {
-        return (List<SlowTask>) Native.slowestTasks(h, filter == null ? null : filter.map, limit);
+        return kept((List<SlowTask>) Native.slowestTasks(h, filter == null ? null : filter.map, limit));
     }
 
     /** No URL: it may hold a password. {@link #health()} has the redacted one. */
     @Override
     public String toString() {
         return "TaskerClient[" + (isClosed() ? "closed" : "open") + "]";
+    }
+
+    /** {@code v}, with this object kept reachable until here, so its Cleaner cannot free the handle mid-call. */
+    private <T> T kept(T v) {
+        Reference.reachabilityFence(this);
+        return v;
     }
 }

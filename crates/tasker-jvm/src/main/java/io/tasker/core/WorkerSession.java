@@ -1,5 +1,6 @@
 package io.tasker.core;
 
+import java.lang.ref.Reference;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -26,54 +27,58 @@ public class WorkerSession implements Worker.Reporter {
     }
 
     public String workerId() {
-        return (String) Native.workerId(h);
+        return kept((String) Native.workerId(h));
     }
 
     public boolean isShutdown() {
-        return Native.isShutdown(h);
+        return kept(Native.isShutdown(h));
     }
 
     /** Claims up to {@code max} ready steps, waiting up to {@code wait} when none is ready; store errors are retried. */
     @SuppressWarnings("unchecked")
     public List<StepContext> nextBatch(int max, Duration wait) {
-        return (List<StepContext>) Native.nextBatch(h, max, wait.toMillis());
+        return kept((List<StepContext>) Native.nextBatch(h, max, wait.toMillis()));
     }
 
     /** The same claim without retries: a store error is thrown (tests, scenario replays). */
     @SuppressWarnings("unchecked")
     public List<StepContext> claim(int max, Duration wait) {
-        return (List<StepContext>) Native.claim(h, max, wait.toMillis());
+        return kept((List<StepContext>) Native.claim(h, max, wait.toMillis()));
     }
 
     /** Hands a handler's result to the session's reporter; returns at once. */
     @Override
     public void report(ClaimToken token, Object result) {
         Native.report(h, token.stepId(), token.attempt(), result);
+        Reference.reachabilityFence(this);
     }
 
     @Override
     public void reportFailure(ClaimToken token, Failure failure) {
         Native.reportFailure(h, token.stepId(), token.attempt(), failure.map);
+        Reference.reachabilityFence(this);
     }
 
     @Override
     public void reportMissing(ClaimToken token, String handlerKey) {
         Native.reportMissing(h, token.stepId(), token.attempt(), handlerKey);
+        Reference.reachabilityFence(this);
     }
 
     /** Waits until everything reported so far has been written. */
     public void flush() {
         Native.flush(h);
+        Reference.reachabilityFence(this);
     }
 
     /** Records a success now and returns the step. */
     public Step complete(ClaimToken token, Object result) {
-        return (Step) Native.complete(h, token.stepId(), token.attempt(), result);
+        return kept((Step) Native.complete(h, token.stepId(), token.attempt(), result));
     }
 
     /** Records a failure now and returns the step. */
     public Step fail(ClaimToken token, Failure failure) {
-        return (Step) Native.fail(h, token.stepId(), token.attempt(), failure.map);
+        return kept((Step) Native.fail(h, token.stepId(), token.attempt(), failure.map));
     }
 
     /** One outcome of {@link #finishMany}: a result, or a failure. */
@@ -102,6 +107,7 @@ public class WorkerSession implements Worker.Reporter {
         }
         @SuppressWarnings("unchecked")
         List<Object> answers = (List<Object>) Native.finishMany(h, items);
+        Reference.reachabilityFence(this);
         return answers;
     }
 
@@ -109,24 +115,32 @@ public class WorkerSession implements Worker.Reporter {
     @Override
     public void forget(ClaimToken token) {
         Native.forget(h, token.stepId(), token.attempt());
+        Reference.reachabilityFence(this);
     }
 
     /** Stops claiming and wakes a waiting claim; outstanding claims keep their lease until reported. */
     public void shutdown() {
         Native.shutdown(h);
+        Reference.reachabilityFence(this);
     }
 
     @SuppressWarnings("unchecked")
     public List<ClaimToken> outstanding() {
-        return (List<ClaimToken>) Native.outstanding(h);
+        return kept((List<ClaimToken>) Native.outstanding(h));
     }
 
     public SessionStats stats() {
-        return (SessionStats) Native.stats(h);
+        return kept((SessionStats) Native.stats(h));
     }
 
     /** When the next scheduled retry of this session's keys falls due, or null. */
     public Instant nextRetryAt() {
-        return (Instant) Native.nextRetryAt(h);
+        return kept((Instant) Native.nextRetryAt(h));
+    }
+
+    /** {@code v}, with this object kept reachable until here, so its Cleaner cannot free the handle mid-call. */
+    private <T> T kept(T v) {
+        Reference.reachabilityFence(this);
+        return v;
     }
 }
