@@ -5,6 +5,7 @@
 mod bench;
 mod bindings_bench;
 mod gen;
+mod jvm;
 mod node;
 mod pg;
 mod python;
@@ -89,7 +90,7 @@ fn run() -> Result<()> {
         }
         "package" => {
             let Some(binding) = args.next() else {
-                bail!("package expects a binding: ruby, python or node");
+                bail!("package expects a binding: ruby, python, node or jvm");
             };
             args.finish()?;
             match binding.as_str() {
@@ -99,7 +100,8 @@ fn run() -> Result<()> {
                 }),
                 "python" => python::package(),
                 "node" => node::package(),
-                other => bail!("cannot package `{other}`; known: ruby, python, node"),
+                "jvm" => jvm::package(),
+                other => bail!("cannot package `{other}`; known: ruby, python, node, jvm"),
             }
         }
         // Hidden: it exists to prove pg.rs works on a new machine, not for daily use.
@@ -137,6 +139,7 @@ Tasks:
       and write the bindings section of docs/benchmarks.md.
   gen [--check]
       Write the object types of the host type files (.pyi, .rbs, .d.ts) and of docs/bindings.md
+      and the Java records
       from tasker-shared-ffi's object table; --check only fails when one is stale.
   package ruby
       Build the tasker_core gems into target/ruby-gem/: the source gem (crates vendored;
@@ -145,6 +148,9 @@ Tasks:
       Build the release abi3 wheel of the Python binding into target/wheels.
   package node
       Build the release Node addon and `npm pack` @tasker/core into <target>/npm.
+  package jvm
+      Build the release JVM library into the io.tasker:tasker-core jar, `mvn install` it into a
+      temporary local repository and run a separate Maven project that names only its coordinate.
 
 Parts of test-all, in order:"
     );
