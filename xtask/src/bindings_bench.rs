@@ -1,4 +1,4 @@
-//! `cargo xtask bench --bindings`: the Ruby, Python and Node workers running no-op handlers on PostgreSQL, next
+//! `cargo xtask bench --bindings`: the Ruby, Python, Node and Java workers running no-op handlers on PostgreSQL, next
 //! to the Rust in-process worker on the same workload and the same cluster, written to the `bindings` section of
 //! docs/benchmarks.md.
 //!
@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::pg::{Durability, PgCluster};
-use crate::{node, python, ruby, util};
+use crate::{jvm, node, python, ruby, util};
 
 const OUT: &str = "docs/benchmarks.md";
 const SECTION: &str = "bindings";
@@ -37,7 +37,7 @@ struct Binding {
 }
 
 /// Run in this order, each at every setting of [`BINDING_CONCURRENCY`].
-const BINDINGS: [Binding; 3] = [
+const BINDINGS: [Binding; 4] = [
     Binding {
         key: "ruby",
         name: "Ruby (`TaskerCore::Worker#run`)",
@@ -71,6 +71,12 @@ const BINDINGS: [Binding; 3] = [
             Ok(c)
         },
     },
+    Binding {
+        key: "java",
+        name: "Java (`Worker.run` of io.tasker:tasker-core)",
+        version: ("java", "Java: OpenJDK "),
+        command: jvm::bench_command,
+    },
 ];
 
 pub fn run(quick: bool) -> Result<()> {
@@ -81,6 +87,7 @@ pub fn run(quick: bool) -> Result<()> {
     ruby::build_extension_release()?;
     python::develop_release()?;
     node::build_release_addon()?;
+    jvm::build_bench()?;
 
     // Durable, like the PostgreSQL section: fsync off would flatter every commit the workers make.
     let pg = PgCluster::start(Durability::Durable)?;
@@ -226,7 +233,7 @@ fn render(r: &Rendered) -> Result<String> {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "<!-- bench:{SECTION}:start -->\n## Ruby, Python and Node workers (PostgreSQL)\n"
+        "<!-- bench:{SECTION}:start -->\n## Ruby, Python, Node and Java workers (PostgreSQL)\n"
     );
     if r.quick {
         let _ = writeln!(
@@ -254,7 +261,7 @@ fn render(r: &Rendered) -> Result<String> {
         s,
         "- Store: a throwaway durable PostgreSQL cluster (server defaults: fsync=on, synchronous_commit=on) \
          started by the command, a fresh database per run; release builds of tasker-bench, the Ruby extension, \
-         the Python module and the Node addon"
+         the Python module, the Node addon and the Java library"
     );
     let _ = writeln!(
         s,
@@ -303,7 +310,7 @@ fn render(r: &Rendered) -> Result<String> {
         format!(
             "**Workload**: {workload} of the test-kit pattern `linear(4)` (handler `testkit.noop`), created first \
              and not timed, in a fresh database on the same cluster for each run, one after another: \
-             Rust (both batch sizes), then Ruby, Python and Node (each at concurrency 16, then 64)."
+             Rust (both batch sizes), then Ruby, Python, Node and Java (each at concurrency 16, then 64)."
         ),
         format!(
             "**Rust**: `tasker-bench --only p1-inproc --p1-tasks {}`, the in-process part of P1 in the PostgreSQL \
@@ -313,19 +320,21 @@ fn render(r: &Rendered) -> Result<String> {
             r.tasks,
             thousands_f(best_rate)
         ),
-        "**Ruby / Python / Node**: crates/tasker-ruby/bench/worker_bench.rb, crates/tasker-python/bench/\
-             worker_bench.py and crates/tasker-node/bench/worker_bench.js run the binding's own `Worker#run` / \
-             `Worker.run` loop (Ruby and Python: 16 or 64 host threads; Node: up to 16 or 64 handler Promises \
-             on its one JS thread; each `next_batch` asks for as many steps as there are free slots, each \
-             outcome is handed to the shared session's reporter, which writes batches of up to 64 with one \
-             `finish_many` each) with a handler returning an empty map. A watcher polls `health_counts` every 20 ms and stops the worker once every \
+        "**Ruby / Python / Node / Java**: crates/tasker-ruby/bench/worker_bench.rb, crates/tasker-python/\
+             bench/worker_bench.py, crates/tasker-node/bench/worker_bench.js and crates/tasker-jvm/bench/\
+             WorkerBench.java run the binding's own `Worker#run` / `Worker.run` loop (Ruby, Python and Java: \
+             16 or 64 host threads; Node: up to 16 or 64 handler Promises on its one JS thread; each \
+             `next_batch` asks for as many steps as there are free slots and carries the outcomes queued since \
+             the last one into its transaction; the session's reporter writes those no claim carried, in \
+             batches of up to 64) with a handler returning an empty map. A watcher polls `health_counts` every 20 ms and stops the worker once every \
              task is complete. Steps/s is steps ÷ the time from calling `run` to that poll (so up to 20 ms \
              long). Afterwards `health_counts` must show every task and step complete and no `report_failure` \
              call may have been made, or the run fails."
             .to_string(),
         "**FFI µs/step**: the scripts wrap the native session's `next_batch`, `report`, `report_failure` and `flush` (the calls the \
          worker loop makes into the extension) from outside the library (Ruby: a module prepended to \
-         `TaskerCore::Internal::WorkerSession`; Python: a proxy in front of the native `WorkerSession`). The \
+         `TaskerCore::Internal::WorkerSession`; Python: a proxy in front of the native `WorkerSession`; Java: \
+         a wrapper around the worker's session, `ThreadMXBean` thread CPU time). The \
          figure judged against the aim is the calling thread's CPU time inside those calls \
          (`CLOCK_THREAD_CPUTIME_ID` / `time.thread_time()`), summed over all threads, ÷ steps. Time blocked \
          waiting uses no CPU, so waits for work, for a pooled connection and for PostgreSQL are left out. It is \

@@ -194,17 +194,14 @@ pub fn package() -> Result<()> {
     Ok(())
 }
 
-/// What `cargo xtask bench --bindings` runs for Java: the release library, the classes compiled by Maven and
-/// crates/tasker-jvm/bench/WorkerBench.java compiled beside them; returns `java … WorkerBench` for the caller
-/// to add `--url`, `--tasks`, `--concurrency` and `--quick` to. It prints one JSON line.
-// Called by `cargo xtask bench --bindings` (xtask/src/bindings_bench.rs) once that is wired up on main.
-#[allow(dead_code)]
-pub fn bench_command() -> Result<Command> {
+/// Builds what `cargo xtask bench --bindings` runs for Java: the release library, the classes compiled by
+/// Maven, and crates/tasker-jvm/bench/WorkerBench.java compiled beside them.
+pub fn build_bench() -> Result<()> {
     ensure_java()?;
-    let library = build_library("release")?;
+    build_library("release")?;
     util::run(maven(&m2()?, "release")?.args(["-DskipTests", "compile"]))?;
     let classes = util::target_dir()?.join("jvm/release/classes");
-    let out = util::target_dir()?.join("jvm/bench-classes");
+    let out = bench_classes()?;
     std::fs::create_dir_all(&out)?;
     util::run(
         Command::new("javac")
@@ -213,12 +210,33 @@ pub fn bench_command() -> Result<Command> {
             .arg("-d")
             .arg(&out)
             .arg(Path::new(CRATE_DIR).join("bench/WorkerBench.java")),
-    )?;
+    )
+}
+
+fn bench_classes() -> Result<PathBuf> {
+    Ok(util::target_dir()?.join("jvm/bench-classes"))
+}
+
+/// `java … WorkerBench` over what [`build_bench`] built, for the caller to add `--url`, `--tasks`,
+/// `--concurrency` and `--quick` to. It prints one JSON line.
+pub fn bench_command() -> Result<Command> {
+    let target = util::target_dir()?;
+    let library = target
+        .join("release")
+        .join(format!("{DLL_PREFIX}tasker_jvm{DLL_SUFFIX}"));
+    let classes = target.join("jvm/release/classes");
     let mut java = Command::new("java");
-    java.arg(format!("-Dtasker.native.library={}", library.display()))
-        .arg("-cp")
-        .arg(format!("{}:{}", classes.display(), out.display()))
-        .arg("io.tasker.core.WorkerBench");
+    java.arg(format!(
+        "-Dtasker.native.library={}",
+        std::fs::canonicalize(&library)?.display()
+    ))
+    .arg("-cp")
+    .arg(format!(
+        "{}:{}",
+        std::fs::canonicalize(classes)?.display(),
+        std::fs::canonicalize(bench_classes()?)?.display()
+    ))
+    .arg("io.tasker.core.WorkerBench");
     Ok(java)
 }
 
