@@ -1287,20 +1287,22 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn claims_and_reports_ride_out_a_store_outage() {
+    /// A task of the pair and a session on a store the test can take down (`state`). Deadlines off: on a
+    /// slow machine the 1 s timeout could otherwise be written before the outcome.
+    async fn outage_session() -> (Engine, crate::Task, Session, Arc<AtomicU8>) {
         let e = engine().await;
         let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
         let (source, state) = switchable(&e);
-        // Deadlines off: on a slow machine the 1 s timeout could otherwise be written before the outcome.
-        let s = Session::start(
-            source,
-            SessionConfig {
-                enforce_deadlines: false,
-                ..config(&["s.a", "s.b"])
-            },
-        )
-        .unwrap();
+        let config = SessionConfig {
+            enforce_deadlines: false,
+            ..config(&["s.a", "s.b"])
+        };
+        (e, t, Session::start(source, config).unwrap(), state)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claims_and_reports_ride_out_a_store_outage() {
+        let (e, t, s, state) = outage_session().await;
         state.store(DOWN, Ordering::SeqCst);
         // A claim while the store is down is retried, then comes back empty; it does not fail.
         assert!(s.next_batch(1, Duration::from_millis(100)).await.unwrap().is_empty());
@@ -1349,17 +1351,7 @@ mod tests {
 
     #[tokio::test]
     async fn outcomes_a_failed_claim_carried_go_back_to_the_reporter() {
-        let e = engine().await;
-        let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
-        let (source, state) = switchable(&e);
-        let s = Session::start(
-            source,
-            SessionConfig {
-                enforce_deadlines: false,
-                ..config(&["s.a", "s.b"])
-            },
-        )
-        .unwrap();
+        let (e, t, s, state) = outage_session().await;
         let a = s.next_batch(1, Duration::from_secs(5)).await.unwrap().remove(0);
         state.store(DOWN, Ordering::SeqCst);
         s.report(a.token, Outcome::Success(json!({"a": 1})));
