@@ -329,11 +329,11 @@ impl Shared {
         matches!(q.msgs.front(), Some(Msg::Outcome { token, .. }) if !q.writing.contains(token))
     }
 
-    /// Queues a message for the reporter; false once the session is gone (nothing will write it).
-    fn enqueue(&self, msg: Msg) -> std::result::Result<(), Msg> {
+    /// Queues a message for the reporter; gives it back once the session is gone (nothing will write it).
+    fn enqueue(&self, msg: Msg) -> std::result::Result<(), Box<Msg>> {
         let mut q = lock(&self.queue);
         if q.closed {
-            return Err(msg);
+            return Err(Box::new(msg));
         }
         let outcome = match msg {
             Msg::Flush(_) => {
@@ -720,7 +720,7 @@ impl Session {
             bump(&sh.counters.late);
         }
         let msg = Msg::Outcome { token, outcome, reply };
-        if let Err(Msg::Outcome { token, reply, .. }) = sh.enqueue(msg) {
+        if let Err(Msg::Outcome { token, reply, .. }) = sh.enqueue(msg).map_err(|m| *m) {
             // Only possible once the reporter ended, which it does only when the session is gone.
             sh.abandon(&token, "the reporter has stopped");
             if let Some(r) = reply {
