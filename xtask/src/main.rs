@@ -17,6 +17,7 @@ mod test_all;
 #[path = "../../crates/tasker-core/src/url.rs"]
 mod url;
 mod util;
+mod wasm;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -89,7 +90,7 @@ fn run() -> Result<()> {
         }
         "package" => {
             let Some(binding) = args.next() else {
-                bail!("package expects a binding: ruby, python or node");
+                bail!("package expects a binding: ruby, python, node or wasm");
             };
             args.finish()?;
             match binding.as_str() {
@@ -99,7 +100,8 @@ fn run() -> Result<()> {
                 }),
                 "python" => python::package(),
                 "node" => node::package(),
-                other => bail!("cannot package `{other}`; known: ruby, python, node"),
+                "wasm" => wasm::package(),
+                other => bail!("cannot package `{other}`; known: ruby, python, node, wasm"),
             }
         }
         // Hidden: it exists to prove pg.rs works on a new machine, not for daily use.
@@ -145,6 +147,9 @@ Tasks:
       Build the release abi3 wheel of the Python binding into target/wheels.
   package node
       Build the release Node addon and `npm pack` @tasker/core into <target>/npm.
+  package wasm
+      Build the release wasm module, `npm pack` @tasker/wasm into <target>/npm, install the
+      tarball into an empty folder and run a workflow there; prints the .wasm size.
 
 Parts of test-all, in order:"
     );
