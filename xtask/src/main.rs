@@ -104,6 +104,16 @@ fn run() -> Result<()> {
                 other => bail!("cannot package `{other}`; known: ruby, python, node, wasm"),
             }
         }
+        "serve-example" => {
+            let port = match args.value("--port")? {
+                Some(p) => p
+                    .parse()
+                    .with_context(|| format!("--port expects a port number, found {p:?}"))?,
+                None => 4173,
+            };
+            args.finish()?;
+            wasm::serve_example(port)
+        }
         // Hidden: it exists to prove pg.rs works on a new machine, not for daily use.
         "pg-smoke" => {
             let durability = if args.flag("--durable") {
@@ -150,6 +160,9 @@ Tasks:
   package wasm
       Build the release wasm module, `npm pack` @tasker/wasm into <target>/npm, install the
       tarball into an empty folder and run a workflow there; prints the .wasm size.
+  serve-example [--port 4173]
+      Build the wasm module and the page in examples/browser/ (validate, draw and run a
+      workflow in the browser), and serve it on http://127.0.0.1:PORT/ until interrupted.
 
 Parts of test-all, in order:"
     );
