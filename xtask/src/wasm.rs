@@ -239,11 +239,43 @@ fn report_size(module: &Path) -> Result<(u64, u64)> {
     Ok((raw, gz))
 }
 
-/// `cargo xtask package wasm`: the release module packed into `<target>/npm/tasker-wasm-<version>.tgz`, then
+/// Shrinks the module in place with `wasm-opt -Oz` from npm's binaryen (a devDependency of the package, `npm
+/// ci` when missing; Debian's older wasm-opt breaks the module), for the features rustc's wasm32 target
+/// emits. The smoke test that follows runs the optimised module.
+fn optimize(module: &Path) -> Result<()> {
+    let wasm_opt = Path::new(CRATE_DIR).join("node_modules/.bin/wasm-opt");
+    if !wasm_opt.exists() {
+        util::run(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(CRATE_DIR),
+        )?;
+    }
+    let features = [
+        "bulk-memory",
+        "nontrapping-float-to-int",
+        "sign-ext",
+        "mutable-globals",
+        "reference-types",
+        "multivalue",
+    ];
+    util::run(
+        Command::new(std::path::absolute(&wasm_opt)?)
+            .arg("-Oz")
+            .args(features.map(|f| format!("--enable-{f}")))
+            .arg(module)
+            .arg("-o")
+            .arg(module),
+    )
+}
+
+/// `cargo xtask package wasm`: the module in the size-first `wasm-release` profile packed into `<target>/npm/tasker-wasm-<version>.tgz`, then
 /// installed into an empty folder and run from plain `node`.
 pub fn package() -> Result<()> {
     crate::node::ensure_node()?;
-    let module = build("release")?;
+    let module = build("wasm-release")?;
+    report_size(&module)?;
+    optimize(&module)?;
     report_size(&module)?;
     let tarball = pack()?;
     smoke(&tarball)?;
