@@ -1,10 +1,9 @@
-//! `cargo xtask bench --bindings`: the Ruby and the Python worker running no-op handlers on PostgreSQL, next to
-//! the Rust in-process worker on the same workload and the same cluster, written to the `bindings` section of
+//! `cargo xtask bench --bindings`: the Ruby, Python, Node and Java workers running no-op handlers on PostgreSQL, next
+//! to the Rust in-process worker on the same workload and the same cluster, written to the `bindings` section of
 //! docs/benchmarks.md.
 //!
-//! The measuring is done by crates/tasker-ruby/bench/worker_bench.rb and crates/tasker-python/bench/
-//! worker_bench.py (one JSON line each) and by `tasker-bench --only p1-inproc`; this module builds, runs them in
-//! one cluster and renders the section.
+//! The measuring is done by each binding's `bench/worker_bench.*` script (one JSON line each, see [`BINDINGS`])
+//! and by `tasker-bench --only p1-inproc`; this module builds, runs them in one cluster and renders the section.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -14,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::pg::{Durability, PgCluster};
-use crate::{python, ruby, util};
+use crate::{jvm, node, python, ruby, util};
 
 const OUT: &str = "docs/benchmarks.md";
 const SECTION: &str = "bindings";
@@ -27,6 +26,59 @@ const BINDING_CONCURRENCY: [u32; 2] = [16, 64];
 const AIM_SHARE_PERCENT: f64 = 70.0;
 const AIM_FFI_US: f64 = 20.0;
 
+/// One host language's worker bench: the `binding` its script's JSON line names, how the section names it and
+/// its version, and how the script is launched (in the binding's crate folder).
+struct Binding {
+    key: &'static str,
+    name: &'static str,
+    /// The JSON key holding the host's version, and the label put before it.
+    version: (&'static str, &'static str),
+    command: fn() -> Result<Command>,
+}
+
+/// Run in this order, each at every setting of [`BINDING_CONCURRENCY`].
+const BINDINGS: [Binding; 4] = [
+    Binding {
+        key: "ruby",
+        name: "Ruby (`TaskerCore::Worker#run`)",
+        version: ("ruby", "Ruby: "),
+        command: || {
+            let mut c = Command::new("ruby");
+            c.current_dir("crates/tasker-ruby")
+                .args(["-Ilib", "bench/worker_bench.rb"]);
+            Ok(c)
+        },
+    },
+    Binding {
+        key: "python",
+        name: "Python (`tasker_core.Worker.run`)",
+        version: ("python", "Python: CPython "),
+        command: || {
+            let mut c = Command::new(python::venv_python()?);
+            c.current_dir("crates/tasker-python").arg("bench/worker_bench.py");
+            Ok(c)
+        },
+    },
+    Binding {
+        key: "node",
+        name: "Node (`Worker#run` of @tasker/core)",
+        version: ("node", "Node.js: "),
+        command: || {
+            let mut c = Command::new("node");
+            c.current_dir(node::CRATE_DIR)
+                .arg("bench/worker_bench.js")
+                .env("TASKER_CORE_NATIVE", node::release_addon()?);
+            Ok(c)
+        },
+    },
+    Binding {
+        key: "java",
+        name: "Java (`Worker.run` of io.tasker:tasker-core)",
+        version: ("java", "Java: OpenJDK "),
+        command: jvm::bench_command,
+    },
+];
+
 pub fn run(quick: bool) -> Result<()> {
     let tasks: u64 = if quick { 200 } else { 2_000 };
     // Release everywhere: the Rust figure is a release build, and a debug extension would put its own
@@ -34,6 +86,8 @@ pub fn run(quick: bool) -> Result<()> {
     util::run(util::cargo().args(["build", "--release", "--locked", "-p", "tasker-core", "--bins"]))?;
     ruby::build_extension_release()?;
     python::develop_release()?;
+    node::build_release_addon()?;
+    jvm::build_bench()?;
 
     // Durable, like the PostgreSQL section: fsync off would flatter every commit the workers make.
     let pg = PgCluster::start(Durability::Durable)?;
@@ -42,25 +96,10 @@ pub fn run(quick: bool) -> Result<()> {
 
     let rust = rust_worker(pg.url(), tasks)?;
     let mut bindings = Vec::new();
-    for concurrency in BINDING_CONCURRENCY {
-        bindings.push(script(
-            Command::new("ruby")
-                .current_dir("crates/tasker-ruby")
-                .args(["-Ilib", "bench/worker_bench.rb"]),
-            pg.url(),
-            tasks,
-            concurrency,
-        )?);
-    }
-    for concurrency in BINDING_CONCURRENCY {
-        bindings.push(script(
-            Command::new(python::venv_python()?)
-                .current_dir("crates/tasker-python")
-                .arg("bench/worker_bench.py"),
-            pg.url(),
-            tasks,
-            concurrency,
-        )?);
+    for binding in &BINDINGS {
+        for concurrency in BINDING_CONCURRENCY {
+            bindings.push(script(&mut (binding.command)()?, pg.url(), tasks, concurrency)?);
+        }
     }
     let load_after = loadavg();
     drop(pg);
@@ -194,7 +233,7 @@ fn render(r: &Rendered) -> Result<String> {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "<!-- bench:{SECTION}:start -->\n## Ruby and Python workers (PostgreSQL)\n"
+        "<!-- bench:{SECTION}:start -->\n## Ruby, Python, Node and Java workers (PostgreSQL)\n"
     );
     if r.quick {
         let _ = writeln!(
@@ -207,23 +246,22 @@ fn render(r: &Rendered) -> Result<String> {
     let _ = writeln!(s, "- Date: {}", r.date);
     let _ = writeln!(s, "- Machine: {}", machine());
     // Both concurrency settings of a binding print the same version; show it once.
-    for b in r
-        .bindings
-        .iter()
-        .filter(|b| b["concurrency"].as_u64() == Some(u64::from(CONCURRENCY)))
-    {
-        let version = match (b["ruby"].as_str(), b["python"].as_str()) {
-            (Some(v), _) => format!("Ruby: {v}"),
-            (None, Some(v)) => format!("Python: CPython {v}"),
-            (None, None) => continue,
-        };
-        let _ = writeln!(s, "- {version}");
+    for binding in &BINDINGS {
+        let (key, label) = binding.version;
+        if let Some(v) = r
+            .bindings
+            .iter()
+            .find(|b| b["binding"] == binding.key)
+            .and_then(|b| b[key].as_str())
+        {
+            let _ = writeln!(s, "- {label}{v}");
+        }
     }
     let _ = writeln!(
         s,
         "- Store: a throwaway durable PostgreSQL cluster (server defaults: fsync=on, synchronous_commit=on) \
-         started by the command, a fresh database per run; release builds of tasker-bench, the Ruby extension \
-         and the Python module"
+         started by the command, a fresh database per run; release builds of tasker-bench, the Ruby extension, \
+         the Python module, the Node addon and the Java library"
     );
     let _ = writeln!(
         s,
@@ -254,11 +292,7 @@ fn render(r: &Rendered) -> Result<String> {
             (false, true) => "steps/s no; FFI yes",
             (false, false) => "no",
         };
-        let name = match b["binding"].as_str() {
-            Some("ruby") => "Ruby (`TaskerCore::Worker#run`)",
-            Some("python") => "Python (`tasker_core.Worker.run`)",
-            _ => "?",
-        };
+        let name = BINDINGS.iter().find(|x| b["binding"] == x.key).map_or("?", |x| x.name);
         let _ = writeln!(
             s,
             "| {name} | {workload}; concurrency {} (claims up to the free threads) | {} steps/s ({:.2} s) \
@@ -276,7 +310,7 @@ fn render(r: &Rendered) -> Result<String> {
         format!(
             "**Workload**: {workload} of the test-kit pattern `linear(4)` (handler `testkit.noop`), created first \
              and not timed, in a fresh database on the same cluster for each run, one after another: \
-             Rust (both batch sizes), then Ruby, then Python (each at concurrency 16, then 64)."
+             Rust (both batch sizes), then Ruby, Python, Node and Java (each at concurrency 16, then 64)."
         ),
         format!(
             "**Rust**: `tasker-bench --only p1-inproc --p1-tasks {}`, the in-process part of P1 in the PostgreSQL \
@@ -286,18 +320,21 @@ fn render(r: &Rendered) -> Result<String> {
             r.tasks,
             thousands_f(best_rate)
         ),
-        "**Ruby / Python**: crates/tasker-ruby/bench/worker_bench.rb and crates/tasker-python/bench/\
-             worker_bench.py run the binding's own `Worker#run` / `Worker.run` loop (16 or 64 host threads, \
-             each `next_batch` asks for as many steps as threads are free, each outcome is handed to the shared \
-             session's reporter, which writes batches of up to 64 with one `finish_many` each) with a handler \
-             returning an empty map. A watcher polls `health_counts` every 20 ms and stops the worker once every \
+        "**Ruby / Python / Node / Java**: crates/tasker-ruby/bench/worker_bench.rb, crates/tasker-python/\
+             bench/worker_bench.py, crates/tasker-node/bench/worker_bench.js and crates/tasker-jvm/bench/\
+             WorkerBench.java run the binding's own `Worker#run` / `Worker.run` loop (Ruby, Python and Java: \
+             16 or 64 host threads; Node: up to 16 or 64 handler Promises on its one JS thread; each \
+             `next_batch` asks for as many steps as there are free slots and carries the outcomes queued since \
+             the last one into its transaction; the session's reporter writes those no claim carried, in \
+             batches of up to 64) with a handler returning an empty map. A watcher polls `health_counts` every 20 ms and stops the worker once every \
              task is complete. Steps/s is steps ÷ the time from calling `run` to that poll (so up to 20 ms \
              long). Afterwards `health_counts` must show every task and step complete and no `report_failure` \
              call may have been made, or the run fails."
             .to_string(),
         "**FFI µs/step**: the scripts wrap the native session's `next_batch`, `report`, `report_failure` and `flush` (the calls the \
          worker loop makes into the extension) from outside the library (Ruby: a module prepended to \
-         `TaskerCore::Internal::WorkerSession`; Python: a proxy in front of the native `WorkerSession`). The \
+         `TaskerCore::Internal::WorkerSession`; Python: a proxy in front of the native `WorkerSession`; Java: \
+         a wrapper around the worker's session, `ThreadMXBean` thread CPU time). The \
          figure judged against the aim is the calling thread's CPU time inside those calls \
          (`CLOCK_THREAD_CPUTIME_ID` / `time.thread_time()`), summed over all threads, ÷ steps. Time blocked \
          waiting uses no CPU, so waits for work, for a pooled connection and for PostgreSQL are left out. It is \
@@ -309,6 +346,15 @@ fn render(r: &Rendered) -> Result<String> {
          threads, ÷ steps, is shown beside it: mostly PostgreSQL commits and the wait for one of 8 pooled \
          connections among the host threads, so not an FFI cost. Claims that returned no step (the loop waiting for \
          work) are excluded from both and reported in the JSON line as `empty_claim_wall_us_per_step`."
+            .to_string(),
+        "**FFI µs/step, Node**: Node runs every handler and every native call on its one JS thread, and a \
+         claimed batch is lowered into JS objects when its Promise settles, which no wrapper outside the addon \
+         can time. So the figure judged against the aim is that thread's whole CPU time over the run \
+         (`/proc/self/task/<pid>/schedstat`) ÷ steps: the native calls, and also the worker loop, the handler \
+         calls, Promise bookkeeping and garbage collection. It is an upper bound on the native calls' share. \
+         The JSON line also gives the wall time in the synchronous native calls alone (`sync_native_us_per_step`: \
+         a claim's arguments and spawn, each outcome's queueing), and its wall column is the time from calling \
+         a claim to its settled batch plus the report and flush calls."
             .to_string(),
         "**Process CPU µs/step**: all the CPU the worker's process used (every thread: host threads, the \
          engine's runtime threads) over the run, ÷ steps; for the bindings `CLOCK_PROCESS_CPUTIME_ID` / \
@@ -327,7 +373,7 @@ fn render(r: &Rendered) -> Result<String> {
     for l in &r.rust.cpu_lines {
         let _ = writeln!(s, "- {l}");
     }
-    let _ = writeln!(s, "\nThe JSON lines of the two scripts, as printed:\n");
+    let _ = writeln!(s, "\nThe JSON lines of the scripts, as printed:\n");
     for b in r.bindings {
         let _ = writeln!(s, "- `{b}`");
     }

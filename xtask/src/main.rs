@@ -5,6 +5,7 @@
 mod bench;
 mod bindings_bench;
 mod gen;
+mod jvm;
 mod node;
 mod pg;
 mod python;
@@ -90,7 +91,7 @@ fn run() -> Result<()> {
         }
         "package" => {
             let Some(binding) = args.next() else {
-                bail!("package expects a binding: ruby, python, node or wasm");
+                bail!("package expects a binding: ruby, python, node, jvm or wasm");
             };
             args.finish()?;
             match binding.as_str() {
@@ -100,8 +101,9 @@ fn run() -> Result<()> {
                 }),
                 "python" => python::package(),
                 "node" => node::package(),
+                "jvm" => jvm::package(),
                 "wasm" => wasm::package(),
-                other => bail!("cannot package `{other}`; known: ruby, python, node, wasm"),
+                other => bail!("cannot package `{other}`; known: ruby, python, node, jvm, wasm"),
             }
         }
         "serve-example" => {
@@ -149,6 +151,7 @@ Tasks:
       and write the bindings section of docs/benchmarks.md.
   gen [--check]
       Write the object types of the host type files (.pyi, .rbs, .d.ts) and of docs/bindings.md
+      and the Java records
       from tasker-shared-ffi's object table; --check only fails when one is stale.
   package ruby
       Build the tasker_core gems into target/ruby-gem/: the source gem (crates vendored;
@@ -157,6 +160,9 @@ Tasks:
       Build the release abi3 wheel of the Python binding into target/wheels.
   package node
       Build the release Node addon and `npm pack` @tasker/core into <target>/npm.
+  package jvm
+      Build the release JVM library into the io.tasker:tasker-core jar, `mvn install` it into a
+      temporary local repository and run a separate Maven project that names only its coordinate.
   package wasm
       Build the release wasm module, `npm pack` @tasker/wasm into <target>/npm, install the
       tarball into an empty folder and run a workflow there; prints the .wasm size.

@@ -14,7 +14,9 @@ use anyhow::{bail, Context, Result};
 use crate::pg::{Durability, PgCluster};
 use crate::util;
 
-const CRATE_DIR: &str = "crates/tasker-node";
+pub(crate) const CRATE_DIR: &str = "crates/tasker-node";
+/// The file name the addon is copied to beside the cdylib, in each profile's folder.
+const ADDON: &str = "tasker_core.node";
 
 /// Checks that node (18 or later, for node:test) and npm are on PATH, or says what to install.
 pub fn ensure_node() -> Result<()> {
@@ -73,7 +75,7 @@ pub fn test() -> Result<()> {
     ensure_node()?;
     ensure_node_modules()?;
     // Debug build: it shares the workspace's dev artifacts, so only this crate and napi compile here.
-    let addon = build_addon("dev", "tasker_core.node")?;
+    let addon = build_addon("dev", ADDON)?;
 
     // PostgreSQL: the URL given, or a throwaway cluster of our own, stopped when `_pg` drops.
     let mut _pg = None;
@@ -190,10 +192,22 @@ fn smoke(tarball: &Path) -> Result<()> {
     )
 }
 
+/// The release addon, built (once per change) and copied beside the cdylib; `cargo xtask bench --bindings`
+/// loads it through `TASKER_CORE_NATIVE`.
+pub fn build_release_addon() -> Result<PathBuf> {
+    ensure_node()?;
+    build_addon("release", ADDON)
+}
+
+/// The release addon [`build_release_addon`] wrote, or an error saying it was not built.
+pub fn release_addon() -> Result<PathBuf> {
+    let addon = util::target_dir()?.join("release").join(ADDON);
+    std::fs::canonicalize(&addon).with_context(|| format!("no release addon at {}", addon.display()))
+}
+
 /// `cargo xtask package node`: the release addon packed into `<target>/npm/tasker-core-<version>.tgz`.
 pub fn package() -> Result<()> {
-    ensure_node()?;
-    let addon = build_addon("release", "tasker_core.node")?;
+    let addon = build_release_addon()?;
     let tarball = pack(&addon)?;
     println!("tarball: {}", tarball.display());
     Ok(())

@@ -60,6 +60,13 @@ pub const PARTS: &[Part] = &[
         description: "the Node package: type freshness, one debug addon build, node --test (scenarios on memory/SQLite/PostgreSQL)",
         run: crate::node::test,
     },
+    Part {
+        name: "jvm",
+        description: "the Java binding: record freshness, one debug cdylib build, mvn test (JUnit 5: scenarios on \
+                      memory/SQLite/PostgreSQL), then the jar installed into a temporary repository and run by a \
+                      separate Maven project",
+        run: crate::jvm::test,
+    },
 ];
 
 pub struct Options {

@@ -849,111 +849,94 @@ impl Engine {
 
     /// Claims up to `limit` ready steps for the handler keys and leases them for `lease`.
     pub async fn claim(&self, req: &ClaimRequest) -> Result<Vec<StepContext>> {
-        if req.handler_keys.is_empty() {
-            return Err(Error::field(
-                "claim",
-                "handler_keys",
-                "expected at least one handler key",
-            ));
-        }
-        if req.limit == 0 || req.limit > MAX_CLAIM_LIMIT {
-            return Err(Error::field(
-                "claim",
-                "limit",
-                format!("expected 1..={MAX_CLAIM_LIMIT}, found {}", req.limit),
-            ));
-        }
-        check_lease("claim", req.lease)?;
-        if req.worker_id.is_empty() {
-            return Err(Error::field("claim", "worker_id", "expected a non-empty worker id"));
-        }
+        check_claim_request(req)?;
         let span = info_span!("claim", worker_id = %req.worker_id, limit = req.limit);
         async move {
             let now = self.now();
-            let params = ClaimParams {
-                worker_id: req.worker_id.clone(),
-                handler_keys: req.handler_keys.clone(),
-                limit: req.limit,
-                now,
-                lease_expires_at: now + delta(req.lease),
-            };
+            let params = claim_params(req, now);
             let mut tx = self.begin().await?;
             let mut log = Log::default();
-            let result = async {
-                let rows = tx.step_claim(&params).await?;
-                let mut steps = Vec::with_capacity(rows.len());
-                let mut to_start: Vec<Uuid> = Vec::new();
-                for row in rows {
-                    let step = row.step;
-                    let to = row.from_state.apply(StepEvent::Claim, step.id)?;
-                    // The store wrote the claimed row already; record the transition it made.
-                    log.claimed(
-                        &step,
-                        row.from_state,
-                        to,
-                        now,
-                        json!({"lease_expires_at": params.lease_expires_at}),
-                    );
-                    if row.task_state == TaskState::Pending {
-                        to_start.push(step.task_id);
-                    }
-                    steps.push(step);
-                }
-                // Tasks in id order, so that claimers starting the same tasks never wait in a cycle.
-                let mut started = Vec::new();
-                for mut task in tx.task_lock_many(&to_start).await? {
-                    if task.state == TaskState::Pending {
-                        let to = task.state.apply(TaskEvent::Start, task.id)?;
-                        task.started_at = Some(now);
-                        log.task(&mut task, TaskEvent::Start, to, now, Value::Null);
-                        started.push(task);
-                    }
-                }
-                tx.task_update_many(&started).await?;
-                // In the claim's transaction: if the inputs cannot be read, the claim rolls back and the
-                // attempt is not spent (a step that may run once must not end `worker_lost` unrun).
-                let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
-                let inputs = tx.claim_inputs(&ids).await?;
-                Ok((steps, inputs))
-            }
-            .await;
-            let (steps, inputs) = self.conclude(tx, log, result).await?;
-            if steps.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut by_id: HashMap<Uuid, crate::store::ClaimInput> =
-                inputs.into_iter().map(|i| (i.step_id, i)).collect();
-            let mut out = Vec::with_capacity(steps.len());
-            for s in steps {
-                let input = by_id
-                    .remove(&s.id)
-                    .ok_or_else(|| Error::Internal(format!("claimed step {} has no inputs", s.id)))?;
-                let started = s.started_at.unwrap_or(now);
-                out.push(StepContext {
-                    token: ClaimToken {
-                        step_id: s.id,
-                        attempt: s.attempts,
-                    },
-                    task_id: s.task_id,
-                    step_id: s.id,
-                    namespace: input.namespace,
-                    task_name: input.task_name,
-                    step_name: s.name,
-                    handler_key: s.handler_key,
-                    attempt: s.attempts,
-                    max_attempts: s.max_attempts,
-                    context: input.context,
-                    config: s.config,
-                    dependency_results: input.dependency_results.into_iter().collect::<BTreeMap<_, _>>(),
-                    deadline: started + TimeDelta::seconds(s.timeout_seconds),
-                    lease_expires_at: s.lease_expires_at.unwrap_or(params.lease_expires_at),
-                });
-            }
-            debug!(claimed = out.len(), "claimed");
-            Ok(out)
+            let result = self.claim_in(&mut tx, &mut log, &params).await;
+            let claimed = self.conclude(tx, log, result).await?;
+            contexts(claimed, &params)
         }
         .instrument(span)
         .await
+    }
+
+    /// Records a batch of outcomes and claims the next steps in one transaction, one commit: what a worker
+    /// loop does between two batches. A step released by one of the outcomes can be claimed at once. Each
+    /// outcome gets its own result as in [`Engine::finish_many`]; a store error fails the whole call, and then
+    /// nothing was written or claimed.
+    pub async fn finish_and_claim(
+        &self,
+        items: Vec<(ClaimToken, Outcome)>,
+        req: &ClaimRequest,
+    ) -> Result<(Vec<Result<Step>>, Vec<StepContext>)> {
+        check_claim_request(req)?;
+        let span = info_span!("finish_and_claim", count = items.len(), limit = req.limit);
+        async move {
+            let task_ids = self.task_ids_of(&items).await?;
+            let now = self.now();
+            let params = claim_params(req, now);
+            let mut tx = self.begin().await?;
+            let mut log = Log::default();
+            let result = async {
+                let finished = self.finish_in(&mut tx, &mut log, items, &task_ids, now).await?;
+                let claimed = self.claim_in(&mut tx, &mut log, &params).await?;
+                Ok((finished, claimed))
+            }
+            .await;
+            let (finished, claimed) = self.conclude(tx, log, result).await?;
+            Ok((finished, contexts(claimed, &params)?))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The claim inside `tx`: the store's claim statement, the transitions it made, the tasks it starts, and
+    /// the inputs of what it took. In the claim's transaction: if the inputs cannot be read, the claim rolls
+    /// back and the attempt is not spent (a step that may run once must not end `worker_lost` unrun).
+    async fn claim_in(&self, tx: &mut Box<dyn StoreTx>, log: &mut Log, params: &ClaimParams) -> Result<Claimed> {
+        let now = params.now;
+        let rows = tx.step_claim(params).await?;
+        let mut steps = Vec::with_capacity(rows.len());
+        let mut to_start: Vec<Uuid> = Vec::new();
+        for row in rows {
+            let step = row.step;
+            let to = row.from_state.apply(StepEvent::Claim, step.id)?;
+            // The store wrote the claimed row already; record the transition it made.
+            log.claimed(
+                &step,
+                row.from_state,
+                to,
+                now,
+                json!({"lease_expires_at": params.lease_expires_at}),
+            );
+            if row.task_state == TaskState::Pending {
+                to_start.push(step.task_id);
+            }
+            steps.push(step);
+        }
+        if steps.is_empty() {
+            return Ok(Claimed::default());
+        }
+        // Tasks in id order, so that claimers starting the same tasks never wait in a cycle.
+        to_start.sort_unstable();
+        to_start.dedup();
+        let mut started = Vec::new();
+        for mut task in tx.task_lock_many(&to_start).await? {
+            if task.state == TaskState::Pending {
+                let to = task.state.apply(TaskEvent::Start, task.id)?;
+                task.started_at = Some(now);
+                log.task(&mut task, TaskEvent::Start, to, now, Value::Null);
+                started.push(task);
+            }
+        }
+        tx.task_update_many(&started).await?;
+        let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
+        let inputs = tx.claim_inputs(&ids).await?;
+        Ok(Claimed { steps, inputs })
     }
 
     /// Extends the lease of each claim that still holds; returns those extended. A token missing from
@@ -995,65 +978,85 @@ impl Engine {
         }
         let span = info_span!("finish", count = items.len());
         async move {
+            let task_ids = self.task_ids_of(&items).await?;
             let now = self.now();
-            // Lock order: tasks before their steps, tasks by id, so concurrent batches never wait in a cycle.
-            let ids: Vec<Uuid> = items.iter().map(|(t, _)| t.step_id).collect();
-            let mut task_ids: Vec<Uuid> = self
-                .store()?
-                .step_task_ids(&ids)
-                .await?
-                .into_iter()
-                .map(|(_, t)| t)
-                .collect();
-            task_ids.sort_unstable();
-            task_ids.dedup();
             let mut tx = self.begin().await?;
             let mut log = Log::default();
-            let result = async {
-                let mut tasks: HashMap<Uuid, Task> = tx
-                    .task_lock_many(&task_ids)
-                    .await?
-                    .into_iter()
-                    .map(|t| (t.id, t))
-                    .collect();
-                let mut steps: HashMap<Uuid, Step> =
-                    tx.step_lock_many(&ids).await?.into_iter().map(|s| (s.id, s)).collect();
-                let mut results = Vec::with_capacity(items.len());
-                let mut changed: Vec<Uuid> = Vec::new();
-                let mut succeeded: Vec<Uuid> = Vec::new();
-                for (token, outcome) in items {
-                    match Self::judge(&mut steps, &mut tasks, &mut log, token, outcome, now) {
-                        Ok(step) => {
-                            if !changed.contains(&step.id) {
-                                changed.push(step.id);
-                            }
-                            if step.state == StepState::Complete {
-                                succeeded.push(step.id);
-                            }
-                            results.push(Ok(step));
-                        }
-                        Err(
-                            e @ (Error::StaleClaim { .. } | Error::InvalidTransition { .. } | Error::NotFound { .. }),
-                        ) => {
-                            debug!(step_id = %token.step_id, attempt = token.attempt, error = %e, "outcome rejected");
-                            results.push(Err(e));
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                let rows: Vec<Step> = changed.iter().filter_map(|id| steps.get(id).cloned()).collect();
-                tx.step_update_many(&rows).await?;
-                if !succeeded.is_empty() && !tx.step_children_release_many(&succeeded, now).await?.is_empty() {
-                    log.wake = true;
-                }
-                self.settle_and_write(&mut tx, &mut log, tasks, now).await?;
-                Ok(results)
-            }
-            .await;
+            let result = self.finish_in(&mut tx, &mut log, items, &task_ids, now).await;
             self.conclude(tx, log, result).await
         }
         .instrument(span)
         .await
+    }
+
+    /// The tasks of the outcomes' steps, in id order: the order a finish locks them in, so concurrent batches
+    /// never wait in a cycle. Read before the transaction (tasks before their steps is the lock order).
+    async fn task_ids_of(&self, items: &[(ClaimToken, Outcome)]) -> Result<Vec<Uuid>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = items.iter().map(|(t, _)| t.step_id).collect();
+        let mut task_ids: Vec<Uuid> = self
+            .store()?
+            .step_task_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        task_ids.sort_unstable();
+        task_ids.dedup();
+        Ok(task_ids)
+    }
+
+    /// The finish inside `tx`: locks the tasks, then the steps, judges each outcome, writes the changed rows,
+    /// releases children and settles the tasks.
+    async fn finish_in(
+        &self,
+        tx: &mut Box<dyn StoreTx>,
+        log: &mut Log,
+        items: Vec<(ClaimToken, Outcome)>,
+        task_ids: &[Uuid],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Step>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = items.iter().map(|(t, _)| t.step_id).collect();
+        let mut tasks: HashMap<Uuid, Task> = tx
+            .task_lock_many(task_ids)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect();
+        let mut steps: HashMap<Uuid, Step> = tx.step_lock_many(&ids).await?.into_iter().map(|s| (s.id, s)).collect();
+        let mut results = Vec::with_capacity(items.len());
+        let mut changed: Vec<Uuid> = Vec::new();
+        let mut succeeded: Vec<Uuid> = Vec::new();
+        for (token, outcome) in items {
+            match Self::judge(&mut steps, &mut tasks, log, token, outcome, now) {
+                Ok(step) => {
+                    if !changed.contains(&step.id) {
+                        changed.push(step.id);
+                    }
+                    if step.state == StepState::Complete {
+                        succeeded.push(step.id);
+                    }
+                    results.push(Ok(step));
+                }
+                Err(e @ (Error::StaleClaim { .. } | Error::InvalidTransition { .. } | Error::NotFound { .. })) => {
+                    debug!(step_id = %token.step_id, attempt = token.attempt, error = %e, "outcome rejected");
+                    results.push(Err(e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let rows: Vec<Step> = changed.iter().filter_map(|id| steps.get(id).cloned()).collect();
+        tx.step_update_many(&rows).await?;
+        if !succeeded.is_empty() && !tx.step_children_release_many(&succeeded, now).await?.is_empty() {
+            log.wake = true;
+        }
+        self.settle_and_write(tx, log, tasks, now).await?;
+        Ok(results)
     }
 
     /// Completes each given claim with its result in one transaction.
@@ -1472,6 +1475,83 @@ fn log_and_count_resolution(task: &mut Task, from: StepState) {
 }
 
 /// Whether `token` still holds the claim on `step`.
+/// A claim request's own checks, before anything is read or written.
+fn check_claim_request(req: &ClaimRequest) -> Result<()> {
+    if req.handler_keys.is_empty() {
+        return Err(Error::field(
+            "claim",
+            "handler_keys",
+            "expected at least one handler key",
+        ));
+    }
+    if req.limit == 0 || req.limit > MAX_CLAIM_LIMIT {
+        return Err(Error::field(
+            "claim",
+            "limit",
+            format!("expected 1..={MAX_CLAIM_LIMIT}, found {}", req.limit),
+        ));
+    }
+    check_lease("claim", req.lease)?;
+    if req.worker_id.is_empty() {
+        return Err(Error::field("claim", "worker_id", "expected a non-empty worker id"));
+    }
+    Ok(())
+}
+
+fn claim_params(req: &ClaimRequest, now: Timestamp) -> ClaimParams {
+    ClaimParams {
+        worker_id: req.worker_id.clone(),
+        handler_keys: req.handler_keys.clone(),
+        limit: req.limit,
+        now,
+        lease_expires_at: now + delta(req.lease),
+    }
+}
+
+/// What a claim took inside its transaction: the claimed rows and their inputs.
+#[derive(Default)]
+struct Claimed {
+    steps: Vec<Step>,
+    inputs: Vec<crate::store::ClaimInput>,
+}
+
+/// The handler's view of each claimed step, built once the claim has committed.
+fn contexts(claimed: Claimed, params: &ClaimParams) -> Result<Vec<StepContext>> {
+    if claimed.steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_id: HashMap<Uuid, crate::store::ClaimInput> =
+        claimed.inputs.into_iter().map(|i| (i.step_id, i)).collect();
+    let mut out = Vec::with_capacity(claimed.steps.len());
+    for s in claimed.steps {
+        let input = by_id
+            .remove(&s.id)
+            .ok_or_else(|| Error::Internal(format!("claimed step {} has no inputs", s.id)))?;
+        let started = s.started_at.unwrap_or(params.now);
+        out.push(StepContext {
+            token: ClaimToken {
+                step_id: s.id,
+                attempt: s.attempts,
+            },
+            task_id: s.task_id,
+            step_id: s.id,
+            namespace: input.namespace,
+            task_name: input.task_name,
+            step_name: s.name,
+            handler_key: s.handler_key,
+            attempt: s.attempts,
+            max_attempts: s.max_attempts,
+            context: input.context,
+            config: s.config,
+            dependency_results: input.dependency_results.into_iter().collect::<BTreeMap<_, _>>(),
+            deadline: started + TimeDelta::seconds(s.timeout_seconds),
+            lease_expires_at: s.lease_expires_at.unwrap_or(params.lease_expires_at),
+        });
+    }
+    debug!(claimed = out.len(), "claimed");
+    Ok(out)
+}
+
 fn check_claim(step: &Step, token: ClaimToken) -> Result<()> {
     let stale = |reason: String| Error::StaleClaim {
         step_id: step.id.to_string(),

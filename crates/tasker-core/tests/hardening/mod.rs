@@ -253,6 +253,59 @@ mod postgres {
         .await;
     }
 
+    /// A worker loop's claim carries the outcomes reported before it (and a waiting claim wakes to carry a
+    /// new one): a chain of four steps run by one worker is claimed and completed in five commits after
+    /// `create_task`, not eight. Each transition row records the transaction that wrote it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+    async fn a_chain_is_claimed_in_the_commits_that_complete_its_parents() {
+        let url = fresh_pg_database().await;
+        let engine = Engine::connect(&url, EngineOptions::default()).await.unwrap();
+        let chain = tasker_core::testkit::Pattern::Linear(4).template();
+        engine
+            .register_template_value(&serde_json::to_value(&chain).unwrap())
+            .await
+            .unwrap();
+        let mut worker = worker::Worker::new(
+            engine.clone(),
+            worker::WorkerConfig {
+                concurrency: 4,
+                ..worker::WorkerConfig::default()
+            },
+        );
+        worker.handle(
+            tasker_core::testkit::NOOP_HANDLER,
+            worker::handler_fn(|_| async { Ok(json!({})) }),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(async move { worker.run(async { drop(stopped.await) }).await });
+        let mut commits = Vec::new();
+        for _ in 0..3 {
+            let task = engine
+                .create_task(CreateTask::new(&chain.namespace, &chain.name, json!({})))
+                .await
+                .unwrap();
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while engine.task(task.id).await.unwrap().state != TaskState::Complete {
+                assert!(std::time::Instant::now() < until, "the chain did not complete");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(DISTINCT xid) FROM (SELECT xid FROM tasker.step_transitions WHERE task_id = $1
+                 UNION ALL SELECT xid FROM tasker.task_transitions WHERE task_id = $1) w",
+            )
+            .bind(task.id)
+            .fetch_one(&mut admin(&url).await)
+            .await
+            .unwrap();
+            commits.push(n - 1);
+        }
+        let _ = stop.send(());
+        run.await.unwrap().unwrap();
+        assert_eq!(commits, vec![5, 5, 5], "commits after create_task, per chain");
+        engine.close().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
     async fn heartbeats_and_reports_of_the_same_claims_never_deadlock() {

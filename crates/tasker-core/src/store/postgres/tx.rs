@@ -433,9 +433,17 @@ impl StoreTx for PgTx {
         if parent_ids.is_empty() {
             return Ok(Vec::new());
         }
+        // One index lookup per parent (the LATERAL's OFFSET 0 keeps the planner from turning it into a join),
+        // then one per child by primary key. Written as `parent_id = ANY($2)`, a table whose statistics lag
+        // behind (a fresh one, or one that grew fast) got a sequential scan of step_edges hashed against a
+        // sequential scan of steps: 4.3 ms for 64 parents among 8,000 steps, against 0.9 ms this way, and
+        // that cost grew with the tables.
         let found = sqlx::query(
             "UPDATE tasker.steps s SET unfinished_parents = s.unfinished_parents - c.n, updated_at = $1
-             FROM (SELECT child_id, count(*) AS n FROM tasker.step_edges WHERE parent_id = ANY($2) GROUP BY child_id) c
+             FROM (SELECT e.child_id, count(*) AS n
+                   FROM unnest($2::uuid[]) AS p(id)
+                   CROSS JOIN LATERAL (SELECT child_id FROM tasker.step_edges WHERE parent_id = p.id OFFSET 0) e
+                   GROUP BY e.child_id) c
              WHERE s.id = c.child_id
              RETURNING s.id, s.unfinished_parents",
         )

@@ -1,0 +1,485 @@
+//! Every conversion between Java and Rust values: `lift_*` (Java → Rust) and `lower*` (Rust → Java),
+//! following the type table of docs/bindings.md §3, and the handles Java objects hold.
+//!
+//! JSON payloads become `LinkedHashMap` / `ArrayList` / `String` / `Long` / `Double` / `Boolean` / null;
+//! timestamps `java.time.Instant`; a table object the record of its name, made by the generated
+//! `Records.make(index, fields)` from its fields in table order. A Java value JSON cannot hold is a
+//! `validation` error naming the field path (`context.items[3].sku: expected a JSON value, found Instant`).
+//! Every local reference made while walking a container is deleted once the container holds it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
+
+use jni::objects::{
+    GlobalRef, JClass, JMethodID, JObject, JObjectArray, JStaticMethodID, JString, JValue, JValueOwned,
+};
+use jni::signature::{Primitive, ReturnType};
+use jni::sys::jlong;
+use jni::JNIEnv;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Number, Value};
+use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, OBJECTS};
+use tasker_shared_ffi::{self as ffi, dto, FfiError, Timestamp};
+
+use crate::blocking::{JResult, Thrown};
+
+// -- handles ---------------------------------------------------------------------------------------------
+
+/// What a Java object's `long` handle stands for. Java never holds a pointer: a handle is a key of
+/// [`HANDLES`], so a handle used after it was freed is a `closed` error, never a dangling pointer.
+#[derive(Clone)]
+pub enum Handle {
+    Client(ffi::Client),
+    Session(ffi::WorkerSession),
+    Run(Arc<ffi::IdleRun>),
+    Subscription(ffi::Subscription),
+}
+
+static HANDLES: LazyLock<RwLock<HashMap<jlong, Handle>>> = LazyLock::new(Default::default);
+static NEXT_HANDLE: AtomicI64 = AtomicI64::new(1);
+
+/// Keeps `h` until [`free`]; returns its handle.
+pub fn keep(h: Handle) -> jlong {
+    let id = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
+    HANDLES.write().unwrap_or_else(|p| p.into_inner()).insert(id, h);
+    id
+}
+
+/// Lets go of a handle (a closed subscription, a finished run, an unreachable Java object's Cleaner).
+pub fn free(id: jlong) {
+    HANDLES.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+}
+
+fn handle(id: jlong, what: &str) -> JResult<Handle> {
+    let found = HANDLES.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+    found.ok_or_else(|| FfiError::closed(format!("this {what} is closed")).into())
+}
+
+pub fn client(id: jlong) -> JResult<ffi::Client> {
+    match handle(id, "client")? {
+        Handle::Client(c) => Ok(c),
+        _ => Err(FfiError::internal("the handle is not a client").into()),
+    }
+}
+
+pub fn session(id: jlong) -> JResult<ffi::WorkerSession> {
+    match handle(id, "worker session")? {
+        Handle::Session(s) => Ok(s),
+        _ => Err(FfiError::internal("the handle is not a worker session").into()),
+    }
+}
+
+pub fn run(id: jlong) -> JResult<Arc<ffi::IdleRun>> {
+    match handle(id, "run")? {
+        Handle::Run(r) => Ok(r),
+        _ => Err(FfiError::internal("the handle is not a run").into()),
+    }
+}
+
+pub fn subscription(id: jlong) -> JResult<ffi::Subscription> {
+    match handle(id, "subscription")? {
+        Handle::Subscription(s) => Ok(s),
+        _ => Err(FfiError::internal("the handle is not a subscription").into()),
+    }
+}
+
+/// A session or a run: whatever takes a handler's outcome.
+pub fn reporter(id: jlong) -> JResult<Box<dyn ffi::Reports>> {
+    match handle(id, "worker session")? {
+        Handle::Session(s) => Ok(Box::new(s)),
+        Handle::Run(r) => Ok(Box::new(RunReports(r))),
+        _ => Err(FfiError::internal("the handle takes no outcomes").into()),
+    }
+}
+
+struct RunReports(Arc<ffi::IdleRun>);
+
+impl ffi::Reports for RunReports {
+    fn report(&self, token: &dto::ClaimToken, outcome: ffi::HostOutcome) -> ffi::FfiResult<()> {
+        self.0.report(token, outcome)
+    }
+
+    fn forget(&self, token: &dto::ClaimToken) -> ffi::FfiResult<()> {
+        self.0.forget(token)
+    }
+}
+
+// -- classes ---------------------------------------------------------------------------------------------
+
+/// The classes the adapter builds values of, looked up once (global references, kept for the process).
+struct Classes {
+    string: GlobalRef,
+    integer: GlobalRef,
+    short: GlobalRef,
+    byte: GlobalRef,
+    float: GlobalRef,
+    map_type: GlobalRef,
+    list_type: GlobalRef,
+    long: GlobalRef,
+    double: GlobalRef,
+    boolean: GlobalRef,
+    list: GlobalRef,
+    map: GlobalRef,
+    instant: GlobalRef,
+    records: GlobalRef,
+    object: GlobalRef,
+    ids: Ids,
+}
+
+/// The methods lowering calls for every value, looked up once with the signatures [`call`] states.
+struct Ids {
+    long_of: JStaticMethodID,
+    double_of: JStaticMethodID,
+    boolean_of: JStaticMethodID,
+    instant_of: JStaticMethodID,
+    make: JStaticMethodID,
+    list_new: JMethodID,
+    list_add: JMethodID,
+    map_new: JMethodID,
+    map_put: JMethodID,
+    entry_set: JMethodID,
+    to_array: JMethodID,
+    get_key: JMethodID,
+    get_value: JMethodID,
+    long_value: JMethodID,
+    double_value: JMethodID,
+    boolean_value: JMethodID,
+}
+
+static CLASSES: OnceLock<Classes> = OnceLock::new();
+
+const LONG: &str = "java/lang/Long";
+const DOUBLE: &str = "java/lang/Double";
+const BOOLEAN: &str = "java/lang/Boolean";
+const INSTANT: &str = "java/time/Instant";
+const RECORDS: &str = "io/tasker/core/Records";
+const LIST: &str = "java/util/ArrayList";
+const MAP: &str = "java/util/LinkedHashMap";
+
+fn classes(env: &mut JNIEnv) -> JResult<&'static Classes> {
+    if let Some(c) = CLASSES.get() {
+        return Ok(c);
+    }
+    let mut global = |name: &str| -> JResult<GlobalRef> {
+        let class = env.find_class(name)?;
+        Ok(env.new_global_ref(class)?)
+    };
+    let c = Classes {
+        string: global("java/lang/String")?,
+        integer: global("java/lang/Integer")?,
+        short: global("java/lang/Short")?,
+        byte: global("java/lang/Byte")?,
+        float: global("java/lang/Float")?,
+        map_type: global("java/util/Map")?,
+        list_type: global("java/util/List")?,
+        long: global(LONG)?,
+        double: global(DOUBLE)?,
+        boolean: global(BOOLEAN)?,
+        list: global(LIST)?,
+        map: global(MAP)?,
+        instant: global(INSTANT)?,
+        records: global(RECORDS)?,
+        object: global("java/lang/Object")?,
+        ids: Ids {
+            long_of: env.get_static_method_id(LONG, "valueOf", "(J)Ljava/lang/Long;")?,
+            double_of: env.get_static_method_id(DOUBLE, "valueOf", "(D)Ljava/lang/Double;")?,
+            boolean_of: env.get_static_method_id(BOOLEAN, "valueOf", "(Z)Ljava/lang/Boolean;")?,
+            instant_of: env.get_static_method_id(INSTANT, "ofEpochMilli", "(J)Ljava/time/Instant;")?,
+            make: env.get_static_method_id(RECORDS, "make", "(I[Ljava/lang/Object;)Ljava/lang/Object;")?,
+            list_new: env.get_method_id(LIST, "<init>", "()V")?,
+            list_add: env.get_method_id(LIST, "add", "(Ljava/lang/Object;)Z")?,
+            map_new: env.get_method_id(MAP, "<init>", "()V")?,
+            map_put: env.get_method_id(MAP, "put", "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;")?,
+            entry_set: env.get_method_id("java/util/Map", "entrySet", "()Ljava/util/Set;")?,
+            to_array: env.get_method_id("java/util/Collection", "toArray", "()[Ljava/lang/Object;")?,
+            get_key: env.get_method_id("java/util/Map$Entry", "getKey", "()Ljava/lang/Object;")?,
+            get_value: env.get_method_id("java/util/Map$Entry", "getValue", "()Ljava/lang/Object;")?,
+            long_value: env.get_method_id("java/lang/Number", "longValue", "()J")?,
+            double_value: env.get_method_id("java/lang/Number", "doubleValue", "()D")?,
+            boolean_value: env.get_method_id(BOOLEAN, "booleanValue", "()Z")?,
+        },
+    };
+    Ok(CLASSES.get_or_init(|| c))
+}
+
+fn class(g: &GlobalRef) -> &JClass<'static> {
+    <&JClass>::from(g.as_obj())
+}
+
+// -- lifting ---------------------------------------------------------------------------------------------
+
+/// A required string argument; Java `null` is a `NullPointerException` naming `name`.
+pub fn string(env: &mut JNIEnv, obj: &JObject, name: &'static str) -> JResult<String> {
+    if obj.is_null() {
+        return Err(Thrown::Null(name));
+    }
+    optional_string(env, obj, name).map(Option::unwrap_or_default)
+}
+
+/// An optional string argument: `None` for Java `null`.
+pub fn optional_string(env: &mut JNIEnv, obj: &JObject, name: &str) -> JResult<Option<String>> {
+    if obj.is_null() {
+        return Ok(None);
+    }
+    if !is_string(env, obj)? {
+        let found = type_name(env, obj)?;
+        return Err(FfiError::validation(name, format!("expected a String, found {found}")).into());
+    }
+    Ok(Some(env.get_string(<&JString>::from(obj))?.into()))
+}
+
+/// Whether `obj` is a `java.lang.String`.
+pub fn is_string(env: &mut JNIEnv, obj: &JObject) -> JResult<bool> {
+    let c = classes(env)?;
+    Ok(env.is_instance_of(obj, class(&c.string))?)
+}
+
+fn type_name(env: &mut JNIEnv, obj: &JObject) -> JResult<String> {
+    let class = env.call_method(obj, "getClass", "()Ljava/lang/Class;", &[])?.l()?;
+    let name = env
+        .call_method(&class, "getSimpleName", "()Ljava/lang/String;", &[])?
+        .l()?;
+    Ok(env.get_string(&JString::from(name))?.into())
+}
+
+/// Lifts a Java value that JSON can hold: `Map` (String keys), `List`, `String`, `Long` / `Integer` /
+/// `Short` / `Byte`, `Double` / `Float` (finite), `Boolean` or null. Anything else is a `validation` error at
+/// `path`.
+pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> {
+    if obj.is_null() {
+        return Ok(Value::Null);
+    }
+    let c = classes(env)?;
+    let is = |env: &mut JNIEnv, g: &GlobalRef| env.is_instance_of(obj, class(g));
+    if is(env, &c.string)? {
+        return Ok(Value::String(env.get_string(<&JString>::from(obj))?.into()));
+    }
+    if is(env, &c.boolean)? {
+        return Ok(Value::Bool(
+            call(env, Call::Method(obj, c.ids.boolean_value), BOOLEAN_RET, &[])?.z()?,
+        ));
+    }
+    for integral in [&c.long, &c.integer, &c.short, &c.byte] {
+        if is(env, integral)? {
+            return Ok(Value::from(
+                call(env, Call::Method(obj, c.ids.long_value), LONG_RET, &[])?.j()?,
+            ));
+        }
+    }
+    if is(env, &c.double)? || is(env, &c.float)? {
+        let v = call(env, Call::Method(obj, c.ids.double_value), DOUBLE_RET, &[])?.d()?;
+        let finite = Number::from_f64(v).map(Value::Number);
+        return finite.ok_or_else(|| FfiError::validation(path, format!("expected a JSON value, found {v}")).into());
+    }
+    if is(env, &c.map_type)? {
+        let set = call(env, Call::Method(obj, c.ids.entry_set), OBJECT, &[])?.l()?;
+        let entries = JObjectArray::from(call(env, Call::Method(&set, c.ids.to_array), OBJECT, &[])?.l()?);
+        env.delete_local_ref(set)?;
+        let mut map = Map::new();
+        for i in 0..env.get_array_length(&entries)? {
+            let entry = env.get_object_array_element(&entries, i)?;
+            let key_ref = call(env, Call::Method(&entry, c.ids.get_key), OBJECT, &[])?.l()?;
+            if key_ref.is_null() || !is_string(env, &key_ref)? {
+                let found = if key_ref.is_null() {
+                    "null".into()
+                } else {
+                    type_name(env, &key_ref)?
+                };
+                return Err(FfiError::validation(path, format!("expected String keys, found {found}")).into());
+            }
+            let key: String = env.get_string(<&JString>::from(&key_ref))?.into();
+            env.delete_local_ref(key_ref)?;
+            let value = call(env, Call::Method(&entry, c.ids.get_value), OBJECT, &[])?.l()?;
+            let lifted = lift_json(env, &value, &objects::field_path(path, &key))?;
+            map.insert(key, lifted);
+            env.delete_local_ref(value)?;
+            env.delete_local_ref(entry)?;
+        }
+        env.delete_local_ref(entries)?;
+        return Ok(Value::Object(map));
+    }
+    if is(env, &c.list_type)? {
+        let items = JObjectArray::from(call(env, Call::Method(obj, c.ids.to_array), OBJECT, &[])?.l()?);
+        let mut out = Vec::new();
+        for i in 0..env.get_array_length(&items)? {
+            let item = env.get_object_array_element(&items, i)?;
+            out.push(lift_json(env, &item, &format!("{path}[{i}]"))?);
+            env.delete_local_ref(item)?;
+        }
+        env.delete_local_ref(items)?;
+        return Ok(Value::Array(out));
+    }
+    let found = type_name(env, obj)?;
+    Err(FfiError::validation(path, format!("expected a JSON value, found {found}")).into())
+}
+
+/// A handler's result: the shared layer makes a lift error an `InvalidResult` failure of the step.
+pub fn lift_result(env: &mut JNIEnv, obj: &JObject) -> JResult<ffi::FfiResult<Value>> {
+    match lift_json(env, obj, "result") {
+        Ok(v) => Ok(Ok(v)),
+        Err(Thrown::Ffi(e)) => Ok(Err(e)),
+        Err(other) => Err(other),
+    }
+}
+
+/// An options map (or null) → an input struct of the shared layer; an error names `what.field`.
+pub fn lift_options<T: DeserializeOwned>(env: &mut JNIEnv, obj: &JObject, what: &str) -> JResult<T> {
+    let json = lift_json(env, obj, what)?;
+    Ok(objects::options(json, what)?)
+}
+
+/// A claim token, passed as its two primitives.
+pub fn lift_token(env: &mut JNIEnv, step_id: &JObject, attempt: jlong) -> JResult<dto::ClaimToken> {
+    Ok(dto::ClaimToken::new(string(env, step_id, "token.stepId")?, attempt))
+}
+
+/// Milliseconds (not negative) as a `Duration`.
+pub fn lift_ms(ms: jlong, path: &str) -> JResult<std::time::Duration> {
+    Ok(objects::seconds(ms as f64 / 1000.0, path)?)
+}
+
+/// Epoch milliseconds (a Java `Instant`'s `toEpochMilli`) as a timestamp.
+pub fn lift_time(ms: jlong, path: &str) -> JResult<Timestamp> {
+    let t = Timestamp::from_timestamp_millis(ms);
+    Ok(t.ok_or_else(|| FfiError::validation(path, "expected a representable time"))?)
+}
+
+// -- lowering --------------------------------------------------------------------------------------------
+
+/// A result of the shared layer (a table object, a list or option of them, a timestamp, a boolean) → its
+/// Java value.
+pub fn lower<'l, T: Lower>(env: &mut JNIEnv<'l>, value: &T) -> JResult<JObject<'l>> {
+    value.lower(&Host(RefCell::new(env)))
+}
+
+/// JSON → Java maps, lists and boxed scalars.
+pub fn lower_json<'l>(env: &mut JNIEnv<'l>, value: &Value) -> JResult<JObject<'l>> {
+    objects::lower_json(&Host(RefCell::new(env)), value)
+}
+
+/// How Java builds each kind of the object table.
+struct Host<'a, 'l>(RefCell<&'a mut JNIEnv<'l>>);
+
+/// One call through a cached method id: a static method of a class, an instance method of an object, or a
+/// constructor.
+enum Call<'a, 'o> {
+    Static(&'a GlobalRef, JStaticMethodID),
+    Method(&'a JObject<'o>, JMethodID),
+    New(&'a GlobalRef, JMethodID),
+}
+
+/// The result types the cached methods declare.
+const OBJECT: ReturnType = ReturnType::Object;
+const LONG_RET: ReturnType = ReturnType::Primitive(Primitive::Long);
+const DOUBLE_RET: ReturnType = ReturnType::Primitive(Primitive::Double);
+const BOOLEAN_RET: ReturnType = ReturnType::Primitive(Primitive::Boolean);
+
+#[allow(unsafe_code)]
+fn call<'l>(env: &mut JNIEnv<'l>, call: Call, ret: ReturnType, args: &[JValue]) -> JResult<JValueOwned<'l>> {
+    let args: Vec<_> = args.iter().map(JValue::as_jni).collect();
+    // SAFETY: every id is looked up once in `classes()` on the class (or interface) named beside it, with the
+    // signature given there; each call site passes exactly the arguments of that signature, in order and of
+    // those types, names the result type it declares, and calls an instance method only on an object of that
+    // class or interface (checked with IsInstanceOf, or made by this file).
+    unsafe {
+        Ok(match call {
+            Call::Static(c, id) => env.call_static_method_unchecked(class(c), id, ret, &args)?,
+            Call::Method(obj, id) => env.call_method_unchecked(obj, id, ret, &args)?,
+            Call::New(c, id) => JValueOwned::Object(env.new_object_unchecked(class(c), id, &args)?),
+        })
+    }
+}
+
+impl<'l> Host<'_, 'l> {
+    fn boxed(&self, pick: fn(&Classes) -> (&GlobalRef, JStaticMethodID), v: JValue) -> JResult<JObject<'l>> {
+        let env = &mut **self.0.borrow_mut();
+        let (c, id) = pick(classes(env)?);
+        Ok(call(env, Call::Static(c, id), OBJECT, &[v])?.l()?)
+    }
+}
+
+impl<'l> Lowering for Host<'_, 'l> {
+    type Value = JObject<'l>;
+    type Error = Thrown;
+
+    fn error(&self, e: FfiError) -> Thrown {
+        e.into()
+    }
+
+    fn scalar(&self, v: &Value) -> JResult<JObject<'l>> {
+        match v {
+            Value::Bool(b) => self.boxed(|c| (&c.boolean, c.ids.boolean_of), JValue::Bool(*b as u8)),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => self.boxed(|c| (&c.long, c.ids.long_of), JValue::Long(i)),
+                None => {
+                    let f = n.as_f64().unwrap_or(f64::NAN);
+                    self.boxed(|c| (&c.double, c.ids.double_of), JValue::Double(f))
+                }
+            },
+            Value::String(s) => Ok(self.0.borrow_mut().new_string(s)?.into()),
+            _ => Ok(JObject::null()),
+        }
+    }
+
+    fn timestamp(&self, t: Timestamp) -> JResult<JObject<'l>> {
+        self.boxed(|c| (&c.instant, c.ids.instant_of), JValue::Long(t.timestamp_millis()))
+    }
+
+    fn list(&self, items: Items<'_, JObject<'l>, Thrown>) -> JResult<JObject<'l>> {
+        let list = {
+            let env = &mut **self.0.borrow_mut();
+            let c = classes(env)?;
+            call(env, Call::New(&c.list, c.ids.list_new), OBJECT, &[])?.l()?
+        };
+        for item in items {
+            let item = item?;
+            let env = &mut **self.0.borrow_mut();
+            let add = classes(env)?.ids.list_add;
+            call(env, Call::Method(&list, add), BOOLEAN_RET, &[JValue::Object(&item)])?;
+            env.delete_local_ref(item)?;
+        }
+        Ok(list)
+    }
+
+    fn map(&self, entries: Items<'_, (&str, JObject<'l>), Thrown>) -> JResult<JObject<'l>> {
+        let map = {
+            let env = &mut **self.0.borrow_mut();
+            let c = classes(env)?;
+            call(env, Call::New(&c.map, c.ids.map_new), OBJECT, &[])?.l()?
+        };
+        for entry in entries {
+            let (key, value) = entry?;
+            let env = &mut **self.0.borrow_mut();
+            let key = env.new_string(key)?;
+            let put = classes(env)?.ids.map_put;
+            let kv = [JValue::Object(&key), JValue::Object(&value)];
+            let old = call(env, Call::Method(&map, put), OBJECT, &kv)?.l()?;
+            env.delete_local_ref(old)?;
+            env.delete_local_ref(key)?;
+            env.delete_local_ref(value)?;
+        }
+        Ok(map)
+    }
+
+    fn object(&self, index: usize, fields: Items<'_, JObject<'l>, Thrown>) -> JResult<JObject<'l>> {
+        let array = {
+            let env = &mut **self.0.borrow_mut();
+            let c = classes(env)?;
+            env.new_object_array(OBJECTS[index].fields.len() as i32, class(&c.object), JObject::null())?
+        };
+        for (i, field) in fields.enumerate() {
+            let field = field?;
+            let env = &mut **self.0.borrow_mut();
+            env.set_object_array_element(&array, i as i32, &field)?;
+            env.delete_local_ref(field)?;
+        }
+        let env = &mut **self.0.borrow_mut();
+        let c = classes(env)?;
+        let args = [JValue::Int(index as i32), JValue::Object(&array)];
+        let record = call(env, Call::Static(&c.records, c.ids.make), OBJECT, &args)?.l()?;
+        env.delete_local_ref(array)?;
+        Ok(record)
+    }
+}

@@ -1,0 +1,172 @@
+package io.tasker.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** The client on every store: templates, tasks, operator actions, analytics, records and async variants. */
+class ClientTest {
+    private static final Instant START = Instant.parse("2030-01-01T00:00:00Z");
+
+    @ParameterizedTest(name = "on {0}")
+    @MethodSource("io.tasker.core.Stores#all")
+    void clientCalls(String label, Supplier<String> fresh) throws Exception {
+        try (TaskerClient client = Stores.manual(fresh.get())) {
+            Registration reg = client.registerTemplate(Stores.DIAMOND);
+            assertTrue(reg.created());
+            assertEquals(List.of("validate", "charge", "reserve", "ship"),
+                    reg.template().steps().stream().map(TemplateStep::name).toList());
+            assertEquals(List.of("charge", "reserve"), reg.template().steps().get(3).dependsOn());
+            assertFalse(client.registerTemplate(Stores.DIAMOND).created());
+            String yaml = "namespace: y\nname: one\nversion: 1.0.0\nsteps:\n  - name: a\n    handler: y.a\n";
+            assertEquals("y", client.registerTemplate(yaml).template().namespace());
+            assertEquals("1.0.0", client.template("shop", "order").version());
+            assertEquals(List.of("shop/order", "y/one"),
+                    client.templates().stream().map(t -> t.namespace() + "/" + t.name()).toList());
+
+            Task task = client.createTask("shop", "order", CreateTask.builder()
+                    .context(Map.of("order_id", 7, "items", List.of(Map.of("sku", "a"))))
+                    .idempotencyKey("order-7")
+                    .tags(Map.of("team", "shop"))
+                    .build());
+            assertTrue(task.id().matches("[0-9a-f-]{36}"));
+            assertEquals("pending", task.state());
+            assertEquals(Map.of("order_id", 7L, "items", List.of(Map.of("sku", "a"))), task.context());
+            assertEquals(Map.of("team", "shop"), task.tags());
+            assertEquals("order-7", task.idempotencyKey());
+            assertNull(task.initiator());
+            assertEquals(START, task.createdAt());
+            assertNull(task.startedAt());
+            assertEquals(4, task.stepsTotal());
+            Task same = client.createTask("shop", "order",
+                    CreateTask.builder().context(Map.of("order_id", 7)).idempotencyKey("order-7").build());
+            assertEquals(task.id(), same.id());
+            assertEquals(task, client.task(task.id()));
+            assertEquals(task.id(), client.taskAsync(task.id()).get(10, TimeUnit.SECONDS).id());
+
+            assertEquals(List.of(task.id()),
+                    client.tasks(TaskFilter.all().namespace("shop")).stream().map(Task::id).toList());
+            assertEquals(List.of(), client.tasks(TaskFilter.all().state("complete")));
+            List<Step> steps = client.steps(task.id());
+            assertEquals(List.of("validate", "charge", "reserve", "ship"), steps.stream().map(Step::name).toList());
+            assertEquals(3, steps.get(0).retry().maxAttempts());
+            assertNull(steps.get(0).error());
+            assertEquals(steps.get(0), client.step(steps.get(0).id()));
+            Explain explain = client.explain(task.id());
+            assertEquals(List.of(true, false, false, false),
+                    explain.steps().stream().map(StepReadiness::ready).toList());
+            assertEquals(List.of("charge", "reserve"), explain.steps().get(3).blockedBy());
+            Transitions trail = client.transitions(task.id());
+            assertEquals("pending", trail.task().get(0).toState());
+            assertEquals(4, trail.steps().size());
+
+            // Analytics.
+            assertEquals("has_ready_steps", client.executionContext(task.id()).executionStatus());
+            assertEquals(List.of(0L, 1L, 1L, 2L),
+                    client.dependencyLevels(task.id()).stream().map(DependencyLevel::level).toList());
+            HealthCounts counts = client.healthCounts();
+            assertEquals(1, counts.totalTasks());
+            assertEquals(1L, counts.tasks().get("pending"));
+            AnalyticsMetrics metrics = client.analyticsMetrics(START.minus(Duration.ofDays(1)));
+            assertEquals(START.minus(Duration.ofDays(1)), metrics.since());
+            assertEquals(0, metrics.tasksCompleted());
+            assertEquals(List.of(), client.slowestSteps(AnalyticsFilter.lastDay(), 5));
+            assertEquals(List.of(), client.slowestTasks(AnalyticsFilter.lastDay().namespace("shop"), 5));
+
+            // Plain data of a record, with the table's names.
+            Map<String, Object> plain = steps.get(0).toMap();
+            assertEquals("validate", plain.get("name"));
+            assertTrue(plain.get("retry") instanceof Map);
+            assertTrue(steps.get(0).toString().startsWith("Step[id="));
+
+            // Operator actions.
+            Step resolved = client.resolveStep(steps.get(0).id(), Map.of("by_hand", true));
+            assertEquals("resolved_manually", resolved.state());
+            assertEquals(Map.of("by_hand", true), resolved.result());
+            assertEquals("cancelled", client.cancelTask(task.id(), "customer asked").state());
+            InvalidTransitionException again = assertThrows(InvalidTransitionException.class,
+                    () -> client.cancelTask(task.id()));
+            assertEquals("invalid_transition", again.code());
+            InvalidTransitionException retry = assertThrows(InvalidTransitionException.class,
+                    () -> client.retryTask(task.id()));
+            assertEquals(List.of("task", "cancelled", "retry"),
+                    List.of(retry.details().get("entity"), retry.details().get("from"), retry.details().get("event")));
+
+            // The clock, health, reaping.
+            assertEquals(START.plusSeconds(5), client.advanceClock(Duration.ofSeconds(5)));
+            assertEquals(START.plusSeconds(5), client.now());
+            ClientHealth health = client.health();
+            assertEquals("manual", health.clock());
+            assertEquals(ProcessHandle.current().pid(), health.pid());
+            assertEquals(0, client.reapExpiredLeases(10).retried());
+
+            // A healthy store is not rebuilt; refresh() rebuilds a rebuildable one and counts it.
+            assertFalse(client.validateOrRefresh());
+            if (!health.url().contains("memory")) {
+                client.refresh();
+                assertEquals(1, client.health().refreshes());
+                assertEquals(task.id(), client.task(task.id()).id());
+            }
+        }
+    }
+
+    @Test
+    void notFoundAndValidationCarryTheirDetails() {
+        try (TaskerClient client = TaskerClient.connect("memory:")) {
+            String missing = "01900000-0000-7000-8000-000000000000";
+            NotFoundException nf = assertThrows(NotFoundException.class, () -> client.task(missing));
+            assertEquals("not_found", nf.code());
+            assertEquals("task", nf.details().get("entity"));
+            ValidationException v = assertThrows(ValidationException.class, () -> client.task("nope"));
+            assertTrue(v.getMessage().contains("task_id"), v.getMessage());
+            CycleDetectedException cycle = assertThrows(CycleDetectedException.class, () -> client.registerTemplate(
+                    "namespace: c\nname: c\nversion: 1.0.0\nsteps:\n  - name: a\n    handler: c.a\n    depends_on: [b]\n"
+                            + "  - name: b\n    handler: c.b\n    depends_on: [a]\n"));
+            assertTrue(cycle.details().get("path") instanceof List);
+            ConfigurationException system = assertThrows(ConfigurationException.class,
+                    () -> client.advanceClock(Duration.ofSeconds(1)));
+            assertEquals("configuration", system.code());
+        }
+    }
+
+    @Test
+    void asyncVariantsCompleteOnTheClientsExecutor() throws Exception {
+        try (TaskerClient client = TaskerClient.connectAsync("memory:", ClientOptions.builder().manualClock().build())
+                .get(10, TimeUnit.SECONDS)) {
+            client.registerTemplate(Stores.DIAMOND);
+            Task t = client.createTaskAsync("shop", "order", CreateTask.withContext(Map.of())).get(10, TimeUnit.SECONDS);
+            assertEquals(4, client.stepsAsync(t.id()).get(10, TimeUnit.SECONDS).size());
+            assertEquals(1, client.tasksAsync(TaskFilter.all()).get(10, TimeUnit.SECONDS).size());
+            assertEquals(1, client.healthCountsAsync().get(10, TimeUnit.SECONDS).totalTasks());
+            assertEquals("cancelled", client.cancelTaskAsync(t.id(), null).get(10, TimeUnit.SECONDS).state());
+            // A failure completes the future exceptionally with the typed exception as its cause.
+            var failed = client.taskAsync("nope");
+            var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> failed.get(10, TimeUnit.SECONDS));
+            assertTrue(e.getCause() instanceof ValidationException);
+        }
+    }
+
+    @Test
+    void aPasswordNeverAppearsInErrorsHealthOrToString() {
+        String url = "postgres://tasker:s3cret-pw@127.0.0.1:1/nowhere";
+        DatabaseException e = assertThrows(DatabaseException.class, () -> TaskerClient.connect(url));
+        assertFalse(e.getMessage().contains("s3cret-pw"), e.getMessage());
+        assertFalse(String.valueOf(e.details()).contains("s3cret-pw"));
+        for (String cause : e.causes()) assertFalse(cause.contains("s3cret-pw"), cause);
+        try (TaskerClient client = TaskerClient.connect("memory:")) {
+            assertFalse(client.toString().contains("memory"));
+        }
+    }
+}
