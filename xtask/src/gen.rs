@@ -44,6 +44,12 @@ const REGIONS: &[Region] = &[
         render: typescript,
     },
     Region {
+        path: "crates/tasker-wasm/index.d.ts",
+        begin: "// BEGIN GENERATED: objects (cargo xtask gen, from tasker-shared-ffi's object table; do not edit)",
+        end: "// END GENERATED: objects",
+        render: typescript,
+    },
+    Region {
         path: "docs/bindings.md",
         begin:
             "<!-- BEGIN GENERATED: objects (cargo xtask gen, from tasker-shared-ffi's object table; do not edit) -->",

@@ -18,6 +18,7 @@ mod test_all;
 #[path = "../../crates/tasker-core/src/url.rs"]
 mod url;
 mod util;
+mod wasm;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -90,7 +91,7 @@ fn run() -> Result<()> {
         }
         "package" => {
             let Some(binding) = args.next() else {
-                bail!("package expects a binding: ruby, python, node or jvm");
+                bail!("package expects a binding: ruby, python, node, jvm or wasm");
             };
             args.finish()?;
             match binding.as_str() {
@@ -101,8 +102,19 @@ fn run() -> Result<()> {
                 "python" => python::package(),
                 "node" => node::package(),
                 "jvm" => jvm::package(),
-                other => bail!("cannot package `{other}`; known: ruby, python, node, jvm"),
+                "wasm" => wasm::package(),
+                other => bail!("cannot package `{other}`; known: ruby, python, node, jvm, wasm"),
             }
+        }
+        "serve-example" => {
+            let port = match args.value("--port")? {
+                Some(p) => p
+                    .parse()
+                    .with_context(|| format!("--port expects a port number, found {p:?}"))?,
+                None => 4173,
+            };
+            args.finish()?;
+            wasm::serve_example(port)
         }
         // Hidden: it exists to prove pg.rs works on a new machine, not for daily use.
         "pg-smoke" => {
@@ -151,6 +163,12 @@ Tasks:
   package jvm
       Build the release JVM library into the io.tasker:tasker-core jar, `mvn install` it into a
       temporary local repository and run a separate Maven project that names only its coordinate.
+  package wasm
+      Build the release wasm module, `npm pack` @tasker/wasm into <target>/npm, install the
+      tarball into an empty folder and run a workflow there; prints the .wasm size.
+  serve-example [--port 4173]
+      Build the wasm module and the page in examples/browser/ (validate, draw and run a
+      workflow in the browser), and serve it on http://127.0.0.1:PORT/ until interrupted.
 
 Parts of test-all, in order:"
     );

@@ -19,7 +19,7 @@ pub(crate) const CRATE_DIR: &str = "crates/tasker-node";
 const ADDON: &str = "tasker_core.node";
 
 /// Checks that node (18 or later, for node:test) and npm are on PATH, or says what to install.
-fn ensure_node() -> Result<()> {
+pub fn ensure_node() -> Result<()> {
     let version = util::output(Command::new("node").arg("--version")).context(
         "node is not on PATH; install Node.js 18 or later (Debian: `apt-get install -y nodejs npm`, or nodejs.org)",
     )?;

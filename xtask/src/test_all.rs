@@ -29,7 +29,8 @@ pub const PARTS: &[Part] = &[
     },
     Part {
         name: "wasm",
-        description: "tasker-core checked for wasm32 (no sqlx, no runtime); shared-ffi's tests without its runtime",
+        description: "the WASM package: tasker-core checked for wasm32, shared-ffi's tests without its runtime, the adapter's \
+                      clippy and wasm-bindgen-test tests, node --test (API, every scenario) on the wasm build, tarball smoke test",
         run: wasm,
     },
     Part {
@@ -155,7 +156,7 @@ fn rust() -> Result<()> {
     util::run(util::cargo().args(["test", "--workspace"]).env("RUST_BACKTRACE", "1"))
 }
 
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
+const WASM_TARGET: &str = crate::wasm::TARGET;
 
 /// The layers a WASM adapter stands on: tasker-core with no default features must build for wasm32 (the
 /// engine and the memory store, with no sqlx and no Tokio runtime), and tasker-shared-ffi without its runtime
@@ -170,11 +171,12 @@ fn wasm() -> Result<()> {
         "--target",
         WASM_TARGET,
     ]))?;
-    util::run(util::cargo().args(["test", "-p", "tasker-shared-ffi", "--no-default-features", "--lib"]))
+    util::run(util::cargo().args(["test", "-p", "tasker-shared-ffi", "--no-default-features", "--lib"]))?;
+    crate::wasm::test()
 }
 
 /// Adds the wasm32 target with rustup when it is missing, or says exactly how to get it.
-fn ensure_wasm_target() -> Result<()> {
+pub fn ensure_wasm_target() -> Result<()> {
     let installed = || {
         util::output(Command::new("rustup").args(["target", "list", "--installed"]))
             .is_ok_and(|out| lists_target(&out, WASM_TARGET))

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::clock::Timestamp;
 use crate::model::{StepTransition, TaskTransition};
 use crate::state::{StepEvent, TaskEvent};
+#[cfg(feature = "runtime")]
 use crate::store::FeedBatch;
 
 /// Events a subscriber buffers before the oldest are dropped.
@@ -97,12 +98,13 @@ impl Event {
     }
 }
 
-/// The events of the rows a feed read returned, in the order they are published.
+/// The events of the rows a feed read returned, in the order they are published (for the feed, hence `runtime`).
 ///
 /// Each task's and each step's rows keep their sort-key order. Rows of different tasks and steps are merged
 /// by `(created_at, id)`: within one transaction every row has the same time and the ids were minted in the
 /// order the engine recorded the changes (UUIDv7, monotonic within a process), so one commit's events come
 /// out in the order the engine made them, exactly as the memory store publishes them.
+#[cfg(feature = "runtime")]
 pub(crate) fn order(batch: FeedBatch) -> Vec<Event> {
     use std::cmp::Reverse;
     use std::collections::{BinaryHeap, HashMap};

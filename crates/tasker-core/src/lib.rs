@@ -7,7 +7,8 @@
 //!
 //! Features: `runtime` (on by default) brings a multi-thread Tokio runtime and what needs one: the native
 //! [`worker`], the test kit's run-until-idle, timed event waits and the SQL stores (`sqlite`, `postgres`,
-//! both on by default). Without them the crate builds for `wasm32-unknown-unknown`, with the in-memory store.
+//! both on by default). Without them the crate builds for `wasm32-unknown-unknown`, with the in-memory store;
+//! `local` adds the worker `session` there, driven by the JS event loop.
 
 pub mod analytics;
 pub mod clock;
@@ -19,7 +20,9 @@ pub mod feed;
 pub mod model;
 pub mod readiness;
 pub mod retry;
-#[cfg(feature = "runtime")]
+#[cfg(any(feature = "runtime", feature = "local"))]
+mod rt;
+#[cfg(any(feature = "runtime", feature = "local"))]
 pub mod session;
 pub mod state;
 pub mod store;

@@ -36,6 +36,7 @@ use crate::clock::{ManualClock, Timestamp};
 use crate::engine::{ClaimRequest, Engine};
 use crate::error::{Error, Result};
 use crate::model::{ClaimToken, Outcome, Step, StepContext, StepFailure};
+use crate::rt;
 
 /// Where a session gets its engine. A closure rather than an [`Engine`], so that a client that rebuilds its
 /// store (`validate_or_refresh`) hands the new engine to sessions already running.
@@ -436,7 +437,8 @@ impl Drop for Owner {
 }
 
 /// A worker's session with the engine. Cheap to clone; clones share claims, heartbeats, the reporter and
-/// shutdown. Must be created inside a Tokio runtime: it spawns its background tasks there.
+/// shutdown. Must be created inside a Tokio runtime (or, with `local` alone, on the JS event loop): it spawns
+/// its background tasks there.
 #[derive(Clone)]
 pub struct Session {
     owner: Arc<Owner>,
@@ -486,16 +488,16 @@ impl Session {
             outcome_queued: Notify::new(),
             coming_claims: AtomicUsize::new(0),
         });
-        tokio::spawn(reporter(shared.clone()));
+        rt::spawn(reporter(shared.clone()));
         let cfg = &shared.config;
         if let Some(every) = cfg.heartbeat_interval.filter(|d| !d.is_zero()) {
-            tokio::spawn(heartbeat_loop(Arc::downgrade(&shared), every));
+            rt::spawn(heartbeat_loop(Arc::downgrade(&shared), every));
         }
         if cfg.enforce_deadlines {
-            tokio::spawn(deadline_loop(Arc::downgrade(&shared)));
+            rt::spawn(deadline_loop(Arc::downgrade(&shared)));
         }
         if let Some(every) = cfg.maintenance_interval.filter(|d| !d.is_zero()) {
-            tokio::spawn(maintenance_loop(Arc::downgrade(&shared), every));
+            rt::spawn(maintenance_loop(Arc::downgrade(&shared), every));
         }
         Ok(Session {
             owner: Arc::new(Owner { shared }),
@@ -530,7 +532,7 @@ impl Session {
     /// rides out a database outage; only a closed client, a fork, or bad options end it with an error.
     pub async fn next_batch(&self, max: u32, wait: Duration) -> Result<Vec<StepContext>> {
         let sh = self.shared();
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = rt::Instant::now() + wait;
         loop {
             let backoff = *lock(&sh.claim_backoff);
             if !backoff.is_zero() {
@@ -538,7 +540,7 @@ impl Session {
                 // database that is down.
                 tokio::select! {
                     _ = sh.stopping.wait() => return Ok(Vec::new()),
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = rt::sleep(backoff) => {}
                 }
             }
             match self.claim_wait(max, deadline, Carry::Outcomes).await {
@@ -552,7 +554,7 @@ impl Session {
                     *b = (*b * 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
                     warn!(error = %e, backoff_ms = b.as_millis() as u64, "claim failed; retrying");
                     drop(b);
-                    if tokio::time::Instant::now() >= deadline {
+                    if rt::Instant::now() >= deadline {
                         return Ok(Vec::new());
                     }
                 }
@@ -599,19 +601,18 @@ impl Session {
 
     /// Claims up to `max` ready steps at once, without waiting or retrying: errors are returned as they are.
     pub async fn claim_now(&self, max: u32) -> Result<Vec<StepContext>> {
-        self.claim_wait(max, tokio::time::Instant::now(), Carry::Nothing).await
+        self.claim_wait(max, rt::Instant::now(), Carry::Nothing).await
     }
 
     /// Claims up to `max` ready steps, waiting up to `wait` when none is ready, without retrying: errors are
     /// returned as they are. Tests and scenario replays use it; worker loops use [`Session::next_batch`].
     pub async fn claim(&self, max: u32, wait: Duration) -> Result<Vec<StepContext>> {
-        self.claim_wait(max, tokio::time::Instant::now() + wait, Carry::Nothing)
-            .await
+        self.claim_wait(max, rt::Instant::now() + wait, Carry::Nothing).await
     }
 
     /// Claims; when nothing is ready, waits for a wake-up, the poll interval, the next due retry or
     /// shutdown, whichever comes first, until `deadline`.
-    async fn claim_wait(&self, max: u32, deadline: tokio::time::Instant, carry: Carry) -> Result<Vec<StepContext>> {
+    async fn claim_wait(&self, max: u32, deadline: rt::Instant, carry: Carry) -> Result<Vec<StepContext>> {
         let sh = self.shared();
         let req = self.claim_request(max);
         let mut coming = Coming::new(sh);
@@ -648,7 +649,7 @@ impl Session {
             if !claimed.is_empty() {
                 return Ok(claimed);
             }
-            let now = tokio::time::Instant::now();
+            let now = rt::Instant::now();
             if now >= deadline {
                 return Ok(Vec::new());
             }
@@ -680,7 +681,7 @@ impl Session {
                 _ = &mut signal => {}
                 _ = &mut stop => return Ok(Vec::new()),
                 _ = carrying => {}
-                _ = tokio::time::sleep(nap) => {}
+                _ = rt::sleep(nap) => {}
             }
         }
     }
@@ -809,7 +810,7 @@ impl Session {
     pub fn until_idle(&self, options: IdleOptions) -> IdleRun {
         IdleRun {
             session: self.clone(),
-            deadline: options.timeout.map(|t| tokio::time::Instant::now() + t),
+            deadline: options.timeout.map(|t| rt::Instant::now() + t),
             options,
             claims: 0,
             advanced_ms: 0,
@@ -824,7 +825,7 @@ enum Next {
     /// Nothing to write (or the front is being written by a claim): wait for a change.
     Wait,
     /// Outcomes are queued for a claim to carry: wait for a change or the end of the grace.
-    Grace(tokio::time::Instant),
+    Grace(rt::Instant),
     Flush(oneshot::Sender<()>),
     Write(Vec<Item>),
     End,
@@ -834,7 +835,7 @@ enum Next {
 /// `finish_many` each, and answers flushes once everything queued before them is written.
 async fn reporter(sh: Arc<Shared>) {
     // When the reporter first saw the outcome now at the front left for a claim to carry.
-    let mut since: Option<tokio::time::Instant> = None;
+    let mut since: Option<rt::Instant> = None;
     loop {
         let changed = sh.queue_changed.notified();
         tokio::pin!(changed);
@@ -856,7 +857,7 @@ async fn reporter(sh: Arc<Shared>) {
                     _ => unreachable!("the front was a flush"),
                 },
                 Some(Msg::Outcome { .. }) => {
-                    let now = tokio::time::Instant::now();
+                    let now = rt::Instant::now();
                     let first = *since.get_or_insert(now);
                     // Left for a claim: one that is running now and will look again, or the loop's next.
                     let until = first
@@ -892,7 +893,7 @@ async fn reporter(sh: Arc<Shared>) {
             Next::Grace(until) => {
                 tokio::select! {
                     _ = &mut changed => {}
-                    _ = tokio::time::sleep_until(until) => {}
+                    _ = rt::sleep_until(until) => {}
                 }
             }
             Next::Flush(ack) => {
@@ -910,7 +911,7 @@ async fn reporter(sh: Arc<Shared>) {
 }
 
 async fn write_batch(sh: &Shared, batch: Vec<Item>) {
-    let started = tokio::time::Instant::now();
+    let started = rt::Instant::now();
     let mut delay = Duration::from_millis(50);
     loop {
         let result = match sh.engine() {
@@ -928,7 +929,7 @@ async fn write_batch(sh: &Shared, batch: Vec<Item>) {
             Err(e) if is_store_error(&e) && started.elapsed() < sh.config.report_patience => {
                 bump(&sh.counters.store_errors);
                 warn!(error = %e, outcomes = batch.len(), retry_in_ms = delay.as_millis() as u64, "reporting outcomes failed; retrying");
-                tokio::time::sleep(delay).await;
+                rt::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) if batch.len() > 1 && !is_store_error(&e) && !matches!(e, Error::Closed) => {
@@ -969,7 +970,7 @@ async fn heartbeat_loop(sh: Weak<Shared>, every: Duration) {
         let finished = async {
             tokio::select! {
                 _ = s.finished.wait() => true,
-                _ = tokio::time::sleep(every) => false,
+                _ = rt::sleep(every) => false,
             }
         };
         if finished.await {
@@ -1052,7 +1053,7 @@ async fn deadline_loop(sh: Weak<Shared>) {
             tokio::select! {
                 _ = s.finished.wait() => true,
                 _ = s.claimed.notified() => false,
-                _ = tokio::time::sleep(nap) => false,
+                _ = rt::sleep(nap) => false,
             }
         };
         drop(engine);
@@ -1069,7 +1070,7 @@ async fn maintenance_loop(sh: Weak<Shared>, every: Duration) {
         let stopped = async {
             tokio::select! {
                 _ = s.stopping.wait() => true,
-                _ = tokio::time::sleep(every) => false,
+                _ = rt::sleep(every) => false,
             }
         };
         if stopped.await {
@@ -1136,7 +1137,7 @@ impl Default for IdleOptions {
 pub struct IdleRun {
     session: Session,
     options: IdleOptions,
-    deadline: Option<tokio::time::Instant>,
+    deadline: Option<rt::Instant>,
     claims: u64,
     advanced_ms: u64,
     waiting: Vec<(ClaimToken, oneshot::Receiver<Result<Step>>)>,
@@ -1152,7 +1153,7 @@ impl IdleRun {
             if left == Some(0) {
                 return Ok(None);
             }
-            if self.deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            if self.deadline.is_some_and(|d| rt::Instant::now() >= d) {
                 return Err(Error::Timeout(format!(
                     "run_until_idle did not become idle within {} ms",
                     self.options.timeout.unwrap_or_default().as_millis()
@@ -1175,7 +1176,7 @@ impl IdleRun {
                     self.advanced_ms += gap as u64;
                     continue;
                 }
-                let until = tokio::time::Instant::now() + Duration::from_millis(gap as u64 + 5);
+                let until = rt::Instant::now() + Duration::from_millis(gap as u64 + 5);
                 let until = self.deadline.map_or(until, |d| until.min(d));
                 claimed = self.session.claim_wait(limit, until, Carry::Nothing).await?;
                 if claimed.is_empty() {
@@ -1226,7 +1227,7 @@ impl IdleRun {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "runtime"))]
 mod tests {
     use std::sync::atomic::AtomicU8;
 

@@ -4,7 +4,15 @@
 // RSpec and pytest runners do: the same replay rules, the same checks, and a failure lists every difference
 // with the observed state.
 const { isDeepStrictEqual } = require('node:util')
-const { Client, Worker, RetryableError, PermanentError, OverrunLease, TaskerError, testing } = require('../lib/index.js')
+// The package under test, set by `use`: @tasker/core (scenarios.test.js), or @tasker/wasm, whose replay
+// (crates/tasker-wasm/__test__) hands over the same names over its engine, so both follow one runner.
+let Client, Worker, RetryableError, PermanentError, OverrunLease, TaskerError, testing
+
+/** Binds the runner to a package's `{ Client, Worker, RetryableError, …, testing }`; returns the runner. */
+function use(api) {
+  ;({ Client, Worker, RetryableError, PermanentError, OverrunLease, TaskerError, testing } = api)
+  return module.exports
+}
 
 const MISSING = Symbol('missing')
 
@@ -470,4 +478,4 @@ async function run(scenario, url) {
   return observed
 }
 
-module.exports = { run, ScenarioFailed }
+module.exports = { run, ScenarioFailed, use }

@@ -4,8 +4,10 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
-const { testing } = require('../lib/index.js')
-const { run, ScenarioFailed } = require('./scenario_runner')
+const api = require('../lib/index.js')
+const { run, ScenarioFailed } = require('./scenario_runner').use(api)
+
+const { testing } = api
 const { SCENARIO_DIR, stores, pgSkip } = require('./helpers')
 
 const FILES = testing.scenarioFiles(SCENARIO_DIR)

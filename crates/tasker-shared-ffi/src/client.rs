@@ -12,7 +12,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use web_time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,7 +23,7 @@ use crate::dto::*;
 use crate::error::{FfiError, FfiResult};
 use crate::events::{EventFilterInput, Subscription};
 use crate::runtime;
-#[cfg(feature = "native")]
+#[cfg(any(feature = "native", feature = "local"))]
 use crate::worker::{WorkerOptions, WorkerSession};
 
 /// Which clock the engine of a client reads.
@@ -199,7 +199,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        if self.pid != std::process::id() {
+        if self.pid != crate::pid() {
             // The pool's sockets belong to the parent process; tearing them down here would break it.
             if let Some(inner) = self.state.get_mut().map(Option::take).unwrap_or_default() {
                 std::mem::forget(inner);
@@ -247,8 +247,8 @@ macro_rules! blocking {
         }
     };
 }
-// For worker.rs, which exists only with `native`.
-#[cfg(feature = "native")]
+// For worker.rs, which exists only with `native` or `local`.
+#[cfg(any(feature = "native", feature = "local"))]
 pub(crate) use blocking;
 
 impl Client {
@@ -278,7 +278,7 @@ impl Client {
                 options,
                 clock,
                 manual,
-                pid: std::process::id(),
+                pid: crate::pid(),
                 opened_at: Instant::now(),
                 opened_wall: SystemClock.now(),
                 state: Mutex::new(Some(Arc::new(Inner { engine, generation: 0 }))),
@@ -289,7 +289,7 @@ impl Client {
     }
 
     fn check_pid(&self) -> FfiResult<()> {
-        let current = std::process::id();
+        let current = crate::pid();
         if self.handle.pid != current {
             return Err(FfiError::forked("client", self.handle.pid, current));
         }
@@ -326,7 +326,7 @@ impl Client {
     /// In a forked child, only marks the handle closed, since the connections belong to the parent; returns
     /// whether it did.
     fn close_in_child(&self) -> bool {
-        if self.handle.pid == std::process::id() {
+        if self.handle.pid == crate::pid() {
             return false;
         }
         if let Some(inner) = lock(&self.handle.state).take() {
@@ -536,8 +536,8 @@ impl Client {
     }
 
     /// A worker session claiming for `options.handler_keys`; its heartbeats and maintenance run in the
-    /// background on the shared runtime.
-    #[cfg(feature = "native")]
+    /// background on the shared runtime (with `local`, as local tasks on the JS event loop).
+    #[cfg(any(feature = "native", feature = "local"))]
     pub fn worker_session(&self, options: WorkerOptions) -> FfiResult<WorkerSession> {
         WorkerSession::new(self.clone(), options)
     }
@@ -948,7 +948,7 @@ steps:
     #[test]
     fn use_in_another_process_is_refused_with_advice() {
         let c = memory();
-        let child = c.pretend_opened_in(std::process::id() + 1);
+        let child = c.pretend_opened_in(crate::pid() + 1);
         let e = child.templates().unwrap_err();
         assert_eq!(e.kind, ErrorKind::Configuration);
         assert!(e.message.contains("open a new client after fork"), "{}", e.message);

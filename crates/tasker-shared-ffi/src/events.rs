@@ -64,12 +64,12 @@ impl Subscription {
         Subscription {
             inner: Arc::new(tokio::sync::Mutex::new(inner)),
             dropped: Arc::new(AtomicU64::new(0)),
-            pid: std::process::id(),
+            pid: crate::pid(),
         }
     }
 
     fn check_pid(&self) -> FfiResult<()> {
-        let current = std::process::id();
+        let current = crate::pid();
         if self.pid != current {
             return Err(FfiError::forked("subscription", self.pid, current));
         }

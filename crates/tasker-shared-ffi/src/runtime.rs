@@ -123,11 +123,12 @@ where
 
 /// Without `native`: awaits `fut` in place, on the caller's executor; a panic becomes an `internal` error.
 /// Dropping the returned future drops `fut` with it.
+/// Nothing crosses a thread here, so `fut` need not be `Send`: on wasm32 the session's waits are JS timers,
+/// which are not.
 #[cfg(not(feature = "native"))]
 pub async fn spawn<T, F>(fut: F) -> FfiResult<T>
 where
-    T: Send + 'static,
-    F: Future<Output = FfiResult<T>> + Send + 'static,
+    F: Future<Output = FfiResult<T>>,
 {
     catch_panic(fut).await
 }

@@ -19,18 +19,31 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "native")]
 use std::str::FromStr;
+#[cfg(feature = "native")]
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{json, Map, Value};
+#[cfg(feature = "native")]
+use serde_json::Map;
+use serde_json::{json, Value};
 
-use crate::client::{Client, ClientOptions, ClockKind, CreateTaskOptions};
-use crate::dto::{Event, StepContext, Task};
+use crate::client::ClockKind;
+#[cfg(feature = "native")]
+use crate::client::{Client, ClientOptions, CreateTaskOptions};
+use crate::dto::Event;
+#[cfg(feature = "native")]
+use crate::dto::{StepContext, Task};
 use crate::error::{FfiError, FfiResult};
+#[cfg(feature = "native")]
 use crate::events::{EventFilterInput, Subscription};
-use crate::testkit::{self, HandlerScript, PatternSpec, RunOptions};
-use crate::worker::{FailureInput, FailureKind, WorkerOptions, WorkerSession};
+#[cfg(feature = "native")]
+use crate::testkit::{self, RunOptions};
+use crate::testkit::{HandlerScript, PatternSpec};
+use crate::worker::FailureKind;
+#[cfg(feature = "native")]
+use crate::worker::{FailureInput, WorkerOptions, WorkerSession};
 
 /// Deserializes a field that is present (even as `null`) to `Some`, so `result: null` can be asserted.
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -179,6 +192,7 @@ pub enum Action {
 }
 
 impl Action {
+    #[cfg(feature = "native")]
     fn name(&self) -> &'static str {
         match self {
             Action::Run(_) => "run",
@@ -420,6 +434,7 @@ pub struct ScenarioReport {
     pub events: usize,
 }
 
+#[cfg(feature = "native")]
 /// Replays `scenario` on a fresh store at `url` through the FFI [`Client`] and [`WorkerSession`]. Blocks.
 pub fn run(scenario: &Scenario, url: &str) -> Result<ScenarioReport, ScenarioFailure> {
     let fail = |problems: Vec<String>, observed: String| ScenarioFailure {
@@ -457,6 +472,7 @@ pub fn run(scenario: &Scenario, url: &str) -> Result<ScenarioReport, ScenarioFai
     }
 }
 
+#[cfg(feature = "native")]
 struct ClaimSeen {
     task_id: String,
     step_name: String,
@@ -464,6 +480,7 @@ struct ClaimSeen {
     dependency_results: BTreeMap<String, Value>,
 }
 
+#[cfg(feature = "native")]
 struct Replay<'a> {
     s: &'a Scenario,
     client: Client,
@@ -477,8 +494,10 @@ struct Replay<'a> {
 }
 
 /// A replay stops at the first unexpected error; its message says where.
+#[cfg(feature = "native")]
 type Stop = String;
 
+#[cfg(feature = "native")]
 impl<'a> Replay<'a> {
     fn new(s: &'a Scenario, client: Client) -> FfiResult<Self> {
         let sub = client.subscribe(EventFilterInput::default())?;
@@ -1077,6 +1096,7 @@ pub fn event_line(e: &Event) -> String {
     }
 }
 
+#[cfg(feature = "native")]
 fn describe(w: &ErrorExpectation) -> String {
     match w {
         ErrorExpectation::Kind(k) => k.clone(),
@@ -1084,6 +1104,7 @@ fn describe(w: &ErrorExpectation) -> String {
     }
 }
 
+#[cfg(feature = "native")]
 /// Why `e` does not meet `w`, if it does not.
 fn error_mismatch(e: &FfiError, w: &ErrorExpectation) -> Option<String> {
     let (kind, contains, details) = match w {
@@ -1122,6 +1143,7 @@ pub fn json_contains(actual: &Value, expected: &Value) -> bool {
     }
 }
 
+#[cfg(feature = "native")]
 /// A readable account of how two sequences differ.
 fn sequence_diff(want: &[String], found: &[String]) -> String {
     let first = want
@@ -1138,7 +1160,7 @@ fn sequence_diff(want: &[String], found: &[String]) -> String {
     )
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
 

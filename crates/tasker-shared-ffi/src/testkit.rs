@@ -15,7 +15,9 @@ use crate::client::{Client, CreateTaskOptions};
 use crate::dto::Registration;
 pub use crate::dto::{HandlerCall, PatternTasks, RunReport};
 use crate::error::{FfiError, FfiResult};
+#[cfg(feature = "native")]
 use crate::runtime;
+#[cfg(any(feature = "native", feature = "local"))]
 use crate::worker::{FailureInput, FailureKind, HostOutcome, WorkerOptions, WorkerSession};
 
 /// Which factory workflow to build.
@@ -110,6 +112,7 @@ impl PatternSpec {
     }
 }
 
+#[cfg(feature = "native")]
 /// Registers the template of a factory pattern (idempotently). Blocks.
 pub fn register_pattern(client: &Client, spec: &PatternSpec) -> FfiResult<Registration> {
     runtime::block_on(register_pattern_async(client, spec))
@@ -120,6 +123,7 @@ pub async fn register_pattern_async(client: &Client, spec: &PatternSpec) -> FfiR
     client.register_template_value_async(&doc).await
 }
 
+#[cfg(feature = "native")]
 /// Registers a factory pattern and creates `count` tasks of it with `context` (`{}` when `None`). Blocks.
 pub fn create_pattern_tasks(
     client: &Client,
@@ -307,11 +311,13 @@ impl Default for RunOptions {
     }
 }
 
+#[cfg(feature = "native")]
 /// Runs scripted handlers until nothing is left to do; see [`run_session_until_idle`]. Blocks.
 pub fn run_until_idle(client: &Client, script: &HandlerScript, options: &RunOptions) -> FfiResult<RunReport> {
     runtime::block_on(run_until_idle_async(client, script, options))
 }
 
+#[cfg(any(feature = "native", feature = "local"))]
 pub async fn run_until_idle_async(
     client: &Client,
     script: &HandlerScript,
@@ -337,6 +343,7 @@ pub async fn run_until_idle_async(
     report
 }
 
+#[cfg(feature = "native")]
 /// Every handler key of every registered template, sorted. Blocks.
 pub fn all_handler_keys(client: &Client) -> FfiResult<Vec<String>> {
     runtime::block_on(all_handler_keys_async(client))
@@ -352,6 +359,7 @@ pub async fn all_handler_keys_async(client: &Client) -> FfiResult<Vec<String>> {
     Ok(keys.into_iter().collect())
 }
 
+#[cfg(feature = "native")]
 /// Runs scripted handlers over `session` until idle; see [`run_session_until_idle_async`]. Blocks.
 pub fn run_session_until_idle(
     client: &Client,
@@ -362,6 +370,7 @@ pub fn run_session_until_idle(
     runtime::block_on(run_session_until_idle_async(client, session, script, options))
 }
 
+#[cfg(any(feature = "native", feature = "local"))]
 /// Runs scripted handlers over `session` until idle: the loop every binding runs with host handlers
 /// ([`WorkerSession::until_idle`]), with the script standing in for them.
 pub async fn run_session_until_idle_async(
@@ -390,6 +399,7 @@ pub async fn run_session_until_idle_async(
     run.finish_async().await
 }
 
+#[cfg(any(feature = "native", feature = "local"))]
 fn failure(kind: FailureKind, f: ScriptedFailure) -> FailureInput {
     FailureInput {
         kind,
@@ -401,7 +411,7 @@ fn failure(kind: FailureKind, f: ScriptedFailure) -> FailureInput {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
     use crate::client::{ClientOptions, ClockKind};

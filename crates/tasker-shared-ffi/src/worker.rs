@@ -306,7 +306,7 @@ impl WorkerSession {
                 ))
             }
             Some(w) => w,
-            None => tasker_core::worker::default_worker_id(),
+            None => default_worker_id(),
         };
         let lease = Duration::from_millis(options.lease_ms);
         let heartbeat = options.heartbeat_interval_ms.unwrap_or((options.lease_ms / 3).max(1));
@@ -323,6 +323,7 @@ impl WorkerSession {
             let c = client.clone();
             std::sync::Arc::new(move || c.engine().map_err(FfiError::into_core))
         };
+        #[cfg(feature = "native")]
         let _entered = runtime::runtime()?.enter();
         let session = Session::start(source, config)?;
         Ok(WorkerSession { session, client })
@@ -638,6 +639,14 @@ impl IdleRun {
         st.report.timed_out = st.run.session().stats().timed_out;
         Ok(st.report)
     }
+}
+
+/// `host-pid-random` natively; a wasm32 module has no host name or process, so `wasm-` and random hex.
+fn default_worker_id() -> String {
+    #[cfg(feature = "native")]
+    return tasker_core::worker::default_worker_id();
+    #[cfg(not(feature = "native"))]
+    format!("wasm-{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
 }
 
 fn call_of(ctx: &StepContext, outcome: &str) -> HandlerCall {
