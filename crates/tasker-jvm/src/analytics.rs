@@ -15,12 +15,12 @@ by_id! {
     dependency_levels("taskId") => dependency_levels,
 }
 
-extern "system" fn health_counts<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
+extern "system" fn health_counts(mut env: Env, _: JClass, h: jlong) -> jobject {
     call(&mut env, h, |_, c| Ok(c.health_counts()))
 }
 
 /// Metrics of the work finished since `sinceMs` (epoch milliseconds).
-extern "system" fn analytics_metrics<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, since_ms: jlong) -> jobject {
+extern "system" fn analytics_metrics(mut env: Env, _: JClass, h: jlong, since_ms: jlong) -> jobject {
     call(&mut env, h, |_, c| {
         Ok(c.analytics_metrics(lift_time(since_ms, "since")?))
     })
@@ -30,25 +30,13 @@ fn limit(n: jlong) -> usize {
     n.max(0) as usize
 }
 
-extern "system" fn slowest_steps<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    filter: JObject<'l>,
-    n: jlong,
-) -> jobject {
+extern "system" fn slowest_steps(mut env: Env, _: JClass, h: jlong, filter: JObject, n: jlong) -> jobject {
     call(&mut env, h, |env, c| {
         Ok(c.slowest_steps(lift_options(env, &filter, "filter")?, limit(n)))
     })
 }
 
-extern "system" fn slowest_tasks<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    filter: JObject<'l>,
-    n: jlong,
-) -> jobject {
+extern "system" fn slowest_tasks(mut env: Env, _: JClass, h: jlong, filter: JObject, n: jlong) -> jobject {
     call(&mut env, h, |env, c| {
         Ok(c.slowest_tasks(lift_options(env, &filter, "filter")?, limit(n)))
     })

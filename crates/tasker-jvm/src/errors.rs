@@ -52,7 +52,7 @@ pub fn exception<'l>(env: &mut JNIEnv<'l>, e: &FfiError) -> JResult<JObject<'l>>
 }
 
 /// Every kind as `[code, Java class name]`, in [`ErrorKind::ALL`] order, for the suite's per-kind test.
-extern "system" fn error_kinds<'l>(mut env: JNIEnv<'l>, _: JClass<'l>) -> jobject {
+extern "system" fn error_kinds(mut env: JNIEnv, _: JClass) -> jobject {
     object(&mut env, |env| {
         let rows = ErrorKind::ALL.map(|k| Value::from(vec![k.code().to_string(), k.java_class_name()]));
         lower_json(env, &Value::from(rows.to_vec()))
@@ -60,7 +60,7 @@ extern "system" fn error_kinds<'l>(mut env: JNIEnv<'l>, _: JClass<'l>) -> jobjec
 }
 
 /// Throws the exception of the kind whose code is `code`, with detail `k: 1`: the suite checks each class.
-extern "system" fn raise<'l>(mut env: JNIEnv<'l>, _: JClass<'l>, code: JObject<'l>) {
+extern "system" fn raise(mut env: JNIEnv, _: JClass, code: JObject) {
     crate::blocking::entry(&mut env, |env| {
         let code = crate::convert::string(env, &code, "code")?;
         let kind = ErrorKind::ALL.into_iter().find(|k| k.code() == code);
@@ -70,7 +70,7 @@ extern "system" fn raise<'l>(mut env: JNIEnv<'l>, _: JClass<'l>, code: JObject<'
 }
 
 /// Panics inside a native method: the suite checks it comes back as `InternalException`.
-extern "system" fn panic<'l>(mut env: JNIEnv<'l>, _: JClass<'l>) {
+extern "system" fn panic(mut env: JNIEnv, _: JClass) {
     crate::blocking::entry(&mut env, |_| -> JResult<()> { panic!("a test asked for a panic") })
 }
 

@@ -20,19 +20,19 @@ fn lowered<'l, T: Lower>(env: &mut Env<'l>, f: impl FnOnce() -> JResult<T>) -> j
 }
 
 /// The next event, waiting at most `timeoutMs` on the calling thread; null when none came.
-extern "system" fn next<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, timeout_ms: jlong) -> jobject {
+extern "system" fn next(mut env: Env, _: JClass, h: jlong, timeout_ms: jlong) -> jobject {
     lowered(&mut env, || Ok(subscription(h)?.next(lift_ms(timeout_ms, "timeout")?)?))
 }
 
-extern "system" fn try_next<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
+extern "system" fn try_next(mut env: Env, _: JClass, h: jlong) -> jobject {
     lowered(&mut env, || Ok(subscription(h)?.try_next()?))
 }
 
-extern "system" fn drain<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
+extern "system" fn drain(mut env: Env, _: JClass, h: jlong) -> jobject {
     lowered(&mut env, || Ok(subscription(h)?.drain()?))
 }
 
-extern "system" fn dropped<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jlong {
+extern "system" fn dropped(mut env: Env, _: JClass, h: jlong) -> jlong {
     entry(&mut env, |_| Ok(subscription(h)?.dropped() as jlong))
 }
 

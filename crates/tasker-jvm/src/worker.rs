@@ -33,24 +33,24 @@ fn lowered<'l, T: Lower>(env: &mut Env<'l>, f: impl FnOnce(&mut Env<'l>) -> JRes
     })
 }
 
-extern "system" fn worker_id<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
+extern "system" fn worker_id(mut env: Env, _: JClass, h: jlong) -> jobject {
     object(&mut env, |env| Ok(env.new_string(session(h)?.worker_id())?.into()))
 }
 
-extern "system" fn is_shutdown<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jboolean {
+extern "system" fn is_shutdown(mut env: Env, _: JClass, h: jlong) -> jboolean {
     entry(&mut env, |_| Ok(session(h)?.is_shutdown() as jboolean))
 }
 
 /// Claims up to `max` steps for free threads, waiting up to `waitMs` when none is ready; a store error is
 /// retried with backoff, and the call then returns an empty list once the wait has passed.
-extern "system" fn next_batch<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
+extern "system" fn next_batch(mut env: Env, _: JClass, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
     lowered(&mut env, |_| {
         Ok(session(h)?.next_batch(max(n), lift_ms(wait_ms, "waitMs")?)?)
     })
 }
 
 /// The same claim without retries, for tests and scenario replays.
-extern "system" fn claim<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
+extern "system" fn claim(mut env: Env, _: JClass, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
     lowered(
         &mut env,
         |_| Ok(session(h)?.claim(max(n), lift_ms(wait_ms, "waitMs")?)?),
@@ -58,14 +58,7 @@ extern "system" fn claim<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, n: jlong
 }
 
 /// The handler returned `result`: a value JSON cannot hold becomes the step's `InvalidResult` failure.
-extern "system" fn report<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    id: JObject<'l>,
-    attempt: jlong,
-    result: JObject<'l>,
-) {
+extern "system" fn report(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong, result: JObject) {
     entry(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         let outcome = HostOutcome::returned(lift_result(env, &result)?);
@@ -74,14 +67,7 @@ extern "system" fn report<'l>(
 }
 
 /// The handler threw; `failure` is `{kind, message, error_class, backtrace, retry_after_ms, code}`.
-extern "system" fn report_failure<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    id: JObject<'l>,
-    attempt: jlong,
-    failure: JObject<'l>,
-) {
+extern "system" fn report_failure(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong, failure: JObject) {
     entry(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         let failure: FailureInput = lift_options(env, &failure, "failure")?;
@@ -89,14 +75,7 @@ extern "system" fn report_failure<'l>(
     })
 }
 
-extern "system" fn report_missing<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    id: JObject<'l>,
-    attempt: jlong,
-    key: JObject<'l>,
-) {
+extern "system" fn report_missing(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong, key: JObject) {
     entry(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         let key = string(env, &key, "handlerKey")?;
@@ -104,7 +83,7 @@ extern "system" fn report_missing<'l>(
     })
 }
 
-extern "system" fn forget<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, id: JObject<'l>, attempt: jlong) {
+extern "system" fn forget(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong) {
     entry(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         Ok(reporter(h)?.forget(&token)?)
@@ -112,35 +91,21 @@ extern "system" fn forget<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, id: JOb
 }
 
 /// Waits until everything reported so far has been written.
-extern "system" fn flush<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) {
+extern "system" fn flush(mut env: Env, _: JClass, h: jlong) {
     entry(&mut env, |_| Ok(session(h)?.flush()?))
 }
 
 /// Reports a success now and returns the `Step`.
-extern "system" fn complete<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    id: JObject<'l>,
-    attempt: jlong,
-    result: JObject<'l>,
-) -> jobject {
+extern "system" fn complete(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong, r: JObject) -> jobject {
     lowered(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
-        let result = lift_json(env, &result, "result")?;
+        let result = lift_json(env, &r, "result")?;
         Ok(session(h)?.complete(&token, result)?)
     })
 }
 
 /// Reports a failure now and returns the `Step`.
-extern "system" fn fail<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    id: JObject<'l>,
-    attempt: jlong,
-    failure: JObject<'l>,
-) -> jobject {
+extern "system" fn fail(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong, failure: JObject) -> jobject {
     lowered(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         let failure: FailureInput = lift_options(env, &failure, "failure")?;
@@ -150,7 +115,7 @@ extern "system" fn fail<'l>(
 
 /// Reports many outcomes now, in one transaction. Each item is `[stepId, attempt, result]` (a success) or
 /// `[stepId, attempt, null, failure]`; each answer is the `Step`, or the exception (not thrown) for that item.
-extern "system" fn finish_many<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, items: JObject<'l>) -> jobject {
+extern "system" fn finish_many(mut env: Env, _: JClass, h: jlong, items: JObject) -> jobject {
     object(&mut env, |env| {
         let lifted = lift_json(env, &items, "outcomes")?;
         let mut outcomes = Vec::new();
@@ -181,27 +146,27 @@ extern "system" fn finish_many<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, it
 }
 
 /// Stops claiming and wakes a waiting claim; outstanding claims keep their lease until reported.
-extern "system" fn shutdown<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) {
+extern "system" fn shutdown(mut env: Env, _: JClass, h: jlong) {
     entry(&mut env, |_| {
         session(h)?.shutdown();
         Ok(())
     })
 }
 
-extern "system" fn outstanding<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
+extern "system" fn outstanding(mut env: Env, _: JClass, h: jlong) -> jobject {
     lowered(&mut env, |_| Ok(session(h)?.outstanding()))
 }
 
-extern "system" fn stats<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
+extern "system" fn stats(mut env: Env, _: JClass, h: jlong) -> jobject {
     lowered(&mut env, |_| Ok(session(h)?.stats()))
 }
 
-extern "system" fn next_retry_at<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
+extern "system" fn next_retry_at(mut env: Env, _: JClass, h: jlong) -> jobject {
     lowered(&mut env, |_| Ok(session(h)?.next_retry_at()?))
 }
 
 /// A run until idle over the session: `batch_size`, `max_claims`, `timeout_ms`, `auto_advance_clock`.
-extern "system" fn until_idle<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, options: JObject<'l>) -> jlong {
+extern "system" fn until_idle(mut env: Env, _: JClass, h: jlong, options: JObject) -> jlong {
     entry(&mut env, |env| {
         let options = lift_options(env, &options, "options")?;
         Ok(keep(Handle::Run(Arc::new(session(h)?.until_idle(&options)))))
@@ -209,12 +174,12 @@ extern "system" fn until_idle<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, opt
 }
 
 /// Writes the previous batch's outcomes, then claims the next batch; null when the run is idle.
-extern "system" fn run_next_batch<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
+extern "system" fn run_next_batch(mut env: Env, _: JClass, h: jlong) -> jobject {
     lowered(&mut env, |_| Ok(convert::run(h)?.next_batch()?))
 }
 
 /// Writes what is left and returns the `RunReport`; the run's handle is let go.
-extern "system" fn run_finish<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
+extern "system" fn run_finish(mut env: Env, _: JClass, h: jlong) -> jobject {
     lowered(&mut env, |_| {
         let report = convert::run(h)?.finish()?;
         convert::free(h);
