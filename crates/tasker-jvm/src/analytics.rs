@@ -3,7 +3,7 @@
 
 use jni::objects::{JClass, JObject};
 use jni::sys::{jlong, jobject};
-use jni::{JNIEnv, NativeMethod};
+use jni::JNIEnv;
 
 use crate::client::{by_id, call};
 use crate::convert::{lift_options, lift_time, string};
@@ -42,13 +42,11 @@ extern "system" fn slowest_tasks(mut env: Env, _: JClass, h: jlong, filter: JObj
     })
 }
 
-pub fn register() -> Vec<NativeMethod> {
-    crate::natives![
-        "executionContext"("JO") -> 'O' = execution_context,
-        "dependencyLevels"("JO") -> 'O' = dependency_levels,
-        "healthCounts"("J") -> 'O' = health_counts,
-        "analyticsMetrics"("JJ") -> 'O' = analytics_metrics,
-        "slowestSteps"("JOJ") -> 'O' = slowest_steps,
-        "slowestTasks"("JOJ") -> 'O' = slowest_tasks,
-    ]
-}
+crate::natives![
+    "executionContext"("JO") -> 'O' = execution_context,
+    "dependencyLevels"("JO") -> 'O' = dependency_levels,
+    "healthCounts"("J") -> 'O' = health_counts,
+    "analyticsMetrics"("JJ") -> 'O' = analytics_metrics,
+    "slowestSteps"("JOJ") -> 'O' = slowest_steps,
+    "slowestTasks"("JOJ") -> 'O' = slowest_tasks,
+];

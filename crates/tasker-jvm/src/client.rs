@@ -2,13 +2,15 @@
 //! the Java surface over it (builders, `java.time`, `AutoCloseable`, `CompletableFuture` variants). Every
 //! call runs on the calling Java thread through the shared layer's blocking form.
 
+use std::sync::Arc;
+
 use jni::objects::{JClass, JObject};
 use jni::sys::{jboolean, jlong, jobject};
-use jni::{JNIEnv, NativeMethod};
+use jni::JNIEnv;
 use tasker_shared_ffi::{self as ffi, FfiResult, Lower};
 
 use crate::blocking::{entry, object, JResult};
-use crate::convert::{self, client, keep, lift_json, lift_options, lower, optional_string, string, Handle};
+use crate::convert::{self, get, keep, lift_json, lift_options, lower, optional_string, string};
 
 type Env<'l> = JNIEnv<'l>;
 
@@ -16,10 +18,10 @@ type Env<'l> = JNIEnv<'l>;
 pub(crate) fn call<'l, T: Lower>(
     env: &mut Env<'l>,
     h: jlong,
-    f: impl FnOnce(&mut Env<'l>, ffi::Client) -> JResult<FfiResult<T>>,
+    f: impl FnOnce(&mut Env<'l>, Arc<ffi::Client>) -> JResult<FfiResult<T>>,
 ) -> jobject {
     object(env, |env| {
-        let c = client(h)?;
+        let c = get::<ffi::Client>(h)?;
         let value = f(env, c)??;
         lower(env, &value)
     })
@@ -29,7 +31,7 @@ extern "system" fn open(mut env: Env, _: JClass, url: JObject, options: JObject)
     entry(&mut env, |env| {
         let url = string(env, &url, "url")?;
         let options = lift_options(env, &options, "options")?;
-        Ok(keep(Handle::Client(ffi::Client::open(&url, options)?)))
+        Ok(keep(ffi::Client::open(&url, options)?))
     })
 }
 
@@ -45,7 +47,9 @@ extern "system" fn close(mut env: Env, _: JClass, h: jlong) -> jobject {
 }
 
 extern "system" fn is_closed(mut env: Env, _: JClass, h: jlong) -> jboolean {
-    entry(&mut env, |_| Ok(client(h).map_or(true, |c| c.is_closed()) as jboolean))
+    entry(&mut env, |_| {
+        Ok(get::<ffi::Client>(h).map_or(true, |c| c.is_closed()) as jboolean)
+    })
 }
 
 extern "system" fn validate_or_refresh(mut env: Env, _: JClass, h: jlong) -> jobject {
@@ -71,14 +75,14 @@ extern "system" fn advance_clock_ms(mut env: Env, _: JClass, h: jlong, ms: jlong
 extern "system" fn subscribe(mut env: Env, _: JClass, h: jlong, filter: JObject) -> jlong {
     entry(&mut env, |env| {
         let filter = lift_options(env, &filter, "filter")?;
-        Ok(keep(Handle::Subscription(client(h)?.subscribe(filter)?)))
+        Ok(keep(get::<ffi::Client>(h)?.subscribe(filter)?))
     })
 }
 
 extern "system" fn worker_session(mut env: Env, _: JClass, h: jlong, options: JObject) -> jlong {
     entry(&mut env, |env| {
         let options = lift_options(env, &options, "options")?;
-        Ok(keep(Handle::Session(client(h)?.worker_session(options)?)))
+        Ok(keep(get::<ffi::Client>(h)?.worker_session(options)?))
     })
 }
 
@@ -166,33 +170,31 @@ extern "system" fn reap_expired_leases(mut env: Env, _: JClass, h: jlong, limit:
     })
 }
 
-pub fn register() -> Vec<NativeMethod> {
-    crate::natives![
-        "open"("OO") -> 'J' = open,
-        "free"("J") -> 'V' = free,
-        "close"("J") -> 'O' = close,
-        "isClosed"("J") -> 'Z' = is_closed,
-        "validateOrRefresh"("J") -> 'O' = validate_or_refresh,
-        "refresh"("J") -> 'O' = refresh,
-        "health"("J") -> 'O' = health,
-        "now"("J") -> 'O' = now,
-        "advanceClockMs"("JJ") -> 'O' = advance_clock_ms,
-        "subscribe"("JO") -> 'J' = subscribe,
-        "workerSession"("JO") -> 'J' = worker_session,
-        "registerTemplate"("JO") -> 'O' = register_template,
-        "template"("JOOO") -> 'O' = template,
-        "templates"("J") -> 'O' = templates,
-        "createTask"("JOOO") -> 'O' = create_task,
-        "task"("JO") -> 'O' = task,
-        "tasks"("JO") -> 'O' = tasks,
-        "steps"("JO") -> 'O' = steps,
-        "step"("JO") -> 'O' = step,
-        "explain"("JO") -> 'O' = explain,
-        "transitions"("JO") -> 'O' = transitions,
-        "cancelTask"("JOO") -> 'O' = cancel_task,
-        "retryTask"("JO") -> 'O' = retry_task,
-        "resolveStep"("JOO") -> 'O' = resolve_step,
-        "resolveTask"("JOO") -> 'O' = resolve_task,
-        "reapExpiredLeases"("JJ") -> 'O' = reap_expired_leases,
-    ]
-}
+crate::natives![
+    "open"("OO") -> 'J' = open,
+    "free"("J") -> 'V' = free,
+    "close"("J") -> 'O' = close,
+    "isClosed"("J") -> 'Z' = is_closed,
+    "validateOrRefresh"("J") -> 'O' = validate_or_refresh,
+    "refresh"("J") -> 'O' = refresh,
+    "health"("J") -> 'O' = health,
+    "now"("J") -> 'O' = now,
+    "advanceClockMs"("JJ") -> 'O' = advance_clock_ms,
+    "subscribe"("JO") -> 'J' = subscribe,
+    "workerSession"("JO") -> 'J' = worker_session,
+    "registerTemplate"("JO") -> 'O' = register_template,
+    "template"("JOOO") -> 'O' = template,
+    "templates"("J") -> 'O' = templates,
+    "createTask"("JOOO") -> 'O' = create_task,
+    "task"("JO") -> 'O' = task,
+    "tasks"("JO") -> 'O' = tasks,
+    "steps"("JO") -> 'O' = steps,
+    "step"("JO") -> 'O' = step,
+    "explain"("JO") -> 'O' = explain,
+    "transitions"("JO") -> 'O' = transitions,
+    "cancelTask"("JOO") -> 'O' = cancel_task,
+    "retryTask"("JO") -> 'O' = retry_task,
+    "resolveStep"("JOO") -> 'O' = resolve_step,
+    "resolveTask"("JOO") -> 'O' = resolve_task,
+    "reapExpiredLeases"("JJ") -> 'O' = reap_expired_leases,
+];

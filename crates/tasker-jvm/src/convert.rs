@@ -7,6 +7,7 @@
 //! `validation` error naming the field path (`context.items[3].sku: expected a JSON value, found Instant`).
 //! Every local reference made while walking a container is deleted once the container holds it.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,23 +28,18 @@ use crate::blocking::{JResult, Thrown};
 
 // -- handles ---------------------------------------------------------------------------------------------
 
-/// What a Java object's `long` handle stands for. Java never holds a pointer: a handle is a key of
-/// [`HANDLES`], so a handle used after it was freed is a `closed` error, never a dangling pointer.
-#[derive(Clone)]
-pub enum Handle {
-    Client(ffi::Client),
-    Session(ffi::WorkerSession),
-    Run(Arc<ffi::IdleRun>),
-    Subscription(ffi::Subscription),
-}
-
-static HANDLES: LazyLock<RwLock<HashMap<jlong, Handle>>> = LazyLock::new(Default::default);
+/// Every live handle: Java never holds a pointer, only a key of this table, so a handle used after it was
+/// freed is a `closed` error, never a dangling pointer.
+static HANDLES: LazyLock<RwLock<HashMap<jlong, Arc<dyn Any + Send + Sync>>>> = LazyLock::new(Default::default);
 static NEXT_HANDLE: AtomicI64 = AtomicI64::new(1);
 
-/// Keeps `h` until [`free`]; returns its handle.
-pub fn keep(h: Handle) -> jlong {
+/// Keeps `value` (a client, worker session, run or subscription) until [`free`]; returns its handle.
+pub fn keep(value: impl Any + Send + Sync) -> jlong {
     let id = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
-    HANDLES.write().unwrap_or_else(|p| p.into_inner()).insert(id, h);
+    HANDLES
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, Arc::new(value));
     id
 }
 
@@ -52,57 +48,36 @@ pub fn free(id: jlong) {
     HANDLES.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
 }
 
-fn handle(id: jlong, what: &str) -> JResult<Handle> {
+/// The value kept as handle `id`: a `closed` error once it is freed, an `internal` one if it is not a `T`.
+pub fn get<T: Any + Send + Sync>(id: jlong) -> JResult<Arc<T>> {
     let found = HANDLES.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
-    found.ok_or_else(|| FfiError::closed(format!("this {what} is closed")).into())
+    let kept = found.ok_or_else(|| FfiError::closed(format!("this {} is closed", what::<T>())))?;
+    let not = |_| FfiError::internal(format!("the handle is not a {}", what::<T>()));
+    Ok(kept.downcast().map_err(not)?)
 }
 
-pub fn client(id: jlong) -> JResult<ffi::Client> {
-    match handle(id, "client")? {
-        Handle::Client(c) => Ok(c),
-        _ => Err(FfiError::internal("the handle is not a client").into()),
+/// What the messages call a `T`: a `WorkerSession` is a "worker session".
+fn what<T>() -> String {
+    let mut what = String::new();
+    for c in std::any::type_name::<T>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("handle")
+        .chars()
+    {
+        if c.is_uppercase() && !what.is_empty() {
+            what.push(' ');
+        }
+        what.push(c.to_ascii_lowercase());
     }
-}
-
-pub fn session(id: jlong) -> JResult<ffi::WorkerSession> {
-    match handle(id, "worker session")? {
-        Handle::Session(s) => Ok(s),
-        _ => Err(FfiError::internal("the handle is not a worker session").into()),
-    }
-}
-
-pub fn run(id: jlong) -> JResult<Arc<ffi::IdleRun>> {
-    match handle(id, "run")? {
-        Handle::Run(r) => Ok(r),
-        _ => Err(FfiError::internal("the handle is not a run").into()),
-    }
-}
-
-pub fn subscription(id: jlong) -> JResult<ffi::Subscription> {
-    match handle(id, "subscription")? {
-        Handle::Subscription(s) => Ok(s),
-        _ => Err(FfiError::internal("the handle is not a subscription").into()),
-    }
+    what
 }
 
 /// A session or a run: whatever takes a handler's outcome.
-pub fn reporter(id: jlong) -> JResult<Box<dyn ffi::Reports>> {
-    match handle(id, "worker session")? {
-        Handle::Session(s) => Ok(Box::new(s)),
-        Handle::Run(r) => Ok(Box::new(RunReports(r))),
-        _ => Err(FfiError::internal("the handle takes no outcomes").into()),
-    }
-}
-
-struct RunReports(Arc<ffi::IdleRun>);
-
-impl ffi::Reports for RunReports {
-    fn report(&self, token: &dto::ClaimToken, outcome: ffi::HostOutcome) -> ffi::FfiResult<()> {
-        self.0.report(token, outcome)
-    }
-
-    fn forget(&self, token: &dto::ClaimToken) -> ffi::FfiResult<()> {
-        self.0.forget(token)
+pub fn reporter(id: jlong) -> JResult<Arc<dyn ffi::Reports>> {
+    match get::<ffi::WorkerSession>(id) {
+        Ok(session) => Ok(session),
+        Err(_) => Ok(get::<ffi::IdleRun>(id)?),
     }
 }
 

@@ -5,7 +5,7 @@
 use jni::objects::JClass;
 use jni::objects::{JObject, JThrowable, JValue};
 use jni::sys::jobject;
-use jni::{JNIEnv, NativeMethod};
+use jni::JNIEnv;
 use serde_json::Value;
 use tasker_shared_ffi::{ErrorClass, ErrorKind, FfiError};
 
@@ -74,10 +74,8 @@ extern "system" fn panic(mut env: JNIEnv, _: JClass) {
     crate::blocking::entry(&mut env, |_| -> JResult<()> { panic!("a test asked for a panic") })
 }
 
-pub fn register() -> Vec<NativeMethod> {
-    crate::natives![
-        "errorKinds"("") -> 'O' = error_kinds,
-        "raise"("O") -> 'V' = raise,
-        "panic"("") -> 'V' = panic,
-    ]
-}
+crate::natives![
+    "errorKinds"("") -> 'O' = error_kinds,
+    "raise"("O") -> 'V' = raise,
+    "panic"("") -> 'V' = panic,
+];

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use jni::objects::{JClass, JObject};
 use jni::sys::{jboolean, jlong, jobject};
-use jni::{JNIEnv, NativeMethod};
+use jni::JNIEnv;
 use serde_json::{json, Value};
 use tasker_shared_ffi::scenario::{self, Scenario};
 use tasker_shared_ffi::testkit::{self, HandlerScript, PatternSpec, RunOptions, ScriptedOutcome};
@@ -100,15 +100,13 @@ extern "system" fn json_contains(mut env: Env, _: JClass, actual: JObject, expec
     })
 }
 
-pub fn register() -> Vec<NativeMethod> {
-    crate::natives![
-        "patternTemplate"("O") -> 'O' = pattern_template,
-        "registerPattern"("JO") -> 'O' = register_pattern,
-        "createPatternTasks"("JOJO") -> 'O' = pattern_tasks,
-        "runScripted"("JOO") -> 'O' = run_scripted,
-        "scriptOutcome"("OOOJ") -> 'O' = script_outcome,
-        "scenarioFiles"("O") -> 'O' = scenario_files,
-        "loadScenario"("O") -> 'O' = load_scenario,
-        "jsonContains"("OO") -> 'Z' = json_contains,
-    ]
-}
+crate::natives![
+    "patternTemplate"("O") -> 'O' = pattern_template,
+    "registerPattern"("JO") -> 'O' = register_pattern,
+    "createPatternTasks"("JOJO") -> 'O' = pattern_tasks,
+    "runScripted"("JOO") -> 'O' = run_scripted,
+    "scriptOutcome"("OOOJ") -> 'O' = script_outcome,
+    "scenarioFiles"("O") -> 'O' = scenario_files,
+    "loadScenario"("O") -> 'O' = load_scenario,
+    "jsonContains"("OO") -> 'Z' = json_contains,
+];

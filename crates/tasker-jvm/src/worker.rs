@@ -5,19 +5,16 @@
 //! Tokens are passed as their two primitives, the step id and the attempt. The `report*` and `forget`
 //! methods take a session's or a run's handle alike.
 
-use std::sync::Arc;
-
 use jni::objects::{JClass, JObject, JValue};
 use jni::sys::{jboolean, jlong, jobject};
-use jni::{JNIEnv, NativeMethod};
+use jni::JNIEnv;
 use serde_json::Value;
 use tasker_shared_ffi::objects;
-use tasker_shared_ffi::{dto, FailureInput, FfiError, HostOutcome, Lower, OutcomeInput};
+use tasker_shared_ffi::{dto, FailureInput, FfiError, HostOutcome, IdleRun, OutcomeInput, WorkerSession};
 
-use crate::blocking::{entry, object, JResult};
+use crate::blocking::{entry, lowered, object};
 use crate::convert::{
-    self, keep, lift_json, lift_ms, lift_options, lift_result, lift_token, lower, lower_json, reporter, session,
-    string, Handle,
+    self, get, keep, lift_json, lift_ms, lift_options, lift_result, lift_token, lower, lower_json, reporter, string,
 };
 
 type Env<'l> = JNIEnv<'l>;
@@ -26,35 +23,29 @@ fn max(n: jlong) -> u32 {
     n.clamp(0, u32::MAX as i64) as u32
 }
 
-fn lowered<'l, T: Lower>(env: &mut Env<'l>, f: impl FnOnce(&mut Env<'l>) -> JResult<T>) -> jobject {
-    object(env, |env| {
-        let v = f(env)?;
-        lower(env, &v)
+extern "system" fn worker_id(mut env: Env, _: JClass, h: jlong) -> jobject {
+    object(&mut env, |env| {
+        Ok(env.new_string(get::<WorkerSession>(h)?.worker_id())?.into())
     })
 }
 
-extern "system" fn worker_id(mut env: Env, _: JClass, h: jlong) -> jobject {
-    object(&mut env, |env| Ok(env.new_string(session(h)?.worker_id())?.into()))
-}
-
 extern "system" fn is_shutdown(mut env: Env, _: JClass, h: jlong) -> jboolean {
-    entry(&mut env, |_| Ok(session(h)?.is_shutdown() as jboolean))
+    entry(&mut env, |_| Ok(get::<WorkerSession>(h)?.is_shutdown() as jboolean))
 }
 
 /// Claims up to `max` steps for free threads, waiting up to `waitMs` when none is ready; a store error is
 /// retried with backoff, and the call then returns an empty list once the wait has passed.
 extern "system" fn next_batch(mut env: Env, _: JClass, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
     lowered(&mut env, |_| {
-        Ok(session(h)?.next_batch(max(n), lift_ms(wait_ms, "waitMs")?)?)
+        Ok(get::<WorkerSession>(h)?.next_batch(max(n), lift_ms(wait_ms, "waitMs")?)?)
     })
 }
 
 /// The same claim without retries, for tests and scenario replays.
 extern "system" fn claim(mut env: Env, _: JClass, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
-    lowered(
-        &mut env,
-        |_| Ok(session(h)?.claim(max(n), lift_ms(wait_ms, "waitMs")?)?),
-    )
+    lowered(&mut env, |_| {
+        Ok(get::<WorkerSession>(h)?.claim(max(n), lift_ms(wait_ms, "waitMs")?)?)
+    })
 }
 
 /// The handler returned `result`: a value JSON cannot hold becomes the step's `InvalidResult` failure.
@@ -92,7 +83,7 @@ extern "system" fn forget(mut env: Env, _: JClass, h: jlong, id: JObject, attemp
 
 /// Waits until everything reported so far has been written.
 extern "system" fn flush(mut env: Env, _: JClass, h: jlong) {
-    entry(&mut env, |_| Ok(session(h)?.flush()?))
+    entry(&mut env, |_| Ok(get::<WorkerSession>(h)?.flush()?))
 }
 
 /// Reports a success now and returns the `Step`.
@@ -100,7 +91,7 @@ extern "system" fn complete(mut env: Env, _: JClass, h: jlong, id: JObject, atte
     lowered(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         let result = lift_json(env, &r, "result")?;
-        Ok(session(h)?.complete(&token, result)?)
+        Ok(get::<WorkerSession>(h)?.complete(&token, result)?)
     })
 }
 
@@ -109,7 +100,7 @@ extern "system" fn fail(mut env: Env, _: JClass, h: jlong, id: JObject, attempt:
     lowered(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         let failure: FailureInput = lift_options(env, &failure, "failure")?;
-        Ok(session(h)?.fail(&token, failure)?)
+        Ok(get::<WorkerSession>(h)?.fail(&token, failure)?)
     })
 }
 
@@ -131,7 +122,7 @@ extern "system" fn finish_many(mut env: Env, _: JClass, h: jlong, items: JObject
             };
             outcomes.push((dto::ClaimToken::new(id, attempt), outcome));
         }
-        let results = session(h)?.finish_many(outcomes)?;
+        let results = get::<WorkerSession>(h)?.finish_many(outcomes)?;
         let list = lower_json(env, &Value::Array(Vec::new()))?;
         for r in results {
             let v = match r {
@@ -148,65 +139,63 @@ extern "system" fn finish_many(mut env: Env, _: JClass, h: jlong, items: JObject
 /// Stops claiming and wakes a waiting claim; outstanding claims keep their lease until reported.
 extern "system" fn shutdown(mut env: Env, _: JClass, h: jlong) {
     entry(&mut env, |_| {
-        session(h)?.shutdown();
+        get::<WorkerSession>(h)?.shutdown();
         Ok(())
     })
 }
 
 extern "system" fn outstanding(mut env: Env, _: JClass, h: jlong) -> jobject {
-    lowered(&mut env, |_| Ok(session(h)?.outstanding()))
+    lowered(&mut env, |_| Ok(get::<WorkerSession>(h)?.outstanding()))
 }
 
 extern "system" fn stats(mut env: Env, _: JClass, h: jlong) -> jobject {
-    lowered(&mut env, |_| Ok(session(h)?.stats()))
+    lowered(&mut env, |_| Ok(get::<WorkerSession>(h)?.stats()))
 }
 
 extern "system" fn next_retry_at(mut env: Env, _: JClass, h: jlong) -> jobject {
-    lowered(&mut env, |_| Ok(session(h)?.next_retry_at()?))
+    lowered(&mut env, |_| Ok(get::<WorkerSession>(h)?.next_retry_at()?))
 }
 
 /// A run until idle over the session: `batch_size`, `max_claims`, `timeout_ms`, `auto_advance_clock`.
 extern "system" fn until_idle(mut env: Env, _: JClass, h: jlong, options: JObject) -> jlong {
     entry(&mut env, |env| {
         let options = lift_options(env, &options, "options")?;
-        Ok(keep(Handle::Run(Arc::new(session(h)?.until_idle(&options)))))
+        Ok(keep(get::<WorkerSession>(h)?.until_idle(&options)))
     })
 }
 
 /// Writes the previous batch's outcomes, then claims the next batch; null when the run is idle.
 extern "system" fn run_next_batch(mut env: Env, _: JClass, h: jlong) -> jobject {
-    lowered(&mut env, |_| Ok(convert::run(h)?.next_batch()?))
+    lowered(&mut env, |_| Ok(get::<IdleRun>(h)?.next_batch()?))
 }
 
 /// Writes what is left and returns the `RunReport`; the run's handle is let go.
 extern "system" fn run_finish(mut env: Env, _: JClass, h: jlong) -> jobject {
     lowered(&mut env, |_| {
-        let report = convert::run(h)?.finish()?;
+        let report = get::<IdleRun>(h)?.finish()?;
         convert::free(h);
         Ok(report)
     })
 }
 
-pub fn register() -> Vec<NativeMethod> {
-    crate::natives![
-        "workerId"("J") -> 'O' = worker_id,
-        "isShutdown"("J") -> 'Z' = is_shutdown,
-        "nextBatch"("JJJ") -> 'O' = next_batch,
-        "claim"("JJJ") -> 'O' = claim,
-        "report"("JOJO") -> 'V' = report,
-        "reportFailure"("JOJO") -> 'V' = report_failure,
-        "reportMissing"("JOJO") -> 'V' = report_missing,
-        "forget"("JOJ") -> 'V' = forget,
-        "flush"("J") -> 'V' = flush,
-        "complete"("JOJO") -> 'O' = complete,
-        "fail"("JOJO") -> 'O' = fail,
-        "finishMany"("JO") -> 'O' = finish_many,
-        "shutdown"("J") -> 'V' = shutdown,
-        "outstanding"("J") -> 'O' = outstanding,
-        "stats"("J") -> 'O' = stats,
-        "nextRetryAt"("J") -> 'O' = next_retry_at,
-        "untilIdle"("JO") -> 'J' = until_idle,
-        "runNextBatch"("J") -> 'O' = run_next_batch,
-        "runFinish"("J") -> 'O' = run_finish,
-    ]
-}
+crate::natives![
+    "workerId"("J") -> 'O' = worker_id,
+    "isShutdown"("J") -> 'Z' = is_shutdown,
+    "nextBatch"("JJJ") -> 'O' = next_batch,
+    "claim"("JJJ") -> 'O' = claim,
+    "report"("JOJO") -> 'V' = report,
+    "reportFailure"("JOJO") -> 'V' = report_failure,
+    "reportMissing"("JOJO") -> 'V' = report_missing,
+    "forget"("JOJ") -> 'V' = forget,
+    "flush"("J") -> 'V' = flush,
+    "complete"("JOJO") -> 'O' = complete,
+    "fail"("JOJO") -> 'O' = fail,
+    "finishMany"("JO") -> 'O' = finish_many,
+    "shutdown"("J") -> 'V' = shutdown,
+    "outstanding"("J") -> 'O' = outstanding,
+    "stats"("J") -> 'O' = stats,
+    "nextRetryAt"("J") -> 'O' = next_retry_at,
+    "untilIdle"("JO") -> 'J' = until_idle,
+    "runNextBatch"("J") -> 'O' = run_next_batch,
+    "runFinish"("J") -> 'O' = run_finish,
+];
