@@ -7,7 +7,7 @@ use jni::objects::{JClass, JObject};
 use jni::sys::{jboolean, jlong, jobject};
 use jni::JNIEnv;
 use serde_json::{json, Value};
-use tasker_shared_ffi::scenario::{self, Scenario};
+use tasker_shared_ffi::scenario;
 use tasker_shared_ffi::testkit::{self, HandlerScript, PatternSpec, RunOptions, ScriptedOutcome};
 use tasker_shared_ffi::FfiError;
 
@@ -79,12 +79,7 @@ extern "system" fn scenario_files(mut env: Env, _: JClass, dir: JObject) -> jobj
 /// A scenario file, checked by the reference parser (unknown keys are errors), as the `Map` it holds.
 extern "system" fn load_scenario(mut env: Env, _: JClass, path: JObject) -> jobject {
     object(&mut env, |env| {
-        let path = PathBuf::from(string(env, &path, "path")?);
-        Scenario::load(&path)?;
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| FfiError::configuration(format!("reading {} failed: {e}", path.display())))?;
-        let doc: Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| FfiError::validation("scenario", format!("expected YAML or JSON ({e})")))?;
+        let doc = scenario::load_document(&PathBuf::from(string(env, &path, "path")?))?;
         lower_json(env, &doc)
     })
 }

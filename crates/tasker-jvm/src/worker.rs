@@ -9,8 +9,7 @@ use jni::objects::{JClass, JObject, JValue};
 use jni::sys::{jboolean, jlong, jobject};
 use jni::JNIEnv;
 use serde_json::Value;
-use tasker_shared_ffi::objects;
-use tasker_shared_ffi::{dto, FailureInput, FfiError, HostOutcome, IdleRun, OutcomeInput, WorkerSession};
+use tasker_shared_ffi::{FailureInput, HostOutcome, IdleRun, OutcomeInput, WorkerSession};
 
 use crate::blocking::{entry, lowered, object};
 use crate::convert::{
@@ -104,24 +103,11 @@ extern "system" fn fail(mut env: Env, _: JClass, h: jlong, id: JObject, attempt:
     })
 }
 
-/// Reports many outcomes now, in one transaction. Each item is `[stepId, attempt, result]` (a success) or
-/// `[stepId, attempt, null, failure]`; each answer is the `Step`, or the exception (not thrown) for that item.
+/// Reports many outcomes now, in one transaction. Each item is `{step_id, attempt, success | failure}`; each
+/// answer is the `Step`, or the exception (not thrown) for that item.
 extern "system" fn finish_many(mut env: Env, _: JClass, h: jlong, items: JObject) -> jobject {
     object(&mut env, |env| {
-        let lifted = lift_json(env, &items, "outcomes")?;
-        let mut outcomes = Vec::new();
-        for (i, item) in lifted.as_array().into_iter().flatten().enumerate() {
-            let at = format!("outcomes[{i}]");
-            let (id, attempt) = (item[0].as_str(), item[1].as_i64());
-            let (Some(id), Some(attempt)) = (id, attempt) else {
-                return Err(FfiError::validation(&at, "expected [stepId, attempt, result(, failure)]").into());
-            };
-            let outcome = match item.get(3) {
-                Some(f) => OutcomeInput::Failure(objects::options(f.clone(), &format!("{at}.failure"))?),
-                None => OutcomeInput::Success(item[2].clone()),
-            };
-            outcomes.push((dto::ClaimToken::new(id, attempt), outcome));
-        }
+        let outcomes = OutcomeInput::items(lift_json(env, &items, "outcomes")?)?;
         let results = get::<WorkerSession>(h)?.finish_many(outcomes)?;
         let list = lower_json(env, &Value::Array(Vec::new()))?;
         for r in results {
