@@ -5,7 +5,7 @@ use jni::objects::{JClass, JObject};
 use jni::sys::{jlong, jobject};
 use jni::JNIEnv;
 
-use crate::client::{by_id, call};
+use crate::client::{by_id, call, plain};
 use crate::convert::{lift_options, lift_time, string};
 
 type Env<'l> = JNIEnv<'l>;
@@ -15,9 +15,7 @@ by_id! {
     dependency_levels("taskId") => dependency_levels,
 }
 
-extern "system" fn health_counts(mut env: Env, _: JClass, h: jlong) -> jobject {
-    call(&mut env, h, |_, c| Ok(c.health_counts()))
-}
+plain!(health_counts);
 
 /// Metrics of the work finished since `sinceMs` (epoch milliseconds).
 extern "system" fn analytics_metrics(mut env: Env, _: JClass, h: jlong, since_ms: jlong) -> jobject {

@@ -42,30 +42,10 @@ extern "system" fn free(mut env: Env, _: JClass, h: jlong) {
     })
 }
 
-extern "system" fn close(mut env: Env, _: JClass, h: jlong) -> jobject {
-    call(&mut env, h, |_, c| Ok(c.close()))
-}
-
 extern "system" fn is_closed(mut env: Env, _: JClass, h: jlong) -> jboolean {
     entry(&mut env, |_| {
         Ok(get::<ffi::Client>(h).map_or(true, |c| c.is_closed()) as jboolean)
     })
-}
-
-extern "system" fn validate_or_refresh(mut env: Env, _: JClass, h: jlong) -> jobject {
-    call(&mut env, h, |_, c| Ok(c.validate_or_refresh()))
-}
-
-extern "system" fn refresh(mut env: Env, _: JClass, h: jlong) -> jobject {
-    call(&mut env, h, |_, c| Ok(c.refresh()))
-}
-
-extern "system" fn health(mut env: Env, _: JClass, h: jlong) -> jobject {
-    call(&mut env, h, |_, c| Ok(c.health()))
-}
-
-extern "system" fn now(mut env: Env, _: JClass, h: jlong) -> jobject {
-    call(&mut env, h, |_, c| Ok(c.now()))
 }
 
 extern "system" fn advance_clock_ms(mut env: Env, _: JClass, h: jlong, ms: jlong) -> jobject {
@@ -107,10 +87,6 @@ extern "system" fn template(mut env: Env, _: JClass, h: jlong, ns: JObject, name
     })
 }
 
-extern "system" fn templates(mut env: Env, _: JClass, h: jlong) -> jobject {
-    call(&mut env, h, |_, c| Ok(c.templates()))
-}
-
 extern "system" fn create_task(mut env: Env, _: JClass, h: jlong, ns: JObject, name: JObject, o: JObject) -> jobject {
     call(&mut env, h, |env, c| {
         let (ns, name) = (string(env, &ns, "namespace")?, string(env, &name, "name")?);
@@ -119,6 +95,18 @@ extern "system" fn create_task(mut env: Env, _: JClass, h: jlong, ns: JObject, n
         Ok(c.create_task(&ns, &name, options))
     })
 }
+
+/// The calls that take nothing but the client and return one lowered value.
+macro_rules! plain {
+    ($($f:ident),* $(,)?) => {$(
+        extern "system" fn $f(mut env: Env, _: JClass, h: jlong) -> jobject {
+            call(&mut env, h, |_, c| Ok(c.$f()))
+        }
+    )*};
+}
+pub(crate) use plain;
+
+plain!(close, validate_or_refresh, refresh, health, now, templates);
 
 /// The calls that take one id and return one lowered value.
 macro_rules! by_id {

@@ -83,7 +83,8 @@ pub fn reporter(id: jlong) -> JResult<Arc<dyn ffi::Reports>> {
 
 // -- classes ---------------------------------------------------------------------------------------------
 
-/// The classes the adapter builds values of, looked up once (global references, kept for the process).
+/// The classes the adapter checks and builds values of, and their methods, looked up once (global references,
+/// kept for the process).
 struct Classes {
     string: GlobalRef,
     integer: GlobalRef,
@@ -100,11 +101,7 @@ struct Classes {
     instant: GlobalRef,
     records: GlobalRef,
     object: GlobalRef,
-    ids: Ids,
-}
-
-/// The methods lowering calls for every value, looked up once with the signatures [`call`] states.
-struct Ids {
+    // The methods lifting and lowering call, looked up once with the signatures [`classes`] gives.
     long_of: JStaticMethodID,
     double_of: JStaticMethodID,
     boolean_of: JStaticMethodID,
@@ -157,24 +154,22 @@ fn classes(env: &mut JNIEnv) -> JResult<&'static Classes> {
         instant: global(INSTANT)?,
         records: global(RECORDS)?,
         object: global("java/lang/Object")?,
-        ids: Ids {
-            long_of: env.get_static_method_id(LONG, "valueOf", "(J)Ljava/lang/Long;")?,
-            double_of: env.get_static_method_id(DOUBLE, "valueOf", "(D)Ljava/lang/Double;")?,
-            boolean_of: env.get_static_method_id(BOOLEAN, "valueOf", "(Z)Ljava/lang/Boolean;")?,
-            instant_of: env.get_static_method_id(INSTANT, "ofEpochMilli", "(J)Ljava/time/Instant;")?,
-            make: env.get_static_method_id(RECORDS, "make", "(I[Ljava/lang/Object;)Ljava/lang/Object;")?,
-            list_new: env.get_method_id(LIST, "<init>", "()V")?,
-            list_add: env.get_method_id(LIST, "add", "(Ljava/lang/Object;)Z")?,
-            map_new: env.get_method_id(MAP, "<init>", "()V")?,
-            map_put: env.get_method_id(MAP, "put", "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;")?,
-            entry_set: env.get_method_id("java/util/Map", "entrySet", "()Ljava/util/Set;")?,
-            to_array: env.get_method_id("java/util/Collection", "toArray", "()[Ljava/lang/Object;")?,
-            get_key: env.get_method_id("java/util/Map$Entry", "getKey", "()Ljava/lang/Object;")?,
-            get_value: env.get_method_id("java/util/Map$Entry", "getValue", "()Ljava/lang/Object;")?,
-            long_value: env.get_method_id("java/lang/Number", "longValue", "()J")?,
-            double_value: env.get_method_id("java/lang/Number", "doubleValue", "()D")?,
-            boolean_value: env.get_method_id(BOOLEAN, "booleanValue", "()Z")?,
-        },
+        long_of: env.get_static_method_id(LONG, "valueOf", "(J)Ljava/lang/Long;")?,
+        double_of: env.get_static_method_id(DOUBLE, "valueOf", "(D)Ljava/lang/Double;")?,
+        boolean_of: env.get_static_method_id(BOOLEAN, "valueOf", "(Z)Ljava/lang/Boolean;")?,
+        instant_of: env.get_static_method_id(INSTANT, "ofEpochMilli", "(J)Ljava/time/Instant;")?,
+        make: env.get_static_method_id(RECORDS, "make", "(I[Ljava/lang/Object;)Ljava/lang/Object;")?,
+        list_new: env.get_method_id(LIST, "<init>", "()V")?,
+        list_add: env.get_method_id(LIST, "add", "(Ljava/lang/Object;)Z")?,
+        map_new: env.get_method_id(MAP, "<init>", "()V")?,
+        map_put: env.get_method_id(MAP, "put", "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;")?,
+        entry_set: env.get_method_id("java/util/Map", "entrySet", "()Ljava/util/Set;")?,
+        to_array: env.get_method_id("java/util/Collection", "toArray", "()[Ljava/lang/Object;")?,
+        get_key: env.get_method_id("java/util/Map$Entry", "getKey", "()Ljava/lang/Object;")?,
+        get_value: env.get_method_id("java/util/Map$Entry", "getValue", "()Ljava/lang/Object;")?,
+        long_value: env.get_method_id("java/lang/Number", "longValue", "()J")?,
+        double_value: env.get_method_id("java/lang/Number", "doubleValue", "()D")?,
+        boolean_value: env.get_method_id(BOOLEAN, "booleanValue", "()Z")?,
     };
     Ok(CLASSES.get_or_init(|| c))
 }
@@ -233,29 +228,29 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
     }
     if is(env, &c.boolean)? {
         return Ok(Value::Bool(
-            call(env, Call::Method(obj, c.ids.boolean_value), BOOLEAN_RET, &[])?.z()?,
+            call(env, Call::Method(obj, c.boolean_value), BOOLEAN_RET, &[])?.z()?,
         ));
     }
     for integral in [&c.long, &c.integer, &c.short, &c.byte] {
         if is(env, integral)? {
             return Ok(Value::from(
-                call(env, Call::Method(obj, c.ids.long_value), LONG_RET, &[])?.j()?,
+                call(env, Call::Method(obj, c.long_value), LONG_RET, &[])?.j()?,
             ));
         }
     }
     if is(env, &c.double)? || is(env, &c.float)? {
-        let v = call(env, Call::Method(obj, c.ids.double_value), DOUBLE_RET, &[])?.d()?;
+        let v = call(env, Call::Method(obj, c.double_value), DOUBLE_RET, &[])?.d()?;
         let finite = Number::from_f64(v).map(Value::Number);
         return finite.ok_or_else(|| FfiError::validation(path, format!("expected a JSON value, found {v}")).into());
     }
     if is(env, &c.map_type)? {
-        let set = call(env, Call::Method(obj, c.ids.entry_set), OBJECT, &[])?.l()?;
-        let entries = JObjectArray::from(call(env, Call::Method(&set, c.ids.to_array), OBJECT, &[])?.l()?);
+        let set = call(env, Call::Method(obj, c.entry_set), OBJECT, &[])?.l()?;
+        let entries = JObjectArray::from(call(env, Call::Method(&set, c.to_array), OBJECT, &[])?.l()?);
         env.delete_local_ref(set)?;
         let mut map = Map::new();
         for i in 0..env.get_array_length(&entries)? {
             let entry = env.get_object_array_element(&entries, i)?;
-            let key_ref = call(env, Call::Method(&entry, c.ids.get_key), OBJECT, &[])?.l()?;
+            let key_ref = call(env, Call::Method(&entry, c.get_key), OBJECT, &[])?.l()?;
             if key_ref.is_null() || !is_string(env, &key_ref)? {
                 let found = if key_ref.is_null() {
                     "null".into()
@@ -266,7 +261,7 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
             }
             let key: String = env.get_string(<&JString>::from(&key_ref))?.into();
             env.delete_local_ref(key_ref)?;
-            let value = call(env, Call::Method(&entry, c.ids.get_value), OBJECT, &[])?.l()?;
+            let value = call(env, Call::Method(&entry, c.get_value), OBJECT, &[])?.l()?;
             let lifted = lift_json(env, &value, &objects::field_path(path, &key))?;
             map.insert(key, lifted);
             env.delete_local_ref(value)?;
@@ -276,7 +271,7 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
         return Ok(Value::Object(map));
     }
     if is(env, &c.list_type)? {
-        let items = JObjectArray::from(call(env, Call::Method(obj, c.ids.to_array), OBJECT, &[])?.l()?);
+        let items = JObjectArray::from(call(env, Call::Method(obj, c.to_array), OBJECT, &[])?.l()?);
         let mut out = Vec::new();
         for i in 0..env.get_array_length(&items)? {
             let item = env.get_object_array_element(&items, i)?;
@@ -368,10 +363,18 @@ fn call<'l>(env: &mut JNIEnv<'l>, call: Call, ret: ReturnType, args: &[JValue]) 
 }
 
 impl<'l> Host<'_, 'l> {
-    fn boxed(&self, pick: fn(&Classes) -> (&GlobalRef, JStaticMethodID), v: JValue) -> JResult<JObject<'l>> {
+    /// Runs `f` with the environment and the cached classes; the borrow ends before the next item is lowered.
+    fn with<T>(&self, f: impl FnOnce(&mut JNIEnv<'l>, &'static Classes) -> JResult<T>) -> JResult<T> {
         let env = &mut **self.0.borrow_mut();
-        let (c, id) = pick(classes(env)?);
-        Ok(call(env, Call::Static(c, id), OBJECT, &[v])?.l()?)
+        let c = classes(env)?;
+        f(env, c)
+    }
+
+    fn boxed(&self, pick: fn(&Classes) -> (&GlobalRef, JStaticMethodID), v: JValue) -> JResult<JObject<'l>> {
+        self.with(|env, c| {
+            let (class, id) = pick(c);
+            Ok(call(env, Call::Static(class, id), OBJECT, &[v])?.l()?)
+        })
     }
 }
 
@@ -385,12 +388,12 @@ impl<'l> Lowering for Host<'_, 'l> {
 
     fn scalar(&self, v: &Value) -> JResult<JObject<'l>> {
         match v {
-            Value::Bool(b) => self.boxed(|c| (&c.boolean, c.ids.boolean_of), JValue::Bool(*b as u8)),
+            Value::Bool(b) => self.boxed(|c| (&c.boolean, c.boolean_of), JValue::Bool(*b as u8)),
             Value::Number(n) => match n.as_i64() {
-                Some(i) => self.boxed(|c| (&c.long, c.ids.long_of), JValue::Long(i)),
+                Some(i) => self.boxed(|c| (&c.long, c.long_of), JValue::Long(i)),
                 None => {
                     let f = n.as_f64().unwrap_or(f64::NAN);
-                    self.boxed(|c| (&c.double, c.ids.double_of), JValue::Double(f))
+                    self.boxed(|c| (&c.double, c.double_of), JValue::Double(f))
                 }
             },
             Value::String(s) => Ok(self.0.borrow_mut().new_string(s)?.into()),
@@ -399,62 +402,57 @@ impl<'l> Lowering for Host<'_, 'l> {
     }
 
     fn timestamp(&self, t: Timestamp) -> JResult<JObject<'l>> {
-        self.boxed(|c| (&c.instant, c.ids.instant_of), JValue::Long(t.timestamp_millis()))
+        self.boxed(|c| (&c.instant, c.instant_of), JValue::Long(t.timestamp_millis()))
     }
 
     fn list(&self, items: Items<'_, JObject<'l>, Thrown>) -> JResult<JObject<'l>> {
-        let list = {
-            let env = &mut **self.0.borrow_mut();
-            let c = classes(env)?;
-            call(env, Call::New(&c.list, c.ids.list_new), OBJECT, &[])?.l()?
-        };
+        let list = self.with(|env, c| Ok(call(env, Call::New(&c.list, c.list_new), OBJECT, &[])?.l()?))?;
         for item in items {
             let item = item?;
-            let env = &mut **self.0.borrow_mut();
-            let add = classes(env)?.ids.list_add;
-            call(env, Call::Method(&list, add), BOOLEAN_RET, &[JValue::Object(&item)])?;
-            env.delete_local_ref(item)?;
+            self.with(|env, c| {
+                call(
+                    env,
+                    Call::Method(&list, c.list_add),
+                    BOOLEAN_RET,
+                    &[JValue::Object(&item)],
+                )?;
+                Ok(env.delete_local_ref(item)?)
+            })?;
         }
         Ok(list)
     }
 
     fn map(&self, entries: Items<'_, (&str, JObject<'l>), Thrown>) -> JResult<JObject<'l>> {
-        let map = {
-            let env = &mut **self.0.borrow_mut();
-            let c = classes(env)?;
-            call(env, Call::New(&c.map, c.ids.map_new), OBJECT, &[])?.l()?
-        };
+        let map = self.with(|env, c| Ok(call(env, Call::New(&c.map, c.map_new), OBJECT, &[])?.l()?))?;
         for entry in entries {
             let (key, value) = entry?;
-            let env = &mut **self.0.borrow_mut();
-            let key = env.new_string(key)?;
-            let put = classes(env)?.ids.map_put;
-            let kv = [JValue::Object(&key), JValue::Object(&value)];
-            let old = call(env, Call::Method(&map, put), OBJECT, &kv)?.l()?;
-            env.delete_local_ref(old)?;
-            env.delete_local_ref(key)?;
-            env.delete_local_ref(value)?;
+            self.with(|env, c| {
+                let key = env.new_string(key)?;
+                let kv = [JValue::Object(&key), JValue::Object(&value)];
+                let old = call(env, Call::Method(&map, c.map_put), OBJECT, &kv)?.l()?;
+                env.delete_local_ref(old)?;
+                env.delete_local_ref(key)?;
+                Ok(env.delete_local_ref(value)?)
+            })?;
         }
         Ok(map)
     }
 
     fn object(&self, index: usize, fields: Items<'_, JObject<'l>, Thrown>) -> JResult<JObject<'l>> {
-        let array = {
-            let env = &mut **self.0.borrow_mut();
-            let c = classes(env)?;
-            env.new_object_array(OBJECTS[index].fields.len() as i32, class(&c.object), JObject::null())?
-        };
+        let n = OBJECTS[index].fields.len() as i32;
+        let array = self.with(|env, c| Ok(env.new_object_array(n, class(&c.object), JObject::null())?))?;
         for (i, field) in fields.enumerate() {
             let field = field?;
-            let env = &mut **self.0.borrow_mut();
-            env.set_object_array_element(&array, i as i32, &field)?;
-            env.delete_local_ref(field)?;
+            self.with(|env, _| {
+                env.set_object_array_element(&array, i as i32, &field)?;
+                Ok(env.delete_local_ref(field)?)
+            })?;
         }
-        let env = &mut **self.0.borrow_mut();
-        let c = classes(env)?;
-        let args = [JValue::Int(index as i32), JValue::Object(&array)];
-        let record = call(env, Call::Static(&c.records, c.ids.make), OBJECT, &args)?.l()?;
-        env.delete_local_ref(array)?;
-        Ok(record)
+        self.with(|env, c| {
+            let args = [JValue::Int(index as i32), JValue::Object(&array)];
+            let record = call(env, Call::Static(&c.records, c.make), OBJECT, &args)?.l()?;
+            env.delete_local_ref(array)?;
+            Ok(record)
+        })
     }
 }

@@ -22,7 +22,7 @@ pub fn throw(env: &mut JNIEnv, t: Thrown) {
         Thrown::Null(name) => env
             .throw_new("java/lang/NullPointerException", format!("{name} must not be null"))
             .map_err(Thrown::from),
-        Thrown::Ffi(e) => throw_error(env, &e),
+        Thrown::Ffi(e) => exception(env, &e).and_then(|x| Ok(env.throw(JThrowable::from(x))?)),
     };
     if thrown.is_err() && !env.exception_check().unwrap_or(true) {
         let _ = env.throw_new(
@@ -32,14 +32,8 @@ pub fn throw(env: &mut JNIEnv, t: Thrown) {
     }
 }
 
-/// The exception of `e`'s kind, built with `(message, code, details, causes)` and thrown.
-fn throw_error(env: &mut JNIEnv, e: &FfiError) -> JResult<()> {
-    let exception = exception(env, e)?;
-    env.throw(JThrowable::from(exception))?;
-    Ok(())
-}
-
-/// The exception of `e`'s kind, not thrown (`finish_many` hands one back per rejected item).
+/// The exception of `e`'s kind, built with `(message, code, details, causes)`; [`throw`] throws it, and
+/// `finish_many` hands one back, not thrown, per rejected item.
 pub fn exception<'l>(env: &mut JNIEnv<'l>, e: &FfiError) -> JResult<JObject<'l>> {
     let class = format!("io/tasker/core/{}", e.kind.java_class_name());
     let message = JObject::from(env.new_string(&e.message)?);
