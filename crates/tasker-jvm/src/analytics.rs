@@ -6,7 +6,7 @@ use jni::sys::{jlong, jobject};
 use jni::JNIEnv;
 
 use crate::client::{by_id, call, plain};
-use crate::convert::{lift_options, lift_time, string};
+use crate::convert::{count, lift_options, lift_time, string};
 
 type Env<'l> = JNIEnv<'l>;
 
@@ -24,19 +24,15 @@ extern "system" fn analytics_metrics(mut env: Env, _: JClass, h: jlong, since_ms
     })
 }
 
-fn limit(n: jlong) -> usize {
-    n.max(0) as usize
-}
-
 extern "system" fn slowest_steps(mut env: Env, _: JClass, h: jlong, filter: JObject, n: jlong) -> jobject {
     call(&mut env, h, |env, c| {
-        Ok(c.slowest_steps(lift_options(env, &filter, "filter")?, limit(n)))
+        Ok(c.slowest_steps(lift_options(env, &filter, "filter")?, count(n) as usize))
     })
 }
 
 extern "system" fn slowest_tasks(mut env: Env, _: JClass, h: jlong, filter: JObject, n: jlong) -> jobject {
     call(&mut env, h, |env, c| {
-        Ok(c.slowest_tasks(lift_options(env, &filter, "filter")?, limit(n)))
+        Ok(c.slowest_tasks(lift_options(env, &filter, "filter")?, count(n) as usize))
     })
 }
 

@@ -68,11 +68,7 @@ pub fn lowered<'l, T: Lower>(env: &mut JNIEnv<'l>, f: impl FnOnce(&mut JNIEnv<'l
 /// `long` (handles, counts, milliseconds), `O` for `java.lang.Object` (everything else), `Z` for `boolean`
 /// and `V` for `void`; the native function takes `(JNIEnv, JClass, …)` in the same order.
 pub fn method(name: &str, args: &str, ret: char, f: *mut std::ffi::c_void) -> NativeMethod {
-    let letter = |c: char| match c {
-        'O' => "Ljava/lang/Object;".to_string(),
-        c => c.to_string(),
-    };
-    let sig = format!("({}){}", args.chars().map(letter).collect::<String>(), letter(ret));
+    let sig = format!("({args}){ret}").replace('O', "Ljava/lang/Object;");
     NativeMethod {
         name: name.into(),
         sig: sig.into(),

@@ -153,9 +153,7 @@ extern "system" fn resolve_task(mut env: Env, _: JClass, h: jlong, id: JObject, 
 }
 
 extern "system" fn reap_expired_leases(mut env: Env, _: JClass, h: jlong, limit: jlong) -> jobject {
-    call(&mut env, h, |_, c| {
-        Ok(c.reap_expired_leases(limit.clamp(0, u32::MAX as i64) as u32))
-    })
+    call(&mut env, h, |_, c| Ok(c.reap_expired_leases(convert::count(limit))))
 }
 
 crate::natives![

@@ -122,14 +122,6 @@ struct Classes {
 
 static CLASSES: OnceLock<Classes> = OnceLock::new();
 
-const LONG: &str = "java/lang/Long";
-const DOUBLE: &str = "java/lang/Double";
-const BOOLEAN: &str = "java/lang/Boolean";
-const INSTANT: &str = "java/time/Instant";
-const RECORDS: &str = "io/tasker/core/Records";
-const LIST: &str = "java/util/ArrayList";
-const MAP: &str = "java/util/LinkedHashMap";
-
 fn classes(env: &mut JNIEnv) -> JResult<&'static Classes> {
     if let Some(c) = CLASSES.get() {
         return Ok(c);
@@ -146,30 +138,38 @@ fn classes(env: &mut JNIEnv) -> JResult<&'static Classes> {
         float: global("java/lang/Float")?,
         map_type: global("java/util/Map")?,
         list_type: global("java/util/List")?,
-        long: global(LONG)?,
-        double: global(DOUBLE)?,
-        boolean: global(BOOLEAN)?,
-        list: global(LIST)?,
-        map: global(MAP)?,
-        instant: global(INSTANT)?,
-        records: global(RECORDS)?,
+        long: global("java/lang/Long")?,
+        double: global("java/lang/Double")?,
+        boolean: global("java/lang/Boolean")?,
+        list: global("java/util/ArrayList")?,
+        map: global("java/util/LinkedHashMap")?,
+        instant: global("java/time/Instant")?,
+        records: global("io/tasker/core/Records")?,
         object: global("java/lang/Object")?,
-        long_of: env.get_static_method_id(LONG, "valueOf", "(J)Ljava/lang/Long;")?,
-        double_of: env.get_static_method_id(DOUBLE, "valueOf", "(D)Ljava/lang/Double;")?,
-        boolean_of: env.get_static_method_id(BOOLEAN, "valueOf", "(Z)Ljava/lang/Boolean;")?,
-        instant_of: env.get_static_method_id(INSTANT, "ofEpochMilli", "(J)Ljava/time/Instant;")?,
-        make: env.get_static_method_id(RECORDS, "make", "(I[Ljava/lang/Object;)Ljava/lang/Object;")?,
-        list_new: env.get_method_id(LIST, "<init>", "()V")?,
-        list_add: env.get_method_id(LIST, "add", "(Ljava/lang/Object;)Z")?,
-        map_new: env.get_method_id(MAP, "<init>", "()V")?,
-        map_put: env.get_method_id(MAP, "put", "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;")?,
+        long_of: env.get_static_method_id("java/lang/Long", "valueOf", "(J)Ljava/lang/Long;")?,
+        double_of: env.get_static_method_id("java/lang/Double", "valueOf", "(D)Ljava/lang/Double;")?,
+        boolean_of: env.get_static_method_id("java/lang/Boolean", "valueOf", "(Z)Ljava/lang/Boolean;")?,
+        instant_of: env.get_static_method_id("java/time/Instant", "ofEpochMilli", "(J)Ljava/time/Instant;")?,
+        make: env.get_static_method_id(
+            "io/tasker/core/Records",
+            "make",
+            "(I[Ljava/lang/Object;)Ljava/lang/Object;",
+        )?,
+        list_new: env.get_method_id("java/util/ArrayList", "<init>", "()V")?,
+        list_add: env.get_method_id("java/util/List", "add", "(Ljava/lang/Object;)Z")?,
+        map_new: env.get_method_id("java/util/LinkedHashMap", "<init>", "()V")?,
+        map_put: env.get_method_id(
+            "java/util/Map",
+            "put",
+            "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;",
+        )?,
         entry_set: env.get_method_id("java/util/Map", "entrySet", "()Ljava/util/Set;")?,
         to_array: env.get_method_id("java/util/Collection", "toArray", "()[Ljava/lang/Object;")?,
         get_key: env.get_method_id("java/util/Map$Entry", "getKey", "()Ljava/lang/Object;")?,
         get_value: env.get_method_id("java/util/Map$Entry", "getValue", "()Ljava/lang/Object;")?,
         long_value: env.get_method_id("java/lang/Number", "longValue", "()J")?,
         double_value: env.get_method_id("java/lang/Number", "doubleValue", "()D")?,
-        boolean_value: env.get_method_id(BOOLEAN, "booleanValue", "()Z")?,
+        boolean_value: env.get_method_id("java/lang/Boolean", "booleanValue", "()Z")?,
     };
     Ok(CLASSES.get_or_init(|| c))
 }
@@ -227,15 +227,13 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
         return Ok(Value::String(env.get_string(<&JString>::from(obj))?.into()));
     }
     if is(env, &c.boolean)? {
-        return Ok(Value::Bool(
-            call(env, Call::Method(obj, c.boolean_value), BOOLEAN_RET, &[])?.z()?,
-        ));
+        let b = call(env, Call::Method(obj, c.boolean_value), BOOLEAN_RET, &[])?.z()?;
+        return Ok(Value::Bool(b));
     }
     for integral in [&c.long, &c.integer, &c.short, &c.byte] {
         if is(env, integral)? {
-            return Ok(Value::from(
-                call(env, Call::Method(obj, c.long_value), LONG_RET, &[])?.j()?,
-            ));
+            let n = call(env, Call::Method(obj, c.long_value), LONG_RET, &[])?.j()?;
+            return Ok(Value::from(n));
         }
     }
     if is(env, &c.double)? || is(env, &c.float)? {
@@ -303,6 +301,11 @@ pub fn lift_options<T: DeserializeOwned>(env: &mut JNIEnv, obj: &JObject, what: 
 /// A claim token, passed as its two primitives.
 pub fn lift_token(env: &mut JNIEnv, step_id: &JObject, attempt: jlong) -> JResult<dto::ClaimToken> {
     Ok(dto::ClaimToken::new(string(env, step_id, "token.stepId")?, attempt))
+}
+
+/// A count or limit: a negative one is 0.
+pub fn count(n: jlong) -> u32 {
+    n.clamp(0, u32::MAX as i64) as u32
 }
 
 /// Milliseconds (not negative) as a `Duration`.

@@ -50,9 +50,7 @@ pub unsafe extern "system" fn JNI_OnLoad(vm: *mut jni::sys::JavaVM, _reserved: *
         .into_iter()
         .flatten()
         .collect::<Vec<_>>();
-        // Each entry pairs an `extern "system" fn(JNIEnv, JClass, …)` with the JNI signature of its parameters
-        // and result (built by `blocking::method` from the letters its types spell); Native.java declares
-        // each one with that signature, which RegisterNatives checks.
+        // RegisterNatives checks each row's signature against Native.java's declaration.
         env.register_native_methods(NATIVE_CLASS, &methods)
     });
     match registered {

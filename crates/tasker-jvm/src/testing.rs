@@ -13,7 +13,7 @@ use tasker_shared_ffi::FfiError;
 
 use crate::blocking::{entry, object, JResult};
 use crate::client::call;
-use crate::convert::{lift_json, lift_options, lower_json, string};
+use crate::convert::{count, lift_json, lift_options, lower_json, string};
 
 type Env<'l> = JNIEnv<'l>;
 
@@ -41,7 +41,7 @@ extern "system" fn pattern_tasks(mut env: Env, _: JClass, h: jlong, s: JObject, 
     call(&mut env, h, |env, c| {
         let spec = spec(env, &s)?;
         let context = Some(lift_json(env, &cx, "context")?).filter(|c| !c.is_null());
-        Ok(testkit::create_pattern_tasks(&c, &spec, n.max(0) as usize, context))
+        Ok(testkit::create_pattern_tasks(&c, &spec, count(n) as usize, context))
     })
 }
 
@@ -87,11 +87,8 @@ extern "system" fn load_scenario(mut env: Env, _: JClass, path: JObject) -> jobj
 /// The reference runner's subset rule (objects: a subset of keys; lists: same length, element-wise).
 extern "system" fn json_contains(mut env: Env, _: JClass, actual: JObject, expected: JObject) -> jboolean {
     entry(&mut env, |env| {
-        let (a, e) = (
-            lift_json(env, &actual, "actual")?,
-            lift_json(env, &expected, "expected")?,
-        );
-        Ok(scenario::json_contains(&a, &e) as jboolean)
+        let actual = lift_json(env, &actual, "actual")?;
+        Ok(scenario::json_contains(&actual, &lift_json(env, &expected, "expected")?) as jboolean)
     })
 }
 

@@ -1,9 +1,7 @@
-//! The worker session of docs/bindings.md §6 (made by `Client.worker_session`) and its run until idle
-//! (§8): `next_batch`, `claim`, `report`, `report_failure`, `report_missing`, `flush`, `complete`, `fail`,
-//! `forget`, `shutdown`, `outstanding`, `next_retry_at`, `stats`, `until_idle`. Worker.java drives it from
-//! its own threads: claim on the loop thread, run handlers on a pool, report (which returns at once).
-//! Tokens are passed as their two primitives, the step id and the attempt. The `report*` and `forget`
-//! methods take a session's or a run's handle alike.
+//! The worker session of docs/bindings.md §6 (made by `Client.worker_session`) and its run until idle (§8).
+//! Worker.java drives it from its own threads: claim on the loop thread, run handlers on a pool, report
+//! (which returns at once). Tokens are passed as their two primitives, the step id and the attempt. The
+//! `report*` and `forget` methods take a session's or a run's handle alike.
 
 use jni::objects::{JClass, JObject, JValue};
 use jni::sys::{jboolean, jlong, jobject};
@@ -13,14 +11,11 @@ use tasker_shared_ffi::{FailureInput, HostOutcome, IdleRun, OutcomeInput, Worker
 
 use crate::blocking::{entry, lowered, object};
 use crate::convert::{
-    self, get, keep, lift_json, lift_ms, lift_options, lift_result, lift_token, lower, lower_json, reporter, string,
+    self, count, get, keep, lift_json, lift_ms, lift_options, lift_result, lift_token, lower, lower_json, reporter,
+    string,
 };
 
 type Env<'l> = JNIEnv<'l>;
-
-fn max(n: jlong) -> u32 {
-    n.clamp(0, u32::MAX as i64) as u32
-}
 
 extern "system" fn worker_id(mut env: Env, _: JClass, h: jlong) -> jobject {
     object(&mut env, |env| {
@@ -36,14 +31,14 @@ extern "system" fn is_shutdown(mut env: Env, _: JClass, h: jlong) -> jboolean {
 /// retried with backoff, and the call then returns an empty list once the wait has passed.
 extern "system" fn next_batch(mut env: Env, _: JClass, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
     lowered(&mut env, |_| {
-        Ok(get::<WorkerSession>(h)?.next_batch(max(n), lift_ms(wait_ms, "waitMs")?)?)
+        Ok(get::<WorkerSession>(h)?.next_batch(count(n), lift_ms(wait_ms, "waitMs")?)?)
     })
 }
 
 /// The same claim without retries, for tests and scenario replays.
 extern "system" fn claim(mut env: Env, _: JClass, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
     lowered(&mut env, |_| {
-        Ok(get::<WorkerSession>(h)?.claim(max(n), lift_ms(wait_ms, "waitMs")?)?)
+        Ok(get::<WorkerSession>(h)?.claim(count(n), lift_ms(wait_ms, "waitMs")?)?)
     })
 }
 
