@@ -3,12 +3,10 @@
 
 use jni::objects::{JClass, JObject};
 use jni::sys::{jlong, jobject};
-use jni::JNIEnv;
 
+use crate::blocking::Env;
 use crate::client::{by_id, call, plain};
 use crate::convert::{count, lift_options, lift_time, string};
-
-type Env<'l> = JNIEnv<'l>;
 
 by_id! {
     execution_context("taskId") => execution_context,

@@ -25,6 +25,9 @@ pub enum Thrown {
 
 pub type JResult<T> = Result<T, Thrown>;
 
+/// The environment every native method is called with.
+pub type Env<'l> = JNIEnv<'l>;
+
 impl From<FfiError> for Thrown {
     fn from(e: FfiError) -> Self {
         Thrown::Ffi(e)

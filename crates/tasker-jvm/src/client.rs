@@ -6,13 +6,10 @@ use std::sync::Arc;
 
 use jni::objects::{JClass, JObject};
 use jni::sys::{jboolean, jlong, jobject};
-use jni::JNIEnv;
 use tasker_shared_ffi::{self as ffi, FfiResult, Lower};
 
-use crate::blocking::{entry, object, JResult};
+use crate::blocking::{entry, object, Env, JResult};
 use crate::convert::{self, get, keep, lift_json, lift_options, lower, optional_string, string};
-
-type Env<'l> = JNIEnv<'l>;
 
 /// The body of most methods: the client of handle `h`, one call, its result lowered.
 pub(crate) fn call<'l, T: Lower>(

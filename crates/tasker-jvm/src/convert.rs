@@ -182,10 +182,7 @@ fn class(g: &GlobalRef) -> &JClass<'static> {
 
 /// A required string argument; Java `null` is a `NullPointerException` naming `name`.
 pub fn string(env: &mut JNIEnv, obj: &JObject, name: &'static str) -> JResult<String> {
-    if obj.is_null() {
-        return Err(Thrown::Null(name));
-    }
-    optional_string(env, obj, name).map(Option::unwrap_or_default)
+    optional_string(env, obj, name)?.ok_or(Thrown::Null(name))
 }
 
 /// An optional string argument: `None` for Java `null`.
@@ -206,7 +203,11 @@ pub fn is_string(env: &mut JNIEnv, obj: &JObject) -> JResult<bool> {
     Ok(env.is_instance_of(obj, class(&c.string))?)
 }
 
+/// The simple name of `obj`'s class (`null` for null), for messages.
 fn type_name(env: &mut JNIEnv, obj: &JObject) -> JResult<String> {
+    if obj.is_null() {
+        return Ok("null".into());
+    }
     let class = env.call_method(obj, "getClass", "()Ljava/lang/Class;", &[])?.l()?;
     let name = env
         .call_method(&class, "getSimpleName", "()Ljava/lang/String;", &[])?
@@ -250,11 +251,7 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
             let entry = env.get_object_array_element(&entries, i)?;
             let key_ref = call(env, Call::Method(&entry, c.get_key), OBJECT, &[])?.l()?;
             if key_ref.is_null() || !is_string(env, &key_ref)? {
-                let found = if key_ref.is_null() {
-                    "null".into()
-                } else {
-                    type_name(env, &key_ref)?
-                };
+                let found = type_name(env, &key_ref)?;
                 return Err(FfiError::validation(path, format!("expected String keys, found {found}")).into());
             }
             let key: String = env.get_string(<&JString>::from(&key_ref))?.into();
@@ -294,8 +291,7 @@ pub fn lift_result(env: &mut JNIEnv, obj: &JObject) -> JResult<ffi::FfiResult<Va
 
 /// An options map (or null) → an input struct of the shared layer; an error names `what.field`.
 pub fn lift_options<T: DeserializeOwned>(env: &mut JNIEnv, obj: &JObject, what: &str) -> JResult<T> {
-    let json = lift_json(env, obj, what)?;
-    Ok(objects::options(json, what)?)
+    Ok(objects::options(lift_json(env, obj, what)?, what)?)
 }
 
 /// A claim token, passed as its two primitives.

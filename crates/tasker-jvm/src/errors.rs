@@ -2,8 +2,7 @@
 //! named by [`ErrorClass::java_class_name`], each a `TaskerException` carrying `code()`, `details()` and
 //! `causes()` (docs/bindings.md §5). A null argument is a `NullPointerException` naming the parameter.
 
-use jni::objects::JClass;
-use jni::objects::{JObject, JThrowable, JValue};
+use jni::objects::{JClass, JObject, JThrowable, JValue};
 use jni::sys::jobject;
 use jni::JNIEnv;
 use serde_json::Value;

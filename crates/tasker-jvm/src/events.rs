@@ -4,13 +4,10 @@
 
 use jni::objects::JClass;
 use jni::sys::{jlong, jobject};
-use jni::JNIEnv;
 use tasker_shared_ffi::Subscription;
 
-use crate::blocking::{entry, lowered};
+use crate::blocking::{entry, lowered, Env};
 use crate::convert::{get, lift_ms};
-
-type Env<'l> = JNIEnv<'l>;
 
 /// The next event, waiting at most `timeoutMs` on the calling thread; null when none came.
 extern "system" fn next(mut env: Env, _: JClass, h: jlong, timeout_ms: jlong) -> jobject {

@@ -5,17 +5,14 @@ use std::path::PathBuf;
 
 use jni::objects::{JClass, JObject};
 use jni::sys::{jboolean, jlong, jobject};
-use jni::JNIEnv;
 use serde_json::{json, Value};
 use tasker_shared_ffi::scenario;
 use tasker_shared_ffi::testkit::{self, HandlerScript, PatternSpec, RunOptions, ScriptedOutcome};
 use tasker_shared_ffi::FfiError;
 
-use crate::blocking::{entry, object, JResult};
+use crate::blocking::{entry, object, Env, JResult};
 use crate::client::call;
 use crate::convert::{count, lift_json, lift_options, lower_json, string};
-
-type Env<'l> = JNIEnv<'l>;
 
 fn spec(env: &mut Env, spec: &JObject) -> JResult<PatternSpec> {
     lift_options(env, spec, "spec")

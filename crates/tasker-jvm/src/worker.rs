@@ -5,17 +5,14 @@
 
 use jni::objects::{JClass, JObject, JValue};
 use jni::sys::{jboolean, jlong, jobject};
-use jni::JNIEnv;
 use serde_json::Value;
 use tasker_shared_ffi::{FailureInput, HostOutcome, IdleRun, OutcomeInput, WorkerSession};
 
-use crate::blocking::{entry, lowered, object};
+use crate::blocking::{entry, lowered, object, Env};
 use crate::convert::{
     self, count, get, keep, lift_json, lift_ms, lift_options, lift_result, lift_token, lower, lower_json, reporter,
     string,
 };
-
-type Env<'l> = JNIEnv<'l>;
 
 extern "system" fn worker_id(mut env: Env, _: JClass, h: jlong) -> jobject {
     object(&mut env, |env| {
