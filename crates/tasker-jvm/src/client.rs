@@ -8,8 +8,8 @@ use jni::objects::{JClass, JObject};
 use jni::sys::{jboolean, jlong, jobject};
 use tasker_shared_ffi::{self as ffi, FfiResult, Lower};
 
-use crate::blocking::{entry, object, Env, JResult};
-use crate::convert::{self, get, keep, lift_json, lift_options, lower, optional_string, string};
+use crate::blocking::{entry, lowered, Env, JResult};
+use crate::convert::{self, get, keep, lift_json, lift_options, optional_string, string};
 
 /// The body of most methods: the client of handle `h`, one call, its result lowered.
 pub(crate) fn call<'l, T: Lower>(
@@ -17,11 +17,7 @@ pub(crate) fn call<'l, T: Lower>(
     h: jlong,
     f: impl FnOnce(&mut Env<'l>, Arc<ffi::Client>) -> JResult<FfiResult<T>>,
 ) -> jobject {
-    object(env, |env| {
-        let c = get::<ffi::Client>(h)?;
-        let value = f(env, c)??;
-        lower(env, &value)
-    })
+    lowered(env, |env| Ok(f(env, get::<ffi::Client>(h)?)??))
 }
 
 extern "system" fn open(mut env: Env, _: JClass, url: JObject, options: JObject) -> jlong {
@@ -33,10 +29,7 @@ extern "system" fn open(mut env: Env, _: JClass, url: JObject, options: JObject)
 }
 
 extern "system" fn free(mut env: Env, _: JClass, h: jlong) {
-    entry(&mut env, |_| {
-        convert::free(h);
-        Ok(())
-    })
+    entry(&mut env, |_| convert::free(h))
 }
 
 extern "system" fn is_closed(mut env: Env, _: JClass, h: jlong) -> jboolean {
@@ -66,11 +59,8 @@ extern "system" fn worker_session(mut env: Env, _: JClass, h: jlong, options: JO
 /// A template as YAML or JSON text, or as a `Map`.
 extern "system" fn register_template(mut env: Env, _: JClass, h: jlong, source: JObject) -> jobject {
     call(&mut env, h, |env, c| {
-        if convert::is_string(env, &source)? {
+        if source.is_null() || convert::is_string(env, &source)? {
             return Ok(c.register_template(&string(env, &source, "definition")?));
-        }
-        if source.is_null() {
-            return Err(crate::blocking::Thrown::Null("definition"));
         }
         Ok(c.register_template_value(&lift_json(env, &source, "definition")?))
     })

@@ -44,8 +44,9 @@ pub fn keep(value: impl Any + Send + Sync) -> jlong {
 }
 
 /// Lets go of a handle (a closed subscription, a finished run, an unreachable Java object's Cleaner).
-pub fn free(id: jlong) {
+pub fn free(id: jlong) -> JResult<()> {
     HANDLES.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    Ok(())
 }
 
 /// The value kept as handle `id`: a `closed` error once it is freed, an `internal` one if it is not a `T`.
@@ -370,10 +371,9 @@ impl<'l> Host<'_, 'l> {
     }
 
     fn boxed(&self, pick: fn(&Classes) -> (&GlobalRef, JStaticMethodID), v: JValue) -> JResult<JObject<'l>> {
-        self.with(|env, c| {
-            let (class, id) = pick(c);
-            Ok(call(env, Call::Static(class, id), OBJECT, &[v])?.l()?)
-        })
+        let env = &mut **self.0.borrow_mut();
+        let (c, id) = pick(classes(env)?);
+        Ok(call(env, Call::Static(c, id), OBJECT, &[v])?.l()?)
     }
 }
 

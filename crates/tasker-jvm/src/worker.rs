@@ -151,7 +151,7 @@ extern "system" fn run_next_batch(mut env: Env, _: JClass, h: jlong) -> jobject 
 extern "system" fn run_finish(mut env: Env, _: JClass, h: jlong) -> jobject {
     lowered(&mut env, |_| {
         let report = get::<IdleRun>(h)?.finish()?;
-        convert::free(h);
+        convert::free(h)?;
         Ok(report)
     })
 }
