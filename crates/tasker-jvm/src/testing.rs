@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use jni::objects::{JClass, JObject};
 use jni::sys::{jboolean, jlong, jobject};
 use serde_json::{json, Value};
-use tasker_shared_ffi::scenario;
 use tasker_shared_ffi::testkit::{self, HandlerScript, PatternSpec, RunOptions, ScriptedOutcome};
-use tasker_shared_ffi::FfiError;
+use tasker_shared_ffi::{scenario, FfiError};
 
 use crate::blocking::{entry, object, Env, JResult};
 use crate::client::call;
