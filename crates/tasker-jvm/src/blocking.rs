@@ -9,9 +9,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use jni::objects::JObject;
-use jni::sys::{jboolean, jlong, jobject};
+use jni::sys::jobject;
 use jni::{JNIEnv, NativeMethod};
-use tasker_shared_ffi::FfiError;
+use tasker_shared_ffi::{FfiError, Lower};
 
 /// Why a native method did not return normally.
 pub enum Thrown {
@@ -24,6 +24,9 @@ pub enum Thrown {
 }
 
 pub type JResult<T> = Result<T, Thrown>;
+
+/// The environment every native method is called with.
+pub type Env<'l> = JNIEnv<'l>;
 
 impl From<FfiError> for Thrown {
     fn from(e: FfiError) -> Self {
@@ -40,58 +43,35 @@ impl From<jni::errors::Error> for Thrown {
     }
 }
 
-/// What a native method returns when it throws (the JVM ignores it).
-pub trait Ret {
-    fn dummy() -> Self;
-}
-
-impl Ret for jobject {
-    fn dummy() -> Self {
-        std::ptr::null_mut()
-    }
-}
-
-impl Ret for jlong {
-    fn dummy() -> Self {
-        0
-    }
-}
-
-impl Ret for jboolean {
-    fn dummy() -> Self {
-        0
-    }
-}
-
-impl Ret for () {
-    fn dummy() -> Self {}
-}
-
-/// Runs the body of a native method: its value, or its error thrown as a Java exception. A panic is caught
-/// and thrown as `InternalException`.
-pub fn entry<'l, R: Ret>(env: &mut JNIEnv<'l>, f: impl FnOnce(&mut JNIEnv<'l>) -> JResult<R>) -> R {
+/// Runs the body of a native method: its value, or its error thrown as a Java exception and the default
+/// value (null, 0, false) returned, which the JVM ignores. A panic is caught and thrown as `InternalException`.
+pub fn entry<'l, R: Default>(env: &mut JNIEnv<'l>, f: impl FnOnce(&mut JNIEnv<'l>) -> JResult<R>) -> R {
     let result = catch_unwind(AssertUnwindSafe(|| f(&mut *env)))
         .unwrap_or_else(|payload| Err(Thrown::Ffi(FfiError::from_panic(payload.as_ref()))));
     result.unwrap_or_else(|t| {
         crate::errors::throw(env, t);
-        R::dummy()
+        R::default()
     })
 }
 
 /// [`entry`] for a method that returns an object.
 pub fn object<'l>(env: &mut JNIEnv<'l>, f: impl FnOnce(&mut JNIEnv<'l>) -> JResult<JObject<'l>>) -> jobject {
-    entry(env, |env| Ok(f(env)?.into_raw()))
+    entry(env, f).into_raw()
+}
+
+/// [`object`] for a method whose result is a value of the shared layer, lowered by [`crate::convert::lower`].
+pub fn lowered<'l, T: Lower>(env: &mut JNIEnv<'l>, f: impl FnOnce(&mut JNIEnv<'l>) -> JResult<T>) -> jobject {
+    object(env, |env| {
+        let v = f(env)?;
+        crate::convert::lower(env, &v)
+    })
 }
 
 /// A row of `RegisterNatives`: `args` and `ret` spell the JNI signature one letter per value, `J` for
 /// `long` (handles, counts, milliseconds), `O` for `java.lang.Object` (everything else), `Z` for `boolean`
 /// and `V` for `void`; the native function takes `(JNIEnv, JClass, …)` in the same order.
 pub fn method(name: &str, args: &str, ret: char, f: *mut std::ffi::c_void) -> NativeMethod {
-    let letter = |c: char| match c {
-        'O' => "Ljava/lang/Object;".to_string(),
-        c => c.to_string(),
-    };
-    let sig = format!("({}){}", args.chars().map(letter).collect::<String>(), letter(ret));
+    let sig = format!("({args}){ret}").replace('O', "Ljava/lang/Object;");
     NativeMethod {
         name: name.into(),
         sig: sig.into(),
@@ -99,10 +79,12 @@ pub fn method(name: &str, args: &str, ret: char, f: *mut std::ffi::c_void) -> Na
     }
 }
 
-/// One `RegisterNatives` row per native function: `natives![name("OJ") -> 'O' = function, …]`.
+/// A file's `register()`, one `RegisterNatives` row per native function: `natives![name("OJ") -> 'O' = f, …]`.
 #[macro_export]
 macro_rules! natives {
     ($($name:literal ($args:literal) -> $ret:literal = $f:path),* $(,)?) => {
-        vec![$($crate::blocking::method($name, $args, $ret, $f as *mut std::ffi::c_void)),*]
+        pub fn register() -> Vec<jni::NativeMethod> {
+            vec![$($crate::blocking::method($name, $args, $ret, $f as *mut std::ffi::c_void)),*]
+        }
     };
 }

@@ -7,6 +7,7 @@
 //! `validation` error naming the field path (`context.items[3].sku: expected a JSON value, found Instant`).
 //! Every local reference made while walking a container is deleted once the container holds it.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,88 +28,64 @@ use crate::blocking::{JResult, Thrown};
 
 // -- handles ---------------------------------------------------------------------------------------------
 
-/// What a Java object's `long` handle stands for. Java never holds a pointer: a handle is a key of
-/// [`HANDLES`], so a handle used after it was freed is a `closed` error, never a dangling pointer.
-#[derive(Clone)]
-pub enum Handle {
-    Client(ffi::Client),
-    Session(ffi::WorkerSession),
-    Run(Arc<ffi::IdleRun>),
-    Subscription(ffi::Subscription),
-}
-
-static HANDLES: LazyLock<RwLock<HashMap<jlong, Handle>>> = LazyLock::new(Default::default);
+/// Every live handle: Java never holds a pointer, only a key of this table, so a handle used after it was
+/// freed is a `closed` error, never a dangling pointer.
+static HANDLES: LazyLock<RwLock<HashMap<jlong, Arc<dyn Any + Send + Sync>>>> = LazyLock::new(Default::default);
 static NEXT_HANDLE: AtomicI64 = AtomicI64::new(1);
 
-/// Keeps `h` until [`free`]; returns its handle.
-pub fn keep(h: Handle) -> jlong {
+/// Keeps `value` (a client, worker session, run or subscription) until [`free`]; returns its handle.
+pub fn keep(value: impl Any + Send + Sync) -> jlong {
     let id = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
-    HANDLES.write().unwrap_or_else(|p| p.into_inner()).insert(id, h);
+    HANDLES
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, Arc::new(value));
     id
 }
 
 /// Lets go of a handle (a closed subscription, a finished run, an unreachable Java object's Cleaner).
-pub fn free(id: jlong) {
+pub fn free(id: jlong) -> JResult<()> {
     HANDLES.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    Ok(())
 }
 
-fn handle(id: jlong, what: &str) -> JResult<Handle> {
+/// The value kept as handle `id`: a `closed` error once it is freed, an `internal` one if it is not a `T`.
+pub fn get<T: Any + Send + Sync>(id: jlong) -> JResult<Arc<T>> {
     let found = HANDLES.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
-    found.ok_or_else(|| FfiError::closed(format!("this {what} is closed")).into())
+    let kept = found.ok_or_else(|| FfiError::closed(format!("this {} is closed", what::<T>())))?;
+    let not = |_| FfiError::internal(format!("the handle is not a {}", what::<T>()));
+    Ok(kept.downcast().map_err(not)?)
 }
 
-pub fn client(id: jlong) -> JResult<ffi::Client> {
-    match handle(id, "client")? {
-        Handle::Client(c) => Ok(c),
-        _ => Err(FfiError::internal("the handle is not a client").into()),
+/// What the messages call a `T`: a `WorkerSession` is a "worker session".
+fn what<T>() -> String {
+    let mut what = String::new();
+    for c in std::any::type_name::<T>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("handle")
+        .chars()
+    {
+        if c.is_uppercase() && !what.is_empty() {
+            what.push(' ');
+        }
+        what.push(c.to_ascii_lowercase());
     }
-}
-
-pub fn session(id: jlong) -> JResult<ffi::WorkerSession> {
-    match handle(id, "worker session")? {
-        Handle::Session(s) => Ok(s),
-        _ => Err(FfiError::internal("the handle is not a worker session").into()),
-    }
-}
-
-pub fn run(id: jlong) -> JResult<Arc<ffi::IdleRun>> {
-    match handle(id, "run")? {
-        Handle::Run(r) => Ok(r),
-        _ => Err(FfiError::internal("the handle is not a run").into()),
-    }
-}
-
-pub fn subscription(id: jlong) -> JResult<ffi::Subscription> {
-    match handle(id, "subscription")? {
-        Handle::Subscription(s) => Ok(s),
-        _ => Err(FfiError::internal("the handle is not a subscription").into()),
-    }
+    what
 }
 
 /// A session or a run: whatever takes a handler's outcome.
-pub fn reporter(id: jlong) -> JResult<Box<dyn ffi::Reports>> {
-    match handle(id, "worker session")? {
-        Handle::Session(s) => Ok(Box::new(s)),
-        Handle::Run(r) => Ok(Box::new(RunReports(r))),
-        _ => Err(FfiError::internal("the handle takes no outcomes").into()),
-    }
-}
-
-struct RunReports(Arc<ffi::IdleRun>);
-
-impl ffi::Reports for RunReports {
-    fn report(&self, token: &dto::ClaimToken, outcome: ffi::HostOutcome) -> ffi::FfiResult<()> {
-        self.0.report(token, outcome)
-    }
-
-    fn forget(&self, token: &dto::ClaimToken) -> ffi::FfiResult<()> {
-        self.0.forget(token)
+pub fn reporter(id: jlong) -> JResult<Arc<dyn ffi::Reports>> {
+    match get::<ffi::WorkerSession>(id) {
+        Ok(session) => Ok(session),
+        Err(_) => Ok(get::<ffi::IdleRun>(id)?),
     }
 }
 
 // -- classes ---------------------------------------------------------------------------------------------
 
-/// The classes the adapter builds values of, looked up once (global references, kept for the process).
+/// The classes the adapter checks and builds values of, and their methods, looked up once (global references,
+/// kept for the process).
 struct Classes {
     string: GlobalRef,
     integer: GlobalRef,
@@ -125,11 +102,7 @@ struct Classes {
     instant: GlobalRef,
     records: GlobalRef,
     object: GlobalRef,
-    ids: Ids,
-}
-
-/// The methods lowering calls for every value, looked up once with the signatures [`call`] states.
-struct Ids {
+    // The methods lifting and lowering call, looked up once with the signatures [`classes`] gives.
     long_of: JStaticMethodID,
     double_of: JStaticMethodID,
     boolean_of: JStaticMethodID,
@@ -150,14 +123,6 @@ struct Ids {
 
 static CLASSES: OnceLock<Classes> = OnceLock::new();
 
-const LONG: &str = "java/lang/Long";
-const DOUBLE: &str = "java/lang/Double";
-const BOOLEAN: &str = "java/lang/Boolean";
-const INSTANT: &str = "java/time/Instant";
-const RECORDS: &str = "io/tasker/core/Records";
-const LIST: &str = "java/util/ArrayList";
-const MAP: &str = "java/util/LinkedHashMap";
-
 fn classes(env: &mut JNIEnv) -> JResult<&'static Classes> {
     if let Some(c) = CLASSES.get() {
         return Ok(c);
@@ -174,32 +139,38 @@ fn classes(env: &mut JNIEnv) -> JResult<&'static Classes> {
         float: global("java/lang/Float")?,
         map_type: global("java/util/Map")?,
         list_type: global("java/util/List")?,
-        long: global(LONG)?,
-        double: global(DOUBLE)?,
-        boolean: global(BOOLEAN)?,
-        list: global(LIST)?,
-        map: global(MAP)?,
-        instant: global(INSTANT)?,
-        records: global(RECORDS)?,
+        long: global("java/lang/Long")?,
+        double: global("java/lang/Double")?,
+        boolean: global("java/lang/Boolean")?,
+        list: global("java/util/ArrayList")?,
+        map: global("java/util/LinkedHashMap")?,
+        instant: global("java/time/Instant")?,
+        records: global("io/tasker/core/Records")?,
         object: global("java/lang/Object")?,
-        ids: Ids {
-            long_of: env.get_static_method_id(LONG, "valueOf", "(J)Ljava/lang/Long;")?,
-            double_of: env.get_static_method_id(DOUBLE, "valueOf", "(D)Ljava/lang/Double;")?,
-            boolean_of: env.get_static_method_id(BOOLEAN, "valueOf", "(Z)Ljava/lang/Boolean;")?,
-            instant_of: env.get_static_method_id(INSTANT, "ofEpochMilli", "(J)Ljava/time/Instant;")?,
-            make: env.get_static_method_id(RECORDS, "make", "(I[Ljava/lang/Object;)Ljava/lang/Object;")?,
-            list_new: env.get_method_id(LIST, "<init>", "()V")?,
-            list_add: env.get_method_id(LIST, "add", "(Ljava/lang/Object;)Z")?,
-            map_new: env.get_method_id(MAP, "<init>", "()V")?,
-            map_put: env.get_method_id(MAP, "put", "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;")?,
-            entry_set: env.get_method_id("java/util/Map", "entrySet", "()Ljava/util/Set;")?,
-            to_array: env.get_method_id("java/util/Collection", "toArray", "()[Ljava/lang/Object;")?,
-            get_key: env.get_method_id("java/util/Map$Entry", "getKey", "()Ljava/lang/Object;")?,
-            get_value: env.get_method_id("java/util/Map$Entry", "getValue", "()Ljava/lang/Object;")?,
-            long_value: env.get_method_id("java/lang/Number", "longValue", "()J")?,
-            double_value: env.get_method_id("java/lang/Number", "doubleValue", "()D")?,
-            boolean_value: env.get_method_id(BOOLEAN, "booleanValue", "()Z")?,
-        },
+        long_of: env.get_static_method_id("java/lang/Long", "valueOf", "(J)Ljava/lang/Long;")?,
+        double_of: env.get_static_method_id("java/lang/Double", "valueOf", "(D)Ljava/lang/Double;")?,
+        boolean_of: env.get_static_method_id("java/lang/Boolean", "valueOf", "(Z)Ljava/lang/Boolean;")?,
+        instant_of: env.get_static_method_id("java/time/Instant", "ofEpochMilli", "(J)Ljava/time/Instant;")?,
+        make: env.get_static_method_id(
+            "io/tasker/core/Records",
+            "make",
+            "(I[Ljava/lang/Object;)Ljava/lang/Object;",
+        )?,
+        list_new: env.get_method_id("java/util/ArrayList", "<init>", "()V")?,
+        list_add: env.get_method_id("java/util/List", "add", "(Ljava/lang/Object;)Z")?,
+        map_new: env.get_method_id("java/util/LinkedHashMap", "<init>", "()V")?,
+        map_put: env.get_method_id(
+            "java/util/Map",
+            "put",
+            "(Ljava/lang/Object;Ljava/lang/Object;)Ljava/lang/Object;",
+        )?,
+        entry_set: env.get_method_id("java/util/Map", "entrySet", "()Ljava/util/Set;")?,
+        to_array: env.get_method_id("java/util/Collection", "toArray", "()[Ljava/lang/Object;")?,
+        get_key: env.get_method_id("java/util/Map$Entry", "getKey", "()Ljava/lang/Object;")?,
+        get_value: env.get_method_id("java/util/Map$Entry", "getValue", "()Ljava/lang/Object;")?,
+        long_value: env.get_method_id("java/lang/Number", "longValue", "()J")?,
+        double_value: env.get_method_id("java/lang/Number", "doubleValue", "()D")?,
+        boolean_value: env.get_method_id("java/lang/Boolean", "booleanValue", "()Z")?,
     };
     Ok(CLASSES.get_or_init(|| c))
 }
@@ -212,10 +183,7 @@ fn class(g: &GlobalRef) -> &JClass<'static> {
 
 /// A required string argument; Java `null` is a `NullPointerException` naming `name`.
 pub fn string(env: &mut JNIEnv, obj: &JObject, name: &'static str) -> JResult<String> {
-    if obj.is_null() {
-        return Err(Thrown::Null(name));
-    }
-    optional_string(env, obj, name).map(Option::unwrap_or_default)
+    optional_string(env, obj, name)?.ok_or(Thrown::Null(name))
 }
 
 /// An optional string argument: `None` for Java `null`.
@@ -236,7 +204,11 @@ pub fn is_string(env: &mut JNIEnv, obj: &JObject) -> JResult<bool> {
     Ok(env.is_instance_of(obj, class(&c.string))?)
 }
 
+/// The simple name of `obj`'s class (`null` for null), for messages.
 fn type_name(env: &mut JNIEnv, obj: &JObject) -> JResult<String> {
+    if obj.is_null() {
+        return Ok("null".into());
+    }
     let class = env.call_method(obj, "getClass", "()Ljava/lang/Class;", &[])?.l()?;
     let name = env
         .call_method(&class, "getSimpleName", "()Ljava/lang/String;", &[])?
@@ -257,41 +229,35 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
         return Ok(Value::String(env.get_string(<&JString>::from(obj))?.into()));
     }
     if is(env, &c.boolean)? {
-        return Ok(Value::Bool(
-            call(env, Call::Method(obj, c.ids.boolean_value), BOOLEAN_RET, &[])?.z()?,
-        ));
+        let b = call(env, Call::Method(obj, c.boolean_value), BOOLEAN_RET, &[])?.z()?;
+        return Ok(Value::Bool(b));
     }
     for integral in [&c.long, &c.integer, &c.short, &c.byte] {
         if is(env, integral)? {
-            return Ok(Value::from(
-                call(env, Call::Method(obj, c.ids.long_value), LONG_RET, &[])?.j()?,
-            ));
+            let n = call(env, Call::Method(obj, c.long_value), LONG_RET, &[])?.j()?;
+            return Ok(Value::from(n));
         }
     }
     if is(env, &c.double)? || is(env, &c.float)? {
-        let v = call(env, Call::Method(obj, c.ids.double_value), DOUBLE_RET, &[])?.d()?;
+        let v = call(env, Call::Method(obj, c.double_value), DOUBLE_RET, &[])?.d()?;
         let finite = Number::from_f64(v).map(Value::Number);
         return finite.ok_or_else(|| FfiError::validation(path, format!("expected a JSON value, found {v}")).into());
     }
     if is(env, &c.map_type)? {
-        let set = call(env, Call::Method(obj, c.ids.entry_set), OBJECT, &[])?.l()?;
-        let entries = JObjectArray::from(call(env, Call::Method(&set, c.ids.to_array), OBJECT, &[])?.l()?);
+        let set = call(env, Call::Method(obj, c.entry_set), OBJECT, &[])?.l()?;
+        let entries = JObjectArray::from(call(env, Call::Method(&set, c.to_array), OBJECT, &[])?.l()?);
         env.delete_local_ref(set)?;
         let mut map = Map::new();
         for i in 0..env.get_array_length(&entries)? {
             let entry = env.get_object_array_element(&entries, i)?;
-            let key_ref = call(env, Call::Method(&entry, c.ids.get_key), OBJECT, &[])?.l()?;
+            let key_ref = call(env, Call::Method(&entry, c.get_key), OBJECT, &[])?.l()?;
             if key_ref.is_null() || !is_string(env, &key_ref)? {
-                let found = if key_ref.is_null() {
-                    "null".into()
-                } else {
-                    type_name(env, &key_ref)?
-                };
+                let found = type_name(env, &key_ref)?;
                 return Err(FfiError::validation(path, format!("expected String keys, found {found}")).into());
             }
             let key: String = env.get_string(<&JString>::from(&key_ref))?.into();
             env.delete_local_ref(key_ref)?;
-            let value = call(env, Call::Method(&entry, c.ids.get_value), OBJECT, &[])?.l()?;
+            let value = call(env, Call::Method(&entry, c.get_value), OBJECT, &[])?.l()?;
             let lifted = lift_json(env, &value, &objects::field_path(path, &key))?;
             map.insert(key, lifted);
             env.delete_local_ref(value)?;
@@ -301,7 +267,7 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
         return Ok(Value::Object(map));
     }
     if is(env, &c.list_type)? {
-        let items = JObjectArray::from(call(env, Call::Method(obj, c.ids.to_array), OBJECT, &[])?.l()?);
+        let items = JObjectArray::from(call(env, Call::Method(obj, c.to_array), OBJECT, &[])?.l()?);
         let mut out = Vec::new();
         for i in 0..env.get_array_length(&items)? {
             let item = env.get_object_array_element(&items, i)?;
@@ -326,13 +292,17 @@ pub fn lift_result(env: &mut JNIEnv, obj: &JObject) -> JResult<ffi::FfiResult<Va
 
 /// An options map (or null) → an input struct of the shared layer; an error names `what.field`.
 pub fn lift_options<T: DeserializeOwned>(env: &mut JNIEnv, obj: &JObject, what: &str) -> JResult<T> {
-    let json = lift_json(env, obj, what)?;
-    Ok(objects::options(json, what)?)
+    Ok(objects::options(lift_json(env, obj, what)?, what)?)
 }
 
 /// A claim token, passed as its two primitives.
 pub fn lift_token(env: &mut JNIEnv, step_id: &JObject, attempt: jlong) -> JResult<dto::ClaimToken> {
     Ok(dto::ClaimToken::new(string(env, step_id, "token.stepId")?, attempt))
+}
+
+/// A count or limit: a negative one is 0.
+pub fn count(n: jlong) -> u32 {
+    n.clamp(0, u32::MAX as i64) as u32
 }
 
 /// Milliseconds (not negative) as a `Duration`.
@@ -393,6 +363,13 @@ fn call<'l>(env: &mut JNIEnv<'l>, call: Call, ret: ReturnType, args: &[JValue]) 
 }
 
 impl<'l> Host<'_, 'l> {
+    /// Runs `f` with the environment and the cached classes; the borrow ends before the next item is lowered.
+    fn with<T>(&self, f: impl FnOnce(&mut JNIEnv<'l>, &'static Classes) -> JResult<T>) -> JResult<T> {
+        let env = &mut **self.0.borrow_mut();
+        let c = classes(env)?;
+        f(env, c)
+    }
+
     fn boxed(&self, pick: fn(&Classes) -> (&GlobalRef, JStaticMethodID), v: JValue) -> JResult<JObject<'l>> {
         let env = &mut **self.0.borrow_mut();
         let (c, id) = pick(classes(env)?);
@@ -410,12 +387,12 @@ impl<'l> Lowering for Host<'_, 'l> {
 
     fn scalar(&self, v: &Value) -> JResult<JObject<'l>> {
         match v {
-            Value::Bool(b) => self.boxed(|c| (&c.boolean, c.ids.boolean_of), JValue::Bool(*b as u8)),
+            Value::Bool(b) => self.boxed(|c| (&c.boolean, c.boolean_of), JValue::Bool(*b as u8)),
             Value::Number(n) => match n.as_i64() {
-                Some(i) => self.boxed(|c| (&c.long, c.ids.long_of), JValue::Long(i)),
+                Some(i) => self.boxed(|c| (&c.long, c.long_of), JValue::Long(i)),
                 None => {
                     let f = n.as_f64().unwrap_or(f64::NAN);
-                    self.boxed(|c| (&c.double, c.ids.double_of), JValue::Double(f))
+                    self.boxed(|c| (&c.double, c.double_of), JValue::Double(f))
                 }
             },
             Value::String(s) => Ok(self.0.borrow_mut().new_string(s)?.into()),
@@ -424,62 +401,57 @@ impl<'l> Lowering for Host<'_, 'l> {
     }
 
     fn timestamp(&self, t: Timestamp) -> JResult<JObject<'l>> {
-        self.boxed(|c| (&c.instant, c.ids.instant_of), JValue::Long(t.timestamp_millis()))
+        self.boxed(|c| (&c.instant, c.instant_of), JValue::Long(t.timestamp_millis()))
     }
 
     fn list(&self, items: Items<'_, JObject<'l>, Thrown>) -> JResult<JObject<'l>> {
-        let list = {
-            let env = &mut **self.0.borrow_mut();
-            let c = classes(env)?;
-            call(env, Call::New(&c.list, c.ids.list_new), OBJECT, &[])?.l()?
-        };
+        let list = self.with(|env, c| Ok(call(env, Call::New(&c.list, c.list_new), OBJECT, &[])?.l()?))?;
         for item in items {
             let item = item?;
-            let env = &mut **self.0.borrow_mut();
-            let add = classes(env)?.ids.list_add;
-            call(env, Call::Method(&list, add), BOOLEAN_RET, &[JValue::Object(&item)])?;
-            env.delete_local_ref(item)?;
+            self.with(|env, c| {
+                call(
+                    env,
+                    Call::Method(&list, c.list_add),
+                    BOOLEAN_RET,
+                    &[JValue::Object(&item)],
+                )?;
+                Ok(env.delete_local_ref(item)?)
+            })?;
         }
         Ok(list)
     }
 
     fn map(&self, entries: Items<'_, (&str, JObject<'l>), Thrown>) -> JResult<JObject<'l>> {
-        let map = {
-            let env = &mut **self.0.borrow_mut();
-            let c = classes(env)?;
-            call(env, Call::New(&c.map, c.ids.map_new), OBJECT, &[])?.l()?
-        };
+        let map = self.with(|env, c| Ok(call(env, Call::New(&c.map, c.map_new), OBJECT, &[])?.l()?))?;
         for entry in entries {
             let (key, value) = entry?;
-            let env = &mut **self.0.borrow_mut();
-            let key = env.new_string(key)?;
-            let put = classes(env)?.ids.map_put;
-            let kv = [JValue::Object(&key), JValue::Object(&value)];
-            let old = call(env, Call::Method(&map, put), OBJECT, &kv)?.l()?;
-            env.delete_local_ref(old)?;
-            env.delete_local_ref(key)?;
-            env.delete_local_ref(value)?;
+            self.with(|env, c| {
+                let key = env.new_string(key)?;
+                let kv = [JValue::Object(&key), JValue::Object(&value)];
+                let old = call(env, Call::Method(&map, c.map_put), OBJECT, &kv)?.l()?;
+                env.delete_local_ref(old)?;
+                env.delete_local_ref(key)?;
+                Ok(env.delete_local_ref(value)?)
+            })?;
         }
         Ok(map)
     }
 
     fn object(&self, index: usize, fields: Items<'_, JObject<'l>, Thrown>) -> JResult<JObject<'l>> {
-        let array = {
-            let env = &mut **self.0.borrow_mut();
-            let c = classes(env)?;
-            env.new_object_array(OBJECTS[index].fields.len() as i32, class(&c.object), JObject::null())?
-        };
+        let n = OBJECTS[index].fields.len() as i32;
+        let array = self.with(|env, c| Ok(env.new_object_array(n, class(&c.object), JObject::null())?))?;
         for (i, field) in fields.enumerate() {
             let field = field?;
-            let env = &mut **self.0.borrow_mut();
-            env.set_object_array_element(&array, i as i32, &field)?;
-            env.delete_local_ref(field)?;
+            self.with(|env, _| {
+                env.set_object_array_element(&array, i as i32, &field)?;
+                Ok(env.delete_local_ref(field)?)
+            })?;
         }
-        let env = &mut **self.0.borrow_mut();
-        let c = classes(env)?;
-        let args = [JValue::Int(index as i32), JValue::Object(&array)];
-        let record = call(env, Call::Static(&c.records, c.ids.make), OBJECT, &args)?.l()?;
-        env.delete_local_ref(array)?;
-        Ok(record)
+        self.with(|env, c| {
+            let args = [JValue::Int(index as i32), JValue::Object(&array)];
+            let record = call(env, Call::Static(&c.records, c.make), OBJECT, &args)?.l()?;
+            env.delete_local_ref(array)?;
+            Ok(record)
+        })
     }
 }

@@ -2,10 +2,9 @@
 //! named by [`ErrorClass::java_class_name`], each a `TaskerException` carrying `code()`, `details()` and
 //! `causes()` (docs/bindings.md §5). A null argument is a `NullPointerException` naming the parameter.
 
-use jni::objects::JClass;
-use jni::objects::{JObject, JThrowable, JValue};
+use jni::objects::{JClass, JObject, JThrowable, JValue};
 use jni::sys::jobject;
-use jni::{JNIEnv, NativeMethod};
+use jni::JNIEnv;
 use serde_json::Value;
 use tasker_shared_ffi::{ErrorClass, ErrorKind, FfiError};
 
@@ -22,7 +21,7 @@ pub fn throw(env: &mut JNIEnv, t: Thrown) {
         Thrown::Null(name) => env
             .throw_new("java/lang/NullPointerException", format!("{name} must not be null"))
             .map_err(Thrown::from),
-        Thrown::Ffi(e) => throw_error(env, &e),
+        Thrown::Ffi(e) => exception(env, &e).and_then(|x| Ok(env.throw(JThrowable::from(x))?)),
     };
     if thrown.is_err() && !env.exception_check().unwrap_or(true) {
         let _ = env.throw_new(
@@ -32,14 +31,8 @@ pub fn throw(env: &mut JNIEnv, t: Thrown) {
     }
 }
 
-/// The exception of `e`'s kind, built with `(message, code, details, causes)` and thrown.
-fn throw_error(env: &mut JNIEnv, e: &FfiError) -> JResult<()> {
-    let exception = exception(env, e)?;
-    env.throw(JThrowable::from(exception))?;
-    Ok(())
-}
-
-/// The exception of `e`'s kind, not thrown (`finish_many` hands one back per rejected item).
+/// The exception of `e`'s kind, built with `(message, code, details, causes)`; [`throw`] throws it, and
+/// `finish_many` hands one back, not thrown, per rejected item.
 pub fn exception<'l>(env: &mut JNIEnv<'l>, e: &FfiError) -> JResult<JObject<'l>> {
     let class = format!("io/tasker/core/{}", e.kind.java_class_name());
     let message = JObject::from(env.new_string(&e.message)?);
@@ -52,7 +45,7 @@ pub fn exception<'l>(env: &mut JNIEnv<'l>, e: &FfiError) -> JResult<JObject<'l>>
 }
 
 /// Every kind as `[code, Java class name]`, in [`ErrorKind::ALL`] order, for the suite's per-kind test.
-extern "system" fn error_kinds<'l>(mut env: JNIEnv<'l>, _: JClass<'l>) -> jobject {
+extern "system" fn error_kinds(mut env: JNIEnv, _: JClass) -> jobject {
     object(&mut env, |env| {
         let rows = ErrorKind::ALL.map(|k| Value::from(vec![k.code().to_string(), k.java_class_name()]));
         lower_json(env, &Value::from(rows.to_vec()))
@@ -60,7 +53,7 @@ extern "system" fn error_kinds<'l>(mut env: JNIEnv<'l>, _: JClass<'l>) -> jobjec
 }
 
 /// Throws the exception of the kind whose code is `code`, with detail `k: 1`: the suite checks each class.
-extern "system" fn raise<'l>(mut env: JNIEnv<'l>, _: JClass<'l>, code: JObject<'l>) {
+extern "system" fn raise(mut env: JNIEnv, _: JClass, code: JObject) {
     crate::blocking::entry(&mut env, |env| {
         let code = crate::convert::string(env, &code, "code")?;
         let kind = ErrorKind::ALL.into_iter().find(|k| k.code() == code);
@@ -70,14 +63,12 @@ extern "system" fn raise<'l>(mut env: JNIEnv<'l>, _: JClass<'l>, code: JObject<'
 }
 
 /// Panics inside a native method: the suite checks it comes back as `InternalException`.
-extern "system" fn panic<'l>(mut env: JNIEnv<'l>, _: JClass<'l>) {
+extern "system" fn panic(mut env: JNIEnv, _: JClass) {
     crate::blocking::entry(&mut env, |_| -> JResult<()> { panic!("a test asked for a panic") })
 }
 
-pub fn register() -> Vec<NativeMethod> {
-    crate::natives![
-        "errorKinds"("") -> 'O' = error_kinds,
-        "raise"("O") -> 'V' = raise,
-        "panic"("") -> 'V' = panic,
-    ]
-}
+crate::natives![
+    "errorKinds"("") -> 'O' = error_kinds,
+    "raise"("O") -> 'V' = raise,
+    "panic"("") -> 'V' = panic,
+];

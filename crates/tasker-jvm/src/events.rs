@@ -4,43 +4,33 @@
 
 use jni::objects::JClass;
 use jni::sys::{jlong, jobject};
-use jni::{JNIEnv, NativeMethod};
-use tasker_shared_ffi::Lower;
+use tasker_shared_ffi::Subscription;
 
-use crate::blocking::{entry, object, JResult};
-use crate::convert::{lift_ms, lower, subscription};
+use crate::blocking::{entry, lowered, Env};
+use crate::convert::{get, lift_ms};
 
-type Env<'l> = JNIEnv<'l>;
-
-fn lowered<'l, T: Lower>(env: &mut Env<'l>, f: impl FnOnce() -> JResult<T>) -> jobject {
-    object(env, |env| {
-        let v = f()?;
-        lower(env, &v)
+/// The next event, waiting at most `timeoutMs` on the calling thread; null when none came.
+extern "system" fn next(mut env: Env, _: JClass, h: jlong, timeout_ms: jlong) -> jobject {
+    lowered(&mut env, |_| {
+        Ok(get::<Subscription>(h)?.next(lift_ms(timeout_ms, "timeout")?)?)
     })
 }
 
-/// The next event, waiting at most `timeoutMs` on the calling thread; null when none came.
-extern "system" fn next<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, timeout_ms: jlong) -> jobject {
-    lowered(&mut env, || Ok(subscription(h)?.next(lift_ms(timeout_ms, "timeout")?)?))
+extern "system" fn try_next(mut env: Env, _: JClass, h: jlong) -> jobject {
+    lowered(&mut env, |_| Ok(get::<Subscription>(h)?.try_next()?))
 }
 
-extern "system" fn try_next<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
-    lowered(&mut env, || Ok(subscription(h)?.try_next()?))
+extern "system" fn drain(mut env: Env, _: JClass, h: jlong) -> jobject {
+    lowered(&mut env, |_| Ok(get::<Subscription>(h)?.drain()?))
 }
 
-extern "system" fn drain<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
-    lowered(&mut env, || Ok(subscription(h)?.drain()?))
+extern "system" fn dropped(mut env: Env, _: JClass, h: jlong) -> jlong {
+    entry(&mut env, |_| Ok(get::<Subscription>(h)?.dropped() as jlong))
 }
 
-extern "system" fn dropped<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jlong {
-    entry(&mut env, |_| Ok(subscription(h)?.dropped() as jlong))
-}
-
-pub fn register() -> Vec<NativeMethod> {
-    crate::natives![
-        "subNext"("JJ") -> 'O' = next,
-        "subTryNext"("J") -> 'O' = try_next,
-        "subDrain"("J") -> 'O' = drain,
-        "subDropped"("J") -> 'J' = dropped,
-    ]
-}
+crate::natives![
+    "subNext"("JJ") -> 'O' = next,
+    "subTryNext"("J") -> 'O' = try_next,
+    "subDrain"("J") -> 'O' = drain,
+    "subDropped"("J") -> 'J' = dropped,
+];

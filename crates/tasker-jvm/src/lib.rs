@@ -24,9 +24,6 @@ pub mod events;
 pub mod testing;
 pub mod worker;
 
-/// The Java class that declares every native method (Native.java).
-const NATIVE_CLASS: &str = "io/tasker/core/Native";
-
 /// Called by the JVM when `System.load` loads the library: registers every file's native methods.
 ///
 /// # Safety
@@ -50,10 +47,8 @@ pub unsafe extern "system" fn JNI_OnLoad(vm: *mut jni::sys::JavaVM, _reserved: *
         .into_iter()
         .flatten()
         .collect::<Vec<_>>();
-        // Each entry pairs an `extern "system" fn(JNIEnv, JClass, …)` with the JNI signature of its parameters
-        // and result (built by `blocking::method` from the letters its types spell); Native.java declares
-        // each one with that signature, which RegisterNatives checks.
-        env.register_native_methods(NATIVE_CLASS, &methods)
+        // RegisterNatives checks each row's signature against its declaration in Native.java.
+        env.register_native_methods("io/tasker/core/Native", &methods)
     });
     match registered {
         Ok(Ok(())) => JNI_VERSION_1_8,

@@ -5,17 +5,13 @@ use std::path::PathBuf;
 
 use jni::objects::{JClass, JObject};
 use jni::sys::{jboolean, jlong, jobject};
-use jni::{JNIEnv, NativeMethod};
 use serde_json::{json, Value};
-use tasker_shared_ffi::scenario::{self, Scenario};
 use tasker_shared_ffi::testkit::{self, HandlerScript, PatternSpec, RunOptions, ScriptedOutcome};
-use tasker_shared_ffi::FfiError;
+use tasker_shared_ffi::{scenario, FfiError};
 
-use crate::blocking::{entry, object, JResult};
+use crate::blocking::{entry, object, Env, JResult};
 use crate::client::call;
-use crate::convert::{lift_json, lift_options, lower_json, string};
-
-type Env<'l> = JNIEnv<'l>;
+use crate::convert::{count, lift_json, lift_options, lower_json, string};
 
 fn spec(env: &mut Env, spec: &JObject) -> JResult<PatternSpec> {
     lift_options(env, spec, "spec")
@@ -26,40 +22,27 @@ fn script(env: &mut Env, script: &JObject) -> JResult<HandlerScript> {
 }
 
 /// The template document of a factory pattern, as a `Map`.
-extern "system" fn pattern_template<'l>(mut env: Env<'l>, _: JClass<'l>, s: JObject<'l>) -> jobject {
+extern "system" fn pattern_template(mut env: Env, _: JClass, s: JObject) -> jobject {
     object(&mut env, |env| {
         let doc = spec(env, &s)?.template_document()?;
         lower_json(env, &doc)
     })
 }
 
-extern "system" fn register_pattern<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, s: JObject<'l>) -> jobject {
+extern "system" fn register_pattern(mut env: Env, _: JClass, h: jlong, s: JObject) -> jobject {
     call(&mut env, h, |env, c| Ok(testkit::register_pattern(&c, &spec(env, &s)?)))
 }
 
-extern "system" fn create_pattern_tasks<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    s: JObject<'l>,
-    count: jlong,
-    context: JObject<'l>,
-) -> jobject {
+extern "system" fn pattern_tasks(mut env: Env, _: JClass, h: jlong, s: JObject, n: jlong, cx: JObject) -> jobject {
     call(&mut env, h, |env, c| {
         let spec = spec(env, &s)?;
-        let context = Some(lift_json(env, &context, "context")?).filter(|c| !c.is_null());
-        Ok(testkit::create_pattern_tasks(&c, &spec, count.max(0) as usize, context))
+        let context = Some(lift_json(env, &cx, "context")?).filter(|c| !c.is_null());
+        Ok(testkit::create_pattern_tasks(&c, &spec, count(n) as usize, context))
     })
 }
 
 /// Runs *scripted* (Rust) handlers until idle: for factory tasks whose handlers do nothing in Java.
-extern "system" fn run_scripted<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    s: JObject<'l>,
-    options: JObject<'l>,
-) -> jobject {
+extern "system" fn run_scripted(mut env: Env, _: JClass, h: jlong, s: JObject, options: JObject) -> jobject {
     call(&mut env, h, |env, c| {
         let script = script(env, &s)?;
         let options: RunOptions = lift_options(env, &options, "options")?;
@@ -69,18 +52,11 @@ extern "system" fn run_scripted<'l>(
 
 /// The outcome a handler script gives one attempt: `{succeed: result}` (the default result filled in),
 /// `{fail_retryable: {...}}`, `{fail_permanent: {...}}` or `"overrun_lease"`.
-extern "system" fn script_outcome<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    s: JObject<'l>,
-    step: JObject<'l>,
-    key: JObject<'l>,
-    attempt: jlong,
-) -> jobject {
+extern "system" fn script_outcome(mut env: Env, _: JClass, s: JObject, step: JObject, k: JObject, n: jlong) -> jobject {
     object(&mut env, |env| {
         let script = script(env, &s)?;
-        let (step, key) = (string(env, &step, "stepName")?, string(env, &key, "handlerKey")?);
-        let outcome = match script.outcome_for(&step, &key, attempt) {
+        let (step, key) = (string(env, &step, "stepName")?, string(env, &k, "handlerKey")?);
+        let outcome = match script.outcome_for(&step, &key, n) {
             ScriptedOutcome::Succeed(None) => json!({ "succeed": testkit::default_result(&step) }),
             other => serde_json::to_value(other).map_err(|e| FfiError::internal(e.to_string()))?,
         };
@@ -88,7 +64,7 @@ extern "system" fn script_outcome<'l>(
     })
 }
 
-extern "system" fn scenario_files<'l>(mut env: Env<'l>, _: JClass<'l>, dir: JObject<'l>) -> jobject {
+extern "system" fn scenario_files(mut env: Env, _: JClass, dir: JObject) -> jobject {
     object(&mut env, |env| {
         let dir = PathBuf::from(string(env, &dir, "dir")?);
         let files = scenario::scenario_files(&dir)?;
@@ -97,43 +73,28 @@ extern "system" fn scenario_files<'l>(mut env: Env<'l>, _: JClass<'l>, dir: JObj
 }
 
 /// A scenario file, checked by the reference parser (unknown keys are errors), as the `Map` it holds.
-extern "system" fn load_scenario<'l>(mut env: Env<'l>, _: JClass<'l>, path: JObject<'l>) -> jobject {
+extern "system" fn load_scenario(mut env: Env, _: JClass, path: JObject) -> jobject {
     object(&mut env, |env| {
-        let path = PathBuf::from(string(env, &path, "path")?);
-        Scenario::load(&path)?;
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| FfiError::configuration(format!("reading {} failed: {e}", path.display())))?;
-        let doc: Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| FfiError::validation("scenario", format!("expected YAML or JSON ({e})")))?;
+        let doc = scenario::load_document(&PathBuf::from(string(env, &path, "path")?))?;
         lower_json(env, &doc)
     })
 }
 
 /// The reference runner's subset rule (objects: a subset of keys; lists: same length, element-wise).
-extern "system" fn json_contains<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    actual: JObject<'l>,
-    expected: JObject<'l>,
-) -> jboolean {
+extern "system" fn json_contains(mut env: Env, _: JClass, actual: JObject, expected: JObject) -> jboolean {
     entry(&mut env, |env| {
-        let (a, e) = (
-            lift_json(env, &actual, "actual")?,
-            lift_json(env, &expected, "expected")?,
-        );
-        Ok(scenario::json_contains(&a, &e) as jboolean)
+        let actual = lift_json(env, &actual, "actual")?;
+        Ok(scenario::json_contains(&actual, &lift_json(env, &expected, "expected")?) as jboolean)
     })
 }
 
-pub fn register() -> Vec<NativeMethod> {
-    crate::natives![
-        "patternTemplate"("O") -> 'O' = pattern_template,
-        "registerPattern"("JO") -> 'O' = register_pattern,
-        "createPatternTasks"("JOJO") -> 'O' = create_pattern_tasks,
-        "runScripted"("JOO") -> 'O' = run_scripted,
-        "scriptOutcome"("OOOJ") -> 'O' = script_outcome,
-        "scenarioFiles"("O") -> 'O' = scenario_files,
-        "loadScenario"("O") -> 'O' = load_scenario,
-        "jsonContains"("OO") -> 'Z' = json_contains,
-    ]
-}
+crate::natives![
+    "patternTemplate"("O") -> 'O' = pattern_template,
+    "registerPattern"("JO") -> 'O' = register_pattern,
+    "createPatternTasks"("JOJO") -> 'O' = pattern_tasks,
+    "runScripted"("JOO") -> 'O' = run_scripted,
+    "scriptOutcome"("OOOJ") -> 'O' = script_outcome,
+    "scenarioFiles"("O") -> 'O' = scenario_files,
+    "loadScenario"("O") -> 'O' = load_scenario,
+    "jsonContains"("OO") -> 'Z' = json_contains,
+];

@@ -1,71 +1,46 @@
-//! The worker session of docs/bindings.md §6 (made by `Client.worker_session`) and its run until idle
-//! (§8): `next_batch`, `claim`, `report`, `report_failure`, `report_missing`, `flush`, `complete`, `fail`,
-//! `forget`, `shutdown`, `outstanding`, `next_retry_at`, `stats`, `until_idle`. Worker.java drives it from
-//! its own threads: claim on the loop thread, run handlers on a pool, report (which returns at once).
-//! Tokens are passed as their two primitives, the step id and the attempt. The `report*` and `forget`
-//! methods take a session's or a run's handle alike.
-
-use std::sync::Arc;
+//! The worker session of docs/bindings.md §6 (made by `Client.worker_session`) and its run until idle (§8).
+//! Worker.java drives it from its own threads: claim on the loop thread, run handlers on a pool, report
+//! (which returns at once). Tokens are passed as their two primitives, the step id and the attempt. The
+//! `report*` and `forget` methods take a session's or a run's handle alike.
 
 use jni::objects::{JClass, JObject, JValue};
 use jni::sys::{jboolean, jlong, jobject};
-use jni::{JNIEnv, NativeMethod};
 use serde_json::Value;
-use tasker_shared_ffi::objects;
-use tasker_shared_ffi::{dto, FailureInput, FfiError, HostOutcome, Lower, OutcomeInput};
+use tasker_shared_ffi::{FailureInput, HostOutcome, IdleRun, OutcomeInput, WorkerSession};
 
-use crate::blocking::{entry, object, JResult};
+use crate::blocking::{entry, lowered, object, Env};
 use crate::convert::{
-    self, keep, lift_json, lift_ms, lift_options, lift_result, lift_token, lower, lower_json, reporter, session,
-    string, Handle,
+    self, count, get, keep, lift_json, lift_ms, lift_options, lift_result, lift_token, lower, lower_json, reporter,
+    string,
 };
 
-type Env<'l> = JNIEnv<'l>;
-
-fn max(n: jlong) -> u32 {
-    n.clamp(0, u32::MAX as i64) as u32
-}
-
-fn lowered<'l, T: Lower>(env: &mut Env<'l>, f: impl FnOnce(&mut Env<'l>) -> JResult<T>) -> jobject {
-    object(env, |env| {
-        let v = f(env)?;
-        lower(env, &v)
+extern "system" fn worker_id(mut env: Env, _: JClass, h: jlong) -> jobject {
+    object(&mut env, |env| {
+        Ok(env.new_string(get::<WorkerSession>(h)?.worker_id())?.into())
     })
 }
 
-extern "system" fn worker_id<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
-    object(&mut env, |env| Ok(env.new_string(session(h)?.worker_id())?.into()))
-}
-
-extern "system" fn is_shutdown<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jboolean {
-    entry(&mut env, |_| Ok(session(h)?.is_shutdown() as jboolean))
+extern "system" fn is_shutdown(mut env: Env, _: JClass, h: jlong) -> jboolean {
+    entry(&mut env, |_| Ok(get::<WorkerSession>(h)?.is_shutdown() as jboolean))
 }
 
 /// Claims up to `max` steps for free threads, waiting up to `waitMs` when none is ready; a store error is
 /// retried with backoff, and the call then returns an empty list once the wait has passed.
-extern "system" fn next_batch<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
+extern "system" fn next_batch(mut env: Env, _: JClass, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
     lowered(&mut env, |_| {
-        Ok(session(h)?.next_batch(max(n), lift_ms(wait_ms, "waitMs")?)?)
+        Ok(get::<WorkerSession>(h)?.next_batch(count(n), lift_ms(wait_ms, "waitMs")?)?)
     })
 }
 
 /// The same claim without retries, for tests and scenario replays.
-extern "system" fn claim<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
-    lowered(
-        &mut env,
-        |_| Ok(session(h)?.claim(max(n), lift_ms(wait_ms, "waitMs")?)?),
-    )
+extern "system" fn claim(mut env: Env, _: JClass, h: jlong, n: jlong, wait_ms: jlong) -> jobject {
+    lowered(&mut env, |_| {
+        Ok(get::<WorkerSession>(h)?.claim(count(n), lift_ms(wait_ms, "waitMs")?)?)
+    })
 }
 
 /// The handler returned `result`: a value JSON cannot hold becomes the step's `InvalidResult` failure.
-extern "system" fn report<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    id: JObject<'l>,
-    attempt: jlong,
-    result: JObject<'l>,
-) {
+extern "system" fn report(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong, result: JObject) {
     entry(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         let outcome = HostOutcome::returned(lift_result(env, &result)?);
@@ -74,14 +49,7 @@ extern "system" fn report<'l>(
 }
 
 /// The handler threw; `failure` is `{kind, message, error_class, backtrace, retry_after_ms, code}`.
-extern "system" fn report_failure<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    id: JObject<'l>,
-    attempt: jlong,
-    failure: JObject<'l>,
-) {
+extern "system" fn report_failure(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong, failure: JObject) {
     entry(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         let failure: FailureInput = lift_options(env, &failure, "failure")?;
@@ -89,14 +57,7 @@ extern "system" fn report_failure<'l>(
     })
 }
 
-extern "system" fn report_missing<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    id: JObject<'l>,
-    attempt: jlong,
-    key: JObject<'l>,
-) {
+extern "system" fn report_missing(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong, key: JObject) {
     entry(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         let key = string(env, &key, "handlerKey")?;
@@ -104,7 +65,7 @@ extern "system" fn report_missing<'l>(
     })
 }
 
-extern "system" fn forget<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, id: JObject<'l>, attempt: jlong) {
+extern "system" fn forget(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong) {
     entry(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         Ok(reporter(h)?.forget(&token)?)
@@ -112,61 +73,34 @@ extern "system" fn forget<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, id: JOb
 }
 
 /// Waits until everything reported so far has been written.
-extern "system" fn flush<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) {
-    entry(&mut env, |_| Ok(session(h)?.flush()?))
+extern "system" fn flush(mut env: Env, _: JClass, h: jlong) {
+    entry(&mut env, |_| Ok(get::<WorkerSession>(h)?.flush()?))
 }
 
 /// Reports a success now and returns the `Step`.
-extern "system" fn complete<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    id: JObject<'l>,
-    attempt: jlong,
-    result: JObject<'l>,
-) -> jobject {
+extern "system" fn complete(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong, r: JObject) -> jobject {
     lowered(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
-        let result = lift_json(env, &result, "result")?;
-        Ok(session(h)?.complete(&token, result)?)
+        let result = lift_json(env, &r, "result")?;
+        Ok(get::<WorkerSession>(h)?.complete(&token, result)?)
     })
 }
 
 /// Reports a failure now and returns the `Step`.
-extern "system" fn fail<'l>(
-    mut env: Env<'l>,
-    _: JClass<'l>,
-    h: jlong,
-    id: JObject<'l>,
-    attempt: jlong,
-    failure: JObject<'l>,
-) -> jobject {
+extern "system" fn fail(mut env: Env, _: JClass, h: jlong, id: JObject, attempt: jlong, failure: JObject) -> jobject {
     lowered(&mut env, |env| {
         let token = lift_token(env, &id, attempt)?;
         let failure: FailureInput = lift_options(env, &failure, "failure")?;
-        Ok(session(h)?.fail(&token, failure)?)
+        Ok(get::<WorkerSession>(h)?.fail(&token, failure)?)
     })
 }
 
-/// Reports many outcomes now, in one transaction. Each item is `[stepId, attempt, result]` (a success) or
-/// `[stepId, attempt, null, failure]`; each answer is the `Step`, or the exception (not thrown) for that item.
-extern "system" fn finish_many<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, items: JObject<'l>) -> jobject {
+/// Reports many outcomes now, in one transaction. Each item is `{step_id, attempt, success | failure}`; each
+/// answer is the `Step`, or the exception (not thrown) for that item.
+extern "system" fn finish_many(mut env: Env, _: JClass, h: jlong, items: JObject) -> jobject {
     object(&mut env, |env| {
-        let lifted = lift_json(env, &items, "outcomes")?;
-        let mut outcomes = Vec::new();
-        for (i, item) in lifted.as_array().into_iter().flatten().enumerate() {
-            let at = format!("outcomes[{i}]");
-            let (id, attempt) = (item[0].as_str(), item[1].as_i64());
-            let (Some(id), Some(attempt)) = (id, attempt) else {
-                return Err(FfiError::validation(&at, "expected [stepId, attempt, result(, failure)]").into());
-            };
-            let outcome = match item.get(3) {
-                Some(f) => OutcomeInput::Failure(objects::options(f.clone(), &format!("{at}.failure"))?),
-                None => OutcomeInput::Success(item[2].clone()),
-            };
-            outcomes.push((dto::ClaimToken::new(id, attempt), outcome));
-        }
-        let results = session(h)?.finish_many(outcomes)?;
+        let outcomes = OutcomeInput::items(lift_json(env, &items, "outcomes")?)?;
+        let results = get::<WorkerSession>(h)?.finish_many(outcomes)?;
         let list = lower_json(env, &Value::Array(Vec::new()))?;
         for r in results {
             let v = match r {
@@ -181,67 +115,65 @@ extern "system" fn finish_many<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, it
 }
 
 /// Stops claiming and wakes a waiting claim; outstanding claims keep their lease until reported.
-extern "system" fn shutdown<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) {
+extern "system" fn shutdown(mut env: Env, _: JClass, h: jlong) {
     entry(&mut env, |_| {
-        session(h)?.shutdown();
+        get::<WorkerSession>(h)?.shutdown();
         Ok(())
     })
 }
 
-extern "system" fn outstanding<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
-    lowered(&mut env, |_| Ok(session(h)?.outstanding()))
+extern "system" fn outstanding(mut env: Env, _: JClass, h: jlong) -> jobject {
+    lowered(&mut env, |_| Ok(get::<WorkerSession>(h)?.outstanding()))
 }
 
-extern "system" fn stats<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
-    lowered(&mut env, |_| Ok(session(h)?.stats()))
+extern "system" fn stats(mut env: Env, _: JClass, h: jlong) -> jobject {
+    lowered(&mut env, |_| Ok(get::<WorkerSession>(h)?.stats()))
 }
 
-extern "system" fn next_retry_at<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
-    lowered(&mut env, |_| Ok(session(h)?.next_retry_at()?))
+extern "system" fn next_retry_at(mut env: Env, _: JClass, h: jlong) -> jobject {
+    lowered(&mut env, |_| Ok(get::<WorkerSession>(h)?.next_retry_at()?))
 }
 
 /// A run until idle over the session: `batch_size`, `max_claims`, `timeout_ms`, `auto_advance_clock`.
-extern "system" fn until_idle<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong, options: JObject<'l>) -> jlong {
+extern "system" fn until_idle(mut env: Env, _: JClass, h: jlong, options: JObject) -> jlong {
     entry(&mut env, |env| {
         let options = lift_options(env, &options, "options")?;
-        Ok(keep(Handle::Run(Arc::new(session(h)?.until_idle(&options)))))
+        Ok(keep(get::<WorkerSession>(h)?.until_idle(&options)))
     })
 }
 
 /// Writes the previous batch's outcomes, then claims the next batch; null when the run is idle.
-extern "system" fn run_next_batch<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
-    lowered(&mut env, |_| Ok(convert::run(h)?.next_batch()?))
+extern "system" fn run_next_batch(mut env: Env, _: JClass, h: jlong) -> jobject {
+    lowered(&mut env, |_| Ok(get::<IdleRun>(h)?.next_batch()?))
 }
 
 /// Writes what is left and returns the `RunReport`; the run's handle is let go.
-extern "system" fn run_finish<'l>(mut env: Env<'l>, _: JClass<'l>, h: jlong) -> jobject {
+extern "system" fn run_finish(mut env: Env, _: JClass, h: jlong) -> jobject {
     lowered(&mut env, |_| {
-        let report = convert::run(h)?.finish()?;
-        convert::free(h);
+        let report = get::<IdleRun>(h)?.finish()?;
+        convert::free(h)?;
         Ok(report)
     })
 }
 
-pub fn register() -> Vec<NativeMethod> {
-    crate::natives![
-        "workerId"("J") -> 'O' = worker_id,
-        "isShutdown"("J") -> 'Z' = is_shutdown,
-        "nextBatch"("JJJ") -> 'O' = next_batch,
-        "claim"("JJJ") -> 'O' = claim,
-        "report"("JOJO") -> 'V' = report,
-        "reportFailure"("JOJO") -> 'V' = report_failure,
-        "reportMissing"("JOJO") -> 'V' = report_missing,
-        "forget"("JOJ") -> 'V' = forget,
-        "flush"("J") -> 'V' = flush,
-        "complete"("JOJO") -> 'O' = complete,
-        "fail"("JOJO") -> 'O' = fail,
-        "finishMany"("JO") -> 'O' = finish_many,
-        "shutdown"("J") -> 'V' = shutdown,
-        "outstanding"("J") -> 'O' = outstanding,
-        "stats"("J") -> 'O' = stats,
-        "nextRetryAt"("J") -> 'O' = next_retry_at,
-        "untilIdle"("JO") -> 'J' = until_idle,
-        "runNextBatch"("J") -> 'O' = run_next_batch,
-        "runFinish"("J") -> 'O' = run_finish,
-    ]
-}
+crate::natives![
+    "workerId"("J") -> 'O' = worker_id,
+    "isShutdown"("J") -> 'Z' = is_shutdown,
+    "nextBatch"("JJJ") -> 'O' = next_batch,
+    "claim"("JJJ") -> 'O' = claim,
+    "report"("JOJO") -> 'V' = report,
+    "reportFailure"("JOJO") -> 'V' = report_failure,
+    "reportMissing"("JOJO") -> 'V' = report_missing,
+    "forget"("JOJ") -> 'V' = forget,
+    "flush"("J") -> 'V' = flush,
+    "complete"("JOJO") -> 'O' = complete,
+    "fail"("JOJO") -> 'O' = fail,
+    "finishMany"("JO") -> 'O' = finish_many,
+    "shutdown"("J") -> 'V' = shutdown,
+    "outstanding"("J") -> 'O' = outstanding,
+    "stats"("J") -> 'O' = stats,
+    "nextRetryAt"("J") -> 'O' = next_retry_at,
+    "untilIdle"("JO") -> 'J' = until_idle,
+    "runNextBatch"("J") -> 'O' = run_next_batch,
+    "runFinish"("J") -> 'O' = run_finish,
+];

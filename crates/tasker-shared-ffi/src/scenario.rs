@@ -384,6 +384,14 @@ impl Scenario {
     }
 }
 
+/// A scenario file as the document it holds (for a host's own runner), once [`Scenario::load`] accepts it.
+pub fn load_document(path: &Path) -> FfiResult<Value> {
+    Scenario::load(path)?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| FfiError::configuration(format!("reading {} failed: {e}", path.display())))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| FfiError::validation("scenario", format!("expected YAML or JSON ({e})")))
+}
+
 /// The scenario files of a directory (`*.yaml` and `*.yml`), sorted by name.
 pub fn scenario_files(dir: &Path) -> FfiResult<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)
@@ -1199,6 +1207,18 @@ expect:
         - step.completed b#1
         - task.completed
 "#;
+
+    #[test]
+    fn a_scenario_document_loads_once_checked() {
+        let dir = std::env::temp_dir().join(format!("tasker-doc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (good, bad) = (dir.join("mini.yaml"), dir.join("bad.yaml"));
+        std::fs::write(&good, MINI).unwrap();
+        std::fs::write(&bad, MINI.replace("name: mini\n", "name: mini\nbogus: 1\n")).unwrap();
+        assert_eq!(load_document(&good).unwrap()["tasks"][0]["alias"], "main");
+        assert!(load_document(&bad).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_minimal_scenario_passes_on_memory() {

@@ -150,6 +150,23 @@ pub enum OutcomeInput {
 }
 
 impl OutcomeInput {
+    /// The items of a host's `finish_many`, lifted from `[{step_id, attempt, success | failure}]`; a mismatch is
+    /// a `validation` error at `outcomes[i]…`.
+    pub fn items(value: Value) -> FfiResult<Vec<(ClaimToken, OutcomeInput)>> {
+        #[derive(Deserialize)]
+        struct Item {
+            step_id: String,
+            attempt: i64,
+            #[serde(flatten)]
+            outcome: OutcomeInput,
+        }
+        let items: Vec<Item> = crate::objects::options(value, "outcomes")?;
+        Ok(items
+            .into_iter()
+            .map(|i| (ClaimToken::new(i.step_id, i.attempt), i.outcome))
+            .collect())
+    }
+
     fn to_core(&self) -> Outcome {
         match self {
             OutcomeInput::Success(v) => Outcome::Success(v.clone()),
@@ -670,6 +687,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn outcome_items_lift_successes_and_failures() {
+        let v = serde_json::json!([
+            {"step_id": "s1", "attempt": 1, "success": null},
+            {"step_id": "s2", "attempt": 2, "failure": {"message": "no", "kind": "permanent"}},
+        ]);
+        let items = OutcomeInput::items(v).unwrap();
+        assert_eq!(items[0], (ClaimToken::new("s1", 1), OutcomeInput::Success(Value::Null)));
+        let OutcomeInput::Failure(f) = &items[1].1 else {
+            panic!("{items:?}")
+        };
+        assert_eq!(
+            (items[1].0.attempt, f.kind, f.message.as_str()),
+            (2, FailureKind::Permanent, "no")
+        );
+        let e = OutcomeInput::items(serde_json::json!([{"step_id": "s1", "success": 1}])).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Validation);
+        assert!(e.to_string().contains("outcomes[0]: missing field `attempt`"), "{e}");
+    }
 
     #[test]
     fn failure_kind_parses() {

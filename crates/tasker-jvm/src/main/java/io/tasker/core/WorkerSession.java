@@ -4,6 +4,7 @@ import java.lang.ref.Reference;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The one worker session of docs/bindings.md §6: claims steps for its handler keys, heartbeats their leases
@@ -99,11 +100,15 @@ public class WorkerSession implements Worker.Reporter {
     public List<Object> finishMany(List<Outcome> outcomes) {
         List<Object> items = new java.util.ArrayList<>(outcomes.size());
         for (Outcome o : outcomes) {
+            Map<String, Object> item = new java.util.LinkedHashMap<>();
+            item.put("step_id", o.token().stepId());
+            item.put("attempt", o.token().attempt());
             if (o.failure() == null) {
-                items.add(java.util.Arrays.asList(o.token().stepId(), o.token().attempt(), o.result()));
+                item.put("success", o.result());
             } else {
-                items.add(java.util.Arrays.asList(o.token().stepId(), o.token().attempt(), null, o.failure().map));
+                item.put("failure", o.failure().map);
             }
+            items.add(item);
         }
         @SuppressWarnings("unchecked")
         List<Object> answers = (List<Object>) Native.finishMany(h, items);
