@@ -25,7 +25,7 @@
 //! - [`IdleRun`] is the one definition of "run until idle" that every `run_until_idle` uses.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -176,43 +176,6 @@ struct Shared {
     writes: Arc<RwLock<()>>,
     /// An outcome was queued: a worker loop's claim waiting for work wakes to carry it.
     outcome_queued: Notify,
-    /// Worker loops' claims running a statement now, which will carry what is queued (see [`Coming`]).
-    coming_claims: AtomicUsize,
-}
-
-/// A worker loop's claim that is running a statement and will look at the queue before it sleeps or returns:
-/// while one is, the reporter leaves queued outcomes to it (up to [`FUSE_PATIENCE`]). Paused while the claim
-/// sleeps (a new outcome wakes it) and dropped when it returns.
-struct Coming<'a> {
-    sh: &'a Shared,
-    on: bool,
-}
-
-impl<'a> Coming<'a> {
-    fn new(sh: &'a Shared) -> Self {
-        Coming { sh, on: false }
-    }
-
-    fn resume(&mut self) {
-        if !self.on {
-            self.sh.coming_claims.fetch_add(1, Ordering::AcqRel);
-            self.on = true;
-        }
-    }
-
-    fn pause(&mut self) {
-        if self.on {
-            self.on = false;
-            self.sh.coming_claims.fetch_sub(1, Ordering::AcqRel);
-            self.sh.queue_changed.notify_waiters();
-        }
-    }
-}
-
-impl Drop for Coming<'_> {
-    fn drop(&mut self) {
-        self.pause();
-    }
 }
 
 /// Whether a claim carries the queued outcomes into its transaction: a worker loop's do
@@ -229,10 +192,6 @@ enum Carry {
 /// carry a new outcome, and a loop claims again as soon as a handler frees its slot, so this only bounds the
 /// wait of an outcome whose loop is not claiming (it is at capacity with slow handlers, or gone).
 pub const FUSE_GRACE: Duration = Duration::from_millis(2);
-
-/// The longest the reporter leaves queued outcomes to a worker loop's claim that is running a statement now
-/// and will carry them when it is done (a slow claim makes this wait; a healthy one takes milliseconds).
-pub const FUSE_PATIENCE: Duration = Duration::from_millis(100);
 
 /// The reporter's queue, shared with the claims that carry outcomes.
 #[derive(Default)]
@@ -486,7 +445,6 @@ impl Session {
             queue_changed: Notify::new(),
             writes: Arc::new(RwLock::new(())),
             outcome_queued: Notify::new(),
-            coming_claims: AtomicUsize::new(0),
         });
         rt::spawn(reporter(shared.clone()));
         let cfg = &shared.config;
@@ -615,7 +573,6 @@ impl Session {
     async fn claim_wait(&self, max: u32, deadline: rt::Instant, carry: Carry) -> Result<Vec<StepContext>> {
         let sh = self.shared();
         let req = self.claim_request(max);
-        let mut coming = Coming::new(sh);
         loop {
             // Fetched each round, so a claim that waits across a store rebuild uses the new store.
             let engine = sh.engine()?;
@@ -630,9 +587,6 @@ impl Session {
             tokio::pin!(stop);
             if sh.stopping.is_set() {
                 return Ok(Vec::new());
-            }
-            if let Carry::Outcomes = carry {
-                coming.resume();
             }
             let carried = match carry {
                 Carry::Outcomes => self.finish_and_claim(&engine, &req).await,
@@ -667,7 +621,6 @@ impl Session {
                 if sh.has_queued_outcomes() {
                     continue;
                 }
-                coming.pause();
             }
             // A worker loop's claim that waits carries the outcomes reported meanwhile: woken by one, it writes
             // them and claims in one transaction (a step it releases is claimed in the same commit).
@@ -859,13 +812,9 @@ async fn reporter(sh: Arc<Shared>) {
                 Some(Msg::Outcome { .. }) => {
                     let now = rt::Instant::now();
                     let first = *since.get_or_insert(now);
-                    // Left for a claim: one that is running now and will look again, or the loop's next.
-                    let until = first
-                        + if sh.coming_claims.load(Ordering::Acquire) > 0 {
-                            FUSE_PATIENCE
-                        } else {
-                            FUSE_GRACE
-                        };
+                    // Left for a claim (the loop's next, or one waiting for work) for at most the grace, so
+                    // that under load the reporter's write and the next claim are in flight together.
+                    let until = first + FUSE_GRACE;
                     let at_once = q.closed
                         || q.urgent
                         || q.flushes > 0

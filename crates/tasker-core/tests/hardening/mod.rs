@@ -273,14 +273,18 @@ mod postgres {
                 ..worker::WorkerConfig::default()
             },
         );
+        // A handler that takes a while, as real ones do: its outcome arrives while the loop's claim waits.
         worker.handle(
             tasker_core::testkit::NOOP_HANDLER,
-            worker::handler_fn(|_| async { Ok(json!({})) }),
+            worker::handler_fn(|_| async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(json!({}))
+            }),
         );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let run = tokio::spawn(async move { worker.run(async { drop(stopped.await) }).await });
         let mut commits = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..5 {
             let task = engine
                 .create_task(CreateTask::new(&chain.namespace, &chain.name, json!({})))
                 .await
@@ -302,7 +306,12 @@ mod postgres {
         }
         let _ = stop.send(());
         run.await.unwrap().unwrap();
-        assert_eq!(commits, vec![5, 5, 5], "commits after create_task, per chain");
+        // Eight without carrying. A claim woken by an outcome takes it within microseconds; only a wake-up
+        // slower than FUSE_GRACE (a starved machine) lets the reporter write one alone, one commit more.
+        assert!(
+            commits.iter().all(|&c| c <= 6) && commits.contains(&5),
+            "commits after create_task, per chain: {commits:?}"
+        );
         engine.close().await;
     }
 
