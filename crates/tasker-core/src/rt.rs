@@ -3,7 +3,7 @@
 //! threads) background work runs as local tasks on the JS event loop and waits use the JS timers.
 
 #[cfg(feature = "runtime")]
-pub(crate) use tokio::time::{sleep, sleep_until, Instant};
+pub(crate) use tokio::time::{sleep, Instant};
 
 #[cfg(feature = "runtime")]
 pub(crate) fn spawn<F>(fut: F)
@@ -19,11 +19,6 @@ pub(crate) use web_time::Instant;
 #[cfg(all(feature = "local", not(feature = "runtime")))]
 pub(crate) async fn sleep(d: std::time::Duration) {
     gloo_timers::future::sleep(d).await
-}
-
-#[cfg(all(feature = "local", not(feature = "runtime")))]
-pub(crate) async fn sleep_until(until: Instant) {
-    sleep(until.saturating_duration_since(Instant::now())).await
 }
 
 #[cfg(all(feature = "local", not(feature = "runtime")))]

@@ -12,12 +12,8 @@
 //! - a handler's deadline (its step's `timeout_seconds`) is enforced: past it the lease is no longer
 //!   extended and the attempt is reported as a retryable `timeout` failure; a late outcome is then rejected
 //!   by the engine as a stale claim, and counted;
-//! - outcomes are written in batches, one transaction each, and never dropped silently. The host's next
-//!   claim carries the outcomes queued since the last one ([`Engine::finish_and_claim`]: one commit for
-//!   both), and a claim waiting for work wakes to carry a new one; the reporter writes the rest: at once when
-//!   a flush or a shutdown asks or a full batch is queued, and otherwise after [`FUSE_GRACE`] when no claim
-//!   took them.
-//!   The reporter retries store errors with backoff, and never drops an outcome silently: when it gives up on one (the client closed, or the store
+//! - a reporter batches outcomes into `finish_many` (one transaction per batch), retries store errors with
+//!   backoff, and never drops an outcome silently: when it gives up on one (the client closed, or the store
 //!   stayed down past [`SessionConfig::report_patience`]) it logs an error, counts it, and stops
 //!   heartbeating that claim, so its lease expires and the reaper recovers the step;
 //! - a maintenance pass reaps expired leases, so the steps of crashed workers are recovered even when only
@@ -29,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, Notify, OwnedRwLockReadGuard, RwLock};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{debug, error, warn};
 
 use crate::clock::{ManualClock, Timestamp};
@@ -167,66 +163,8 @@ struct Shared {
     counters: Counters,
     /// The delay before the next claim after a store error; zero while claims succeed.
     claim_backoff: Mutex<Duration>,
-    /// Outcomes waiting to be written, in report order.
-    queue: Mutex<Queue>,
-    /// Something changed that the reporter waits on: the queue, a claim starting to wait, a shutdown.
-    queue_changed: Notify,
-    /// Held (shared) by each claim writing outcomes it took; a flush takes it exclusively, so it is answered
-    /// only once every outcome queued before it is written.
-    writes: Arc<RwLock<()>>,
-    /// An outcome was queued: a worker loop's claim waiting for work wakes to carry it.
-    outcome_queued: Notify,
-}
-
-/// Whether a claim carries the queued outcomes into its transaction: a worker loop's do
-/// ([`Session::next_batch`]); the claims of tests, replays and runs until idle, which write their outcomes
-/// first, do not.
-#[derive(Clone, Copy)]
-enum Carry {
-    Outcomes,
-    Nothing,
-}
-
-/// The longest the reporter leaves queued outcomes for a worker loop's claim to carry (one commit for both)
-/// when no flush or shutdown asks and less than a batch is queued. A claim waiting for work wakes at once to
-/// carry a new outcome, and a loop claims again as soon as a handler frees its slot, so this only bounds the
-/// wait of an outcome whose loop is not claiming (it is at capacity with slow handlers, or gone).
-pub const FUSE_GRACE: Duration = Duration::from_millis(2);
-
-/// The reporter's queue, shared with the claims that carry outcomes.
-#[derive(Default)]
-struct Queue {
-    msgs: VecDeque<Msg>,
-    /// The claims whose outcomes a writer (the reporter or a claim) is writing now: a later outcome of the
-    /// same claim (a timeout, then the handler's late result) waits for it, so the engine sees them in order.
-    writing: HashSet<ClaimToken>,
-    /// Flushes queued and not yet answered.
-    flushes: usize,
-    /// A claim gave outcomes back (its write failed): the reporter writes them at once.
-    urgent: bool,
-    /// The last handle on the session is gone: the reporter writes what is queued and ends.
-    closed: bool,
-}
-
-impl Queue {
-    /// Up to `max` outcomes from the front, in order, stopping at a flush and at a claim already being
-    /// written (or twice in this batch); their claims are marked as being written.
-    fn take(&mut self, max: usize) -> Vec<Item> {
-        let mut batch: Vec<Item> = Vec::new();
-        while batch.len() < max.max(1) {
-            match self.msgs.front() {
-                Some(Msg::Outcome { token, .. }) if !self.writing.contains(token) => {
-                    let Some(Msg::Outcome { token, outcome, reply }) = self.msgs.pop_front() else {
-                        unreachable!("the front was an outcome")
-                    };
-                    self.writing.insert(token);
-                    batch.push((token, outcome, reply));
-                }
-                _ => break,
-            }
-        }
-        batch
-    }
+    /// The reporter's queue, for the deadline check; weak, so the reporter ends with the last handle.
+    reports: mpsc::WeakUnboundedSender<Msg>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -284,78 +222,6 @@ impl Shared {
         }
     }
 
-    fn has_queued_outcomes(&self) -> bool {
-        let q = lock(&self.queue);
-        matches!(q.msgs.front(), Some(Msg::Outcome { token, .. }) if !q.writing.contains(token))
-    }
-
-    /// Queues a message for the reporter; gives it back once the session is gone (nothing will write it).
-    fn enqueue(&self, msg: Msg) -> std::result::Result<(), Box<Msg>> {
-        let mut q = lock(&self.queue);
-        if q.closed {
-            return Err(Box::new(msg));
-        }
-        let outcome = match msg {
-            Msg::Flush(_) => {
-                q.flushes += 1;
-                false
-            }
-            Msg::Outcome { .. } => true,
-        };
-        q.msgs.push_back(msg);
-        drop(q);
-        self.queue_changed.notify_waiters();
-        if outcome {
-            self.outcome_queued.notify_waiters();
-        }
-        Ok(())
-    }
-
-    /// The outcomes of `batch` are written (or given up on); later outcomes of the same claims may go.
-    fn done_writing(&self, tokens: &[ClaimToken]) {
-        let mut q = lock(&self.queue);
-        for t in tokens {
-            q.writing.remove(t);
-        }
-        drop(q);
-        self.queue_changed.notify_waiters();
-    }
-
-    /// Each item's result: counted, its claim released, and sent to whoever waits for it.
-    fn deliver(&self, batch: Vec<Item>, results: Vec<Result<Step>>) {
-        for ((token, _, reply), r) in batch.into_iter().zip(results) {
-            self.record(&token, &r);
-            if let Some(reply) = reply {
-                let _ = reply.send(r);
-            }
-        }
-    }
-
-    /// The outcomes a claim took, for its transaction, with its share of the write lock; none when a flush is
-    /// waiting for the lock, when nothing is queued, or when the session is stopping (the reporter writes
-    /// those at once).
-    fn take_for_claim(&self) -> Option<(Vec<Item>, OwnedRwLockReadGuard<()>)> {
-        if self.stopping.is_set() {
-            return None;
-        }
-        let guard = self.writes.clone().try_read_owned().ok()?;
-        let batch = lock(&self.queue).take(self.config.report_batch);
-        (!batch.is_empty()).then_some((batch, guard))
-    }
-
-    /// Puts back the outcomes a claim could not write, at the front and in order, for the reporter to write
-    /// at once (with its retries and its one-by-one fallback).
-    fn give_back(&self, batch: Vec<Item>) {
-        let mut q = lock(&self.queue);
-        for (token, outcome, reply) in batch.into_iter().rev() {
-            q.writing.remove(&token);
-            q.msgs.push_front(Msg::Outcome { token, outcome, reply });
-        }
-        q.urgent = true;
-        drop(q);
-        self.queue_changed.notify_waiters();
-    }
-
     fn abandon(&self, token: &ClaimToken, why: &str) {
         bump(&self.counters.abandoned);
         error!(
@@ -380,18 +246,17 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
-/// Ends the background work when the last handle on the session goes away: the reporter writes what is
-/// queued and ends.
+/// Ends the background work when the last handle on the session goes away.
 struct Owner {
     shared: Arc<Shared>,
+    /// Dropping it lets the reporter write what is queued and end.
+    reports: mpsc::UnboundedSender<Msg>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
         self.shared.stopping.trigger();
         self.shared.finished.trigger();
-        lock(&self.shared.queue).closed = true;
-        self.shared.queue_changed.notify_waiters();
     }
 }
 
@@ -431,6 +296,7 @@ impl Session {
             ));
         }
         source()?;
+        let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             source,
             config,
@@ -441,12 +307,9 @@ impl Session {
             claimed: Notify::new(),
             counters: Counters::default(),
             claim_backoff: Mutex::new(Duration::ZERO),
-            queue: Mutex::new(Queue::default()),
-            queue_changed: Notify::new(),
-            writes: Arc::new(RwLock::new(())),
-            outcome_queued: Notify::new(),
+            reports: tx.downgrade(),
         });
-        rt::spawn(reporter(shared.clone()));
+        rt::spawn(reporter(shared.clone(), rx));
         let cfg = &shared.config;
         if let Some(every) = cfg.heartbeat_interval.filter(|d| !d.is_zero()) {
             rt::spawn(heartbeat_loop(Arc::downgrade(&shared), every));
@@ -458,7 +321,7 @@ impl Session {
             rt::spawn(maintenance_loop(Arc::downgrade(&shared), every));
         }
         Ok(Session {
-            owner: Arc::new(Owner { shared }),
+            owner: Arc::new(Owner { shared, reports: tx }),
         })
     }
 
@@ -501,7 +364,7 @@ impl Session {
                     _ = rt::sleep(backoff) => {}
                 }
             }
-            match self.claim_wait(max, deadline, Carry::Outcomes).await {
+            match self.claim_wait(max, deadline).await {
                 Ok(v) => {
                     *lock(&sh.claim_backoff) = Duration::ZERO;
                     return Ok(v);
@@ -521,58 +384,27 @@ impl Session {
         }
     }
 
-    /// Writes the outcomes queued since the last claim and claims in one transaction. `None` when there was
-    /// nothing to carry, or the write failed: the outcomes then go back to the reporter, and the caller claims
-    /// on its own, which reports any error of the claim.
-    async fn finish_and_claim(&self, engine: &Engine, req: &ClaimRequest) -> Option<Vec<StepContext>> {
-        let sh = self.shared();
-        let (batch, share) = sh.take_for_claim()?;
-        let items = batch.iter().map(|(t, o, _)| (*t, o.clone())).collect();
-        match engine.finish_and_claim(items, req).await {
-            Ok((results, claimed)) => {
-                // Held before the outcomes release theirs, so a shutdown never ends heartbeats between.
-                self.hold(&claimed);
-                let tokens: Vec<ClaimToken> = batch.iter().map(|(t, _, _)| *t).collect();
-                sh.deliver(batch, results);
-                drop(share);
-                sh.done_writing(&tokens);
-                Some(claimed)
-            }
-            Err(e) => {
-                debug!(error = %e, outcomes = batch.len(), "finish and claim failed; the reporter writes the outcomes");
-                drop(share);
-                sh.give_back(batch);
-                None
-            }
-        }
-    }
-
-    fn claim_request(&self, max: u32) -> ClaimRequest {
-        let config = &self.shared().config;
-        ClaimRequest {
-            worker_id: config.worker_id.clone(),
-            handler_keys: config.handler_keys.clone(),
-            limit: max,
-            lease: config.lease,
-        }
-    }
-
     /// Claims up to `max` ready steps at once, without waiting or retrying: errors are returned as they are.
     pub async fn claim_now(&self, max: u32) -> Result<Vec<StepContext>> {
-        self.claim_wait(max, rt::Instant::now(), Carry::Nothing).await
+        self.claim_wait(max, rt::Instant::now()).await
     }
 
     /// Claims up to `max` ready steps, waiting up to `wait` when none is ready, without retrying: errors are
     /// returned as they are. Tests and scenario replays use it; worker loops use [`Session::next_batch`].
     pub async fn claim(&self, max: u32, wait: Duration) -> Result<Vec<StepContext>> {
-        self.claim_wait(max, rt::Instant::now() + wait, Carry::Nothing).await
+        self.claim_wait(max, rt::Instant::now() + wait).await
     }
 
     /// Claims; when nothing is ready, waits for a wake-up, the poll interval, the next due retry or
     /// shutdown, whichever comes first, until `deadline`.
-    async fn claim_wait(&self, max: u32, deadline: rt::Instant, carry: Carry) -> Result<Vec<StepContext>> {
+    async fn claim_wait(&self, max: u32, deadline: rt::Instant) -> Result<Vec<StepContext>> {
         let sh = self.shared();
-        let req = self.claim_request(max);
+        let req = ClaimRequest {
+            worker_id: sh.config.worker_id.clone(),
+            handler_keys: sh.config.handler_keys.clone(),
+            limit: max,
+            lease: sh.config.lease,
+        };
         loop {
             // Fetched each round, so a claim that waits across a store rebuild uses the new store.
             let engine = sh.engine()?;
@@ -580,27 +412,14 @@ impl Session {
             tokio::pin!(signal);
             // Enabled before the claim: a commit between the claim and the wait still wakes us.
             signal.as_mut().enable();
-            let queued = sh.outcome_queued.notified();
-            tokio::pin!(queued);
-            queued.as_mut().enable();
             let stop = sh.stopping.wait();
             tokio::pin!(stop);
             if sh.stopping.is_set() {
                 return Ok(Vec::new());
             }
-            let carried = match carry {
-                Carry::Outcomes => self.finish_and_claim(&engine, &req).await,
-                Carry::Nothing => None,
-            };
-            let claimed = match carried {
-                Some(claimed) => claimed,
-                None => {
-                    let claimed = engine.claim(&req).await?;
-                    self.hold(&claimed);
-                    claimed
-                }
-            };
+            let claimed = engine.claim(&req).await?;
             if !claimed.is_empty() {
+                self.hold(&claimed);
                 return Ok(claimed);
             }
             let now = rt::Instant::now();
@@ -616,33 +435,15 @@ impl Session {
                 let ms = (at - engine.now()).num_milliseconds().max(1) as u64;
                 nap = nap.min(Duration::from_millis(ms));
             }
-            // Outcomes reported during this round are carried now, not left to the reporter.
-            if let Carry::Outcomes = carry {
-                if sh.has_queued_outcomes() {
-                    continue;
-                }
-            }
-            // A worker loop's claim that waits carries the outcomes reported meanwhile: woken by one, it writes
-            // them and claims in one transaction (a step it releases is claimed in the same commit).
-            let carrying = async {
-                match carry {
-                    Carry::Outcomes => queued.await,
-                    Carry::Nothing => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = &mut signal => {}
                 _ = &mut stop => return Ok(Vec::new()),
-                _ = carrying => {}
                 _ = rt::sleep(nap) => {}
             }
         }
     }
 
     fn hold(&self, claimed: &[StepContext]) {
-        if claimed.is_empty() {
-            return;
-        }
         let sh = self.shared();
         let lease = chrono::TimeDelta::from_std(sh.config.lease).unwrap_or(chrono::TimeDelta::MAX);
         let mut held = lock(&sh.held);
@@ -674,7 +475,7 @@ impl Session {
             bump(&sh.counters.late);
         }
         let msg = Msg::Outcome { token, outcome, reply };
-        if let Err(Msg::Outcome { token, reply, .. }) = sh.enqueue(msg).map_err(|m| *m) {
+        if let Err(mpsc::error::SendError(Msg::Outcome { token, reply, .. })) = self.owner.reports.send(msg) {
             // Only possible once the reporter ended, which it does only when the session is gone.
             sh.abandon(&token, "the reporter has stopped");
             if let Some(r) = reply {
@@ -686,7 +487,7 @@ impl Session {
     /// Waits until every outcome reported before this call has been written (or given up on).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.shared().enqueue(Msg::Flush(tx)).is_ok() {
+        if self.owner.reports.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -726,8 +527,6 @@ impl Session {
         let sh = self.shared();
         sh.stopping.trigger();
         sh.maybe_finish();
-        // The reporter stops leaving outcomes for claims that will not come.
-        sh.queue_changed.notify_waiters();
     }
 
     /// The claims taken and not yet reported.
@@ -773,88 +572,50 @@ impl Session {
     }
 }
 
-/// What the reporter does next.
-enum Next {
-    /// Nothing to write (or the front is being written by a claim): wait for a change.
-    Wait,
-    /// Outcomes are queued for a claim to carry: wait for a change or the end of the grace.
-    Grace(rt::Instant),
-    Flush(oneshot::Sender<()>),
-    Write(Vec<Item>),
-    End,
-}
-
-/// The reporter: writes the queued outcomes no claim carried, in batches of up to `report_batch`, one
-/// `finish_many` each, and answers flushes once everything queued before them is written.
-async fn reporter(sh: Arc<Shared>) {
-    // When the reporter first saw the outcome now at the front left for a claim to carry.
-    let mut since: Option<rt::Instant> = None;
+/// The reporter: drains queued outcomes into batches of up to `report_batch`, one `finish_many` each.
+async fn reporter(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut carried: VecDeque<Msg> = VecDeque::new();
     loop {
-        let changed = sh.queue_changed.notified();
-        tokio::pin!(changed);
-        // Registered before the queue is read, so a change made after the read still wakes us.
-        changed.as_mut().enable();
-        let next = {
-            let mut q = lock(&sh.queue);
-            match q.msgs.front() {
-                None if q.closed => Next::End,
-                None => {
-                    since = None;
-                    Next::Wait
-                }
-                Some(Msg::Flush(_)) => match q.msgs.pop_front() {
-                    Some(Msg::Flush(ack)) => {
-                        q.flushes -= 1;
-                        Next::Flush(ack)
-                    }
-                    _ => unreachable!("the front was a flush"),
-                },
-                Some(Msg::Outcome { .. }) => {
-                    let now = rt::Instant::now();
-                    let first = *since.get_or_insert(now);
-                    // Left for a claim (the loop's next, or one waiting for work) for at most the grace, so
-                    // that under load the reporter's write and the next claim are in flight together.
-                    let until = first + FUSE_GRACE;
-                    let at_once = q.closed
-                        || q.urgent
-                        || q.flushes > 0
-                        || q.msgs.len() >= sh.config.report_batch.max(1)
-                        || sh.stopping.is_set()
-                        || now >= until;
-                    if at_once {
-                        let batch = q.take(sh.config.report_batch);
-                        if batch.is_empty() {
-                            Next::Wait
-                        } else {
-                            q.urgent = false;
-                            since = None;
-                            Next::Write(batch)
-                        }
-                    } else {
-                        Next::Grace(until)
-                    }
-                }
-            }
+        let first = match carried.pop_front() {
+            Some(m) => m,
+            None => match rx.recv().await {
+                Some(m) => m,
+                None => return,
+            },
         };
-        match next {
-            Next::End => return,
-            Next::Wait => changed.await,
-            Next::Grace(until) => {
-                tokio::select! {
-                    _ = &mut changed => {}
-                    _ = rt::sleep_until(until) => {}
+        let mut batch: Vec<Item> = Vec::new();
+        let mut in_batch = HashSet::new();
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Msg::Flush(ack) => {
+                    flushes.push(ack);
+                    break;
+                }
+                Msg::Outcome { token, outcome, reply } => {
+                    if !in_batch.insert(token) {
+                        // The same claim twice (a timeout and the handler's late outcome): the second goes in
+                        // the next batch, so the engine sees them in order.
+                        carried.push_back(Msg::Outcome { token, outcome, reply });
+                        break;
+                    }
+                    batch.push((token, outcome, reply));
                 }
             }
-            Next::Flush(ack) => {
-                // Claims writing outcomes queued before this flush hold the lock's shared side.
-                drop(sh.writes.write().await);
-                let _ = ack.send(());
+            if batch.len() >= sh.config.report_batch.max(1) {
+                break;
             }
-            Next::Write(batch) => {
-                let tokens: Vec<ClaimToken> = batch.iter().map(|(t, _, _)| *t).collect();
-                write_batch(&sh, batch).await;
-                sh.done_writing(&tokens);
-            }
+            next = match carried.pop_front() {
+                Some(m) => Some(m),
+                None => rx.try_recv().ok(),
+            };
+        }
+        if !batch.is_empty() {
+            write_batch(&sh, batch).await;
+        }
+        for ack in flushes {
+            let _ = ack.send(());
         }
     }
 }
@@ -872,7 +633,12 @@ async fn write_batch(sh: &Shared, batch: Vec<Item>) {
         };
         match result {
             Ok(results) => {
-                sh.deliver(batch, results);
+                for ((token, _, reply), r) in batch.into_iter().zip(results) {
+                    sh.record(&token, &r);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(r);
+                    }
+                }
                 return;
             }
             Err(e) if is_store_error(&e) && started.elapsed() < sh.config.report_patience => {
@@ -990,8 +756,11 @@ async fn deadline_loop(sh: Weak<Shared>) {
                 outcome: Outcome::Failure(StepFailure::timed_out(timeout_ms)),
                 reply: None,
             };
-            if s.enqueue(msg).is_err() {
-                return;
+            match s.reports.upgrade() {
+                Some(tx) => {
+                    let _ = tx.send(msg);
+                }
+                None => return,
             }
         }
         let nap = next
@@ -1127,7 +896,7 @@ impl IdleRun {
                 }
                 let until = rt::Instant::now() + Duration::from_millis(gap as u64 + 5);
                 let until = self.deadline.map_or(until, |d| until.min(d));
-                claimed = self.session.claim_wait(limit, until, Carry::Nothing).await?;
+                claimed = self.session.claim_wait(limit, until).await?;
                 if claimed.is_empty() {
                     continue;
                 }
@@ -1237,22 +1006,20 @@ mod tests {
             .unwrap()
     }
 
-    /// A task of the pair and a session on a store the test can take down (`state`). Deadlines off: on a
-    /// slow machine the 1 s timeout could otherwise be written before the outcome.
-    async fn outage_session() -> (Engine, crate::Task, Session, Arc<AtomicU8>) {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claims_and_reports_ride_out_a_store_outage() {
         let e = engine().await;
         let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
         let (source, state) = switchable(&e);
-        let config = SessionConfig {
-            enforce_deadlines: false,
-            ..config(&["s.a", "s.b"])
-        };
-        (e, t, Session::start(source, config).unwrap(), state)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn claims_and_reports_ride_out_a_store_outage() {
-        let (e, t, s, state) = outage_session().await;
+        // Deadlines off: on a slow machine the 1 s timeout could otherwise be written before the outcome.
+        let s = Session::start(
+            source,
+            SessionConfig {
+                enforce_deadlines: false,
+                ..config(&["s.a", "s.b"])
+            },
+        )
+        .unwrap();
         state.store(DOWN, Ordering::SeqCst);
         // A claim while the store is down is retried, then comes back empty; it does not fail.
         assert!(s.next_batch(1, Duration::from_millis(100)).await.unwrap().is_empty());
@@ -1275,44 +1042,6 @@ mod tests {
         let st = s.stats();
         assert_eq!((st.completed, st.abandoned, st.outstanding), (1, 0, 0));
         assert!(st.store_errors >= 2, "{st:?}");
-    }
-
-    // The default current-thread runtime: the reporter cannot run between `report` and the claim.
-    #[tokio::test]
-    async fn the_next_claim_carries_the_outcomes_reported_before_it() {
-        let e = engine().await;
-        let t = e.create_task(CreateTask::new("s", "pair", json!({}))).await.unwrap();
-        let s = Session::start(Arc::new(move || Ok(e.clone())), config(&["s.a", "s.b"])).unwrap();
-        let a = s.next_batch(1, Duration::from_secs(5)).await.unwrap().remove(0);
-        s.report(a.token, Outcome::Success(json!({"a": 1})));
-        // No wait: only a claim that writes a's outcome in its own transaction can find b ready.
-        let b = s.next_batch(1, Duration::ZERO).await.unwrap();
-        assert_eq!(b.len(), 1, "b is claimed in the transaction that completes a");
-        assert_eq!(b[0].step_name, "b");
-        assert_eq!(b[0].dependency_results["a"], json!({"a": 1}));
-        let engine = s.engine().unwrap();
-        assert_eq!(step_state(&engine, t.id, "a").await.state, StepState::Complete);
-        assert_eq!((s.stats().completed, s.stats().outstanding), (1, 1));
-        // An outcome no claim comes for is written by the reporter after the grace, without a flush.
-        s.report(b[0].token, Outcome::Success(json!({})));
-        wait_for("b written by the reporter", || s.stats().completed == 2).await;
-        assert_eq!(engine.task(t.id).await.unwrap().state, crate::TaskState::Complete);
-    }
-
-    #[tokio::test]
-    async fn outcomes_a_failed_claim_carried_go_back_to_the_reporter() {
-        let (e, t, s, state) = outage_session().await;
-        let a = s.next_batch(1, Duration::from_secs(5)).await.unwrap().remove(0);
-        state.store(DOWN, Ordering::SeqCst);
-        s.report(a.token, Outcome::Success(json!({"a": 1})));
-        // The claim takes a's outcome, fails with the store, and gives it back to the reporter.
-        assert!(s.next_batch(1, Duration::from_millis(50)).await.unwrap().is_empty());
-        assert_eq!(s.outstanding(), vec![a.token], "not lost, still heartbeated");
-        state.store(UP, Ordering::SeqCst);
-        s.flush().await;
-        assert_eq!(step_state(&e, t.id, "a").await.state, StepState::Complete);
-        let st = s.stats();
-        assert_eq!((st.completed, st.abandoned), (1, 0), "{st:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

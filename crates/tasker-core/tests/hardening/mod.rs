@@ -197,6 +197,43 @@ mod sqlite {
         .await;
     }
 
+    /// One transaction records the parent's outcome and claims the child it released; a stale outcome in the
+    /// same batch is rejected alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn finish_and_claim_claims_the_child_its_outcome_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _) = engine(&dir).await;
+        engine.register_template(TEMPLATE).await.unwrap();
+        let task = create(&engine, "pair").await;
+        let req = ClaimRequest {
+            handler_keys: vec!["hard.first".into(), "hard.second".into()],
+            ..claim_request("w", "hard.first", 10, Duration::from_secs(30))
+        };
+        let first = engine.claim(&req).await.unwrap().remove(0);
+        let stale = ClaimToken {
+            attempt: first.token.attempt + 1,
+            ..first.token
+        };
+        let items = vec![
+            (first.token, Outcome::Success(json!({"n": 1}))),
+            (stale, Outcome::Success(json!({}))),
+        ];
+        let (finished, claimed) = engine.finish_and_claim(items, &req).await.unwrap();
+        assert_eq!(finished[0].as_ref().unwrap().state, StepState::Complete);
+        assert!(
+            matches!(finished[1], Err(Error::StaleClaim { .. })),
+            "{:?}",
+            finished[1]
+        );
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].step_name, "second");
+        assert_eq!(claimed[0].dependency_results["first"], json!({"n": 1}));
+        let second = step_named(&engine, &task, "second").await;
+        assert_eq!(second.state, StepState::InProgress);
+        // One commit: the parent's completion and the child's claim carry the same time.
+        assert_eq!(step_named(&engine, &task, "first").await.finished_at, second.started_at);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn heartbeats_and_reports_of_the_same_claims_never_deadlock() {
         let dir = tempfile::tempdir().unwrap();
@@ -251,68 +288,6 @@ mod postgres {
             },
         )
         .await;
-    }
-
-    /// A worker loop's claim carries the outcomes reported before it (and a waiting claim wakes to carry a
-    /// new one): a chain of four steps run by one worker is claimed and completed in five commits after
-    /// `create_task`, not eight. Each transition row records the transaction that wrote it.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
-    async fn a_chain_is_claimed_in_the_commits_that_complete_its_parents() {
-        let url = fresh_pg_database().await;
-        let engine = Engine::connect(&url, EngineOptions::default()).await.unwrap();
-        let chain = tasker_core::testkit::Pattern::Linear(4).template();
-        engine
-            .register_template_value(&serde_json::to_value(&chain).unwrap())
-            .await
-            .unwrap();
-        let mut worker = worker::Worker::new(
-            engine.clone(),
-            worker::WorkerConfig {
-                concurrency: 4,
-                ..worker::WorkerConfig::default()
-            },
-        );
-        // A handler that takes a while, as real ones do: its outcome arrives while the loop's claim waits.
-        worker.handle(
-            tasker_core::testkit::NOOP_HANDLER,
-            worker::handler_fn(|_| async {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Ok(json!({}))
-            }),
-        );
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let run = tokio::spawn(async move { worker.run(async { drop(stopped.await) }).await });
-        let mut commits = Vec::new();
-        for _ in 0..5 {
-            let task = engine
-                .create_task(CreateTask::new(&chain.namespace, &chain.name, json!({})))
-                .await
-                .unwrap();
-            let until = std::time::Instant::now() + Duration::from_secs(30);
-            while engine.task(task.id).await.unwrap().state != TaskState::Complete {
-                assert!(std::time::Instant::now() < until, "the chain did not complete");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            let n: i64 = sqlx::query_scalar(
-                "SELECT count(DISTINCT xid) FROM (SELECT xid FROM tasker.step_transitions WHERE task_id = $1
-                 UNION ALL SELECT xid FROM tasker.task_transitions WHERE task_id = $1) w",
-            )
-            .bind(task.id)
-            .fetch_one(&mut admin(&url).await)
-            .await
-            .unwrap();
-            commits.push(n - 1);
-        }
-        let _ = stop.send(());
-        run.await.unwrap().unwrap();
-        // Eight without carrying. A claim woken by an outcome takes it within microseconds; only a wake-up
-        // slower than FUSE_GRACE (a starved machine) lets the reporter write one alone, one commit more.
-        assert!(
-            commits.iter().all(|&c| c <= 6) && commits.contains(&5),
-            "commits after create_task, per chain: {commits:?}"
-        );
-        engine.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
