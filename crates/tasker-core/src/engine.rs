@@ -25,7 +25,7 @@ use crate::retry::has_attempts_left;
 use crate::state::{StepEvent, StepState, TaskEvent, TaskState};
 use crate::store::memory::MemoryStore;
 use crate::store::{ClaimParams, Store, StoreKind, StoreOptions, StoreTx};
-use crate::template::Template;
+use crate::template::{Template, MAX_PRIORITY};
 
 /// The most steps one claim may take.
 pub const MAX_CLAIM_LIMIT: u32 = 1000;
@@ -97,6 +97,11 @@ pub struct CreateTask {
     pub initiator: Option<String>,
     pub source_system: Option<String>,
     pub reason: Option<String>,
+    /// Claims take higher priorities first; the template's `priority` (else 0) when absent. Steps of the
+    /// template that set their own priority keep it.
+    pub priority: Option<i32>,
+    /// No step is claimable before this time; `None` or a time already past starts the task at once.
+    pub run_at: Option<Timestamp>,
 }
 
 impl CreateTask {
@@ -324,6 +329,7 @@ impl Log {
         task.updated_at = now;
         if to.is_terminal() {
             task.finished_at = Some(now);
+            task.held_until = None;
         } else {
             task.finished_at = None;
         }
@@ -750,6 +756,15 @@ impl Engine {
                     return Err(Error::field("task", "idempotency_key", "expected 1-255 characters"));
                 }
             }
+            if let Some(p) = req.priority {
+                if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&p) {
+                    return Err(Error::field(
+                        "task",
+                        "priority",
+                        format!("expected an integer in {}..={MAX_PRIORITY}, found {p}", -MAX_PRIORITY),
+                    ));
+                }
+            }
             self.check_context(&rec, &req.context)?;
             let now = self.now();
             let (task, steps, edges, created_log) = build_task(&rec, &req, tags, now);
@@ -1115,6 +1130,7 @@ impl Engine {
                         .backoff(attempt_in_budget(step), f.retry_after, rand::random::<f64>());
                     let at = now + delta(wait);
                     step.next_attempt_at = Some(at);
+                    step.ready_at = at;
                     meta["next_attempt_at"] = json!(at);
                     log.wake = true;
                 } else {
@@ -1154,11 +1170,30 @@ impl Engine {
 
     /// Cancels a task: every non-terminal step goes to `cancelled`.
     pub async fn cancel_task(&self, task_id: Uuid, reason: Option<&str>) -> Result<Task> {
-        self.when_steps_free("cancel_task", task_id, || self.try_cancel_task(task_id, reason))
-            .await
+        let children = self.children_of(task_id).await?;
+        self.when_steps_free("cancel_task", task_id, || {
+            self.try_cancel_task(task_id, reason, &children)
+        })
+        .await
     }
 
-    async fn try_cancel_task(&self, task_id: Uuid, reason: Option<&str>) -> Result<Option<Task>> {
+    /// The steps of a task that have parents; the others are its roots. Edges never change.
+    async fn children_of(&self, task_id: Uuid) -> Result<HashSet<Uuid>> {
+        Ok(self
+            .store()?
+            .edge_list(task_id)
+            .await?
+            .iter()
+            .map(|e| e.child_id)
+            .collect())
+    }
+
+    async fn try_cancel_task(
+        &self,
+        task_id: Uuid,
+        reason: Option<&str>,
+        children: &HashSet<Uuid>,
+    ) -> Result<Option<Task>> {
         let now = self.now();
         let mut tx = self.begin().await?;
         let mut log = Log::default();
@@ -1172,8 +1207,12 @@ impl Engine {
             let Some(steps) = tx.step_lock_all(task_id).await? else {
                 return Ok(None);
             };
+            let held = task.held_until.is_some();
             for mut step in steps {
                 if let Some(sto) = step.state.next(StepEvent::Cancel) {
+                    if held {
+                        lift_hold(&mut step, children, now);
+                    }
                     step.lease_expires_at = None;
                     log.step(&mut step, StepEvent::Cancel, sto, now, meta.clone());
                     tx.step_update(&step).await?;
@@ -1181,6 +1220,54 @@ impl Engine {
             }
             log.task(&mut task, TaskEvent::Cancel, to, now, meta);
             tx.task_update(&task).await?;
+            Ok(Some(task))
+        }
+        .await;
+        self.conclude_unless_busy(tx, log, result).await
+    }
+
+    /// Starts a task created to start later now: its root steps become ready at once. A task that is
+    /// `pending` and not held (already started, or never scheduled) is returned unchanged; a task in any
+    /// other state is an `invalid_transition`. No state changes, so no transition row is written.
+    pub async fn run_task_now(&self, task_id: Uuid) -> Result<Task> {
+        let children = self.children_of(task_id).await?;
+        self.when_steps_free("run_task_now", task_id, || self.try_run_task_now(task_id, &children))
+            .await
+    }
+
+    async fn try_run_task_now(&self, task_id: Uuid, children: &HashSet<Uuid>) -> Result<Option<Task>> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let mut log = Log::default();
+        let result = async {
+            let mut task = tx
+                .task_lock(task_id)
+                .await?
+                .ok_or_else(|| Error::not_found("task", task_id))?;
+            if task.state != TaskState::Pending {
+                return Err(Error::InvalidTransition {
+                    entity: "task",
+                    id: task.id.to_string(),
+                    from: task.state.to_string(),
+                    event: "run_now".into(),
+                });
+            }
+            if task.held_until.is_none() {
+                return Ok(Some(task));
+            }
+            let Some(steps) = tx.step_lock_all(task_id).await? else {
+                return Ok(None);
+            };
+            for mut step in steps {
+                if lift_hold(&mut step, children, now) {
+                    tx.step_update(&step).await?;
+                }
+            }
+            task.held_until = None;
+            task.run_at = Some(now);
+            task.updated_at = now;
+            tx.task_update(&task).await?;
+            log.wake = true;
             Ok(Some(task))
         }
         .await;
@@ -1211,6 +1298,7 @@ impl Engine {
                     let sto = step.state.apply(StepEvent::Retry, step.id)?;
                     step.max_attempts = step.attempts + i64::from(step.retry.attempt_budget());
                     step.next_attempt_at = None;
+                    step.ready_at = now;
                     let meta = json!({"max_attempts": step.max_attempts});
                     log.step(&mut step, StepEvent::Retry, sto, now, meta);
                     step.finished_at = None;
@@ -1400,6 +1488,7 @@ impl Engine {
                     .retry
                     .backoff(attempt_in_budget(&step), None, rand::random::<f64>());
                 step.next_attempt_at = Some(now + delta(wait));
+                step.ready_at = now + delta(wait);
                 meta["next_attempt_at"] = json!(step.next_attempt_at);
                 report.retried += 1;
                 log.wake = true;
@@ -1467,6 +1556,18 @@ impl Log {
 }
 
 /// Counts a step's resolution on its task.
+/// Takes the start-time parent away from `step` if it is a pending root of a held task (`children` are the
+/// task's steps that have parents); says whether it did.
+fn lift_hold(step: &mut Step, children: &HashSet<Uuid>, now: Timestamp) -> bool {
+    let lifted = !children.contains(&step.id) && step.state == StepState::Pending && step.unfinished_parents > 0;
+    if lifted {
+        step.unfinished_parents -= 1;
+        step.ready_at = now;
+        step.updated_at = now;
+    }
+    lifted
+}
+
 fn log_and_count_resolution(task: &mut Task, from: StepState) {
     if from == StepState::Error {
         task.steps_failed -= 1;
@@ -1644,14 +1745,25 @@ fn build_task(
         updated_at: now,
         started_at: None,
         finished_at: None,
+        priority: req.priority.or(t.priority).unwrap_or(0),
+        run_at: req.run_at,
+        held_until: req.run_at.filter(|at| *at > now),
     };
+    // A held task's root steps wait for its start time as for one more parent.
+    let ready_at = task.held_until.unwrap_or(now);
     log.push_task(TaskTransition {
         id: new_id(),
         task_id,
         from_state: None,
         to_state: TaskState::Pending,
         event: None,
-        metadata: json!({"initiator": req.initiator, "source_system": req.source_system, "reason": req.reason}),
+        metadata: {
+            let mut m = json!({"initiator": req.initiator, "source_system": req.source_system, "reason": req.reason});
+            if let Some(at) = task.held_until {
+                m["run_at"] = json!(at);
+            }
+            m
+        },
         sort_key: 1,
         created_at: now,
     });
@@ -1684,7 +1796,8 @@ fn build_task(
             retry: s.retry.clone(),
             timeout_seconds: i64::from(s.timeout_seconds),
             config: s.config.clone(),
-            unfinished_parents: s.depends_on.len() as i64,
+            unfinished_parents: s.depends_on.len() as i64
+                + i64::from(s.depends_on.is_empty() && task.held_until.is_some()),
             next_attempt_at: None,
             lease_expires_at: None,
             worker_id: None,
@@ -1695,6 +1808,8 @@ fn build_task(
             updated_at: now,
             started_at: None,
             finished_at: None,
+            priority: s.priority.unwrap_or(task.priority),
+            ready_at,
         };
         log.push_step(
             StepTransition {
@@ -1731,9 +1846,18 @@ pub fn explain_rows(task: &Task, steps: &[Step], edges: &[Edge], now: Timestamp)
     Explain {
         task_id: task.id,
         task_state: task.state,
+        scheduled_for: readiness::scheduled_for(task.held_until, now),
         steps: steps
             .iter()
-            .map(|s| readiness::evaluate(s, parents.get(&s.id).unwrap_or(&empty), task.state, now))
+            .map(|s| {
+                readiness::evaluate(
+                    s,
+                    parents.get(&s.id).unwrap_or(&empty),
+                    task.state,
+                    task.held_until,
+                    now,
+                )
+            })
             .collect(),
     }
 }

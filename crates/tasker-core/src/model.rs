@@ -64,6 +64,14 @@ pub struct Task {
     pub started_at: Option<Timestamp>,
     /// When the task last reached a terminal state.
     pub finished_at: Option<Timestamp>,
+    /// Claims take higher priorities first; the default of its steps (a step of the template may override it).
+    pub priority: i32,
+    /// When the task was asked to start, if it was created to start later.
+    pub run_at: Option<Timestamp>,
+    /// While set, the task is held until then: its root steps wait for this time as for one more parent,
+    /// and the first claim at or after it releases them. Cleared on release, `run_task_now` and on reaching
+    /// a terminal state.
+    pub held_until: Option<Timestamp>,
 }
 
 /// What a handler reported when it failed, as recorded on the step.
@@ -110,6 +118,18 @@ pub struct Step {
     pub started_at: Option<Timestamp>,
     /// When the step last reached a terminal state.
     pub finished_at: Option<Timestamp>,
+    /// Claims take higher priorities first: the template step's priority, else the task's.
+    pub priority: i32,
+    /// When the step became (or, waiting for a retry, becomes) claimable; claims of equal priority take the
+    /// oldest first. Meaningful only while the step is claimable-shaped (pending or waiting, no parents left).
+    pub ready_at: Timestamp,
+}
+
+impl Step {
+    /// The order claims take ready steps in: highest priority, then oldest ready time, then oldest id.
+    pub fn claim_order(&self) -> (std::cmp::Reverse<i32>, Timestamp, Uuid) {
+        (std::cmp::Reverse(self.priority), self.ready_at, self.id)
+    }
 }
 
 /// A dependency edge: `child` waits for `parent`.

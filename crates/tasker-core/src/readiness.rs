@@ -4,7 +4,11 @@
 //! - its state is `pending` or `waiting_for_retry`;
 //! - every parent is `complete` or `resolved_manually`;
 //! - its `next_attempt_at` is null or not in the future;
+//! - it has parents, or its task is not held for a start time still in the future (`Task::held_until`);
 //! - its task is `pending` or `in_progress`.
+//!
+//! Among ready steps, claims take the highest `priority` first, then the oldest `ready_at`, then the
+//! oldest id ([`Step::claim_order`]).
 //!
 //! Stores keep `unfinished_parents` so that claims never walk the graph; the claim predicate of each store
 //! is this function written in its query language, and the conformance suite holds them to it.
@@ -32,6 +36,10 @@ pub struct StepReadiness {
     pub blocked_by_failure: Vec<String>,
     /// When a waiting retry becomes due, if it is not yet.
     pub retry_at: Option<Timestamp>,
+    /// When the step's task starts, if it is a root step of a task held until a time still to come.
+    pub scheduled_for: Option<Timestamp>,
+    /// Claims take higher priorities first.
+    pub priority: i32,
     /// The step failed and has no attempts left in its budget.
     pub attempts_exhausted: bool,
     pub task_runnable: bool,
@@ -45,6 +53,8 @@ pub struct StepReadiness {
 pub struct Explain {
     pub task_id: Uuid,
     pub task_state: TaskState,
+    /// When the task starts, if it was created to start at a time still to come.
+    pub scheduled_for: Option<Timestamp>,
     pub steps: Vec<StepReadiness>,
 }
 
@@ -58,8 +68,20 @@ pub fn is_due(next_attempt_at: Option<Timestamp>, now: Timestamp) -> bool {
     next_attempt_at.is_none_or(|t| t <= now)
 }
 
-/// Evaluates readiness of `step`, given its parents (name and state), its task's state and the time.
-pub fn evaluate(step: &Step, parents: &[(&str, StepState)], task_state: TaskState, now: Timestamp) -> StepReadiness {
+/// When a held task starts, if that time is still to come.
+pub fn scheduled_for(held_until: Option<Timestamp>, now: Timestamp) -> Option<Timestamp> {
+    held_until.filter(|t| *t > now)
+}
+
+/// Evaluates readiness of `step`, given its parents (name and state), its task's state and hold
+/// ([`Task::held_until`](crate::model::Task::held_until)), and the time.
+pub fn evaluate(
+    step: &Step,
+    parents: &[(&str, StepState)],
+    task_state: TaskState,
+    held_until: Option<Timestamp>,
+    now: Timestamp,
+) -> StepReadiness {
     let blocked_by: Vec<String> = parents
         .iter()
         .filter(|(_, s)| !s.is_success())
@@ -72,8 +94,11 @@ pub fn evaluate(step: &Step, parents: &[(&str, StepState)], task_state: TaskStat
         .collect();
     let task_runnable = task_state.is_runnable();
     let due = is_due(step.next_attempt_at, now);
+    let scheduled_for =
+        scheduled_for(held_until, now).filter(|_| parents.is_empty() && step.state == StepState::Pending);
     let attempts_exhausted = step.state == StepState::Error && step.attempts >= step.max_attempts;
-    let ready = state_is_claimable(step.state) && blocked_by.is_empty() && due && task_runnable;
+    let ready =
+        state_is_claimable(step.state) && blocked_by.is_empty() && due && scheduled_for.is_none() && task_runnable;
 
     let mut reasons = Vec::new();
     match step.state {
@@ -104,6 +129,9 @@ pub fn evaluate(step: &Step, parents: &[(&str, StepState)], task_state: TaskStat
     if let Some(t) = retry_at {
         reasons.push(format!("retry due at {}", t.to_rfc3339()));
     }
+    if let Some(t) = scheduled_for {
+        reasons.push(format!("scheduled for {}", t.to_rfc3339()));
+    }
     if !task_runnable && !step.state.is_terminal() {
         reasons.push(format!("task is {task_state}"));
     }
@@ -121,6 +149,8 @@ pub fn evaluate(step: &Step, parents: &[(&str, StepState)], task_state: TaskStat
         blocked_by,
         blocked_by_failure,
         retry_at,
+        scheduled_for,
+        priority: step.priority,
         attempts_exhausted,
         task_runnable,
         lease_expires_at: if step.state == StepState::InProgress {

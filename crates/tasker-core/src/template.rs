@@ -20,6 +20,8 @@ pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
 pub const MAX_TIMEOUT_SECONDS: u32 = 86_400;
 /// The step timeout when neither the step nor the defaults give one.
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 300;
+/// Priorities lie in `-MAX_PRIORITY..=MAX_PRIORITY`; higher runs first.
+pub const MAX_PRIORITY: i32 = 1000;
 
 /// One step of a validated template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +37,9 @@ pub struct StepTemplate {
     pub config: Value,
     pub retry: RetryPolicy,
     pub timeout_seconds: u32,
+    /// Overrides the task's priority for this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
 }
 
 /// A validated workflow definition, with defaults applied to every step.
@@ -47,6 +52,9 @@ pub struct Template {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_schema: Option<Value>,
+    /// The priority of its tasks unless `create_task` gives one (0 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
     pub steps: Vec<StepTemplate>,
 }
 
@@ -391,6 +399,27 @@ impl Walker {
         }
     }
 
+    fn priority(&mut self, map: &Map<String, Value>, path: &str) -> Option<Option<i32>> {
+        let p = if path.is_empty() {
+            "priority".to_string()
+        } else {
+            format!("{path}.priority")
+        };
+        match map.get("priority") {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => match v.as_i64() {
+                Some(n) if (-i64::from(MAX_PRIORITY)..=i64::from(MAX_PRIORITY)).contains(&n) => Some(Some(n as i32)),
+                _ => {
+                    self.err(
+                        p,
+                        format!("expected an integer in {}..={MAX_PRIORITY}, found {v}", -MAX_PRIORITY),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
     fn template(&mut self, value: &Value) -> Option<Template> {
         let Value::Object(map) = value else {
             self.err(
@@ -408,6 +437,7 @@ impl Walker {
                 "version",
                 "description",
                 "input_schema",
+                "priority",
                 "defaults",
                 "steps",
             ],
@@ -455,6 +485,7 @@ impl Walker {
                 None
             }
         };
+        let priority = self.priority(map, "");
         let defaults = self.defaults(map.get("defaults"));
         let steps = self.steps(map.get("steps"), &defaults);
         Some(Template {
@@ -463,6 +494,7 @@ impl Walker {
             version: version?,
             description,
             input_schema,
+            priority: priority?,
             steps: steps?,
         })
     }
@@ -635,6 +667,7 @@ impl Walker {
                 "config",
                 "retry",
                 "timeout_seconds",
+                "priority",
             ],
         );
         let name = self.name_field(map, "name", path);
@@ -689,6 +722,7 @@ impl Walker {
             Some(t) => self.int_in(t, &format!("{path}.timeout_seconds"), 1, u64::from(MAX_TIMEOUT_SECONDS))? as u32,
             None => d.timeout_seconds,
         };
+        let priority = self.priority(map, path);
         Some(StepTemplate {
             name: name?,
             handler: handler?,
@@ -697,6 +731,7 @@ impl Walker {
             config,
             retry,
             timeout_seconds,
+            priority: priority?,
         })
     }
 }

@@ -17,7 +17,7 @@ use crate::analytics::finished_summary;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::readiness::{is_due, state_is_claimable};
+use crate::readiness::state_is_claimable;
 use crate::state::{StepState, TaskState};
 
 #[derive(Debug, Default)]
@@ -33,26 +33,53 @@ struct State {
     edges: HashMap<Uuid, Vec<Edge>>,
     step_transitions: Vec<StepTransition>,
     task_transitions: Vec<TaskTransition>,
-    /// Steps in a claimable state with no unfinished parents: the claim scans only these.
-    candidates: BTreeSet<Uuid>,
+    /// Steps in a claimable state with no unfinished parents, in claim order: the claim scans only these.
+    candidates: BTreeSet<ClaimOrder>,
+    /// Held tasks by the time their hold ends.
+    held: BTreeSet<(Timestamp, Uuid)>,
+}
+
+type ClaimOrder = (std::cmp::Reverse<i32>, Timestamp, Uuid);
+
+fn is_candidate(s: &Step) -> bool {
+    state_is_claimable(s.state) && s.unfinished_parents == 0
 }
 
 impl State {
-    fn reindex(&mut self, id: Uuid) {
-        match self.steps.get(&id) {
-            Some(s) if state_is_claimable(s.state) && s.unfinished_parents == 0 => {
-                self.candidates.insert(id);
-            }
-            _ => {
-                self.candidates.remove(&id);
-            }
+    fn put_step(&mut self, step: Step) {
+        if let Some(old) = self.steps.get(&step.id) {
+            self.candidates.remove(&old.claim_order());
+        }
+        if is_candidate(&step) {
+            self.candidates.insert(step.claim_order());
+        }
+        self.steps.insert(step.id, step);
+    }
+
+    fn remove_step(&mut self, id: Uuid) {
+        if let Some(old) = self.steps.remove(&id) {
+            self.candidates.remove(&old.claim_order());
         }
     }
 
-    fn put_step(&mut self, step: Step) {
-        let id = step.id;
-        self.steps.insert(id, step);
-        self.reindex(id);
+    fn put_task(&mut self, task: Task) {
+        if let Some(at) = self.tasks.get(&task.id).and_then(|t| t.held_until) {
+            self.held.remove(&(at, task.id));
+        }
+        if let Some(at) = task.held_until {
+            self.held.insert((at, task.id));
+        }
+        self.tasks.insert(task.id, task);
+    }
+
+    fn remove_task(&mut self, id: Uuid) {
+        if let Some(at) = self.tasks.remove(&id).and_then(|t| t.held_until) {
+            self.held.remove(&(at, id));
+        }
+    }
+
+    fn candidate_steps(&self) -> impl Iterator<Item = &Step> + '_ {
+        self.candidates.iter().filter_map(|(_, _, id)| self.steps.get(id))
     }
 }
 
@@ -92,6 +119,42 @@ struct MemTx {
 }
 
 impl MemTx {
+    /// Takes away the start-time parent of the root steps of every task whose hold ended by `now`.
+    fn release_due_holds(&mut self, now: Timestamp) {
+        let due: Vec<(Timestamp, Uuid)> = self.st().held.range(..=(now, Uuid::max())).copied().collect();
+        for (at, task_id) in due {
+            self.touch_task(task_id);
+            let st = self.st();
+            let Some(mut task) = st.tasks.get(&task_id).cloned() else {
+                continue;
+            };
+            task.held_until = None;
+            task.updated_at = now;
+            st.put_task(task);
+            let roots: Vec<Uuid> = st
+                .task_steps
+                .get(&task_id)
+                .into_iter()
+                .flatten()
+                .filter(|id| st.parents.get(id).is_none_or(|p| p.is_empty()))
+                .copied()
+                .collect();
+            for id in roots {
+                self.touch_step(id);
+                let st = self.st();
+                let Some(mut s) = st.steps.get(&id).cloned() else {
+                    continue;
+                };
+                if s.state == StepState::Pending && s.unfinished_parents > 0 {
+                    s.unfinished_parents -= 1;
+                    s.ready_at = at;
+                    s.updated_at = now;
+                    st.put_step(s);
+                }
+            }
+        }
+    }
+
     fn st(&mut self) -> &mut State {
         self.guard.as_mut().expect("transaction used after commit")
     }
@@ -136,17 +199,14 @@ impl Drop for MemTx {
         }
         for (id, old) in undo.tasks {
             match old {
-                Some(t) => st.tasks.insert(id, t),
-                None => st.tasks.remove(&id),
+                Some(t) => st.put_task(t),
+                None => st.remove_task(id),
             };
         }
         for (id, old) in undo.steps {
             match old {
                 Some(s) => st.put_step(s),
-                None => {
-                    st.steps.remove(&id);
-                    st.candidates.remove(&id);
-                }
+                None => st.remove_step(id),
             }
         }
     }
@@ -383,14 +443,15 @@ impl Store for MemoryStore {
 
     async fn next_retry_at(&self, handler_keys: &[String]) -> Result<Option<Timestamp>> {
         let st = self.read().await?;
-        Ok(st
-            .candidates
-            .iter()
-            .filter_map(|id| st.steps.get(id))
+        // Held tasks count whatever their handler keys: a claim of any worker releases them.
+        let retry = st
+            .candidate_steps()
             .filter(|s| s.state == StepState::WaitingForRetry && handler_keys.contains(&s.handler_key))
             .filter(|s| st.tasks.get(&s.task_id).is_some_and(|t| t.state.is_runnable()))
             .filter_map(|s| s.next_attempt_at)
-            .min())
+            .min();
+        let hold = st.held.first().map(|(at, _)| *at);
+        Ok(retry.into_iter().chain(hold).min())
     }
 }
 
@@ -500,7 +561,7 @@ impl StoreTx for MemTx {
             st.idempotency
                 .insert((task.namespace.clone(), task.name.clone(), k.clone()), task.id);
         }
-        st.tasks.insert(task.id, task.clone());
+        st.put_task(task.clone());
         st.task_steps.insert(task.id, steps.iter().map(|s| s.id).collect());
         for s in steps {
             st.put_step(s.clone());
@@ -522,7 +583,7 @@ impl StoreTx for MemTx {
             return Err(Error::not_found("task", task.id));
         }
         self.touch_task(task.id);
-        self.st().tasks.insert(task.id, task.clone());
+        self.st().put_task(task.clone());
         Ok(())
     }
 
@@ -552,12 +613,11 @@ impl StoreTx for MemTx {
     }
 
     async fn step_claim(&mut self, p: &ClaimParams) -> Result<Vec<ClaimedRow>> {
+        self.release_due_holds(p.now);
         let st = self.st();
         let picked: Vec<Uuid> = st
-            .candidates
-            .iter()
-            .filter_map(|id| st.steps.get(id))
-            .filter(|s| p.handler_keys.contains(&s.handler_key) && is_due(s.next_attempt_at, p.now))
+            .candidate_steps()
+            .filter(|s| p.handler_keys.contains(&s.handler_key) && s.ready_at <= p.now)
             .filter(|s| st.tasks.get(&s.task_id).is_some_and(|t| t.state.is_runnable()))
             .take(p.limit as usize)
             .map(|s| s.id)
@@ -635,6 +695,7 @@ impl StoreTx for MemTx {
                 s.unfinished_parents -= 1;
                 s.updated_at = now;
                 if s.unfinished_parents == 0 {
+                    s.ready_at = now;
                     released.push(c);
                 }
                 st.put_step(s);
@@ -661,9 +722,7 @@ impl StoreTx for MemTx {
     async fn step_retries_due(&mut self, after: Timestamp, until: Timestamp) -> Result<i64> {
         let st = self.st();
         Ok(st
-            .candidates
-            .iter()
-            .filter_map(|id| st.steps.get(id))
+            .candidate_steps()
             .filter(|s| s.state == StepState::WaitingForRetry)
             .filter(|s| s.next_attempt_at.is_some_and(|t| t > after && t <= until))
             .filter(|s| st.tasks.get(&s.task_id).is_some_and(|t| t.state.is_runnable()))
@@ -695,10 +754,22 @@ impl StoreTx for MemTx {
 #[cfg(all(test, any(feature = "sqlite", feature = "postgres")))]
 mod tests {
     use super::MemoryStore;
-    use crate::store::fixtures::check_finished_summaries_and_slowest;
+    use crate::store::fixtures::{
+        check_claim_order_and_holds, check_claim_takes_only_ready_steps, check_finished_summaries_and_slowest,
+    };
 
     #[tokio::test]
     async fn finished_summaries_and_slowest() {
         check_finished_summaries_and_slowest(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn claim_takes_only_ready_steps() {
+        check_claim_takes_only_ready_steps(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn claims_follow_priority_then_ready_time_and_release_holds() {
+        check_claim_order_and_holds(&MemoryStore::new()).await;
     }
 }

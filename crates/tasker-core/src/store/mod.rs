@@ -532,6 +532,9 @@ pub(crate) mod fixtures {
             updated_at: at,
             started_at: None,
             finished_at: None,
+            priority: 0,
+            run_at: None,
+            held_until: None,
         }
     }
 
@@ -559,6 +562,8 @@ pub(crate) mod fixtures {
             updated_at: task.created_at,
             started_at: None,
             finished_at: None,
+            priority: task.priority,
+            ready_at: task.created_at,
         }
     }
 
@@ -721,6 +726,7 @@ pub(crate) mod fixtures {
         not_due.state = StepState::WaitingForRetry;
         not_due.attempts = 1;
         not_due.next_attempt_at = Some(t0 + TimeDelta::seconds(1));
+        not_due.ready_at = t0 + TimeDelta::seconds(1);
         let mut due = step_row(&task, "due", "k.a", 3, 0);
         due.state = StepState::WaitingForRetry;
         due.attempts = 1;
@@ -819,6 +825,115 @@ pub(crate) mod fixtures {
         };
         let got = tx.step_claim(&later).await.unwrap();
         assert_eq!(got.iter().map(|r| r.step.id).collect::<Vec<_>>(), vec![not_due.id]);
+        tx.commit().await.unwrap();
+    }
+
+    /// Shared by every store's tests: claims take the highest priority, then the oldest ready time, then
+    /// the oldest id; a held task's root steps wait for its start time, and the first claim at or after it
+    /// releases them (clearing the hold), whatever handler keys that claim asks for.
+    pub(crate) async fn check_claim_order_and_holds(store: &dyn Store) {
+        let t0 = now();
+        let tpl = template_record("ns", "t", "1.0.0");
+        let task = task_row(&tpl, TaskState::Pending, t0);
+        let mut low_old = step_row(&task, "low_old", "k.a", 0, 0);
+        low_old.priority = -5;
+        low_old.ready_at = t0 - TimeDelta::seconds(60);
+        let mut high_late = step_row(&task, "high_late", "k.b", 1, 0);
+        high_late.priority = 7;
+        let mut high_early = step_row(&task, "high_early", "k.a", 2, 0);
+        high_early.priority = 7;
+        high_early.ready_at = t0 - TimeDelta::seconds(1);
+        let plain_first = step_row(&task, "plain_first", "k.a", 3, 0);
+        let plain_second = step_row(&task, "plain_second", "k.b", 4, 0);
+        let mut retry_due = step_row(&task, "retry_due", "k.a", 5, 0);
+        retry_due.state = StepState::WaitingForRetry;
+        retry_due.attempts = 1;
+        retry_due.next_attempt_at = Some(t0 - TimeDelta::seconds(2));
+        retry_due.ready_at = t0 - TimeDelta::seconds(2);
+        let all = [
+            &low_old,
+            &high_late,
+            &high_early,
+            &plain_first,
+            &plain_second,
+            &retry_due,
+        ];
+        seed(store, &tpl, &task, &all.map(|s| s.clone()), &[]).await;
+
+        // A task held until t0 + 5 s: its root waits for that time as for a parent; its child waits for the root.
+        let mut held = task_row(&tpl, TaskState::Pending, t0);
+        held.run_at = Some(t0 + TimeDelta::seconds(5));
+        held.held_until = held.run_at;
+        held.priority = 100;
+        let mut root = step_row(&held, "root", "k.a", 0, 1);
+        root.ready_at = t0 + TimeDelta::seconds(5);
+        let child = step_row(&held, "child", "k.a", 1, 1);
+        seed(
+            store,
+            &tpl,
+            &held,
+            &[root.clone(), child.clone()],
+            &[edge(&held, &root, &child)],
+        )
+        .await;
+
+        assert_eq!(
+            store.next_retry_at(&["k.other".into()]).await.unwrap(),
+            Some(t0 + TimeDelta::seconds(5)),
+            "a hold wakes workers of any key"
+        );
+        let params = |limit: u32, keys: &[&str], at: Timestamp| ClaimParams {
+            worker_id: "w-1".into(),
+            handler_keys: keys.iter().map(|k| k.to_string()).collect(),
+            limit,
+            now: at,
+            lease_expires_at: at + TimeDelta::seconds(30),
+        };
+        let mut tx = store.begin().await.unwrap();
+        let got = tx.step_claim(&params(3, &["k.a", "k.b"], t0)).await.unwrap();
+        assert_eq!(
+            got.iter().map(|r| r.step.name.as_str()).collect::<Vec<_>>(),
+            ["high_early", "high_late", "retry_due"],
+            "priority first, then ready time"
+        );
+        let got = tx.step_claim(&params(10, &["k.a", "k.b"], t0)).await.unwrap();
+        assert_eq!(
+            got.iter().map(|r| r.step.name.as_str()).collect::<Vec<_>>(),
+            ["plain_first", "plain_second", "low_old"],
+            "equal priority and ready time: oldest id first; the held task's steps are not claimable"
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store.task_get(held.id).await.unwrap().unwrap().held_until,
+            held.held_until
+        );
+
+        // The first claim after the start time releases the root (of a key it did not even ask for)...
+        let at = t0 + TimeDelta::seconds(5);
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.step_claim(&params(10, &["k.other"], at)).await.unwrap().is_empty());
+        tx.commit().await.unwrap();
+        let task_now = store.task_get(held.id).await.unwrap().unwrap();
+        assert_eq!(task_now.held_until, None);
+        assert_eq!(task_now.run_at, held.run_at);
+        let root_now = store.step_get(root.id).await.unwrap().unwrap();
+        assert_eq!((root_now.unfinished_parents, root_now.ready_at), (0, at));
+        assert_eq!(store.step_get(child.id).await.unwrap().unwrap().unfinished_parents, 1);
+        // ... and a claim of its key takes it.
+        let mut tx = store.begin().await.unwrap();
+        let got = tx.step_claim(&params(10, &["k.a"], at)).await.unwrap();
+        assert_eq!(got.iter().map(|r| r.step.id).collect::<Vec<_>>(), vec![root.id]);
+        tx.commit().await.unwrap();
+        assert_eq!(store.next_retry_at(&["k.other".into()]).await.unwrap(), None);
+
+        // A claim of the key releases and takes in one call.
+        let mut held2 = task_row(&tpl, TaskState::Pending, t0);
+        held2.held_until = Some(at);
+        let root2 = step_row(&held2, "root", "k.c", 0, 1);
+        seed(store, &tpl, &held2, std::slice::from_ref(&root2), &[]).await;
+        let mut tx = store.begin().await.unwrap();
+        let got = tx.step_claim(&params(10, &["k.c"], at)).await.unwrap();
+        assert_eq!(got.iter().map(|r| r.step.id).collect::<Vec<_>>(), vec![root2.id]);
         tx.commit().await.unwrap();
     }
 

@@ -2,6 +2,7 @@
 
 mod cases_execution;
 mod cases_operator;
+mod cases_scheduling;
 mod cases_templates;
 pub mod harness;
 
@@ -28,10 +29,20 @@ macro_rules! conformance {
 mod cases {
     pub use super::cases_execution::*;
     pub use super::cases_operator::*;
+    pub use super::cases_scheduling::*;
     pub use super::cases_templates::*;
 }
 
 conformance!(
+    // scheduling and priorities
+    delayed_task_waits_for_its_start_time,
+    a_start_time_already_past_starts_at_once,
+    run_task_now_starts_a_held_task,
+    a_cancelled_held_task_never_starts,
+    higher_priorities_are_claimed_first_and_equal_ones_stay_fifo,
+    template_and_step_priorities_apply,
+    priorities_out_of_range_are_rejected_and_write_nothing,
+    a_retry_queues_by_the_time_it_falls_due,
     // templates and creation
     template_latest_version_is_highest_semver,
     template_same_content_registers_once,

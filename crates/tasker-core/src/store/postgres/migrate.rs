@@ -28,6 +28,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "event feed",
         sql: include_str!("../../../migrations/postgres/0003_event_feed.sql"),
     },
+    Migration {
+        version: 4,
+        description: "priorities and scheduled tasks",
+        sql: include_str!("../../../migrations/postgres/0004_priorities_and_scheduled_tasks.sql"),
+    },
 ];
 
 /// The advisory lock key of migrations. Advisory locks are per database, so two tasker databases on one

@@ -595,12 +595,16 @@ impl Store for PgStore {
             return Ok(None);
         }
         // The state term matches steps_retry_due_idx, so MIN reads that index in order and stops early.
+        // Held tasks count whatever their handler keys: a claim of any worker releases them.
         let row = sqlx::query(
-            "SELECT MIN(s.next_attempt_at) AS next_at
-             FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
-             WHERE s.state = 'waiting_for_retry'
-               AND s.handler_key = ANY($1)
-               AND t.state IN ('pending', 'in_progress')",
+            "SELECT LEAST(
+                 (SELECT MIN(s.next_attempt_at)
+                  FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
+                  WHERE s.state = 'waiting_for_retry'
+                    AND s.handler_key = ANY($1)
+                    AND t.state IN ('pending', 'in_progress')),
+                 (SELECT MIN(held_until) FROM tasker.tasks WHERE held_until IS NOT NULL)
+             ) AS next_at",
         )
         .bind(handler_keys)
         .fetch_one(&self.pool)

@@ -229,6 +229,8 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
                 ("updated_at", TS),
                 ("started_at", TS),
                 ("finished_at", TS),
+                ("priority", I),
+                ("ready_at", TS),
             ],
         ),
         (
@@ -268,6 +270,9 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
                 ("updated_at", TS),
                 ("started_at", TS),
                 ("finished_at", TS),
+                ("priority", I),
+                ("run_at", TS),
+                ("held_until", TS),
             ],
         ),
         (
@@ -323,7 +328,7 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
             "step_transitions_task_step_sort_idx",
             "step_transitions_xid_idx",
             "steps_claim_idx",
-            "steps_claimable_id_idx",
+            "steps_claim_order_idx",
             "steps_finished_at_idx",
             "steps_in_progress_idx",
             "steps_pkey",
@@ -333,6 +338,7 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
             "task_transitions_task_sort_idx",
             "task_transitions_xid_idx",
             "tasks_finished_at_idx",
+            "tasks_held_idx",
             "tasks_idempotency_key_key",
             "tasks_namespace_name_id_idx",
             "tasks_pkey",
@@ -628,6 +634,16 @@ async fn claim_takes_only_ready_steps() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+async fn claims_follow_priority_then_ready_time_and_release_holds() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    check_claim_order_and_holds(&store).await;
+    store.close().await;
+    db.finish().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
 async fn claim_uses_the_partial_index() {
     let db = TestDb::create().await;
     let store = db.store().await;
@@ -637,21 +653,27 @@ async fn claim_uses_the_partial_index() {
     // can prove the partial index's predicate from the claim's WHERE clause.
     tx.conn().execute("SET LOCAL enable_seqscan = off").await.unwrap();
     let at = now();
-    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {}", claim_sql()))
-        .bind(at)
-        .bind(vec!["k.a".to_string()])
-        .bind(10_i64)
-        .bind("w")
-        .bind(at)
-        .fetch_all(tx.conn())
-        .await
-        .unwrap();
-    assert!(
-        plan.iter()
-            .any(|l| l.contains("steps_claim_idx") || l.contains("steps_claimable_id_idx")),
-        "{}",
-        plan.join("\n")
-    );
+    // One key and several: either way the index hands rows back in claim order, so nothing is sorted, and
+    // the hold release reads only the held tasks' index.
+    for keys in [vec!["k.a".to_string()], vec!["k.a".to_string(), "k.b".to_string()]] {
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {}", claim_sql()))
+            .bind(at)
+            .bind(keys)
+            .bind(10_i64)
+            .bind("w")
+            .bind(at)
+            .fetch_all(tx.conn())
+            .await
+            .unwrap();
+        let text = plan.join("\n");
+        assert!(
+            plan.iter()
+                .any(|l| l.contains("steps_claim_idx") || l.contains("steps_claim_order_idx")),
+            "{text}"
+        );
+        assert!(plan.iter().any(|l| l.contains("tasks_held_idx")), "{text}");
+        assert!(!plan.iter().any(|l| l.contains("Sort")), "{text}");
+    }
     store.close().await;
     db.finish().await;
 }

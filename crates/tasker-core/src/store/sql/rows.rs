@@ -20,11 +20,11 @@ pub(crate) const TEMPLATE_COLUMNS: &str = "id, namespace, name, version, content
 
 pub(crate) const TASK_COLUMNS: &str = "id, template_id, namespace, name, version, state, context, tags, \
      idempotency_key, initiator, source_system, reason, steps_total, steps_succeeded, steps_failed, transition_count, \
-     created_at, updated_at, started_at, finished_at";
+     created_at, updated_at, started_at, finished_at, priority, run_at, held_until";
 
 pub(crate) const STEP_COLUMNS: &str = "id, task_id, name, handler_key, position, state, attempts, max_attempts, \
      retry, timeout_seconds, config, unfinished_parents, next_attempt_at, lease_expires_at, worker_id, result, error, \
-     transition_count, created_at, updated_at, started_at, finished_at";
+     transition_count, created_at, updated_at, started_at, finished_at, priority, ready_at";
 
 pub(crate) const STEP_TRANSITION_COLUMNS: &str =
     "id, step_id, task_id, from_state, to_state, event, attempt, worker_id, metadata, sort_key, created_at";
@@ -169,6 +169,9 @@ pub(crate) fn task_from_row<R: SqlRow>(row: &R) -> Result<Task> {
         updated_at: c.ts("updated_at")?,
         started_at: c.opt_ts("started_at")?,
         finished_at: c.opt_ts("finished_at")?,
+        priority: c.int32("priority")?,
+        run_at: c.opt_ts("run_at")?,
+        held_until: c.opt_ts("held_until")?,
     })
 }
 
@@ -197,6 +200,8 @@ pub(crate) fn step_from_row<R: SqlRow>(row: &R) -> Result<Step> {
         updated_at: c.ts("updated_at")?,
         started_at: c.opt_ts("started_at")?,
         finished_at: c.opt_ts("finished_at")?,
+        priority: c.int32("priority")?,
+        ready_at: c.ts("ready_at")?,
     })
 }
 

@@ -119,6 +119,8 @@ pub(super) struct PackedStep(
     i64,
     Option<i64>,
     Option<i64>,
+    i32,
+    i64,
 );
 
 impl PackedStep {
@@ -156,6 +158,8 @@ impl PackedStep {
             updated_at: ts("updated_at", self.19)?,
             started_at: opt_ts("started_at", self.20)?,
             finished_at: opt_ts("finished_at", self.21)?,
+            priority: self.22,
+            ready_at: ts("ready_at", self.23)?,
         })
     }
 }

@@ -22,6 +22,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "event feed",
         sql: include_str!("../../../migrations/sqlite/0002_event_feed.sql"),
     },
+    Migration {
+        version: 3,
+        description: "priorities and scheduled tasks",
+        sql: include_str!("../../../migrations/sqlite/0003_priorities_and_scheduled_tasks.sql"),
+    },
 ];
 
 const RECORD: &str = "_tasker_migrations";

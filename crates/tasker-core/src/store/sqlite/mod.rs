@@ -233,7 +233,8 @@ async fn fetch_steps_of_task<'e, E: Executor<'e, Database = Sqlite>>(ex: E, task
     let packed: Option<String> = sqlx::query_scalar(
         "SELECT json_group_array(json_array(id, task_id, name, handler_key, position, state, attempts, max_attempts,
                     json(retry), timeout_seconds, json(config), unfinished_parents, next_attempt_at, lease_expires_at,
-                    worker_id, result, json(error), transition_count, created_at, updated_at, started_at, finished_at))
+                    worker_id, result, json(error), transition_count, created_at, updated_at, started_at, finished_at,
+                    priority, ready_at))
          FROM (SELECT * FROM steps WHERE task_id = ? ORDER BY position, id)",
     )
     .bind(id(task_id))
@@ -702,13 +703,18 @@ impl Store for SqliteStore {
         }
         // Written like the claim query (partial index terms, steps first) so that it reads the same small index.
         // A waiting step was claimed once, so its parents are done and unfinished_parents = 0 holds anyway.
+        // Held tasks count whatever their handler keys: a claim of any worker releases them.
         let row = sqlx::query(
-            "SELECT MIN(s.next_attempt_at) AS next_at
-             FROM steps s CROSS JOIN tasks t ON t.id = s.task_id
-             WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
-               AND s.state = 'waiting_for_retry'
-               AND s.handler_key IN (SELECT value FROM json_each(?))
-               AND t.state IN ('pending', 'in_progress')",
+            "SELECT MIN(at) AS next_at FROM (
+                 SELECT MIN(s.next_attempt_at) AS at
+                 FROM steps s CROSS JOIN tasks t ON t.id = s.task_id
+                 WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
+                   AND s.state = 'waiting_for_retry'
+                   AND s.handler_key IN (SELECT value FROM json_each(?))
+                   AND t.state IN ('pending', 'in_progress')
+                 UNION ALL
+                 SELECT MIN(held_until) FROM tasks WHERE held_until IS NOT NULL
+             )",
         )
         .bind(string_array(handler_keys))
         .fetch_one(&self.pool)

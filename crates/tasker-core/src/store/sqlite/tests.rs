@@ -81,6 +81,8 @@ async fn fresh_database_gets_exactly_the_expected_schema() {
                 "updated_at",
                 "started_at",
                 "finished_at",
+                "priority",
+                "ready_at",
             ],
         ),
         (
@@ -120,6 +122,9 @@ async fn fresh_database_gets_exactly_the_expected_schema() {
                 "updated_at",
                 "started_at",
                 "finished_at",
+                "priority",
+                "run_at",
+                "held_until",
             ],
         ),
         (
@@ -173,6 +178,7 @@ async fn fresh_database_gets_exactly_the_expected_schema() {
             "steps_task_position_idx",
             "task_transitions_task_sort_idx",
             "tasks_finished_at_idx",
+            "tasks_held_idx",
             "tasks_namespace_name_id_idx",
             "tasks_state_idx",
         ]
@@ -391,6 +397,12 @@ async fn immediate_transactions_serialise_writers() {
 async fn claim_takes_only_ready_steps() {
     let store = memory_store().await;
     check_claim_takes_only_ready_steps(&store).await;
+}
+
+#[tokio::test]
+async fn claims_follow_priority_then_ready_time_and_release_holds() {
+    let store = memory_store().await;
+    check_claim_order_and_holds(&store).await;
 }
 
 /// SQLite refuses a second transition row with the same sort key for a step (on PostgreSQL the unique

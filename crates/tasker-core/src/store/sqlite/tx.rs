@@ -30,10 +30,21 @@ pub(super) const CLAIM_CANDIDATES_SQL: &str = "SELECT s.id AS id, s.state AS sta
      FROM steps s CROSS JOIN tasks t ON t.id = s.task_id
      WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
        AND s.handler_key IN (SELECT value FROM json_each(?))
-       AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= ?)
+       AND s.ready_at <= ?
        AND t.state IN ('pending', 'in_progress')
-     ORDER BY s.id
+     ORDER BY s.priority DESC, s.ready_at, s.id
      LIMIT ?";
+
+/// Takes away the start-time parent of the root steps of tasks whose hold fell due (see `Task::held_until`),
+/// through tasks_held_idx, which holds only held tasks. Binds: now.
+const RELEASE_HELD_STEPS_SQL: &str = "UPDATE steps SET unfinished_parents = unfinished_parents - 1,
+         ready_at = (SELECT t.held_until FROM tasks t WHERE t.id = steps.task_id), updated_at = ?1
+     WHERE task_id IN (SELECT id FROM tasks WHERE held_until <= ?1)
+       AND state = 'pending' AND unfinished_parents > 0
+       AND NOT EXISTS (SELECT 1 FROM step_edges e WHERE e.child_id = steps.id)";
+
+/// Clears the holds [`RELEASE_HELD_STEPS_SQL`] released. Binds: now.
+const CLEAR_HOLDS_SQL: &str = "UPDATE tasks SET held_until = NULL, updated_at = ?1 WHERE held_until <= ?1";
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
@@ -59,7 +70,10 @@ fn bind_task<'q>(q: Query<'q>, t: &'q Task) -> Result<Query<'q>> {
         .bind(ms(t.created_at))
         .bind(ms(t.updated_at))
         .bind(opt_ms(t.started_at))
-        .bind(opt_ms(t.finished_at)))
+        .bind(opt_ms(t.finished_at))
+        .bind(t.priority)
+        .bind(opt_ms(t.run_at))
+        .bind(opt_ms(t.held_until)))
 }
 
 /// Binds every column of a step in [`STEP_COLUMNS`] order, for the insert and the full update alike.
@@ -85,7 +99,9 @@ fn bind_step<'q>(q: Query<'q>, s: &'q Step) -> Result<Query<'q>> {
         .bind(ms(s.created_at))
         .bind(ms(s.updated_at))
         .bind(opt_ms(s.started_at))
-        .bind(opt_ms(s.finished_at)))
+        .bind(opt_ms(s.finished_at))
+        .bind(s.priority)
+        .bind(ms(s.ready_at)))
 }
 
 /// A write transaction holding the database's write lock from its first statement.
@@ -157,7 +173,8 @@ impl StoreTx for SqliteTx {
 
     async fn task_insert(&mut self, task: &Task, steps: &[Step], edges: &[Edge]) -> Result<()> {
         let sql = format!(
-            "INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO tasks ({TASK_COLUMNS})
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
         let inserted = bind_task(sqlx::query(&sql), task)?.execute(self.conn()).await;
         match inserted {
@@ -170,7 +187,7 @@ impl StoreTx for SqliteTx {
 
         let sql = format!(
             "INSERT INTO steps ({STEP_COLUMNS})
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
         for s in steps {
             bind_step(sqlx::query(&sql), s)?
@@ -203,7 +220,8 @@ impl StoreTx for SqliteTx {
                 "UPDATE tasks SET template_id = ?2, namespace = ?3, name = ?4, version = ?5, state = ?6, context = ?7,
                      tags = ?8, idempotency_key = ?9, initiator = ?10, source_system = ?11, reason = ?12,
                      steps_total = ?13, steps_succeeded = ?14, steps_failed = ?15, transition_count = ?16,
-                     created_at = ?17, updated_at = ?18, started_at = ?19, finished_at = ?20
+                     created_at = ?17, updated_at = ?18, started_at = ?19, finished_at = ?20, priority = ?21,
+                     run_at = ?22, held_until = ?23
                  WHERE id = ?1",
             ),
             task,
@@ -246,14 +264,15 @@ impl StoreTx for SqliteTx {
                     t.transition_count,
                     ms(t.updated_at),
                     t.started_at.map(ms),
-                    t.finished_at.map(ms)
+                    t.finished_at.map(ms),
+                    t.held_until.map(ms)
                 ])
             })
             .collect();
         let done = sqlx::query(
             "UPDATE tasks SET state = b.value ->> 1, steps_succeeded = b.value ->> 2, steps_failed = b.value ->> 3,
                  transition_count = b.value ->> 4, updated_at = b.value ->> 5, started_at = b.value ->> 6,
-                 finished_at = b.value ->> 7
+                 finished_at = b.value ->> 7, held_until = b.value ->> 8
              FROM json_each(?) AS b WHERE tasks.id = b.value ->> 0",
         )
         .bind(Value::Array(batch).to_string())
@@ -295,7 +314,8 @@ impl StoreTx for SqliteTx {
                 s.transition_count,
                 ms(s.updated_at),
                 s.started_at.map(ms),
-                s.finished_at.map(ms)
+                s.finished_at.map(ms),
+                ms(s.ready_at)
             ]));
         }
         // `->>` hands back the SQL value of each element: text stays text (results and errors are JSON text
@@ -304,7 +324,8 @@ impl StoreTx for SqliteTx {
             "UPDATE steps SET state = b.value ->> 1, attempts = b.value ->> 2, max_attempts = b.value ->> 3,
                  next_attempt_at = b.value ->> 4, lease_expires_at = b.value ->> 5, worker_id = b.value ->> 6,
                  result = b.value ->> 7, error = b.value ->> 8, transition_count = b.value ->> 9,
-                 updated_at = b.value ->> 10, started_at = b.value ->> 11, finished_at = b.value ->> 12
+                 updated_at = b.value ->> 10, started_at = b.value ->> 11, finished_at = b.value ->> 12,
+                 ready_at = b.value ->> 13
              FROM json_each(?) AS b WHERE steps.id = b.value ->> 0",
         )
         .bind(Value::Array(batch).to_string())
@@ -319,9 +340,10 @@ impl StoreTx for SqliteTx {
             return Ok(Vec::new());
         }
         let found = sqlx::query(
-            "UPDATE steps SET unfinished_parents = unfinished_parents - c.n, updated_at = ?
+            "UPDATE steps SET unfinished_parents = unfinished_parents - c.n, updated_at = ?1,
+                 ready_at = CASE WHEN unfinished_parents = c.n THEN ?1 ELSE ready_at END
              FROM (SELECT child_id, COUNT(*) AS n FROM step_edges
-                   WHERE parent_id IN (SELECT value FROM json_each(?)) GROUP BY child_id) AS c
+                   WHERE parent_id IN (SELECT value FROM json_each(?2)) GROUP BY child_id) AS c
              WHERE steps.id = c.child_id
              RETURNING id, unfinished_parents",
         )
@@ -349,7 +371,8 @@ impl StoreTx for SqliteTx {
                 "UPDATE steps SET task_id = ?2, name = ?3, handler_key = ?4, position = ?5, state = ?6, attempts = ?7,
                      max_attempts = ?8, retry = ?9, timeout_seconds = ?10, config = ?11, unfinished_parents = ?12,
                      next_attempt_at = ?13, lease_expires_at = ?14, worker_id = ?15, result = ?16, error = ?17,
-                     transition_count = ?18, created_at = ?19, updated_at = ?20, started_at = ?21, finished_at = ?22
+                     transition_count = ?18, created_at = ?19, updated_at = ?20, started_at = ?21, finished_at = ?22,
+                     priority = ?23, ready_at = ?24
                  WHERE id = ?1",
             ),
             s,
@@ -370,6 +393,14 @@ impl StoreTx for SqliteTx {
     async fn step_claim(&mut self, params: &ClaimParams) -> Result<Vec<ClaimedRow>> {
         if params.handler_keys.is_empty() || params.limit == 0 {
             return Ok(Vec::new());
+        }
+        // Holds that fell due first, so that their root steps are candidates of this very claim.
+        for sql in [RELEASE_HELD_STEPS_SQL, CLEAR_HOLDS_SQL] {
+            sqlx::query(sql)
+                .bind(ms(params.now))
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
         }
         let candidates = sqlx::query(CLAIM_CANDIDATES_SQL)
             .bind(string_array(&params.handler_keys))
@@ -413,7 +444,7 @@ impl StoreTx for SqliteTx {
             let step = step_from_row(row)?;
             by_id.insert(step.id, step);
         }
-        // RETURNING has no defined order; answer in claim (id) order.
+        // RETURNING has no defined order; answer in claim order, the candidates' order.
         picked
             .into_iter()
             .map(|(step_id, from_state, task_state)| {
@@ -474,8 +505,9 @@ impl StoreTx for SqliteTx {
     async fn step_children_release(&mut self, parent_id: Uuid, now: Timestamp) -> Result<Vec<Uuid>> {
         // The > 0 guard keeps a count from going negative if a parent were ever released twice.
         let found = sqlx::query(
-            "UPDATE steps SET unfinished_parents = unfinished_parents - 1, updated_at = ?
-             WHERE id IN (SELECT child_id FROM step_edges WHERE parent_id = ?) AND unfinished_parents > 0
+            "UPDATE steps SET unfinished_parents = unfinished_parents - 1, updated_at = ?1,
+                 ready_at = CASE WHEN unfinished_parents = 1 THEN ?1 ELSE ready_at END
+             WHERE id IN (SELECT child_id FROM step_edges WHERE parent_id = ?2) AND unfinished_parents > 0
              RETURNING id, unfinished_parents",
         )
         .bind(ms(now))
