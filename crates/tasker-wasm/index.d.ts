@@ -40,6 +40,12 @@ export interface Task {
   readonly startedAt: Date | null
   /** when it last reached a terminal state */
   readonly finishedAt: Date | null
+  /** claims take higher priorities first; the default of its steps */
+  readonly priority: number
+  /** when it was asked to start, if it was created to start later */
+  readonly runAt: Date | null
+  /** while set, no step runs before this time (its start time) */
+  readonly heldUntil: Date | null
 }
 
 /** One step of one task. */
@@ -79,6 +85,8 @@ export interface Step {
   readonly startedAt: Date | null
   /** when the step last reached a terminal state */
   readonly finishedAt: Date | null
+  /** claims take higher priorities first */
+  readonly priority: number
 }
 
 /** What a handler reported when it failed, as recorded on the step. */
@@ -163,6 +171,8 @@ export interface TemplateInfo {
   readonly contentHash: string
   /** the JSON Schema task contexts are checked against */
   readonly inputSchema: Json | null
+  /** the priority of its tasks unless `create_task` gives one */
+  readonly priority: number | null
   /** in declaration order */
   readonly steps: TemplateStep[]
   readonly createdAt: Date
@@ -179,6 +189,8 @@ export interface TemplateStep {
   readonly config: Json
   readonly retry: RetryPolicy
   readonly timeoutSeconds: number
+  /** overrides the task's priority for this step */
+  readonly priority: number | null
 }
 
 /** The result of registering a template. */
@@ -241,6 +253,8 @@ export interface Explain {
   /** UUID */
   readonly taskId: string
   readonly taskState: string
+  /** when the task starts, if that time is still to come */
+  readonly scheduledFor: Date | null
   /** in template order */
   readonly steps: StepReadiness[]
 }
@@ -263,6 +277,10 @@ export interface StepReadiness {
   readonly blockedByFailure: string[]
   /** when a waiting retry falls due, if not yet */
   readonly retryAt: Date | null
+  /** for a root step of a task that starts later, when it starts */
+  readonly scheduledFor: Date | null
+  /** claims take higher priorities first */
+  readonly priority: number
   /** the step failed and has no attempts left in its budget */
   readonly attemptsExhausted: boolean
   /** the task is `pending` or `in_progress` */

@@ -368,3 +368,59 @@ fn template_show_renders_every_format() {
     let list = env.ok(&["--json", "template", "list"]).json();
     assert_eq!(list.as_array().map(Vec::len), Some(3));
 }
+
+#[test]
+fn a_task_created_to_start_later_waits_until_run_now() {
+    let env = Env::new();
+    env.ok(&["template", "register", s(&example("etl_pipeline.yaml"))]);
+    let ctx = r#"{"source":"clickstream","batch_id":8,"record_count":5}"#;
+    let task = env
+        .ok(&[
+            "--json",
+            "task",
+            "create",
+            "data",
+            "etl_pipeline",
+            "--context",
+            ctx,
+            "--delay",
+            "2h",
+            "--priority",
+            "-7",
+        ])
+        .json();
+    assert_eq!(task["priority"], -7);
+    let held = task["held_until"].as_str().expect("held until a time").to_string();
+    assert_eq!(task["run_at"], held.as_str());
+    let task_id = task["id"].as_str().unwrap().to_string();
+    let explain = env.ok(&["--json", "task", "explain", &task_id]).json();
+    let reasons = explain["explain"]["steps"][0]["reasons"].to_string();
+    assert!(reasons.contains("scheduled for"), "{explain:#}");
+    assert!(env.ok(&["task", "show", &task_id]).stdout.contains("scheduled for"));
+
+    let started = env.ok(&["--json", "task", "run-now", &task_id]).json();
+    assert!(started["held_until"].is_null(), "{started:#}");
+    let explain = env.ok(&["--json", "task", "explain", &task_id]).json();
+    assert_eq!(explain["explain"]["steps"][0]["ready"], true, "{explain:#}");
+
+    for bad in [
+        vec!["task", "create", "data", "etl_pipeline", "--delay", "soon"],
+        vec!["task", "create", "data", "etl_pipeline", "--run-at", "tomorrow"],
+        vec!["task", "create", "data", "etl_pipeline", "--priority", "5000"],
+        vec![
+            "task",
+            "create",
+            "data",
+            "etl_pipeline",
+            "--run-at",
+            "2030-01-01T00:00:00Z",
+            "--delay",
+            "1h",
+        ],
+    ] {
+        let out = env.run(&bad);
+        assert_eq!(out.code, 2, "{bad:?}: {out:?}");
+    }
+    let listed = env.ok(&["--json", "task", "list"]).json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "bad arguments create nothing");
+}

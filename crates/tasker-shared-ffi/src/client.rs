@@ -95,6 +95,12 @@ pub struct CreateTaskOptions {
     pub initiator: Option<String>,
     pub source_system: Option<String>,
     pub reason: Option<String>,
+    /// Claims take higher priorities first (-1000..=1000); the template's priority, else 0, when absent.
+    pub priority: Option<i64>,
+    /// An RFC 3339 time: no step runs before it. A time already past starts the task at once.
+    pub run_at: Option<String>,
+    /// Seconds from now: the same as `run_at` at that time. At most one of the two.
+    pub delay_seconds: Option<f64>,
 }
 
 /// Which tasks [`Client::tasks`] lists: newest first.
@@ -596,7 +602,21 @@ impl Client {
     );
 
     pub async fn create_task_async(&self, namespace: &str, name: &str, options: CreateTaskOptions) -> FfiResult<Task> {
+        let priority = options.priority.map(priority).transpose()?;
+        let run_at = match (&options.run_at, options.delay_seconds) {
+            (Some(_), Some(_)) => {
+                return Err(FfiError::validation(
+                    "delay_seconds",
+                    "give run_at or delay_seconds, not both",
+                ))
+            }
+            (Some(at), None) => Some(crate::objects::time("run_at", at)?),
+            (None, Some(d)) => Some(self.engine()?.now() + later(d)?),
+            (None, None) => None,
+        };
         let req = CreateTask {
+            priority,
+            run_at,
             namespace: namespace.to_string(),
             name: name.to_string(),
             version: options.version,
@@ -729,6 +749,17 @@ impl Client {
     }
 
     blocking!(
+        /// Starts a task created to start later now; one already started is returned as it is.
+        fn run_task_now => run_task_now_async(task_id: &str) -> Task
+    );
+
+    pub async fn run_task_now_async(&self, task_id: &str) -> FfiResult<Task> {
+        let id = id("task_id", task_id)?;
+        self.call(|e| async move { e.run_task_now(id).await.map(Into::into) })
+            .await
+    }
+
+    blocking!(
         /// Retries a task in `error`: each failed step gets a fresh attempt budget.
         fn retry_task => retry_task_async(task_id: &str) -> Task
     );
@@ -839,6 +870,27 @@ fn analytics_filter(f: AnalyticsFilterInput, now: Timestamp) -> tasker_core::Ana
         name: f.name,
         version: f.version,
     }
+}
+
+/// A priority a host gave as any integer; out of `i32` is the same `validation` error the engine gives
+/// for one out of range.
+fn priority(p: i64) -> FfiResult<i32> {
+    i32::try_from(p).map_err(|_| {
+        let max = tasker_core::template::MAX_PRIORITY;
+        FfiError::validation(
+            "priority",
+            format!("expected an integer in {}..={max}, found {p}", -max),
+        )
+    })
+}
+
+/// A delay a host gave in seconds, as a time span.
+fn later(seconds: f64) -> FfiResult<chrono::TimeDelta> {
+    let d = crate::objects::seconds(seconds, "delay_seconds")?;
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .filter(|d| *d <= chrono::TimeDelta::days(36_500))
+        .ok_or_else(|| FfiError::validation("delay_seconds", format!("expected at most 100 years, found {seconds}")))
 }
 
 fn engine_options(o: &ClientOptions, clock: Arc<dyn Clock>) -> EngineOptions {

@@ -162,6 +162,12 @@ pub struct Task {
     pub started_at: Option<Timestamp>,
     /// Optional Timestamp: when it last reached a terminal state.
     pub finished_at: Option<Timestamp>,
+    /// i32: claims take higher priorities first; the default of its steps.
+    pub priority: i32,
+    /// Optional Timestamp: when it was asked to start, if it was created to start later.
+    pub run_at: Option<Timestamp>,
+    /// Optional Timestamp: while set, no step runs before this time.
+    pub held_until: Option<Timestamp>,
 }
 
 impl From<tasker_core::Task> for Task {
@@ -196,6 +202,9 @@ impl From<tasker_core::Task> for Task {
             updated_at: t.updated_at,
             started_at: t.started_at,
             finished_at: t.finished_at,
+            priority: t.priority,
+            run_at: t.run_at,
+            held_until: t.held_until,
         }
     }
 }
@@ -304,6 +313,8 @@ pub struct Step {
     pub started_at: Option<Timestamp>,
     /// Optional Timestamp: when the step last reached a terminal state.
     pub finished_at: Option<Timestamp>,
+    /// i32: claims take higher priorities first.
+    pub priority: i32,
 }
 
 impl From<tasker_core::Step> for Step {
@@ -329,6 +340,7 @@ impl From<tasker_core::Step> for Step {
             updated_at: s.updated_at,
             started_at: s.started_at,
             finished_at: s.finished_at,
+            priority: s.priority,
         }
     }
 }
@@ -350,6 +362,8 @@ pub struct TemplateStep {
     pub retry: RetryPolicy,
     /// u32.
     pub timeout_seconds: u32,
+    /// Optional i32: overrides the task's priority for this step.
+    pub priority: Option<i32>,
 }
 
 /// A registered template version.
@@ -369,6 +383,8 @@ pub struct TemplateInfo {
     pub content_hash: String,
     /// Optional JSON: the JSON Schema task contexts are checked against.
     pub input_schema: Option<Value>,
+    /// Optional i32: the priority of its tasks unless `create_task` gives one.
+    pub priority: Option<i32>,
     /// List of TemplateStep, in declaration order.
     pub steps: Vec<TemplateStep>,
     /// Timestamp.
@@ -385,6 +401,7 @@ impl From<tasker_core::TemplateRecord> for TemplateInfo {
             description: r.template.description,
             content_hash: r.content_hash,
             input_schema: r.template.input_schema,
+            priority: r.template.priority,
             steps: r
                 .template
                 .steps
@@ -397,6 +414,7 @@ impl From<tasker_core::TemplateRecord> for TemplateInfo {
                     config: s.config,
                     retry: s.retry.into(),
                     timeout_seconds: s.timeout_seconds,
+                    priority: s.priority,
                 })
                 .collect(),
             created_at: r.created_at,
@@ -556,6 +574,10 @@ pub struct StepReadiness {
     pub blocked_by_failure: Vec<String>,
     /// Optional Timestamp: when a waiting retry falls due, if not yet.
     pub retry_at: Option<Timestamp>,
+    /// Optional Timestamp: for a root step of a task that starts later, when it starts.
+    pub scheduled_for: Option<Timestamp>,
+    /// i32: claims take higher priorities first.
+    pub priority: i32,
     /// bool: the step failed and has no attempts left in its budget.
     pub attempts_exhausted: bool,
     /// bool: the task is `pending` or `in_progress`.
@@ -579,6 +601,8 @@ impl From<tasker_core::readiness::StepReadiness> for StepReadiness {
             blocked_by: r.blocked_by,
             blocked_by_failure: r.blocked_by_failure,
             retry_at: r.retry_at,
+            scheduled_for: r.scheduled_for,
+            priority: r.priority,
             attempts_exhausted: r.attempts_exhausted,
             task_runnable: r.task_runnable,
             lease_expires_at: r.lease_expires_at,
@@ -594,6 +618,8 @@ pub struct Explain {
     pub task_id: String,
     /// String: the task state.
     pub task_state: String,
+    /// Optional Timestamp: when the task starts, if that time is still to come.
+    pub scheduled_for: Option<Timestamp>,
     /// List of StepReadiness, in template order.
     pub steps: Vec<StepReadiness>,
 }
@@ -603,6 +629,7 @@ impl From<tasker_core::readiness::Explain> for Explain {
         Explain {
             task_id: id(e.task_id),
             task_state: e.task_state.to_string(),
+            scheduled_for: e.scheduled_for,
             steps: e.steps.into_iter().map(Into::into).collect(),
         }
     }
@@ -1007,8 +1034,12 @@ mod tests {
             updated_at: now,
             started_at: Some(now),
             finished_at: None,
+            priority: -2,
+            run_at: Some(now),
+            held_until: None,
         };
         let d = Task::from(t.clone());
+        assert_eq!((d.priority, d.run_at, d.held_until), (-2, Some(now), None));
         assert_eq!(d.id, t.id.to_string());
         assert_eq!(d.state, "in_progress");
         assert_eq!(d.tags.get("team").map(String::as_str), Some("shop"));

@@ -94,6 +94,9 @@ pub struct TaskEntry {
     pub context: Option<Value>,
     pub idempotency_key: Option<String>,
     pub tags: Option<Value>,
+    pub priority: Option<i64>,
+    /// The task starts this many milliseconds after creation (by the scenario's clock).
+    pub delay_ms: Option<i64>,
     /// The creation must fail with this error.
     pub expect_error: Option<ErrorExpectation>,
     /// The creation must return the task already created under this alias.
@@ -181,6 +184,8 @@ pub enum Action {
     Reap(ReapAction),
     CreateTask(TaskEntry),
     Cancel(TaskAction),
+    /// Start a task created to start later now.
+    RunNow(TaskAction),
     Retry(TaskAction),
     ResolveStep(ResolveStepAction),
     ResolveTask(TaskAction),
@@ -200,6 +205,7 @@ impl Action {
             Action::Reap(_) => "reap",
             Action::CreateTask(_) => "create_task",
             Action::Cancel(_) => "cancel",
+            Action::RunNow(_) => "run_now",
             Action::Retry(_) => "retry",
             Action::ResolveStep(_) => "resolve_step",
             Action::ResolveTask(_) => "resolve_task",
@@ -634,6 +640,9 @@ impl<'a> Replay<'a> {
                 initiator: Some("scenario".into()),
                 source_system: None,
                 reason: Some(self.s.name.clone()),
+                priority: t.priority,
+                run_at: None,
+                delay_seconds: t.delay_ms.map(|ms| ms as f64 / 1000.0),
             },
         );
         let Some(task) = self.expect_outcome(at, r, &t.expect_error)? else {
@@ -718,6 +727,11 @@ impl<'a> Replay<'a> {
             Action::Cancel(t) => {
                 let id = self.task_id(at, &t.task)?;
                 let r = self.client.cancel_task(&id, t.reason.as_deref());
+                self.expect_outcome(at, r, &t.expect_error)?;
+            }
+            Action::RunNow(t) => {
+                let id = self.task_id(at, &t.task)?;
+                let r = self.client.run_task_now(&id);
                 self.expect_outcome(at, r, &t.expect_error)?;
             }
             Action::Retry(t) => {

@@ -257,12 +257,9 @@ fn walk<L: Lowering>(l: &L, kind: &Kind, v: &Value, path: Path<'_>) -> Result<L:
             let f = n.as_f64().and_then(serde_json::Number::from_f64);
             l.scalar(&f.map_or(Value::Null, Value::Number))
         }
-        (Kind::Timestamp, Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => l.timestamp(t.to_utc()),
-            Err(e) => Err(l.error(FfiError::validation(
-                &path.render(),
-                format!("expected an RFC 3339 timestamp, found {s:?} ({e})"),
-            ))),
+        (Kind::Timestamp, Value::String(s)) => match time(&path.render(), s) {
+            Ok(t) => l.timestamp(t),
+            Err(e) => Err(l.error(e)),
         },
         (Kind::Object(name), _) => match index_of(name) {
             Some(index) => walk_object(l, index, v, path),
@@ -301,6 +298,14 @@ pub fn options<T: DeserializeOwned>(value: Value, what: &str) -> FfiResult<T> {
         };
         FfiError::validation(&path, e.into_inner().to_string())
     })
+}
+
+/// A time a host gave as RFC 3339 text (how every binding hands over its native time type); anything else is
+/// a `validation` error naming `path`.
+pub fn time(path: &str, s: &str) -> FfiResult<DateTime<chrono::Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .map_err(|e| FfiError::validation(path, format!("expected an RFC 3339 timestamp, found {s:?} ({e})")))
 }
 
 /// The path of field `name` under `path`, as every error names it: `context.items[3].sku`, or just `name`

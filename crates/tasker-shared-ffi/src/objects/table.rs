@@ -132,6 +132,9 @@ pub const OBJECTS: &[ObjectType] = &[
             f("updated_at", T, ""),
             f("started_at", OPT_T, "when its first step was claimed"),
             f("finished_at", OPT_T, "when it last reached a terminal state"),
+            f("priority", I, "claims take higher priorities first; the default of its steps"),
+            f("run_at", OPT_T, "when it was asked to start, if it was created to start later"),
+            f("held_until", OPT_T, "while set, no step runs before this time (its start time)"),
         ],
     ),
     object(
@@ -162,6 +165,7 @@ pub const OBJECTS: &[ObjectType] = &[
             f("updated_at", T, ""),
             f("started_at", OPT_T, "when the current or last attempt was claimed"),
             f("finished_at", OPT_T, "when the step last reached a terminal state"),
+            f("priority", I, "claims take higher priorities first"),
         ],
     ),
     object(
@@ -230,6 +234,7 @@ pub const OBJECTS: &[ObjectType] = &[
             f("description", OPT_S, ""),
             f("content_hash", S, "SHA-256 (hex) of the canonical content"),
             f("input_schema", OPT_J, "the JSON Schema task contexts are checked against"),
+            f("priority", OPT_I, "the priority of its tasks unless `create_task` gives one"),
             f("steps", Kind::List(&Kind::Object("TemplateStep")), "in declaration order"),
             f("created_at", T, ""),
         ],
@@ -245,6 +250,7 @@ pub const OBJECTS: &[ObjectType] = &[
             f("config", J, "handed to the handler as-is"),
             f("retry", Kind::Object("RetryPolicy"), ""),
             f("timeout_seconds", I, ""),
+            f("priority", OPT_I, "overrides the task's priority for this step"),
         ],
     ),
     object(
@@ -308,6 +314,7 @@ pub const OBJECTS: &[ObjectType] = &[
         &[
             f("task_id", S, "UUID"),
             f("task_state", S, ""),
+            f("scheduled_for", OPT_T, "when the task starts, if that time is still to come"),
             f("steps", Kind::List(&Kind::Object("StepReadiness")), "in template order"),
         ],
     ),
@@ -329,6 +336,12 @@ pub const OBJECTS: &[ObjectType] = &[
                 "parents in `error` or `cancelled`, which block until an operator acts",
             ),
             f("retry_at", OPT_T, "when a waiting retry falls due, if not yet"),
+            f(
+                "scheduled_for",
+                OPT_T,
+                "for a root step of a task that starts later, when it starts",
+            ),
+            f("priority", I, "claims take higher priorities first"),
             f("attempts_exhausted", B, "the step failed and has no attempts left in its budget"),
             f("task_runnable", B, "the task is `pending` or `in_progress`"),
             f("lease_expires_at", OPT_T, "for a running step, when its lease ends"),

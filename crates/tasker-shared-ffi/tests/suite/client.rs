@@ -115,6 +115,9 @@ fn every_operation_round_trips_on_sqlite() {
                 source_system: Some("suite".into()),
                 reason: Some("coverage".into()),
                 version: Some("1.0.0".into()),
+                priority: Some(3),
+                run_at: None,
+                delay_seconds: None,
             },
         )
         .unwrap();
@@ -275,6 +278,105 @@ fn every_operation_round_trips_on_sqlite() {
     );
     assert_eq!(c.reap_expired_leases(10).unwrap(), ReapReport::default());
     w.shutdown();
+}
+
+#[test]
+fn tasks_start_later_and_carry_priorities() {
+    let c = manual("memory:");
+    c.register_template(TEMPLATE).unwrap();
+    let now = c.advance_clock_ms(0).unwrap();
+    let at = now + chrono::TimeDelta::seconds(60);
+    let opts = |o: CreateTaskOptions| CreateTaskOptions { priority: Some(5), ..o };
+    let by_time = c
+        .create_task(
+            "shop",
+            "order",
+            opts(CreateTaskOptions {
+                run_at: Some(at.to_rfc3339()),
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+    assert_eq!(
+        (by_time.priority, by_time.run_at, by_time.held_until),
+        (5, Some(at), Some(at))
+    );
+    let by_delay = c
+        .create_task(
+            "shop",
+            "order",
+            CreateTaskOptions {
+                delay_seconds: Some(60.0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((by_delay.priority, by_delay.held_until), (0, Some(at)));
+    let ex = c.explain(&by_time.id).unwrap();
+    assert_eq!(ex.scheduled_for, Some(at));
+    assert_eq!((ex.steps[0].scheduled_for, ex.steps[0].priority), (Some(at), 5));
+    assert_eq!(c.steps(&by_time.id).unwrap()[0].priority, 5);
+
+    let started = c.run_task_now(&by_delay.id).unwrap();
+    assert_eq!(started.held_until, None);
+    assert!(c.explain(&by_delay.id).unwrap().steps[0].ready);
+
+    for (options, path) in [
+        (
+            CreateTaskOptions {
+                run_at: Some("tomorrow".into()),
+                ..Default::default()
+            },
+            "run_at",
+        ),
+        (
+            CreateTaskOptions {
+                delay_seconds: Some(-1.0),
+                ..Default::default()
+            },
+            "delay_seconds",
+        ),
+        (
+            CreateTaskOptions {
+                delay_seconds: Some(1e12),
+                ..Default::default()
+            },
+            "delay_seconds",
+        ),
+        (
+            CreateTaskOptions {
+                run_at: Some(at.to_rfc3339()),
+                delay_seconds: Some(1.0),
+                ..Default::default()
+            },
+            "delay_seconds",
+        ),
+        (
+            CreateTaskOptions {
+                priority: Some(1 << 40),
+                ..Default::default()
+            },
+            "priority",
+        ),
+        (
+            CreateTaskOptions {
+                priority: Some(1001),
+                ..Default::default()
+            },
+            "priority",
+        ),
+    ] {
+        let err = c.create_task("shop", "order", options).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Validation, "{err}");
+        assert_eq!(error::field_errors(&err)[0].0, path, "{err}");
+    }
+    assert_eq!(
+        c.tasks(TaskFilterInput::default()).unwrap().len(),
+        2,
+        "bad input writes nothing"
+    );
+    let bad_id = c.run_task_now("nope").unwrap_err();
+    assert_eq!(bad_id.kind, ErrorKind::Validation);
 }
 
 #[test]

@@ -136,6 +136,20 @@ pub enum TaskCommand {
         /// A tag; repeat for more
         #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
         tags: Vec<(String, String)>,
+        /// Claims take higher priorities first [default: the template's priority, else 0]
+        #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-1000..=1000))]
+        priority: Option<i32>,
+        /// Start no step before this RFC 3339 time, for example 2027-01-02T03:04:05Z
+        #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "delay")]
+        run_at: Option<Timestamp>,
+        /// Start no step before this long from now, for example 30s, 10m, 2h or 1d
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        delay: Option<Duration>,
+    },
+    /// Start a task created to start later now
+    RunNow {
+        /// The task's id (a UUID)
+        task_id: String,
     },
     /// List tasks, newest first
     List {
@@ -263,23 +277,38 @@ impl Since {
 }
 
 fn parse_since(s: &str) -> Result<Since, String> {
-    let expected = || format!("expected a duration such as 30m, 1h or 2d, or an RFC 3339 time, found {s:?}");
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(Since::At(t.with_timezone(&chrono::Utc)));
     }
+    duration(s, "expected a duration such as 30m, 1h or 2d, or an RFC 3339 time").map(Since::Ago)
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("expected an RFC 3339 time such as 2027-01-02T03:04:05Z, found {s:?} ({e})"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    duration(s, "expected a duration such as 30s, 10m, 2h or 1d")
+}
+
+/// A whole number of seconds, minutes, hours, days or weeks: `30s`, `10m`, `2h`, `1d`, `1w`.
+fn duration(s: &str, expected: &str) -> Result<Duration, String> {
+    let expected = || format!("{expected}, found {s:?}");
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(expected)?;
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().map_err(|_| expected())?;
     let secs = match unit {
         "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        "w" => n * 604_800,
+        "m" => n.checked_mul(60).ok_or_else(expected)?,
+        "h" => n.checked_mul(3600).ok_or_else(expected)?,
+        "d" => n.checked_mul(86_400).ok_or_else(expected)?,
+        "w" => n.checked_mul(604_800).ok_or_else(expected)?,
         _ => return Err(expected()),
     };
-    Ok(Since::Ago(Duration::from_secs(secs)))
+    Ok(Duration::from_secs(secs))
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {

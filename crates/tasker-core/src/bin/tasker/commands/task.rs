@@ -18,6 +18,9 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> CliResult {
             context,
             idempotency_key,
             tags,
+            priority,
+            run_at,
+            delay,
         } => {
             // Arguments are checked before the database is opened, so a typo costs nothing.
             let context = parse_json_arg("--context", &context)?;
@@ -35,10 +38,26 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> CliResult {
                 context,
                 idempotency_key,
                 tags,
+                priority,
+                run_at,
                 source_system: Some("tasker-cli".into()),
                 ..Default::default()
             };
-            let task = with_engine(ctx, |engine| async move { Ok(engine.create_task(req).await?) }).await?;
+            let task = with_engine(ctx, |engine| async move {
+                let mut req = req;
+                if let Some(d) = delay {
+                    // The engine's clock, so that the time is the one its claims compare with.
+                    let d = chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
+                    req.run_at = Some(
+                        engine
+                            .now()
+                            .checked_add_signed(d)
+                            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+                    );
+                }
+                Ok(engine.create_task(req).await?)
+            })
+            .await?;
             print_task(ctx, &task)
         }
         TaskCommand::List {
@@ -113,6 +132,11 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> CliResult {
             .await?;
             print_task(ctx, &task)
         }
+        TaskCommand::RunNow { task_id } => {
+            let id = parse_id("task_id", &task_id)?;
+            let task = with_engine(ctx, |engine| async move { Ok(engine.run_task_now(id).await?) }).await?;
+            print_task(ctx, &task)
+        }
         TaskCommand::Retry { task_id } => {
             let id = parse_id("task_id", &task_id)?;
             let task = with_engine(ctx, |engine| async move { Ok(engine.retry_task(id).await?) }).await?;
@@ -179,6 +203,14 @@ pub fn task_details(task: &Task) -> comfy_table::Table {
     }
     if let Some(k) = &task.idempotency_key {
         rows.push(("idempotency key", k.clone()));
+    }
+    if task.priority != 0 {
+        rows.push(("priority", task.priority.to_string()));
+    }
+    if let Some(at) = task.held_until {
+        rows.push(("scheduled for", at.to_rfc3339()));
+    } else if let Some(at) = task.run_at {
+        rows.push(("asked to start", at.to_rfc3339()));
     }
     for (label, v) in [
         ("initiator", &task.initiator),

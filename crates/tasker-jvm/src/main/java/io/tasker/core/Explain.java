@@ -11,17 +11,20 @@ import java.util.Map;
  *
  * @param taskId string: UUID
  * @param taskState string
+ * @param scheduledFor optional timestamp: when the task starts, if that time is still to come
  * @param steps list of StepReadiness: in template order
  */
 public record Explain(
     String taskId,
     String taskState,
+    Instant scheduledFor,
     List<StepReadiness> steps) implements TaskerObject {
     @Override
     public Map<String, Object> toMap() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("task_id", Records.plain(taskId));
         m.put("task_state", Records.plain(taskState));
+        m.put("scheduled_for", Records.plain(scheduledFor));
         m.put("steps", Records.plain(steps));
         return m;
     }

@@ -34,7 +34,10 @@ final class Records {
                     (Instant) f[15],
                     (Instant) f[16],
                     (Instant) f[17],
-                    (Instant) f[18]);
+                    (Instant) f[18],
+                    (Long) f[19],
+                    (Instant) f[20],
+                    (Instant) f[21]);
             case 1 -> new Step(
                     (String) f[0],
                     (String) f[1],
@@ -55,7 +58,8 @@ final class Records {
                     (Instant) f[16],
                     (Instant) f[17],
                     (Instant) f[18],
-                    (Instant) f[19]);
+                    (Instant) f[19],
+                    (Long) f[20]);
             case 2 -> new StepError(
                     (String) f[0],
                     (String) f[1],
@@ -95,8 +99,9 @@ final class Records {
                     (String) f[4],
                     (String) f[5],
                     f[6],
-                    (List<TemplateStep>) f[7],
-                    (Instant) f[8]);
+                    (Long) f[7],
+                    (List<TemplateStep>) f[8],
+                    (Instant) f[9]);
             case 7 -> new TemplateStep(
                     (String) f[0],
                     (String) f[1],
@@ -104,7 +109,8 @@ final class Records {
                     (List<String>) f[3],
                     f[4],
                     (RetryPolicy) f[5],
-                    (Long) f[6]);
+                    (Long) f[6],
+                    (Long) f[7]);
             case 8 -> new Registration(
                     (TemplateInfo) f[0],
                     (Boolean) f[1]);
@@ -135,7 +141,8 @@ final class Records {
             case 12 -> new Explain(
                     (String) f[0],
                     (String) f[1],
-                    (List<StepReadiness>) f[2]);
+                    (Instant) f[2],
+                    (List<StepReadiness>) f[3]);
             case 13 -> new StepReadiness(
                     (String) f[0],
                     (String) f[1],
@@ -147,10 +154,12 @@ final class Records {
                     (List<String>) f[7],
                     (List<String>) f[8],
                     (Instant) f[9],
-                    (Boolean) f[10],
-                    (Boolean) f[11],
-                    (Instant) f[12],
-                    (List<String>) f[13]);
+                    (Instant) f[10],
+                    (Long) f[11],
+                    (Boolean) f[12],
+                    (Boolean) f[13],
+                    (Instant) f[14],
+                    (List<String>) f[15]);
             case 14 -> new ExecutionContext(
                     (String) f[0],
                     (String) f[1],

@@ -29,6 +29,7 @@ import java.util.Map;
  * @param updatedAt timestamp
  * @param startedAt optional timestamp: when the current or last attempt was claimed
  * @param finishedAt optional timestamp: when the step last reached a terminal state
+ * @param priority integer: claims take higher priorities first
  */
 public record Step(
     String id,
@@ -50,7 +51,8 @@ public record Step(
     Instant createdAt,
     Instant updatedAt,
     Instant startedAt,
-    Instant finishedAt) implements TaskerObject {
+    Instant finishedAt,
+    long priority) implements TaskerObject {
     @Override
     public Map<String, Object> toMap() {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -74,6 +76,7 @@ public record Step(
         m.put("updated_at", Records.plain(updatedAt));
         m.put("started_at", Records.plain(startedAt));
         m.put("finished_at", Records.plain(finishedAt));
+        m.put("priority", Records.plain(priority));
         return m;
     }
 }

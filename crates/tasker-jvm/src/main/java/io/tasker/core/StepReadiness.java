@@ -19,6 +19,8 @@ import java.util.Map;
  * @param blockedBy list of string: parents not yet complete or resolved_manually
  * @param blockedByFailure list of string: parents in error or cancelled, which block until an operator acts
  * @param retryAt optional timestamp: when a waiting retry falls due, if not yet
+ * @param scheduledFor optional timestamp: for a root step of a task that starts later, when it starts
+ * @param priority integer: claims take higher priorities first
  * @param attemptsExhausted boolean: the step failed and has no attempts left in its budget
  * @param taskRunnable boolean: the task is pending or in_progress
  * @param leaseExpiresAt optional timestamp: for a running step, when its lease ends
@@ -35,6 +37,8 @@ public record StepReadiness(
     List<String> blockedBy,
     List<String> blockedByFailure,
     Instant retryAt,
+    Instant scheduledFor,
+    long priority,
     boolean attemptsExhausted,
     boolean taskRunnable,
     Instant leaseExpiresAt,
@@ -52,6 +56,8 @@ public record StepReadiness(
         m.put("blocked_by", Records.plain(blockedBy));
         m.put("blocked_by_failure", Records.plain(blockedByFailure));
         m.put("retry_at", Records.plain(retryAt));
+        m.put("scheduled_for", Records.plain(scheduledFor));
+        m.put("priority", Records.plain(priority));
         m.put("attempts_exhausted", Records.plain(attemptsExhausted));
         m.put("task_runnable", Records.plain(taskRunnable));
         m.put("lease_expires_at", Records.plain(leaseExpiresAt));

@@ -28,6 +28,9 @@ import java.util.Map;
  * @param updatedAt timestamp
  * @param startedAt optional timestamp: when its first step was claimed
  * @param finishedAt optional timestamp: when it last reached a terminal state
+ * @param priority integer: claims take higher priorities first; the default of its steps
+ * @param runAt optional timestamp: when it was asked to start, if it was created to start later
+ * @param heldUntil optional timestamp: while set, no step runs before this time (its start time)
  */
 public record Task(
     String id,
@@ -48,7 +51,10 @@ public record Task(
     Instant createdAt,
     Instant updatedAt,
     Instant startedAt,
-    Instant finishedAt) implements TaskerObject {
+    Instant finishedAt,
+    long priority,
+    Instant runAt,
+    Instant heldUntil) implements TaskerObject {
     @Override
     public Map<String, Object> toMap() {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -71,6 +77,9 @@ public record Task(
         m.put("updated_at", Records.plain(updatedAt));
         m.put("started_at", Records.plain(startedAt));
         m.put("finished_at", Records.plain(finishedAt));
+        m.put("priority", Records.plain(priority));
+        m.put("run_at", Records.plain(runAt));
+        m.put("held_until", Records.plain(heldUntil));
         return m;
     }
 }

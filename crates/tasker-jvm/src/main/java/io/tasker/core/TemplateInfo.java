@@ -16,6 +16,7 @@ import java.util.Map;
  * @param description optional string
  * @param contentHash string: SHA-256 (hex) of the canonical content
  * @param inputSchema optional JSON: the JSON Schema task contexts are checked against
+ * @param priority optional integer: the priority of its tasks unless create_task gives one
  * @param steps list of TemplateStep: in declaration order
  * @param createdAt timestamp
  */
@@ -27,6 +28,7 @@ public record TemplateInfo(
     String description,
     String contentHash,
     Object inputSchema,
+    Long priority,
     List<TemplateStep> steps,
     Instant createdAt) implements TaskerObject {
     @Override
@@ -39,6 +41,7 @@ public record TemplateInfo(
         m.put("description", Records.plain(description));
         m.put("content_hash", Records.plain(contentHash));
         m.put("input_schema", Records.plain(inputSchema));
+        m.put("priority", Records.plain(priority));
         m.put("steps", Records.plain(steps));
         m.put("created_at", Records.plain(createdAt));
         return m;

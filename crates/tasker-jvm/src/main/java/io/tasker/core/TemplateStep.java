@@ -16,6 +16,7 @@ import java.util.Map;
  * @param config JSON: handed to the handler as-is
  * @param retry RetryPolicy
  * @param timeoutSeconds integer
+ * @param priority optional integer: overrides the task's priority for this step
  */
 public record TemplateStep(
     String name,
@@ -24,7 +25,8 @@ public record TemplateStep(
     List<String> dependsOn,
     Object config,
     RetryPolicy retry,
-    long timeoutSeconds) implements TaskerObject {
+    long timeoutSeconds,
+    Long priority) implements TaskerObject {
     @Override
     public Map<String, Object> toMap() {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -35,6 +37,7 @@ public record TemplateStep(
         m.put("config", Records.plain(config));
         m.put("retry", Records.plain(retry));
         m.put("timeout_seconds", Records.plain(timeoutSeconds));
+        m.put("priority", Records.plain(priority));
         return m;
     }
 }
