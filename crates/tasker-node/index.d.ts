@@ -552,6 +552,12 @@ export interface CreateTaskOptions {
   initiator?: string
   sourceSystem?: string
   reason?: string
+  /** -1000..=1000; higher is claimed first. The template's priority, else 0, when absent. */
+  priority?: number
+  /** No step runs before this time. */
+  runAt?: Date | string
+  /** The same as `runAt` this many milliseconds from now. */
+  delayMs?: number
 }
 
 export interface TaskFilter {
@@ -661,6 +667,7 @@ export declare class Client implements AsyncDisposable {
   explain(taskId: string): Promise<Explain>
   transitions(taskId: string): Promise<Transitions>
   cancelTask(taskId: string, options?: { reason?: string }): Promise<Task>
+  runTaskNow(taskId: string): Promise<Task>
   retryTask(taskId: string): Promise<Task>
   resolveStep(stepId: string, result: Json): Promise<Step>
   resolveTask(taskId: string, options?: { reason?: string }): Promise<Task>

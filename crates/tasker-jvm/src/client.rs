@@ -112,6 +112,7 @@ by_id! {
     explain("taskId") => explain,
     transitions("taskId") => transitions,
     retry_task("taskId") => retry_task,
+    run_task_now("taskId") => run_task_now,
 }
 
 extern "system" fn tasks(mut env: Env, _: JClass, h: jlong, filter: JObject) -> jobject {
@@ -167,6 +168,7 @@ crate::natives![
     "transitions"("JO") -> 'O' = transitions,
     "cancelTask"("JOO") -> 'O' = cancel_task,
     "retryTask"("JO") -> 'O' = retry_task,
+    "runTaskNow"("JO") -> 'O' = run_task_now,
     "resolveStep"("JOO") -> 'O' = resolve_step,
     "resolveTask"("JOO") -> 'O' = resolve_task,
     "reapExpiredLeases"("JJ") -> 'O' = reap_expired_leases,

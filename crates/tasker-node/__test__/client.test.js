@@ -140,6 +140,41 @@ test('a postgres URL password never reaches health or errors', async () => {
   )
 })
 
+test('runAt (a Date), delayMs and priority start tasks later and order claims; runTaskNow starts one early', async () => {
+  const client = await Client.connect('memory:', { clock: 'manual' })
+  try {
+    await client.registerTemplate(DIAMOND)
+    const start = new Date(client.now().getTime() + 5 * 60_000)
+    const later = await client.createTask('shop', 'order', { runAt: start, priority: 7 })
+    assert.deepEqual([later.priority, later.runAt, later.heldUntil], [7, start, start])
+    const ex = await client.explain(later.id)
+    assert.deepEqual(ex.scheduledFor, start)
+    assert.equal(ex.steps[0].ready, false)
+    assert.deepEqual(ex.steps[0].reasons, [`scheduled for ${start.toISOString().replace('.000Z', '+00:00')}`])
+    const delayed = await client.createTask('shop', 'order', { delayMs: 90_000 })
+    assert.equal(delayed.heldUntil.getTime(), client.now().getTime() + 90_000)
+    const started = await client.runTaskNow(delayed.id)
+    assert.equal(started.heldUntil, null)
+    assert.equal((await client.explain(delayed.id)).steps[0].ready, true)
+    for (const [options, path] of [
+      [{ runAt: new Date(NaN) }, 'run_at'],
+      [{ runAt: 'tomorrow' }, 'run_at'],
+      [{ priority: 5000 }, 'priority'],
+      [{ runAt: start, delayMs: 1000 }, 'delay_seconds'],
+    ]) {
+      await assert.rejects(
+        client.createTask('shop', 'order', options),
+        (e) => e instanceof tc.ValidationError && e.details.errors[0].path === path,
+      )
+    }
+    assert.equal((await client.tasks()).length, 2)
+    await client.cancelTask(later.id)
+    await assert.rejects(client.runTaskNow(later.id), tc.InvalidTransitionError)
+  } finally {
+    await client.close()
+  }
+})
+
 test('use after close rejects with ClosedError; close is idempotent; asyncDispose closes', async () => {
   const client = await Client.connect('memory:')
   await client.registerTemplate(DIAMOND)

@@ -163,6 +163,8 @@ class Replay {
           tags: t.tags ?? undefined,
           initiator: 'scenario',
           reason: this.s.name,
+          priority: t.priority ?? undefined,
+          delayMs: t.delay_ms ?? undefined,
         }),
       t.expect_error,
     )
@@ -223,6 +225,11 @@ class Replay {
       case 'cancel': {
         const id = this.taskId(at, a.task)
         await this.expectOutcome(at, () => c.cancelTask(id, { reason: a.reason ?? undefined }), a.expect_error)
+        return
+      }
+      case 'run_now': {
+        const id = this.taskId(at, a.task)
+        await this.expectOutcome(at, () => c.runTaskNow(id), a.expect_error)
         return
       }
       case 'retry': {

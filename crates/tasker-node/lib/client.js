@@ -35,7 +35,7 @@ class Client {
     unknown('options', rest)
     const handle = await native.Client.open(url, {
       clock,
-      manual_clock_start: manualClockStart instanceof Date ? manualClockStart.toISOString() : manualClockStart,
+      manual_clock_start: time(manualClockStart),
       migrate,
       max_connections: maxConnections,
       event_capacity: eventCapacity,
@@ -132,13 +132,15 @@ class Client {
   /**
    * Creates a task of the newest (or the given) version; a repeat with the same `idempotencyKey` returns the
    * existing task. Options: `context`, `version`, `idempotencyKey`, `tags`, `initiator`, `sourceSystem`,
-   * `reason`.
+   * `reason`, `priority` (-1000..=1000, higher is claimed first), and `runAt` (a Date) or `delayMs` to start
+   * it later.
    */
   createTask(namespace, name, options = {}) {
     id('namespace', namespace)
     id('name', name)
     opts('options', options)
-    const { context, version, idempotencyKey, tags, initiator, sourceSystem, reason, ...rest } = options
+    const { context, version, idempotencyKey, tags, initiator, sourceSystem, reason, priority, runAt, delayMs, ...rest } =
+      options
     unknown('options', rest)
     return this.#native.createTask(namespace, name, {
       context,
@@ -148,7 +150,16 @@ class Client {
       initiator,
       source_system: sourceSystem,
       reason,
+      priority,
+      run_at: time(runAt),
+      delay_seconds: typeof delayMs === 'number' ? delayMs / 1000 : delayMs,
     })
+  }
+
+  /** Starts a task created to start later now; one already started is returned as it is. */
+  runTaskNow(taskId) {
+    id('taskId', taskId)
+    return this.#native.runTaskNow(taskId)
   }
 
   task(taskId) {
@@ -252,7 +263,14 @@ class Client {
 
 function analyticsFilter({ since, namespace, name, version, ...rest }) {
   unknown('filter', rest)
-  return { since: since instanceof Date ? since.toISOString() : since, namespace, name, version }
+  return { since: time(since), namespace, name, version }
+}
+
+/** A Date as the engine takes times (RFC 3339); anything else goes as it is, for the engine to judge. */
+function time(value) {
+  if (!(value instanceof Date)) return value
+  // An invalid Date has no ISO form; its text ("Invalid Date") gets the engine's validation error instead.
+  return Number.isNaN(value.getTime()) ? String(value) : value.toISOString()
 }
 
 /** Unknown option keys are mistakes (a misspelt `idempotencyKey` would silently create a second task). */

@@ -200,6 +200,11 @@ impl Client {
     }
 
     #[napi]
+    pub fn run_task_now<'env>(&self, env: &'env Env, task_id: String) -> Result<Object<'env>> {
+        self.call(env, move |c| async move { c.run_task_now_async(&task_id).await })
+    }
+
+    #[napi]
     pub fn retry_task<'env>(&self, env: &'env Env, task_id: String) -> Result<Object<'env>> {
         self.call(env, move |c| async move { c.retry_task_async(&task_id).await })
     }

@@ -139,6 +139,10 @@ impl Client {
         self.call(py, move |c| c.cancel_task(&task_id, reason.as_deref()))
     }
 
+    fn run_task_now(&self, py: Python<'_>, task_id: String) -> PyResult<Py<PyAny>> {
+        self.call(py, move |c| c.run_task_now(&task_id))
+    }
+
     fn retry_task(&self, py: Python<'_>, task_id: String) -> PyResult<Py<PyAny>> {
         self.call(py, move |c| c.retry_task(&task_id))
     }

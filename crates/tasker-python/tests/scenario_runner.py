@@ -171,6 +171,8 @@ class Replay:
                 tags=t.get("tags"),
                 initiator="scenario",
                 reason=self.s["name"],
+                priority=t.get("priority"),
+                delay=t["delay_ms"] / 1000 if t.get("delay_ms") is not None else None,
             ),
             t.get("expect_error"),
         )
@@ -231,6 +233,9 @@ class Replay:
         elif name == "cancel":
             tid = self.task_id(at, a["task"])
             self.expect_outcome(at, lambda: self.client.cancel_task(tid, a.get("reason")), a.get("expect_error"))
+        elif name == "run_now":
+            tid = self.task_id(at, a["task"])
+            self.expect_outcome(at, lambda: self.client.run_task_now(tid), a.get("expect_error"))
         elif name == "retry":
             tid = self.task_id(at, a["task"])
             self.expect_outcome(at, lambda: self.client.retry_task(tid), a.get("expect_error"))

@@ -172,6 +172,35 @@ def test_manual_clock_and_sqlite_file(sqlite_url: str) -> None:
         Client.connect("memory:", clock="lunar")
 
 
+def test_run_at_priority_and_run_task_now() -> None:
+    with Client.connect("memory:", clock="manual") as client:
+        client.register_template(TEMPLATE)
+        start = client.now() + dt.timedelta(minutes=5)
+        later = client.create_task("shop", "order", context={"order_id": 1}, run_at=start, priority=7)
+        assert (later.priority, later.run_at, later.held_until) == (7, start, start)
+        explained = client.explain(later.id)
+        assert explained.scheduled_for == start
+        assert explained.steps[0].scheduled_for == start and not explained.steps[0].ready
+        assert explained.steps[0].reasons == [f"scheduled for {start.isoformat()}"]
+        delayed = client.create_task("shop", "order", context={"order_id": 2}, delay=90.0)
+        assert delayed.held_until == client.now() + dt.timedelta(seconds=90)
+        started = client.run_task_now(delayed.id)
+        assert started.held_until is None and client.explain(delayed.id).steps[0].ready
+        # A naive datetime has no time zone: refused, naming the field; nothing is written.
+        with pytest.raises(tasker_core.ValidationError) as info:
+            client.create_task("shop", "order", context={"order_id": 3}, run_at=dt.datetime(2031, 1, 1))
+        assert info.value.details["errors"][0]["path"] == "run_at"
+        with pytest.raises(tasker_core.ValidationError) as info:
+            client.create_task("shop", "order", context={"order_id": 3}, priority=5000)
+        assert info.value.details["errors"][0]["path"] == "priority"
+        with pytest.raises(tasker_core.ValidationError):
+            client.create_task("shop", "order", context={"order_id": 3}, run_at=start, delay=1.0)
+        assert len(client.tasks()) == 2
+        assert client.cancel_task(later.id).held_until is None
+        with pytest.raises(tasker_core.InvalidTransitionError):
+            client.run_task_now(later.id)
+
+
 def test_timeout_error_is_also_the_builtin() -> None:
     assert issubclass(tasker_core.TimeoutError, TimeoutError)
     assert issubclass(tasker_core.TimeoutError, tasker_core.TaskerError)

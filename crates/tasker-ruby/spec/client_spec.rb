@@ -127,6 +127,34 @@ RSpec.describe TaskerCore::Client do
     end
   end
 
+  describe "start times and priorities" do
+    let(:client) { described_class.connect("memory:", clock: :manual) }
+    after { client.close }
+
+    it "starts a task at run_at (a Time) or after delay (seconds), by priority, and run_task_now starts it early" do
+      name = TaskerCore::Testing.linear_workflow(client).name
+      start = client.now + 300
+      later = client.create_task("testkit", name, context: {}, run_at: start, priority: 7)
+      expect([later.priority, later.run_at, later.held_until]).to eq([7, start, start])
+      explain = client.explain(later.id)
+      expect(explain.scheduled_for).to eq(start)
+      expect(explain.steps.first.ready).to be(false)
+      expect(explain.steps.first.reasons).to eq(["scheduled for #{start.utc.strftime('%Y-%m-%dT%H:%M:%S+00:00')}"])
+      delayed = client.create_task("testkit", name, context: {}, delay: 90)
+      expect(delayed.held_until).to eq(client.now + 90)
+      expect(client.run_task_now(delayed.id).held_until).to be_nil
+      expect(client.explain(delayed.id).steps.first.ready).to be(true)
+      [[{ run_at: "tomorrow" }, "run_at"], [{ priority: 5000 }, "priority"],
+       [{ run_at: start, delay: 1 }, "delay_seconds"]].each do |opts, path|
+        expect { client.create_task("testkit", name, context: {}, **opts) }
+          .to raise_error(TaskerCore::ValidationError) { |e| expect(e.details["errors"].first["path"]).to eq(path) }
+      end
+      expect(client.tasks.size).to eq(2)
+      client.cancel_task(later.id)
+      expect { client.run_task_now(later.id) }.to raise_error(TaskerCore::InvalidTransitionError)
+    end
+  end
+
   describe "argument checking" do
     let(:client) { described_class.connect("memory:") }
     after { client.close }

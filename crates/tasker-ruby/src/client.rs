@@ -132,6 +132,10 @@ impl RbClient {
         rb_self.call(ruby, move |c| c.cancel_task(&task_id, reason.as_deref()))
     }
 
+    fn run_task_now(ruby: &Ruby, rb_self: &Self, task_id: String) -> Result<Value, Error> {
+        rb_self.call(ruby, move |c| c.run_task_now(&task_id))
+    }
+
     fn retry_task(ruby: &Ruby, rb_self: &Self, task_id: String) -> Result<Value, Error> {
         rb_self.call(ruby, move |c| c.retry_task(&task_id))
     }
@@ -177,6 +181,7 @@ pub fn register(ruby: &Ruby, internal: RModule) -> Result<(), Error> {
     class.define_method("explain", method!(RbClient::explain, 1))?;
     class.define_method("transitions", method!(RbClient::transitions, 1))?;
     class.define_method("cancel_task", method!(RbClient::cancel_task, 2))?;
+    class.define_method("run_task_now", method!(RbClient::run_task_now, 1))?;
     class.define_method("retry_task", method!(RbClient::retry_task, 1))?;
     class.define_method("resolve_step", method!(RbClient::resolve_step, 2))?;
     class.define_method("resolve_task", method!(RbClient::resolve_task, 2))?;

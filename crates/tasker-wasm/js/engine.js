@@ -34,7 +34,7 @@ export class Engine {
     opts('options', options)
     const { clock, manualClockStart, eventCapacity, ...rest } = options
     unknown('options', rest)
-    const start = manualClockStart instanceof Date ? manualClockStart.toISOString() : manualClockStart
+    const start = iso(manualClockStart)
     return new Engine(await native.Client.open(url, { clock, manual_clock_start: start, event_capacity: eventCapacity }))
   }
 
@@ -119,10 +119,15 @@ export class Engine {
     return backoffPreview(retryPolicy, attempts)
   }
 
-  /** Creates a task. Options: `context`, `idempotencyKey`, `tags`, `initiator`, `sourceSystem`, `reason`, `version`. */
+  /**
+   * Creates a task. Options: `context`, `idempotencyKey`, `tags`, `initiator`, `sourceSystem`, `reason`,
+   * `version`, `priority` (-1000..=1000, higher is claimed first), and `runAt` (a Date) or `delayMs` to start
+   * it later.
+   */
   createTask(namespace, name, options = {}) {
     opts('options', options)
-    const { context, idempotencyKey, tags, initiator, sourceSystem, reason, version, ...rest } = options
+    const { context, idempotencyKey, tags, initiator, sourceSystem, reason, version, priority, runAt, delayMs, ...rest } =
+      options
     unknown('options', rest)
     return this.#native.createTask(namespace, name, {
       context,
@@ -132,7 +137,16 @@ export class Engine {
       source_system: sourceSystem,
       reason,
       version,
+      priority,
+      run_at: iso(runAt),
+      delay_seconds: typeof delayMs === 'number' ? delayMs / 1000 : delayMs,
     })
+  }
+
+  /** Starts a task created to start later now; one already started is returned as it is. */
+  runTaskNow(taskId) {
+    id('taskId', taskId)
+    return this.#native.runTaskNow(taskId)
   }
 
   task(taskId) {
@@ -241,7 +255,8 @@ export class Engine {
   }
 }
 
-const iso = (t) => (t instanceof Date ? t.toISOString() : t)
+// An invalid Date has no ISO form; its text ("Invalid Date") gets the engine's validation error instead.
+const iso = (t) => (t instanceof Date ? (Number.isNaN(t.getTime()) ? String(t) : t.toISOString()) : t)
 
 /** See `Engine#validateTemplate`; needs no engine. */
 export function validateTemplate(definition) {

@@ -151,6 +151,12 @@ impl Client {
         promise(async move { c.cancel_task_async(&task_id, reason.as_deref()).await })
     }
 
+    #[wasm_bindgen(js_name = runTaskNow)]
+    pub fn run_task_now(&self, task_id: String) -> Promise {
+        let c = self.inner.clone();
+        promise(async move { c.run_task_now_async(&task_id).await })
+    }
+
     #[wasm_bindgen(js_name = retryTask)]
     pub fn retry_task(&self, task_id: String) -> Promise {
         let c = self.inner.clone();

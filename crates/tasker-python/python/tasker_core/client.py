@@ -185,9 +185,13 @@ class Client:
         initiator: Optional[str] = None,
         source_system: Optional[str] = None,
         reason: Optional[str] = None,
+        priority: Optional[int] = None,
+        run_at: Optional[datetime] = None,
+        delay: Optional[float] = None,
     ) -> Task:
         """Creates a task of the newest (or the given) version; a repeat with the same ``idempotency_key``
-        returns the existing task."""
+        returns the existing task. ``priority`` (-1000..=1000, higher is claimed first) defaults to the
+        template's; ``run_at`` (a timezone-aware datetime) or ``delay`` (seconds) starts it later."""
         options = dict(
             version=version,
             context=context,
@@ -196,6 +200,9 @@ class Client:
             initiator=initiator,
             source_system=source_system,
             reason=reason,
+            priority=priority,
+            run_at=_time(run_at),
+            delay_seconds=delay,
         )
         return self.native.create_task(namespace, name, options)
 
@@ -230,6 +237,10 @@ class Client:
 
     def cancel_task(self, task_id: str, reason: Optional[str] = None) -> Task:
         return self.native.cancel_task(task_id, reason)
+
+    def run_task_now(self, task_id: str) -> Task:
+        """Starts a task created to start later now; one already started is returned as it is."""
+        return self.native.run_task_now(task_id)
 
     def retry_task(self, task_id: str) -> Task:
         return self.native.retry_task(task_id)

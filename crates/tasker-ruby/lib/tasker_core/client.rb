@@ -48,10 +48,13 @@ module TaskerCore
 
     # Creates a task of the newest (or the given) version. A repeat with the same idempotency_key returns
     # the existing task.
+    # priority: -1000..=1000, higher is claimed first (the template's, else 0, when nil). run_at: (a Time) or
+    # delay: (seconds) starts the task later; nothing of it runs before then.
     def create_task(namespace, name, context:, version: nil, idempotency_key: nil, tags: {}, initiator: nil,
-                    source_system: nil, reason: nil)
+                    source_system: nil, reason: nil, priority: nil, run_at: nil, delay: nil)
       opts = { version: version, context: context, idempotency_key: idempotency_key, tags: tags,
-               initiator: initiator, source_system: source_system, reason: reason }
+               initiator: initiator, source_system: source_system, reason: reason, priority: priority,
+               run_at: run_at, delay_seconds: delay }
       @native.create_task(namespace, name, opts)
     end
 
@@ -85,6 +88,11 @@ module TaskerCore
 
     def cancel_task(task_id, reason: nil)
       @native.cancel_task(task_id, reason)
+    end
+
+    # Starts a task created to start later now; one already started is returned as it is.
+    def run_task_now(task_id)
+      @native.run_task_now(task_id)
     end
 
     def retry_task(task_id)

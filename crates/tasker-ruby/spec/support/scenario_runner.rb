@@ -109,7 +109,8 @@ class ScenarioRunner
     task = expect_outcome(at, t["expect_error"]) do
       @client.create_task(t["namespace"], t["name"], version: t["version"], context: t["context"] || {},
                                                      idempotency_key: t["idempotency_key"], tags: t["tags"],
-                                                     initiator: "scenario", reason: @name)
+                                                     initiator: "scenario", reason: @name, priority: t["priority"],
+                                                     delay: t["delay_ms"] && (t["delay_ms"] / 1000.0))
     end
     return unless task
 
@@ -141,6 +142,9 @@ class ScenarioRunner
     when "cancel"
       id = task_id(at, a["task"])
       expect_outcome(at, a["expect_error"]) { @client.cancel_task(id, reason: a["reason"]) }
+    when "run_now"
+      id = task_id(at, a["task"])
+      expect_outcome(at, a["expect_error"]) { @client.run_task_now(id) }
     when "retry"
       id = task_id(at, a["task"])
       expect_outcome(at, a["expect_error"]) { @client.retry_task(id) }

@@ -1,5 +1,7 @@
 package io.tasker.core;
 
+import java.time.Duration;
+import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -64,6 +66,24 @@ public final class CreateTask {
 
         public Builder reason(String reason) {
             map.put("reason", reason);
+            return this;
+        }
+
+        /** -1000..=1000; higher is claimed first (default: the template's priority, else 0). */
+        public Builder priority(long priority) {
+            map.put("priority", priority);
+            return this;
+        }
+
+        /** No step of the task runs before this instant. */
+        public Builder runAt(Instant runAt) {
+            map.put("run_at", runAt == null ? null : runAt.toString());
+            return this;
+        }
+
+        /** The same as {@link #runAt} this long from now (by the client's clock). */
+        public Builder delay(Duration delay) {
+            map.put("delay_seconds", delay == null ? null : delay.toNanos() / 1e9);
             return this;
         }
 

@@ -105,6 +105,8 @@ final class Native {
     static native Object transitions(long h, Object taskId);
     static native Object cancelTask(long h, Object taskId, Object reason);
     static native Object retryTask(long h, Object taskId);
+
+    static native Object runTaskNow(long h, Object taskId);
     static native Object resolveStep(long h, Object stepId, Object result);
     static native Object resolveTask(long h, Object taskId, Object reason);
     static native Object reapExpiredLeases(long h, long limit);

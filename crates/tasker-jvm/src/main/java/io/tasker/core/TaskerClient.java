@@ -205,6 +205,15 @@ public final class TaskerClient implements AutoCloseable {
     }
 
     /** Gives failed steps of a task a fresh attempt budget. */
+    /** Starts a task created to start later now; one already started is returned as it is. */
+    public Task runTaskNow(String taskId) {
+        return kept((Task) Native.runTaskNow(h, taskId));
+    }
+
+    public CompletableFuture<Task> runTaskNowAsync(String taskId) {
+        return async(() -> runTaskNow(taskId));
+    }
+
     public Task retryTask(String taskId) {
         return kept((Task) Native.retryTask(h, taskId));
     }

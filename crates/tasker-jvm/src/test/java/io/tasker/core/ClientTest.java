@@ -142,6 +142,38 @@ class ClientTest {
     }
 
     @Test
+    void tasksStartAtAnInstantOrAfterADelayByPriorityAndRunNowStartsThemEarly() {
+        try (TaskerClient client = TaskerClient.connect("memory:", ClientOptions.builder().manualClock().build())) {
+            client.registerTemplate(Stores.DIAMOND);
+            Instant start = START.plusSeconds(300);
+            Task later = client.createTask("shop", "order",
+                    CreateTask.builder().context(Map.of()).runAt(start).priority(7).build());
+            assertEquals(List.of(7L, start, start), List.of((long) later.priority(), later.runAt(), later.heldUntil()));
+            Explain ex = client.explain(later.id());
+            assertEquals(start, ex.scheduledFor());
+            assertFalse(ex.steps().get(0).ready());
+            assertEquals(List.of("scheduled for 2030-01-01T00:05:00+00:00"), ex.steps().get(0).reasons());
+            Task delayed = client.createTask("shop", "order",
+                    CreateTask.builder().context(Map.of()).delay(Duration.ofSeconds(90)).build());
+            assertEquals(START.plusSeconds(90), delayed.heldUntil());
+            assertNull(client.runTaskNow(delayed.id()).heldUntil());
+            assertTrue(client.explain(delayed.id()).steps().get(0).ready());
+            for (var bad : List.of(
+                    Map.entry(CreateTask.builder().priority(5000).build(), "priority"),
+                    Map.entry(CreateTask.builder().runAt(start).delay(Duration.ofSeconds(1)).build(), "delay_seconds"),
+                    Map.entry(CreateTask.builder().delay(Duration.ofSeconds(-1)).build(), "delay_seconds"))) {
+                ValidationException v = assertThrows(ValidationException.class,
+                        () -> client.createTask("shop", "order", bad.getKey()));
+                var first = ((List<?>) v.details().get("errors")).get(0);
+                assertEquals(bad.getValue(), ((Map<?, ?>) first).get("path"), v.getMessage());
+            }
+            assertEquals(2, client.tasks(TaskFilter.all()).size());
+            client.cancelTask(later.id());
+            assertThrows(InvalidTransitionException.class, () -> client.runTaskNow(later.id()));
+        }
+    }
+
+    @Test
     void asyncVariantsCompleteOnTheClientsExecutor() throws Exception {
         try (TaskerClient client = TaskerClient.connectAsync("memory:", ClientOptions.builder().manualClock().build())
                 .get(10, TimeUnit.SECONDS)) {

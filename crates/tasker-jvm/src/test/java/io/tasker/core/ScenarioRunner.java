@@ -239,6 +239,8 @@ final class ScenarioRunner {
         if (t.get("context") != null) b.contextValue(t.get("context"));
         if (t.get("idempotency_key") != null) b.idempotencyKey(str(t.get("idempotency_key")));
         if (t.get("tags") != null) b.tags((Map<String, String>) t.get("tags"));
+        if (t.get("priority") != null) b.priority(((Number) t.get("priority")).longValue());
+        if (t.get("delay_ms") != null) b.delay(Duration.ofMillis(((Number) t.get("delay_ms")).longValue()));
         Object task = expectOutcome(at,
                 () -> client.createTask(str(t.get("namespace")), str(t.get("name")), b.build()), t.get("expect_error"));
         if (task == MISSING) return;
@@ -299,6 +301,10 @@ final class ScenarioRunner {
             case "cancel" -> {
                 String id = taskId(at, a.get("task"));
                 expectOutcome(at, () -> client.cancelTask(id, str(a.get("reason"))), a.get("expect_error"));
+            }
+            case "run_now" -> {
+                String id = taskId(at, a.get("task"));
+                expectOutcome(at, () -> client.runTaskNow(id), a.get("expect_error"));
             }
             case "retry" -> {
                 String id = taskId(at, a.get("task"));
