@@ -1,4 +1,4 @@
--- Priorities and tasks that start later (docs/adr/0008-priorities-and-scheduled-tasks.md).
+-- Priorities and tasks that start later (docs/adr/0006-priorities-and-scheduled-tasks.md).
 --
 -- Claims take the highest priority first, then the step that has been ready longest, then the oldest id.
 -- `steps.ready_at` is when a step became claimable (or, waiting for a retry, becomes so); `steps.priority`

@@ -1,4 +1,4 @@
--- Priorities and tasks that start later (docs/adr/0008-priorities-and-scheduled-tasks.md), as in the
+-- Priorities and tasks that start later (docs/adr/0006-priorities-and-scheduled-tasks.md), as in the
 -- PostgreSQL migration 0004: claims take the highest priority first, then the step ready longest, then the
 -- oldest id; a held task's root steps count its start time as one more unfinished parent until the first
 -- claim at or after it. Times are unix milliseconds, as everywhere in this store; rows that exist get
