@@ -375,9 +375,9 @@ impl<T> Nesting<T> {
         Err(FfiError::validation(path, message))
     }
 
-    /// Leaves the container entered last.
-    pub fn leave(&mut self) {
-        self.levels.pop();
+    /// Leaves the container entered last and hands its host value back (the JVM deletes its local reference).
+    pub fn leave(&mut self) -> Option<T> {
+        self.levels.pop().map(|(value, _)| value)
     }
 }
 
