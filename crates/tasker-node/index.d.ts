@@ -627,12 +627,17 @@ export interface WorkerSession {
   flush(): Promise<void>
   complete(stepId: string, attempt: number, result: Json): Promise<Step>
   fail(stepId: string, attempt: number, failure: Failure): Promise<Step>
+  /** Writes every outcome now, in one transaction: one `Step`, or the error of that item, per outcome. */
+  finishMany(outcomes: Outcome[]): Promise<(Step | TaskerError)[]>
   forget(stepId: string, attempt: number): void
   shutdown(): void
   outstanding(): ClaimToken[]
   stats(): SessionStats
   nextRetryAt(): Promise<Date | null>
 }
+
+/** How `finishMany` takes one outcome: a result, or a failure. */
+export type Outcome = { step_id: string; attempt: number } & ({ success: Json } | { failure: Failure })
 
 /** How a failure is reported to the engine (see `failureOf`). */
 export interface Failure {

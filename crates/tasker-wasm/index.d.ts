@@ -621,6 +621,31 @@ export declare class Subscription implements AsyncIterable<Event> {
   [Symbol.asyncIterator](): AsyncIterator<Event>
 }
 
+/** How `finishMany` takes one outcome: a result, or a failure as `failureOf` describes it. */
+export type Outcome = { step_id: string; attempt: number } & ({ success: Json } | { failure: object })
+
+/** The worker session `Worker` drives (docs/bindings.md §6). Tokens are passed as the step id and the attempt. */
+export interface WorkerSession {
+  readonly workerId: string
+  readonly handlerKeys: string[]
+  readonly isShutdown: boolean
+  nextBatch(max: number, waitMs: number): Promise<StepContext[]>
+  claim(max: number, waitMs: number): Promise<StepContext[]>
+  report(stepId: string, attempt: number, result: unknown): void
+  reportFailure(stepId: string, attempt: number, failure: object): void
+  reportMissing(stepId: string, attempt: number, handlerKey: string): void
+  flush(): Promise<void>
+  complete(stepId: string, attempt: number, result: Json): Promise<Step>
+  fail(stepId: string, attempt: number, failure: object): Promise<Step>
+  /** Writes every outcome now, in one transaction: one `Step`, or the error of that item, per outcome. */
+  finishMany(outcomes: Outcome[]): Promise<(Step | TaskerError)[]>
+  forget(stepId: string, attempt: number): void
+  shutdown(): void
+  outstanding(): ClaimToken[]
+  stats(): SessionStats
+  nextRetryAt(): Promise<Date | null>
+}
+
 export declare class Engine {
   static memory(options?: EngineOptions): Promise<Engine>
   close(): Promise<null>
@@ -629,6 +654,7 @@ export declare class Engine {
   now(): Date
   advanceClock(ms: number): Date
   subscribe(filter?: { taskId?: string; names?: string[] }): Subscription
+  workerSession(handlerKeys: string[], options?: Omit<WorkerOptions, 'concurrency' | 'claimWaitMs' | 'handlerKeys'>): WorkerSession
   registerTemplate(definition: string | object): Promise<Registration>
   validateTemplate(definition: string | object): TemplateProblem[]
   template(namespace: string, name: string, version?: string): Promise<TemplateInfo>
@@ -673,6 +699,7 @@ export declare class Worker {
   constructor(engine: Engine, options?: WorkerOptions)
   readonly concurrency: number
   readonly handlerKeys: string[]
+  readonly session: WorkerSession
   handle(key: string, handler: Handler | { call(ctx: StepContext): unknown }): this
   run(options?: { signal?: AbortSignal }): Promise<SessionStats>
   stop(): void
@@ -718,6 +745,11 @@ export declare namespace testing {
   function createPatternTasks(engine: Engine, pattern: string, options?: object): Promise<PatternTasks>
   function runScripted(engine: Engine, script: Json, options?: object): Promise<RunReport>
   function runUntilIdle(engine: Engine, handlers: Record<string, Handler>, options?: RunUntilIdleOptions): Promise<RunReport>
+  function linear(engine: Engine, options?: object): Promise<PatternTasks>
+  function diamond(engine: Engine, options?: object): Promise<PatternTasks>
+  function parallel(engine: Engine, options?: object): Promise<PatternTasks>
+  function tree(engine: Engine, options?: object): Promise<PatternTasks>
+  function mixed(engine: Engine, options?: object): Promise<PatternTasks>
   function scriptOutcome(script: Json, stepName: string, key: string, attempt: number): Json
   function loadScenario(text: string, name: string): Json
   function jsonContains(actual: Json, expected: Json): boolean

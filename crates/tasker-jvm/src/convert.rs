@@ -21,7 +21,7 @@ use jni::sys::jlong;
 use jni::JNIEnv;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
-use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, OBJECTS};
+use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, Nesting, OBJECTS};
 use tasker_shared_ffi::{self as ffi, dto, FfiError, Timestamp};
 
 use crate::blocking::{JResult, Thrown};
@@ -219,10 +219,48 @@ fn type_name(env: &mut JNIEnv, obj: &JObject) -> JResult<String> {
 /// Lifts a Java value that JSON can hold: `Map` (String keys), `List`, `String`, `Long` / `Integer` /
 /// `Short` / `Byte`, `Double` / `Float` (finite), `Boolean` or null. Anything else is a `validation` error at
 /// `path`.
+/// A cycle, or nesting deeper than `MAX_JSON_DEPTH`, is a `validation` error too (the shared layer's
+/// `Nesting`), never a stack overflow.
 pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> {
+    lift_nested(env, obj, path, &mut Nesting::default())
+}
+
+/// The containers a lift is inside, each held by a local reference of its own.
+type Nest<'local> = Nesting<JObject<'local>>;
+
+/// Enters the container `obj` through a local reference of its own (deleted by [`leave`]); `IsSameObject` is
+/// the identity the cycle check compares by.
+fn enter<'local>(env: &JNIEnv<'local>, nest: &mut Nest<'local>, obj: &JObject, path: &str) -> JResult<()> {
+    let held = env.new_local_ref(obj)?;
+    Ok(nest.enter(held, path, |a, b| env.is_same_object(a, b).unwrap_or(false))?)
+}
+
+fn leave<'local>(env: &JNIEnv<'local>, nest: &mut Nest<'local>) -> JResult<()> {
+    if let Some(held) = nest.leave() {
+        env.delete_local_ref(held)?;
+    }
+    Ok(())
+}
+
+/// The recursion of [`lift_json`], kept small: each level's frame is this dispatch and one container's loop
+/// (a debug build's frames would otherwise hold every branch's locals, and 128 of them overflow a Java thread's
+/// 1 MB stack before the depth check is reached).
+fn lift_nested<'local>(env: &mut JNIEnv<'local>, obj: &JObject, path: &str, nest: &mut Nest<'local>) -> JResult<Value> {
     if obj.is_null() {
         return Ok(Value::Null);
     }
+    let c = classes(env)?;
+    if env.is_instance_of(obj, class(&c.map_type))? {
+        return lift_map(env, obj, path, nest);
+    }
+    if env.is_instance_of(obj, class(&c.list_type))? {
+        return lift_list(env, obj, path, nest);
+    }
+    lift_scalar(env, obj, path)
+}
+
+#[inline(never)]
+fn lift_scalar(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> {
     let c = classes(env)?;
     let is = |env: &mut JNIEnv, g: &GlobalRef| env.is_instance_of(obj, class(g));
     if is(env, &c.string)? {
@@ -243,42 +281,67 @@ pub fn lift_json(env: &mut JNIEnv, obj: &JObject, path: &str) -> JResult<Value> 
         let finite = Number::from_f64(v).map(Value::Number);
         return finite.ok_or_else(|| FfiError::validation(path, format!("expected a JSON value, found {v}")).into());
     }
-    if is(env, &c.map_type)? {
-        let set = call(env, Call::Method(obj, c.entry_set), OBJECT, &[])?.l()?;
-        let entries = JObjectArray::from(call(env, Call::Method(&set, c.to_array), OBJECT, &[])?.l()?);
-        env.delete_local_ref(set)?;
-        let mut map = Map::new();
-        for i in 0..env.get_array_length(&entries)? {
-            let entry = env.get_object_array_element(&entries, i)?;
-            let key_ref = call(env, Call::Method(&entry, c.get_key), OBJECT, &[])?.l()?;
-            if key_ref.is_null() || !is_string(env, &key_ref)? {
-                let found = type_name(env, &key_ref)?;
-                return Err(FfiError::validation(path, format!("expected String keys, found {found}")).into());
-            }
-            let key: String = env.get_string(<&JString>::from(&key_ref))?.into();
-            env.delete_local_ref(key_ref)?;
-            let value = call(env, Call::Method(&entry, c.get_value), OBJECT, &[])?.l()?;
-            let lifted = lift_json(env, &value, &objects::field_path(path, &key))?;
-            map.insert(key, lifted);
-            env.delete_local_ref(value)?;
-            env.delete_local_ref(entry)?;
-        }
-        env.delete_local_ref(entries)?;
-        return Ok(Value::Object(map));
-    }
-    if is(env, &c.list_type)? {
-        let items = JObjectArray::from(call(env, Call::Method(obj, c.to_array), OBJECT, &[])?.l()?);
-        let mut out = Vec::new();
-        for i in 0..env.get_array_length(&items)? {
-            let item = env.get_object_array_element(&items, i)?;
-            out.push(lift_json(env, &item, &format!("{path}[{i}]"))?);
-            env.delete_local_ref(item)?;
-        }
-        env.delete_local_ref(items)?;
-        return Ok(Value::Array(out));
-    }
     let found = type_name(env, obj)?;
     Err(FfiError::validation(path, format!("expected a JSON value, found {found}")).into())
+}
+
+#[inline(never)]
+fn lift_map<'local>(env: &mut JNIEnv<'local>, obj: &JObject, path: &str, nest: &mut Nest<'local>) -> JResult<Value> {
+    enter(env, nest, obj, path)?;
+    let entries = map_entries(env, obj)?;
+    let mut map = Map::new();
+    for i in 0..env.get_array_length(&entries)? {
+        let (key, value) = map_entry(env, &entries, i, path)?;
+        let lifted = lift_nested(env, &value, &objects::field_path(path, &key), nest)?;
+        map.insert(key, lifted);
+        env.delete_local_ref(value)?;
+    }
+    env.delete_local_ref(entries)?;
+    leave(env, nest)?;
+    Ok(Value::Object(map))
+}
+
+/// A `Map`'s entries as an array.
+#[inline(never)]
+fn map_entries<'local>(env: &mut JNIEnv<'local>, obj: &JObject) -> JResult<JObjectArray<'local>> {
+    let c = classes(env)?;
+    let set = call(env, Call::Method(obj, c.entry_set), OBJECT, &[])?.l()?;
+    let entries = JObjectArray::from(call(env, Call::Method(&set, c.to_array), OBJECT, &[])?.l()?);
+    env.delete_local_ref(set)?;
+    Ok(entries)
+}
+
+/// The key of entry `i` of `entries`, which must be a `String`, and its value.
+#[inline(never)]
+fn map_entry<'l>(env: &mut JNIEnv<'l>, entries: &JObjectArray, i: i32, path: &str) -> JResult<(String, JObject<'l>)> {
+    let c = classes(env)?;
+    let entry = env.get_object_array_element(entries, i)?;
+    let key_ref = call(env, Call::Method(&entry, c.get_key), OBJECT, &[])?.l()?;
+    if key_ref.is_null() || !is_string(env, &key_ref)? {
+        let found = type_name(env, &key_ref)?;
+        return Err(FfiError::validation(path, format!("expected String keys, found {found}")).into());
+    }
+    let key: String = env.get_string(<&JString>::from(&key_ref))?.into();
+    env.delete_local_ref(key_ref)?;
+    let value = call(env, Call::Method(&entry, c.get_value), OBJECT, &[])?.l()?;
+    env.delete_local_ref(entry)?;
+    Ok((key, value))
+}
+
+#[inline(never)]
+fn lift_list<'local>(env: &mut JNIEnv<'local>, obj: &JObject, path: &str, nest: &mut Nest<'local>) -> JResult<Value> {
+    let c = classes(env)?;
+    enter(env, nest, obj, path)?;
+    let items = JObjectArray::from(call(env, Call::Method(obj, c.to_array), OBJECT, &[])?.l()?);
+    let mut out = Vec::new();
+    for i in 0..env.get_array_length(&items)? {
+        let item = env.get_object_array_element(&items, i)?;
+        out.push(lift_nested(env, &item, &format!("{path}[{i}]"), nest)?);
+        env.delete_local_ref(item)?;
+    }
+    env.delete_local_ref(items)?;
+    leave(env, nest)?;
+    Ok(Value::Array(out))
 }
 
 /// A handler's result: the shared layer makes a lift error an `InvalidResult` failure of the step.
@@ -292,7 +355,8 @@ pub fn lift_result(env: &mut JNIEnv, obj: &JObject) -> JResult<ffi::FfiResult<Va
 
 /// An options map (or null) → an input struct of the shared layer; an error names `what.field`.
 pub fn lift_options<T: DeserializeOwned>(env: &mut JNIEnv, obj: &JObject, what: &str) -> JResult<T> {
-    Ok(objects::options(lift_json(env, obj, what)?, what)?)
+    let json = lift_nested(env, obj, what, &mut Nesting::for_options())?;
+    Ok(objects::options(json, what)?)
 }
 
 /// A claim token, passed as its two primitives.

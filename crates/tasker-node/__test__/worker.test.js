@@ -143,48 +143,6 @@ test('each host mistake gives the step error every binding gives', async (t) => 
   assert.deepEqual([raises.attempts, raises.error.errorClass, raises.error.retryable], [3, 'TypeError', true])
 })
 
-test('a result JSON cannot hold fails only that step; undefined is null and a Date its ISO string', async (t) => {
-  const client = await connect(t, 'memory:', { clock: 'manual' })
-  const { tasks: [task] } = await testing.parallel(client, { n: 3 })
-  const report = await testing.runUntilIdle(client, {
-    'testkit.noop': (ctx) => {
-      if (ctx.stepName === 'branch_1') return { n: 1n }
-      if (ctx.stepName === 'branch_2') return undefined
-      return { at: new Date(0), skipped: undefined }
-    },
-  })
-  const steps = Object.fromEntries((await client.steps(task.id)).map((s) => [s.name, s]))
-  assert.deepEqual([steps.branch_1.state, steps.branch_1.error.errorClass], ['error', 'InvalidResult'])
-  assert.equal(steps.branch_1.error.message, 'result.n: expected a JSON value, found bigint')
-  assert.deepEqual([steps.branch_2.state, steps.branch_2.result], ['complete', null])
-  assert.deepEqual(steps.branch_3.result, { at: '1970-01-01T00:00:00.000Z' })
-  assert.equal(report.calls.find((c) => c.stepName === 'branch_1').outcome, 'fail_permanent')
-})
-
-test('a handler past timeout_seconds fails with timeout; its late outcome is rejected', async (t) => {
-  const client = await connect(t, 'memory:')
-  await client.registerTemplate({
-    namespace: 'w',
-    name: 'slow',
-    version: '1.0.0',
-    defaults: { retry: { max_attempts: 2, backoff: 'none' } },
-    steps: [{ name: 'work', handler: 'w.slow', timeout_seconds: 1 }],
-  })
-  const task = await client.createTask('w', 'slow', { context: {} })
-  const worker = new Worker(client, { concurrency: 2, claimWaitMs: 50 })
-  worker.handle('w.slow', () => new Promise((resolve) => setTimeout(() => resolve({ late: true }), 1500)))
-  const controller = new AbortController()
-  const running = worker.run({ signal: controller.signal, handleSignals: false })
-  await until(async () => (await client.task(task.id)).state === 'error', 'the task to fail', 20000)
-  controller.abort()
-  const stats = await running
-  const [step] = await client.steps(task.id)
-  assert.deepEqual([step.state, step.attempts], ['error', 2])
-  assert.deepEqual([step.error.errorClass, step.error.code, step.error.retryable], ['TimeoutError', 'timeout', true])
-  // Both handlers finished after their deadline: their outcomes came too late and were rejected.
-  assert.deepEqual([stats.timedOut, stats.late, stats.rejected], [2, 2, 2])
-})
-
 test('an AbortSignal stops the worker gracefully: running handlers finish and report', async (t) => {
   const client = await connect(t, 'memory:')
   const { tasks } = await testing.linear(client, { n: 1, count: 8 })
@@ -243,20 +201,6 @@ test('an aborted signal before run stops at once; SIGTERM stops a running worker
   setImmediate(() => process.emit('SIGTERM', 'SIGTERM'))
   assert.equal((await running).claimed, 0)
   assert.equal(process.listenerCount('SIGTERM'), 0)
-})
-
-test('a worker on a closed client rejects with ClosedError', async (t) => {
-  const client = await Client.connect('memory:')
-  await client.registerTemplate(DIAMOND)
-  const worker = new Worker(client).handle('shop.validate', () => ({}))
-  await client.close()
-  assert.throws(() => worker.session, tc.ClosedError)
-  await assert.rejects(worker.runUntilIdle(), tc.ClosedError)
-  await assert.rejects(worker.run({ handleSignals: false }), tc.ClosedError)
-  const open = await connect(t, 'memory:')
-  const session = open.workerSession(['x.y'])
-  await open.close()
-  await assert.rejects(session.nextBatch(1, 0), tc.ClosedError)
 })
 
 test('OverrunLease leaves the claim to expire; the reaper retries it', async (t) => {

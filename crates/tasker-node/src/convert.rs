@@ -13,7 +13,7 @@ use napi::bindgen_prelude::*;
 use napi::{JsValue, ValueType};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
-use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, OBJECTS};
+use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, Nesting, OBJECTS};
 use tasker_shared_ffi::{FfiError, FfiResult, Timestamp};
 
 use crate::errors::IntoHost;
@@ -67,9 +67,18 @@ fn constructor_name(v: &Unknown<'_>) -> Option<String> {
 /// Lifts a JS value that JSON can hold: a plain object (or one with a null prototype), an array, a string,
 /// a finite number, a boolean, `null`. `undefined` is `null` at the top and in arrays and is skipped as an
 /// object's property, as `JSON.stringify` does; a `Date` becomes its ISO 8601 string (its `toJSON`).
-/// Anything else (a `Map`, a class instance, `NaN`, a function, a symbol, a bigint) is a `validation`
-/// error at `path`.
+/// Anything else (a `Map`, a class instance, `NaN`, a function, a symbol, a bigint), a cycle, or nesting
+/// deeper than `MAX_JSON_DEPTH` (the shared layer's `Nesting`) is a `validation` error at `path`.
 pub fn lift_value(v: &Unknown<'_>, path: &str) -> FfiResult<Value> {
+    lift_nested(v, path, &mut Nesting::default())
+}
+
+/// JS `===`, the identity the cycle check compares containers by.
+fn same(a: &Unknown<'_>, b: &Unknown<'_>) -> bool {
+    Env::from_raw(a.value().env).strict_equals(*a, *b).unwrap_or(false)
+}
+
+fn lift_nested<'env>(v: &Unknown<'env>, path: &str, nest: &mut Nesting<Unknown<'env>>) -> FfiResult<Value> {
     let err = napi_invalid(path);
     match v.get_type().map_err(&err)? {
         ValueType::Undefined | ValueType::Null => Ok(Value::Null),
@@ -83,12 +92,14 @@ pub fn lift_value(v: &Unknown<'_>, path: &str) -> FfiResult<Value> {
         ValueType::Object => {
             let object = v.coerce_to_object().map_err(&err)?;
             if object.is_array().map_err(&err)? {
+                nest.enter(*v, path, same)?;
                 let len = object.get_array_length().map_err(&err)?;
                 let mut out = Vec::with_capacity(len as usize);
                 for i in 0..len {
                     let item: Unknown = object.get_element(i).map_err(&err)?;
-                    out.push(lift_value(&item, &format!("{path}[{i}]"))?);
+                    out.push(lift_nested(&item, &format!("{path}[{i}]"), nest)?);
                 }
+                nest.leave();
                 return Ok(Value::Array(out));
             }
             if object.is_date().map_err(&err)? {
@@ -100,15 +111,17 @@ pub fn lift_value(v: &Unknown<'_>, path: &str) -> FfiResult<Value> {
                 Some(name) if name == "Object" => {}
                 Some(name) => return Err(invalid(path, format!("expected a JSON value, found {name}"))),
             }
+            nest.enter(*v, path, same)?;
             let mut map = Map::new();
             for key in Object::keys(&object).map_err(&err)? {
                 let item: Unknown = object.get_named_property(&key).map_err(&err)?;
                 if item.get_type().map_err(&err)? == ValueType::Undefined {
                     continue;
                 }
-                let value = lift_value(&item, &objects::field_path(path, &key))?;
+                let value = lift_nested(&item, &objects::field_path(path, &key), nest)?;
                 map.insert(key, value);
             }
+            nest.leave();
             Ok(Value::Object(map))
         }
         _ => Err(invalid(path, format!("expected a JSON value, found {}", found(v)))),
@@ -130,7 +143,7 @@ fn number(n: f64, path: &str) -> FfiResult<Value> {
 /// struct of the shared layer; an error names `what.field`.
 pub fn lift_options<T: DeserializeOwned>(options: Option<Unknown<'_>>, what: &str) -> FfiResult<T> {
     let json = match options {
-        Some(v) => lift_value(&v, what)?,
+        Some(v) => lift_nested(&v, what, &mut Nesting::for_options())?,
         None => Value::Null,
     };
     objects::options(json, what)

@@ -146,7 +146,7 @@ impl WorkerSession {
     /// `{ step_id, attempt, failure: {...} }`; resolves to one `Step` or error per item.
     #[napi]
     pub fn finish_many<'env>(&self, env: &'env Env, outcomes: Unknown) -> Result<Object<'env>> {
-        let items = lifted!(env, lift_value(&outcomes, "outcomes").and_then(outcome_items));
+        let items = lifted!(env, lift_value(&outcomes, "outcomes").and_then(OutcomeInput::items));
         let s = self.inner.clone();
         promise(env, async move { s.finish_many_async(items).await }, settle_steps)
     }
@@ -188,22 +188,6 @@ impl WorkerSession {
             inner: Arc::new(self.inner.until_idle(&options)),
         })
     }
-}
-
-/// `finish_many`'s items, lifted from `[{ step_id, attempt, success | failure }]`.
-fn outcome_items(v: serde_json::Value) -> FfiResult<Vec<(dto::ClaimToken, OutcomeInput)>> {
-    #[derive(serde::Deserialize)]
-    struct Item {
-        step_id: String,
-        attempt: i64,
-        #[serde(flatten)]
-        outcome: OutcomeInput,
-    }
-    let items: Vec<Item> = tasker_shared_ffi::objects::options(v, "outcomes")?;
-    Ok(items
-        .into_iter()
-        .map(|i| (token(i.step_id, i.attempt), i.outcome))
-        .collect())
 }
 
 /// One run until idle: `while ((batch = await run.nextBatch()) !== null)`, report each, then `finish()`.

@@ -17,7 +17,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyT
 use pyo3::IntoPyObjectExt;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
-use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, ObjectType, OBJECTS};
+use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, Nesting, ObjectType, OBJECTS};
 use tasker_shared_ffi::{dto, FailureInput, FfiError, FfiResult, OutcomeInput, Timestamp};
 
 use crate::errors::IntoHost;
@@ -45,8 +45,14 @@ pub fn lift_json(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
 }
 
 /// [`lift_json`] with the shared layer's error, whose details name the field path (a handler's result that
-/// cannot become JSON is reported with it).
+/// cannot become JSON is reported with it). A cycle, or nesting deeper than `MAX_JSON_DEPTH`, is such an error
+/// too (the shared layer's `Nesting`), never a stack overflow.
 pub fn lift_value(obj: &Bound<'_, PyAny>, path: &str) -> FfiResult<Value> {
+    lift_nested(obj, path, &mut Nesting::default())
+}
+
+fn lift_nested<'py>(obj: &Bound<'py, PyAny>, path: &str, nest: &mut Nesting<Bound<'py, PyAny>>) -> FfiResult<Value> {
+    let same = |a: &Bound<'py, PyAny>, b: &Bound<'py, PyAny>| a.is(b);
     let py_err = |e: PyErr| invalid_at(path, e.to_string());
     if obj.is_none() {
         return Ok(Value::Null);
@@ -74,21 +80,25 @@ pub fn lift_value(obj: &Bound<'_, PyAny>, path: &str) -> FfiResult<Value> {
         return Ok(Value::String(s.to_cow().map_err(py_err)?.into_owned()));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
+        nest.enter(obj.clone(), path, same)?;
         let mut map = Map::new();
         for (k, v) in d.iter() {
             let Ok(key) = k.cast::<PyString>() else {
                 return Err(invalid_at(path, format!("expected str keys, found {}", type_name(&k))));
             };
             let key = key.to_cow().map_err(py_err)?.into_owned();
-            map.insert(key.clone(), lift_value(&v, &objects::field_path(path, &key))?);
+            map.insert(key.clone(), lift_nested(&v, &objects::field_path(path, &key), nest)?);
         }
+        nest.leave();
         return Ok(Value::Object(map));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        nest.enter(obj.clone(), path, same)?;
         let mut out = Vec::new();
         for (i, item) in obj.try_iter().map_err(py_err)?.enumerate() {
-            out.push(lift_value(&item.map_err(py_err)?, &format!("{path}[{i}]"))?);
+            out.push(lift_nested(&item.map_err(py_err)?, &format!("{path}[{i}]"), nest)?);
         }
+        nest.leave();
         return Ok(Value::Array(out));
     }
     Err(invalid_at(
@@ -102,7 +112,8 @@ pub type Options<'a, 'py> = Option<&'a Bound<'py, PyDict>>;
 
 /// An options dict (or None) → an input struct of the shared layer; an error names `what.field`.
 pub fn lift_options<T: DeserializeOwned>(options: Options<'_, '_>, what: &str) -> PyResult<T> {
-    let json = options.map(|d| lift_json(d.as_any(), what)).transpose()?;
+    let lift = |d: &Bound<'_, PyDict>| lift_nested(d.as_any(), what, &mut Nesting::for_options());
+    let json = options.map(lift).transpose().into_host()?;
     objects::options(json.unwrap_or(Value::Null), what).into_host()
 }
 

@@ -203,6 +203,44 @@ def test_a_result_json_cannot_hold_fails_only_that_step(tasker_manual_client: Cl
     ]
 
 
+def _nested(depth: int) -> object:
+    v: object = 1
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+def _cyclic() -> dict:
+    a: dict = {"name": "a"}
+    a["self"] = a
+    return a
+
+
+# The JS bindings' host_mistakes.js holds Node and WASM to the same answers (docs/bindings.md §3, §6).
+def test_a_cyclic_or_too_deep_result_fails_as_invalid_result_and_a_context_is_refused(tasker_manual_client: Client) -> None:
+    c = tasker_manual_client
+    cases = {"cyclic": _cyclic, "deep": lambda: _nested(200), "limit": lambda: _nested(127)}
+    c.register_template({**ONE_STEP, "name": "nest", "steps": [{"name": n, "handler": f"n.{n}"} for n in cases]})
+    task = c.create_task("w", "nest", context={})
+    testing.run_until_idle(c, {f"n.{n}": (lambda ctx, f=f: f()) for n, f in cases.items()})
+    steps = {s.name: s for s in c.steps(task.id)}
+    for name in ("cyclic", "deep"):
+        assert (steps[name].state, steps[name].attempts, steps[name].error.error_class) == ("error", 1, "InvalidResult")
+    assert steps["cyclic"].error.message == "result.self: expected a JSON value, found a cycle back to result"
+    assert steps["deep"].error.message == (
+        "result" + "[0]" * 127 + ": expected a JSON value nested at most 127 levels deep, found a deeper one"
+    )
+    assert (steps["limit"].state, steps["limit"].result) == ("complete", _nested(127))
+    with pytest.raises(tasker_core.ValidationError) as e:
+        c.create_task("w", "nest", context={"items": _nested(200)})
+    assert e.value.details["errors"][0]["path"] == "context.items" + "[0]" * 126
+    with pytest.raises(tasker_core.ValidationError) as e:
+        c.create_task("w", "nest", context=_cyclic())
+    assert e.value.details["errors"][0]["path"] == "context.self"
+    assert [t.id for t in c.tasks()] == [task.id]
+    assert c.create_task("w", "nest", context={"depth": _nested(126)}).context == {"depth": _nested(126)}
+
+
 # The same three host mistakes give the same step error in Rust, Ruby and Python (docs/bindings.md §6).
 def test_each_host_mistake_gives_the_step_error_every_binding_gives(tasker_manual_client: Client) -> None:
     c = tasker_manual_client

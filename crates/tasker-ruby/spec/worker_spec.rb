@@ -221,6 +221,30 @@ RSpec.describe TaskerCore::Worker do
         expect([raises.attempts, raises.error.error_class, raises.error.retryable]).to eq([3, "KeyError", true])
         expect(raises.error.backtrace.first).to include("worker_spec.rb")
       end
+
+      # The JS bindings' host_mistakes.js holds Node and WASM to the same answers (docs/bindings.md §3, §6).
+      it "fails a cyclic or too deeply nested result as InvalidResult and refuses such a context" do
+        nested = ->(depth) { (1..depth).reduce(1) { |v, _| [v] } }
+        cyclic = -> { { "name" => "a" }.tap { |a| a["self"] = a } }
+        tasks = %w[spec.cyclic spec.deep spec.limit].to_h { |key| [key, single_step(client, key)[1]] }
+        worker = described_class.new(client)
+        worker.handle("spec.cyclic") { cyclic.call }
+        worker.handle("spec.deep") { nested.call(200) }
+        worker.handle("spec.limit") { nested.call(127) }
+        worker.run_until_idle
+        bad, deep, limit = tasks.values.map { |step| client.step(step.id) }
+        expect([bad.state, bad.attempts, bad.error.error_class]).to eq(["error", 1, "InvalidResult"])
+        expect(bad.error.message).to eq("result.self: expected a JSON value, found a cycle back to result")
+        expect(deep.error.message)
+          .to eq("result#{"[0]" * 127}: expected a JSON value nested at most 127 levels deep, found a deeper one")
+        expect([limit.state, limit.result]).to eq(["complete", nested.call(127)])
+        before = client.tasks.size
+        expect { client.create_task("spec", "spec_limit", context: { "items" => nested.call(200) }) }
+          .to raise_error(TaskerCore::ValidationError) { |e| expect(e.details["errors"][0]["path"]).to eq("context.items#{"[0]" * 126}") }
+        expect { client.create_task("spec", "spec_limit", context: cyclic.call) }
+          .to raise_error(TaskerCore::ValidationError) { |e| expect(e.details["errors"][0]["path"]).to eq("context.self") }
+        expect(client.tasks.size).to eq(before)
+      end
     end
   end
 

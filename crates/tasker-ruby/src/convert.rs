@@ -17,7 +17,7 @@ use magnus::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value as Json};
-use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, OBJECTS};
+use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, Nesting, OBJECTS};
 use tasker_shared_ffi::{ClaimToken, FfiError, FfiResult, OutcomeInput, Timestamp};
 
 use crate::errors::IntoHost;
@@ -33,7 +33,18 @@ fn class_of(v: Value) -> String {
 
 /// Ruby → JSON, for contexts, results, configs and option hashes. Symbol keys and values become strings,
 /// `Time` becomes an RFC 3339 string.
+/// A cycle, or nesting deeper than `MAX_JSON_DEPTH`, is a `validation` error too (the shared layer's
+/// `Nesting`), never a stack overflow.
 pub fn lift_json(ruby: &Ruby, v: Value, path: &str) -> FfiResult<Json> {
+    lift_nested(ruby, v, path, &mut Nesting::default())
+}
+
+/// Ruby's identity (`equal?`), the one the cycle check compares containers by.
+fn same(a: &Value, b: &Value) -> bool {
+    a.funcall("equal?", (*b,)).unwrap_or(false)
+}
+
+fn lift_nested(ruby: &Ruby, v: Value, path: &str, nest: &mut Nesting<Value>) -> FfiResult<Json> {
     if v.is_nil() {
         return Ok(Json::Null);
     }
@@ -67,16 +78,19 @@ pub fn lift_json(ruby: &Ruby, v: Value, path: &str) -> FfiResult<Json> {
         ));
     }
     if let Some(a) = RArray::from_value(v) {
+        nest.enter(v, path, same)?;
         let mut out = Vec::with_capacity(a.len());
         for (i, item) in a.into_iter().enumerate() {
-            out.push(lift_json(ruby, item, &format!("{path}[{i}]"))?);
+            out.push(lift_nested(ruby, item, &format!("{path}[{i}]"), nest)?);
         }
+        nest.leave();
         return Ok(Json::Array(out));
     }
     if let Some(h) = RHash::from_value(v) {
+        nest.enter(v, path, same)?;
         let (mut out, mut failed) = (Map::new(), None);
         h.foreach(
-            |k: Value, item: Value| match lift_entry(ruby, &mut out, k, item, path) {
+            |k: Value, item: Value| match lift_entry(ruby, &mut out, k, item, path, nest) {
                 Ok(()) => Ok(ForEach::Continue),
                 Err(e) => {
                     failed = Some(e);
@@ -85,6 +99,7 @@ pub fn lift_json(ruby: &Ruby, v: Value, path: &str) -> FfiResult<Json> {
             },
         )
         .map_err(|e| invalid(path, e.to_string()))?;
+        nest.leave();
         return failed.map_or(Ok(Json::Object(out)), Err);
     }
     if v.is_kind_of(ruby.class_time()) {
@@ -99,11 +114,18 @@ pub fn lift_json(ruby: &Ruby, v: Value, path: &str) -> FfiResult<Json> {
     ))
 }
 
-fn lift_entry(ruby: &Ruby, out: &mut Map<String, Json>, k: Value, item: Value, path: &str) -> FfiResult<()> {
+fn lift_entry(
+    ruby: &Ruby,
+    out: &mut Map<String, Json>,
+    k: Value,
+    item: Value,
+    path: &str,
+    nest: &mut Nesting<Value>,
+) -> FfiResult<()> {
     let key =
         lift_key(k).ok_or_else(|| invalid(path, format!("expected String or Symbol keys, found {}", class_of(k))))?;
     let child = objects::field_path(path, &key);
-    out.insert(key, lift_json(ruby, item, &child)?);
+    out.insert(key, lift_nested(ruby, item, &child, nest)?);
     Ok(())
 }
 
@@ -116,7 +138,8 @@ fn lift_key(k: Value) -> Option<String> {
 
 /// A Ruby options Hash (or nil) → an input struct of the shared layer; an error names `what.field`.
 pub fn lift_options<T: DeserializeOwned>(ruby: &Ruby, v: Value, what: &str) -> Result<T, Error> {
-    objects::options(lift_json(ruby, v, what).into_host()?, what).into_host()
+    let json = lift_nested(ruby, v, what, &mut Nesting::for_options()).into_host()?;
+    objects::options(json, what).into_host()
 }
 
 /// A claim token: a `TaskerCore::ClaimToken`, or a `StepContext` (its token).

@@ -1,5 +1,6 @@
 // Shared by the node:test files: the repository's scenario directory, and the @tasker/core scenario runner
-// bound to this package (the same replay rules, checks and failure report for both JS bindings).
+// and host-mistake checks bound to this package (the same rules, checks and failure reports for both JS
+// bindings).
 import { readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
@@ -16,8 +17,9 @@ export const scenarioFiles = () =>
     .map((f) => path.join(SCENARIO_DIR, f))
 
 const require = createRequire(import.meta.url)
-// The runner opens its store with `Client.connect(url, options)`; the wasm build's only store is `memory:`.
-export const runner = require('../../tasker-node/__test__/scenario_runner.js').use({
-  ...api,
-  Client: { connect: (url, options) => api.Engine.open(url, options) },
-})
+// Both shared files open their store with `Client.connect(url, options)`; the wasm build's only store is
+// `memory:`.
+const bound = { ...api, Client: { connect: (url, options) => api.Engine.open(url, options) } }
+export const runner = require('../../tasker-node/__test__/scenario_runner.js').use(bound)
+/** Registers @tasker/core's host-mistake checks (tasker-node/__test__/host_mistakes.js) on this package. */
+export const hostMistakes = () => require('../../tasker-node/__test__/host_mistakes.js').define(bound)

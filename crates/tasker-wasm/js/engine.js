@@ -73,7 +73,10 @@ export class Engine {
     return new Subscription(this.#native.subscribe({ task_id: taskId, names }))
   }
 
-  /** @internal A worker session; `Worker` opens one. */
+  /**
+   * A worker session for `handlerKeys` (the protocol `Worker` drives; docs/bindings.md §6). Durations in
+   * milliseconds; `heartbeatIntervalMs` null means lease / 3 and 0 never.
+   */
   workerSession(handlerKeys, o = {}) {
     return this.#native.workerSession({
       handler_keys: handlerKeys,

@@ -26,6 +26,12 @@ export function createPatternTasks(engine, pattern, { count = 1, context, ...opt
   return native.createPatternTasks(handle(engine), spec(pattern, options), count, context ?? null)
 }
 
+export const linear = (engine, { n = 3, ...o } = {}) => createPatternTasks(engine, 'linear', { n, ...o })
+export const diamond = (engine, o = {}) => createPatternTasks(engine, 'diamond', o)
+export const parallel = (engine, { n = 3, ...o } = {}) => createPatternTasks(engine, 'parallel', { n, ...o })
+export const tree = (engine, { depth = 2, fanout = 2, ...o } = {}) => createPatternTasks(engine, 'tree', { depth, fanout, ...o })
+export const mixed = (engine, o = {}) => createPatternTasks(engine, 'mixed', o)
+
 /** Runs *scripted* handlers until idle (`{ step: [{ succeed: … }, { fail_retryable: … }] }`); a `RunReport`. */
 export function runScripted(engine, script, { handlerKeys, batchSize, maxClaims, timeoutMs, autoAdvanceClock, leaseMs } = {}) {
   return native.runScripted(handle(engine), script, {

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use js_sys::{Array, Date, Function, Object, Reflect};
 use serde_json::{Map, Number, Value};
-use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, OBJECTS};
+use tasker_shared_ffi::objects::{self, Items, Lower, Lowering, Nesting, OBJECTS};
 use tasker_shared_ffi::{FfiError, FfiResult, Timestamp};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -59,8 +59,13 @@ fn found(v: &JsValue) -> String {
 /// Lifts a JS value that JSON can hold: a plain object (or one with a null prototype), an array, a string,
 /// a finite number, a boolean, `null`. `undefined` is `null` at the top and in arrays and is skipped as an
 /// object's property, as `JSON.stringify` does; a `Date` becomes its ISO 8601 string. Anything else (a
-/// `Map`, a class instance, `NaN`, a function, a symbol, a bigint) is a `validation` error at `path`.
+/// `Map`, a class instance, `NaN`, a function, a symbol, a bigint), a cycle, or nesting deeper than
+/// `MAX_JSON_DEPTH` (the shared layer's `Nesting`) is a `validation` error at `path`.
 pub fn lift_value(v: &JsValue, path: &str) -> FfiResult<Value> {
+    lift_nested(v, path, &mut Nesting::default())
+}
+
+fn lift_nested(v: &JsValue, path: &str, nest: &mut Nesting<JsValue>) -> FfiResult<Value> {
     if v.is_undefined() || v.is_null() {
         return Ok(Value::Null);
     }
@@ -74,12 +79,14 @@ pub fn lift_value(v: &JsValue, path: &str) -> FfiResult<Value> {
         return Ok(Value::String(s));
     }
     if Array::is_array(v) {
+        nest.enter(v.clone(), path, |a, b| a == b)?;
         let array: &Array = v.unchecked_ref();
-        let items = array.iter().enumerate();
-        return items
-            .map(|(i, item)| lift_value(&item, &format!("{path}[{i}]")))
-            .collect::<FfiResult<Vec<_>>>()
-            .map(Value::Array);
+        let mut items = Vec::with_capacity(array.length() as usize);
+        for (i, item) in array.iter().enumerate() {
+            items.push(lift_nested(&item, &format!("{path}[{i}]"), nest)?);
+        }
+        nest.leave();
+        return Ok(Value::Array(items));
     }
     if v.is_instance_of::<Date>() {
         return Ok(Value::String(
@@ -94,6 +101,7 @@ pub fn lift_value(v: &JsValue, path: &str) -> FfiResult<Value> {
         Some(name) if name == "Object" => {}
         Some(name) => return Err(invalid(path, format!("expected a JSON value, found {name}"))),
     }
+    nest.enter(v.clone(), path, |a, b| a == b)?;
     let object: &Object = v.unchecked_ref();
     let mut map = Map::new();
     for key in Object::keys(object).iter() {
@@ -102,9 +110,10 @@ pub fn lift_value(v: &JsValue, path: &str) -> FfiResult<Value> {
         if item.is_undefined() {
             continue;
         }
-        let value = lift_value(&item, &objects::field_path(path, &key))?;
+        let value = lift_nested(&item, &objects::field_path(path, &key), nest)?;
         map.insert(key, value);
     }
+    nest.leave();
     Ok(Value::Object(map))
 }
 
@@ -122,7 +131,7 @@ fn number(n: f64, path: &str) -> FfiResult<Value> {
 /// An options object (`snake_case` keys, as js/*.js builds them; `null`/`undefined` for none) → an input
 /// struct of the shared layer; an error names `what.field`.
 pub fn lift_options<T: serde::de::DeserializeOwned>(options: &JsValue, what: &str) -> FfiResult<T> {
-    objects::options(lift_value(options, what)?, what)
+    objects::options(lift_nested(options, what, &mut Nesting::for_options())?, what)
 }
 
 /// Lifts a `Date` (or milliseconds since the epoch) for an argument such as `since`.

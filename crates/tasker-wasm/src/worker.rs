@@ -8,12 +8,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use js_sys::Promise;
-use tasker_shared_ffi::{self as ffi, dto, FailureInput, FfiResult, HostOutcome, Reports};
+use tasker_shared_ffi::{self as ffi, dto, FailureInput, FfiResult, HostOutcome, OutcomeInput, Reports};
 use wasm_bindgen::prelude::*;
 
-use crate::blocking::{lifted, promise};
+use crate::blocking::{lifted, promise, settle_with};
 use crate::convert::{lift_options, lift_value, lower};
-use crate::errors::IntoHost;
+use crate::errors::{lower_error, IntoHost};
 
 fn token(step_id: String, attempt: f64) -> dto::ClaimToken {
     dto::ClaimToken::new(step_id, attempt as i64)
@@ -58,6 +58,11 @@ impl WorkerSession {
     #[wasm_bindgen(getter, js_name = workerId)]
     pub fn worker_id(&self) -> String {
         self.inner.worker_id().to_string()
+    }
+
+    #[wasm_bindgen(getter, js_name = handlerKeys)]
+    pub fn handler_keys(&self) -> Vec<String> {
+        self.inner.handler_keys().to_vec()
     }
 
     #[wasm_bindgen(getter, js_name = isShutdown)]
@@ -110,6 +115,20 @@ impl WorkerSession {
         let failure: FailureInput = lifted!(lift_options(&failure, "failure"));
         let (token, s) = (token(step_id, attempt), self.inner.clone());
         promise(async move { s.fail_async(&token, failure).await })
+    }
+
+    /// Reports many outcomes now, in one transaction: `[{ step_id, attempt, success: result }]` or `{ …,
+    /// failure: {…} }`; resolves to one `Step`, or the error (not thrown), per item.
+    #[wasm_bindgen(js_name = finishMany)]
+    pub fn finish_many(&self, outcomes: JsValue) -> Promise {
+        let items = lifted!(lift_value(&outcomes, "outcomes").and_then(OutcomeInput::items));
+        let s = self.inner.clone();
+        settle_with(async move { s.finish_many_async(items).await }, |results| {
+            let each = results
+                .iter()
+                .map(|r| r.as_ref().map_or_else(|e| Ok(lower_error(e)), lower));
+            Ok(each.collect::<Result<js_sys::Array, JsValue>>()?.into())
+        })
     }
 
     pub fn forget(&self, step_id: String, attempt: f64) -> Result<(), JsValue> {

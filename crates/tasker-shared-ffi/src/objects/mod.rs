@@ -318,6 +318,74 @@ pub fn field_path(path: &str, name: &str) -> String {
     }
 }
 
+/// How deeply a JSON value lifted from a host may nest: 127 arrays or objects one inside another, the most
+/// serde_json reads back (its recursion limit is 128), so every value a binding accepts can be written to a
+/// SQL store and read again. Every binding's lift enforces it through [`Nesting`].
+pub const MAX_JSON_DEPTH: usize = 127;
+
+/// The arrays and objects a binding's lift is inside, outermost first: the one rule that makes a cyclic host
+/// value, or one nested deeper than [`MAX_JSON_DEPTH`], a `validation` error naming its field path instead
+/// of a stack overflow. A lift calls [`Nesting::enter`] before it walks a container's items and
+/// [`Nesting::leave`] after. Each level keeps the host value, for the cycle check, and the length of its
+/// path: every path extends its parent's, so each ancestor's path is a prefix of the current one.
+pub struct Nesting<T> {
+    levels: Vec<(T, usize)>,
+    limit: usize,
+}
+
+impl<T> Default for Nesting<T> {
+    fn default() -> Self {
+        Nesting {
+            levels: Vec::new(),
+            limit: MAX_JSON_DEPTH,
+        }
+    }
+}
+
+impl<T> Nesting<T> {
+    /// For an options map (the argument [`options`] takes), whose fields are the values: the map itself does
+    /// not count, so a task's context may nest as deeply as a handler's result.
+    pub fn for_options() -> Self {
+        Nesting {
+            levels: Vec::new(),
+            limit: MAX_JSON_DEPTH + 1,
+        }
+    }
+
+    /// Enters the container `value` at `path`; `same` is the host's identity test (JS `===`, Python `is`).
+    /// Checks nothing until the limit is reached, so a lift pays for the cycle check only when it fails.
+    pub fn enter(&mut self, value: T, path: &str, same: impl Fn(&T, &T) -> bool) -> FfiResult<()> {
+        if self.levels.len() < self.limit {
+            self.levels.push((value, path.len()));
+            return Ok(());
+        }
+        // The lift walks depth first, so a cycle shorter than the limit repeats within these levels: name
+        // the first container that is one of its own ancestors, and that ancestor.
+        let levels: Vec<(&T, &str)> = self
+            .levels
+            .iter()
+            .map(|(v, len)| (v, &path[..*len]))
+            .chain([(&value, path)])
+            .collect();
+        for (j, (b, at)) in levels.iter().enumerate() {
+            if let Some((_, back)) = levels[..j].iter().find(|(a, _)| same(a, b)) {
+                let back = if back.is_empty() { "the whole value" } else { back };
+                return Err(FfiError::validation(
+                    at,
+                    format!("expected a JSON value, found a cycle back to {back}"),
+                ));
+            }
+        }
+        let message = format!("expected a JSON value nested at most {MAX_JSON_DEPTH} levels deep, found a deeper one");
+        Err(FfiError::validation(path, message))
+    }
+
+    /// Leaves the container entered last and hands its host value back (the JVM deletes its local reference).
+    pub fn leave(&mut self) -> Option<T> {
+        self.levels.pop().map(|(value, _)| value)
+    }
+}
+
 /// A duration a host gave in seconds (a float, the way Ruby and Python take durations); a negative or
 /// non-finite one is a `validation` error naming `path`.
 pub fn seconds(seconds: f64, path: &str) -> FfiResult<Duration> {

@@ -270,3 +270,66 @@ fn a_float_field_takes_any_number_and_an_integer_field_no_fraction() {
         ("ctx.count".into(), "expected an integer, found the number 1.5".into())
     );
 }
+
+/// A host's lift in miniature: node `i` of `graph` is an object whose field `k<j>` is node `graph[i][j]`.
+fn lift_graph(graph: &[Vec<usize>], node: usize, path: &str, nest: &mut Nesting<usize>) -> FfiResult<Value> {
+    nest.enter(node, path, |a, b| a == b)?;
+    let mut map = Map::new();
+    for (j, child) in graph[node].iter().enumerate() {
+        let key = format!("k{j}");
+        let value = lift_graph(graph, *child, &field_path(path, &key), nest)?;
+        map.insert(key, value);
+    }
+    nest.leave();
+    Ok(Value::Object(map))
+}
+
+#[test]
+fn nesting_refuses_cycles_and_values_deeper_than_the_limit_naming_the_path() {
+    let chain =
+        |n: usize| -> Vec<Vec<usize>> { (0..n).map(|i| if i + 1 < n { vec![i + 1] } else { vec![] }).collect() };
+    // MAX_JSON_DEPTH objects inside each other are fine, and serde_json reads them back.
+    let v = lift_graph(&chain(MAX_JSON_DEPTH), 0, "result", &mut Nesting::default()).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&v.to_string()).unwrap(), v);
+    let e = lift_graph(&chain(MAX_JSON_DEPTH + 1), 0, "result", &mut Nesting::default()).unwrap_err();
+    let (path, message) = crate::error::field_errors(&e).remove(0);
+    assert_eq!(
+        message,
+        "expected a JSON value nested at most 127 levels deep, found a deeper one"
+    );
+    assert_eq!(path, format!("result{}", ".k0".repeat(MAX_JSON_DEPTH)));
+    // a.self = a
+    let e = lift_graph(&[vec![0]], 0, "result", &mut Nesting::default()).unwrap_err();
+    assert_eq!(e.kind, crate::ErrorKind::Validation);
+    let found = crate::error::field_errors(&e).remove(0);
+    assert_eq!(
+        found,
+        (
+            "result.k0".into(),
+            "expected a JSON value, found a cycle back to result".into()
+        )
+    );
+    // A longer cycle below a sibling: the first container that is its own ancestor is named.
+    let e = lift_graph(&[vec![1, 2], vec![], vec![3], vec![2]], 0, "", &mut Nesting::default()).unwrap_err();
+    let found = crate::error::field_errors(&e).remove(0);
+    assert_eq!(
+        found,
+        (
+            "k1.k0.k0".into(),
+            "expected a JSON value, found a cycle back to k1".into()
+        )
+    );
+    let e = lift_graph(&[vec![0]], 0, "", &mut Nesting::default()).unwrap_err();
+    assert!(crate::error::field_errors(&e)[0].1.ends_with("back to the whole value"));
+    // Shared but acyclic (a diamond of references) is fine.
+    assert!(lift_graph(&[vec![1, 1], vec![]], 0, "r", &mut Nesting::default()).is_ok());
+}
+
+#[test]
+fn an_options_map_does_not_count_towards_the_depth_of_its_fields() {
+    let chain: Vec<Vec<usize>> = (0..=MAX_JSON_DEPTH)
+        .map(|i| if i < MAX_JSON_DEPTH { vec![i + 1] } else { vec![] })
+        .collect();
+    assert!(lift_graph(&chain, 0, "", &mut Nesting::for_options()).is_ok());
+    assert!(lift_graph(&chain, 0, "", &mut Nesting::default()).is_err());
+}

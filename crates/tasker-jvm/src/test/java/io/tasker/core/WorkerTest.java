@@ -151,6 +151,53 @@ class WorkerTest {
         }
     }
 
+    private static Object nested(int depth) {
+        Object v = 1L;
+        for (int i = 0; i < depth; i++) v = List.of(v);
+        return v;
+    }
+
+    private static Map<String, Object> cyclic() {
+        Map<String, Object> a = new HashMap<>();
+        a.put("self", a);
+        return a;
+    }
+
+    private static String firstErrorPath(TaskerException e) {
+        return (String) ((Map<?, ?>) ((List<?>) e.details().get("errors")).get(0)).get("path");
+    }
+
+    // The JS bindings' host_mistakes.js holds Node and WASM to the same answers (docs/bindings.md §3, §6).
+    @Test
+    void aCyclicOrTooDeepResultFailsAsInvalidResultAndSuchAContextIsRefused() {
+        try (TaskerClient client = Stores.manual("memory:")) {
+            Task cyclicTask = oneStepTask(client, "cyclic", "w.cyclic");
+            Task deepTask = oneStepTask(client, "deep", "w.deep");
+            Task limitTask = oneStepTask(client, "limit", "w.limit");
+            Worker worker = new Worker(client);
+            worker.handle("w.cyclic", ctx -> cyclic());
+            worker.handle("w.deep", ctx -> nested(200));
+            worker.handle("w.limit", ctx -> nested(127));
+            worker.runUntilIdle(RunOptions.defaults());
+            Step bad = client.steps(cyclicTask.id()).get(0);
+            assertEquals(List.of("error", 1L, "InvalidResult"),
+                    List.of(bad.state(), bad.attempts(), bad.error().errorClass()));
+            assertEquals("result.self: expected a JSON value, found a cycle back to result", bad.error().message());
+            assertEquals("result" + "[0]".repeat(127)
+                    + ": expected a JSON value nested at most 127 levels deep, found a deeper one",
+                    client.steps(deepTask.id()).get(0).error().message());
+            Step limit = client.steps(limitTask.id()).get(0);
+            assertEquals(List.of("complete", nested(127)), List.of(limit.state(), limit.result()));
+            ValidationException deep = assertThrows(ValidationException.class,
+                    () -> client.createTask("w", "limit", CreateTask.withContext(Map.of("items", nested(200)))));
+            assertEquals("context.items" + "[0]".repeat(126), firstErrorPath(deep));
+            ValidationException loop = assertThrows(ValidationException.class,
+                    () -> client.createTask("w", "limit", CreateTask.withContext(cyclic())));
+            assertEquals("context.self", firstErrorPath(loop));
+            assertEquals(3, client.tasks(TaskFilter.all()).size());
+        }
+    }
+
     @Test
     void eachHostMistakeGivesTheStepErrorEveryBindingGives() {
         try (TaskerClient client = Stores.manual("memory:")) {
