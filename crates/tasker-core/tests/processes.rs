@@ -462,19 +462,6 @@ mod postgres {
         assert!(!leaks(&out) && out.contains("password=***"), "{out}");
     }
 
-    /// Ends the backends of this process's event feed (named `<application_name>-feed`); how many it ended.
-    async fn cut_feed(pool: &sqlx::PgPool, application_name: &str) -> i64 {
-        sqlx::query(
-            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = $1 AND pid <> pg_backend_pid()) t",
-        )
-        .bind(format!("{application_name}-feed"))
-        .fetch_one(pool)
-        .await
-        .unwrap()
-        .get(0)
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
     async fn a_subscriber_hears_every_completion_of_other_processes_across_lost_connections() {
@@ -509,24 +496,30 @@ mod postgres {
         }
         let workers = Workers::start(&url, 2, 30, "events");
         // Cut the feed's connection four times while completions flow: at 30, 90, 150 and 210 heard.
-        let mut cuts = 0;
+        let mut cut: Vec<i32> = Vec::new();
         let got = completions(&mut completed, &want, Duration::from_secs(90), async |heard| {
-            if heard % 60 == 30 && cuts < 4 {
-                // The feed reconnects by itself after each cut; wait for it, then cut again.
+            if heard % 60 == 30 && cut.len() < 4 {
+                // The feed reconnects by itself after each cut; wait for the new connection, then cut it. A
+                // terminated backend stays in pg_stat_activity until it has exited, so only a pid not cut
+                // before counts as the reconnection.
                 let until = Instant::now() + Duration::from_secs(30);
-                while cut_feed_count(&pool, app).await == 0 {
+                loop {
+                    if let Some(pid) = new_feed_backend(&pool, app, &cut).await {
+                        terminate(&pool, pid).await;
+                        cut.push(pid);
+                        break;
+                    }
+                    let n = cut.len();
                     assert!(
                         Instant::now() < until,
-                        "the event feed did not reconnect after {cuts} cuts"
+                        "the event feed did not reconnect after {n} cuts ({heard} heard)"
                     );
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                let n = cut_feed(&pool, app).await;
-                assert!(n > 0, "no feed backend to cut after {heard} completions");
-                cuts += 1;
             }
         })
         .await;
+        let cuts = cut.len();
         workers.stop();
         assert_eq!(cuts, 4, "the feed's connection was cut while events flowed");
         let twice: Vec<_> = got.iter().filter(|(_, n)| **n != 1).collect();
@@ -540,6 +533,26 @@ mod postgres {
             heard.iter().any(|e| e.name == "step.completed" && e.worker_id.as_deref().is_some_and(|w| w.starts_with("events-"))),
             "the steps were completed by the worker processes"
         );
+    }
+
+    /// A backend of the feed of `application_name` whose pid is not among `cut`.
+    async fn new_feed_backend(pool: &sqlx::PgPool, application_name: &str, cut: &[i32]) -> Option<i32> {
+        sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND pid <> ALL($2) ORDER BY pid LIMIT 1",
+        )
+        .bind(format!("{application_name}-feed"))
+        .bind(cut)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+    }
+
+    async fn terminate(pool: &sqlx::PgPool, pid: i32) {
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(pool)
+            .await
+            .unwrap();
     }
 
     async fn cut_feed_count(pool: &sqlx::PgPool, application_name: &str) -> i64 {

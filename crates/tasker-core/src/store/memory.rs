@@ -17,7 +17,7 @@ use crate::analytics::finished_summary;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::readiness::state_is_claimable;
+use crate::readiness::{is_due, state_is_claimable};
 use crate::state::{StepState, TaskState};
 
 #[derive(Debug, Default)]
@@ -617,7 +617,7 @@ impl StoreTx for MemTx {
         let st = self.st();
         let picked: Vec<Uuid> = st
             .candidate_steps()
-            .filter(|s| p.handler_keys.contains(&s.handler_key) && s.ready_at <= p.now)
+            .filter(|s| p.handler_keys.contains(&s.handler_key) && is_due(s.next_attempt_at, p.now))
             .filter(|s| st.tasks.get(&s.task_id).is_some_and(|t| t.state.is_runnable()))
             .take(p.limit as usize)
             .map(|s| s.id)

@@ -104,6 +104,8 @@ pub struct PgStore {
     listeners: Mutex<Vec<Listening>>,
     /// The event feed's own pool of one connection (see `feed.rs`), connected only while someone reads.
     feed: PgPool,
+    /// When claims next look for holds that fell due (see [`tx::Holds`]).
+    holds: std::sync::Arc<tx::Holds>,
 }
 
 impl fmt::Debug for PgStore {
@@ -182,6 +184,7 @@ impl PgStore {
             target,
             closed: AtomicBool::new(false),
             listeners: Mutex::new(Vec::new()),
+            holds: Default::default(),
         })
     }
 }
@@ -313,7 +316,10 @@ impl Store for PgStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
         // Dropping a sqlx transaction queues a ROLLBACK that runs before its connection serves anyone else.
         let tx = self.pool.begin().await.map_err(db_err)?;
-        Ok(Box::new(PgTx { tx }))
+        Ok(Box::new(PgTx {
+            tx,
+            holds: self.holds.clone(),
+        }))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -603,14 +609,20 @@ impl Store for PgStore {
                   WHERE s.state = 'waiting_for_retry'
                     AND s.handler_key = ANY($1)
                     AND t.state IN ('pending', 'in_progress')),
-                 (SELECT MIN(held_until) FROM tasker.tasks WHERE held_until IS NOT NULL)
+                 (SELECT MIN(h.held_until) FROM tasker.task_holds h JOIN tasker.tasks t ON t.id = h.task_id
+                  WHERE t.held_until IS NOT NULL)
              ) AS next_at",
         )
         .bind(handler_keys)
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
-        Cols::new(&row, "steps").opt_ts("next_at")
+        let next = Cols::new(&row, "steps").opt_ts("next_at")?;
+        // Whether it is a retry or a hold, claims of this process look for due holds at that time.
+        if let Some(at) = next {
+            self.holds.known(at);
+        }
+        Ok(next)
     }
 
     async fn server_time(&self) -> Result<Option<Timestamp>> {

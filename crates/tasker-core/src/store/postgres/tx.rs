@@ -2,6 +2,7 @@
 //! them, and batches travel as one array per column, so a statement's text never depends on its size.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -26,65 +27,111 @@ use crate::store::sql::rows::{
 };
 use crate::store::{ClaimInput, ClaimParams, ClaimedRow, StoreTx, OPERATOR_LOCK_WAIT};
 
-/// The claim, in one statement: release the tasks whose hold fell due, pick ready steps in claim order
-/// (highest priority, then oldest ready time, then oldest id), lock them (skipping rows another claimer or
-/// writer holds, instead of waiting), and move them to `in_progress`.
+/// The claim, in one statement: pick ready steps in claim order (highest priority, then oldest ready time,
+/// then oldest id), lock them (skipping rows another claimer or writer holds, instead of waiting), and move
+/// them to `in_progress`.
 ///
 /// Binds: now, handler keys (text[]), limit, worker id, lease expiry. The state and unfinished_parents terms
 /// repeat the claim indexes' WHERE clause word for word so that the planner can use those partial indexes.
 /// Under READ COMMITTED a picked row that changed since the snapshot is re-checked against the WHERE
 /// clause once locked, so a row that stopped being ready is dropped, never claimed.
 ///
-/// A held task's root steps wait for its start time as for one more parent (see `Task::held_until`); the
-/// `due` and `released` parts take that parent away once the time has come, through tasks_held_idx, which
-/// holds only held tasks and is empty most of the time. Steps released here are not in this statement's
-/// snapshot, so the statement answers how many it released and the store claims again if it has room.
-/// The result always has one row more than the steps claimed: a row with a null id carries the count.
+/// `ready_at` only orders; a waiting retry's `next_attempt_at` decides whether it is due, as before. A
+/// released step's `ready_at` is the releasing process's clock, which another claimer's may trail by a few
+/// milliseconds: filtering on it made claims come back empty (P1 fell by half, P3's worst case became the
+/// poll interval).
 pub(super) fn claim_sql() -> String {
     format!(
-        "WITH due AS (
-             SELECT id, held_until FROM tasker.tasks
-             WHERE held_until <= $1
-             LIMIT 1000
-             FOR UPDATE SKIP LOCKED
-         ),
-         unheld AS (
-             UPDATE tasker.tasks t SET held_until = NULL, updated_at = $1
-             FROM due
-             WHERE t.id = due.id
-             RETURNING t.id, due.held_until AS at
-         ),
-         released AS (
-             UPDATE tasker.steps s SET unfinished_parents = s.unfinished_parents - 1, ready_at = unheld.at,
-                 updated_at = $1
-             FROM unheld
-             WHERE s.task_id = unheld.id AND s.state = 'pending' AND s.unfinished_parents > 0
-               AND NOT EXISTS (SELECT 1 FROM tasker.step_edges e WHERE e.child_id = s.id)
-             RETURNING s.id
-         ),
-         picked AS (
+        "WITH picked AS (
              SELECT s.id, s.state AS from_state, t.state AS task_state
              FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
              WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
-               AND s.ready_at <= $1
+               AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= $1)
                AND s.handler_key = ANY($2)
                AND t.state IN ('pending', 'in_progress')
              ORDER BY s.priority DESC, s.ready_at, s.id
              LIMIT $3
              FOR UPDATE OF s SKIP LOCKED
-         ),
-         claimed AS (
-             UPDATE tasker.steps s
-             SET state = 'in_progress', attempts = s.attempts + 1, transition_count = s.transition_count + 1,
-                 worker_id = $4, lease_expires_at = $5, started_at = $1, next_attempt_at = NULL, updated_at = $1
-             FROM picked
-             WHERE s.id = picked.id
-             RETURNING {}, picked.from_state AS from_state, picked.task_state AS task_state
          )
-         SELECT c.*, r.n AS released
-         FROM (SELECT count(*) AS n FROM released) r LEFT JOIN claimed c ON true",
+         UPDATE tasker.steps s
+         SET state = 'in_progress', attempts = s.attempts + 1, transition_count = s.transition_count + 1,
+             worker_id = $4, lease_expires_at = $5, started_at = $1, next_attempt_at = NULL, updated_at = $1
+         FROM picked
+         WHERE s.id = picked.id
+         RETURNING {}, picked.from_state AS from_state, picked.task_state AS task_state",
         qualified(STEP_COLUMNS, "s")
     )
+}
+
+/// Releases the holds that fell due by $1, in one statement: deletes their task_holds rows (one per held
+/// task, written by `task_insert`), clears the tasks' hold and takes the start-time parent away from their
+/// pending root steps (see `Task::held_until`). A row whose task is no longer held is deleted without effect.
+/// Answers the earliest hold left, so that claims know when to look again.
+const RELEASE_HOLDS_SQL: &str = "WITH due AS (
+         DELETE FROM tasker.task_holds h
+         USING (SELECT task_id FROM tasker.task_holds WHERE held_until <= $1 LIMIT 1000 FOR UPDATE SKIP LOCKED) d
+         WHERE h.task_id = d.task_id
+         RETURNING h.task_id, h.held_until
+     ),
+     unheld AS (
+         UPDATE tasker.tasks t SET held_until = NULL, updated_at = $1
+         FROM due
+         WHERE t.id = due.task_id AND t.held_until IS NOT NULL
+         RETURNING t.id, due.held_until AS at
+     ),
+     released AS (
+         UPDATE tasker.steps s SET unfinished_parents = s.unfinished_parents - 1, ready_at = unheld.at,
+             updated_at = $1
+         FROM unheld
+         WHERE s.task_id = unheld.id AND s.state = 'pending' AND s.unfinished_parents > 0
+           AND NOT EXISTS (SELECT 1 FROM tasker.step_edges e WHERE e.child_id = s.id)
+         RETURNING s.id
+     )
+     SELECT (SELECT count(*) FROM released) AS released,
+            (SELECT min(h.held_until) FROM tasker.task_holds h
+             WHERE NOT EXISTS (SELECT 1 FROM due WHERE due.task_id = h.task_id)) AS next_at";
+
+/// When this process's claims next look for due holds. Claims carry no release work of their own: measured
+/// as CTEs of every claim statement, releasing halved P1. A claim runs [`RELEASE_HOLDS_SQL`] first when the
+/// earliest hold this process knows of (its own creations, the answer of the last release) has come, and at
+/// least once a second anyway, for holds other processes created. A held task thus starts at its time in
+/// the process that knows of it, and within a second elsewhere.
+#[derive(Debug)]
+pub(crate) struct Holds {
+    /// Epoch milliseconds of the earliest hold known; `i64::MAX` for none.
+    next: AtomicI64,
+    /// When claims last looked, epoch milliseconds.
+    looked: AtomicI64,
+}
+
+impl Default for Holds {
+    fn default() -> Self {
+        Holds {
+            next: AtomicI64::new(i64::MAX),
+            looked: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+/// How often claims look for holds other processes created.
+const HOLDS_LOOK_EVERY_MS: i64 = 1000;
+
+impl Holds {
+    pub(super) fn known(&self, at: Timestamp) {
+        self.next.fetch_min(at.timestamp_millis(), Ordering::AcqRel);
+    }
+
+    fn due(&self, now: Timestamp) -> bool {
+        let now = now.timestamp_millis();
+        now >= self.next.load(Ordering::Acquire)
+            || now.saturating_sub(self.looked.load(Ordering::Acquire)) >= HOLDS_LOOK_EVERY_MS
+    }
+
+    fn looked(&self, now: Timestamp, next: Option<Timestamp>) {
+        self.looked.store(now.timestamp_millis(), Ordering::Release);
+        self.next
+            .store(next.map_or(i64::MAX, |t| t.timestamp_millis()), Ordering::Release);
+    }
 }
 
 type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
@@ -120,6 +167,7 @@ fn bind_task<'q>(q: Query<'q>, t: &'q Task) -> Query<'q> {
 /// A READ COMMITTED transaction; rows are locked by the statements that need them.
 pub(super) struct PgTx {
     pub(super) tx: Transaction<'static, Postgres>,
+    pub(super) holds: std::sync::Arc<Holds>,
 }
 
 impl PgTx {
@@ -202,6 +250,15 @@ impl StoreTx for PgTx {
             .map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(idempotency_key_taken(task));
+        }
+        if let Some(at) = task.held_until {
+            sqlx::query("INSERT INTO tasker.task_holds (task_id, held_until) VALUES ($1, $2)")
+                .bind(task.id)
+                .bind(at)
+                .execute(self.conn())
+                .await
+                .map_err(db_err)?;
+            self.holds.known(at);
         }
 
         if !steps.is_empty() {
@@ -549,36 +606,33 @@ impl StoreTx for PgTx {
         if params.handler_keys.is_empty() || params.limit == 0 {
             return Ok(Vec::new());
         }
-        let sql = claim_sql();
-        let mut claimed = Vec::new();
-        // At most twice: a second statement only when the first released held steps and had room left.
-        for _ in 0..2 {
-            let room = params.limit as usize - claimed.len();
-            let found = sqlx::query(&sql)
+        if self.holds.due(params.now) {
+            // Released steps are this transaction's own writes, so the claim below sees them.
+            let row = sqlx::query(RELEASE_HOLDS_SQL)
                 .bind(params.now)
-                .bind(&params.handler_keys)
-                .bind(room as i64)
-                .bind(&params.worker_id)
-                .bind(params.lease_expires_at)
-                .fetch_all(self.conn())
+                .fetch_one(self.conn())
                 .await
                 .map_err(db_err)?;
-            let mut released = 0;
-            for row in &found {
-                let c = Cols::new(row, "steps");
-                released = c.int("released")?;
-                if c.get::<Option<Uuid>>("id")?.is_none() {
-                    continue;
-                }
-                claimed.push(ClaimedRow {
-                    step: step_from_row(row)?,
-                    from_state: c.parse::<StepState>("from_state")?,
-                    task_state: c.parse::<TaskState>("task_state")?,
-                });
-            }
-            if released == 0 || claimed.len() >= params.limit as usize {
-                break;
-            }
+            let next = Cols::new(&row, "task_holds").opt_ts("next_at")?;
+            self.holds.looked(params.now, next);
+        }
+        let found = sqlx::query(&claim_sql())
+            .bind(params.now)
+            .bind(&params.handler_keys)
+            .bind(i64::from(params.limit))
+            .bind(&params.worker_id)
+            .bind(params.lease_expires_at)
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        let mut claimed = Vec::with_capacity(found.len());
+        for row in &found {
+            let c = Cols::new(row, "steps");
+            claimed.push(ClaimedRow {
+                step: step_from_row(row)?,
+                from_state: c.parse::<StepState>("from_state")?,
+                task_state: c.parse::<TaskState>("task_state")?,
+            });
         }
         // RETURNING has no defined order; answer in claim order.
         claimed.sort_by_key(|r| r.step.claim_order());

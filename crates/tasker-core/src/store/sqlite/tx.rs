@@ -30,7 +30,7 @@ pub(super) const CLAIM_CANDIDATES_SQL: &str = "SELECT s.id AS id, s.state AS sta
      FROM steps s CROSS JOIN tasks t ON t.id = s.task_id
      WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
        AND s.handler_key IN (SELECT value FROM json_each(?))
-       AND s.ready_at <= ?
+       AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= ?)
        AND t.state IN ('pending', 'in_progress')
      ORDER BY s.priority DESC, s.ready_at, s.id
      LIMIT ?";
