@@ -27,6 +27,9 @@ use crate::store::memory::MemoryStore;
 use crate::store::{ClaimParams, Store, StoreKind, StoreOptions, StoreTx};
 use crate::template::{Template, MAX_PRIORITY};
 
+mod schedules;
+pub use schedules::ScheduleReport;
+
 /// The most steps one claim may take.
 pub const MAX_CLAIM_LIMIT: u32 = 1000;
 
@@ -151,6 +154,8 @@ pub struct MaintenanceReport {
     pub retries_due: i64,
     /// The time of this pass; hand it to the next one.
     pub at: Option<Timestamp>,
+    /// The schedules it fired.
+    pub schedules: ScheduleReport,
 }
 
 /// A step and the level of the DAG it sits on.
@@ -333,6 +338,18 @@ impl Log {
         } else {
             task.finished_at = None;
         }
+    }
+
+    /// Adds another log's transitions after this one's.
+    fn append(&mut self, other: Log) {
+        let (steps, tasks) = (self.steps.len(), self.tasks.len());
+        self.order.extend(other.order.into_iter().map(|e| match e {
+            Logged::Step(i) => Logged::Step(i + steps),
+            Logged::Task(i) => Logged::Task(i + tasks),
+        }));
+        self.steps.extend(other.steps);
+        self.tasks.extend(other.tasks);
+        self.wake |= other.wake;
     }
 
     async fn write(&self, tx: &mut Box<dyn StoreTx>) -> Result<()> {
@@ -717,87 +734,104 @@ impl Engine {
     pub async fn create_task(&self, req: CreateTask) -> Result<Task> {
         let span = info_span!("create_task", namespace = %req.namespace, name = %req.name);
         async move {
-            let rec = self.template(&req.namespace, &req.name, req.version.as_deref()).await?;
-            if !req.context.is_object() {
-                return Err(Error::field(
-                    "context",
-                    "context",
-                    format!(
-                        "expected a JSON object, found {}",
-                        crate::template::type_name(&req.context)
-                    ),
-                ));
-            }
-            let tags = match &req.tags {
-                None | Some(Value::Null) => json!({}),
-                Some(Value::Object(m)) => {
-                    if let Some((k, v)) = m.iter().find(|(_, v)| !v.is_string()) {
-                        return Err(Error::field(
-                            "task",
-                            format!("tags.{k}"),
-                            format!("expected a string, found {}", crate::template::type_name(v)),
-                        ));
-                    }
-                    Value::Object(m.clone())
-                }
-                Some(other) => {
-                    return Err(Error::field(
-                        "task",
-                        "tags",
-                        format!(
-                            "expected a mapping of strings, found {}",
-                            crate::template::type_name(other)
-                        ),
-                    ))
-                }
-            };
-            if let Some(k) = &req.idempotency_key {
-                if k.is_empty() || k.len() > 255 {
-                    return Err(Error::field("task", "idempotency_key", "expected 1-255 characters"));
-                }
-            }
-            if let Some(p) = req.priority {
-                if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&p) {
-                    return Err(Error::field(
-                        "task",
-                        "priority",
-                        format!("expected an integer in {}..={MAX_PRIORITY}, found {p}", -MAX_PRIORITY),
-                    ));
-                }
-            }
-            self.check_context(&rec, &req.context)?;
-            let now = self.now();
-            let (task, steps, edges, created_log) = build_task(&rec, &req, tags, now);
+            let prepared = self.prepare_task(&req, self.now()).await?;
             let mut tx = self.begin().await?;
             let mut log = Log::default();
-            let result = async {
-                if let Some(k) = &req.idempotency_key {
-                    if let Some(existing) = tx.task_find_by_idempotency_key(&rec.namespace, &rec.name, k).await? {
-                        return Ok(existing);
-                    }
-                }
-                match tx.task_insert(&task, &steps, &edges).await {
-                    Ok(()) => {}
-                    Err(Error::Conflict(_)) if req.idempotency_key.is_some() => {
-                        // Another process created it between our check and insert; the store reports the
-                        // conflict without aborting the transaction, so read the winner in it.
-                        let key = req.idempotency_key.as_deref().unwrap_or_default();
-                        return tx
-                            .task_find_by_idempotency_key(&rec.namespace, &rec.name, key)
-                            .await?
-                            .ok_or_else(|| Error::Conflict(format!("idempotency key {key:?} is in use")));
-                    }
-                    Err(e) => return Err(e),
-                }
-                log = created_log;
-                debug!(task_id = %task.id, steps = steps.len(), "task created");
-                Ok(task.clone())
-            }
-            .await;
+            let result = self.insert_task(&mut tx, &mut log, prepared).await;
             self.conclude(tx, log, result).await
         }
         .instrument(span)
         .await
+    }
+
+    /// Checks a task request and builds its rows, writing nothing.
+    async fn prepare_task(&self, req: &CreateTask, now: Timestamp) -> Result<PreparedTask> {
+        let rec = self.template(&req.namespace, &req.name, req.version.as_deref()).await?;
+        self.prepare_task_of(&rec, req, now)
+    }
+
+    /// [`Engine::prepare_task`] for a template already looked up.
+    fn prepare_task_of(&self, rec: &TemplateRecord, req: &CreateTask, now: Timestamp) -> Result<PreparedTask> {
+        if !req.context.is_object() {
+            return Err(Error::field(
+                "context",
+                "context",
+                format!(
+                    "expected a JSON object, found {}",
+                    crate::template::type_name(&req.context)
+                ),
+            ));
+        }
+        let tags = match &req.tags {
+            None | Some(Value::Null) => json!({}),
+            Some(Value::Object(m)) => {
+                if let Some((k, v)) = m.iter().find(|(_, v)| !v.is_string()) {
+                    return Err(Error::field(
+                        "task",
+                        format!("tags.{k}"),
+                        format!("expected a string, found {}", crate::template::type_name(v)),
+                    ));
+                }
+                Value::Object(m.clone())
+            }
+            Some(other) => {
+                return Err(Error::field(
+                    "task",
+                    "tags",
+                    format!(
+                        "expected a mapping of strings, found {}",
+                        crate::template::type_name(other)
+                    ),
+                ))
+            }
+        };
+        if let Some(k) = &req.idempotency_key {
+            if k.is_empty() || k.len() > 255 {
+                return Err(Error::field("task", "idempotency_key", "expected 1-255 characters"));
+            }
+        }
+        check_priority("task", req.priority)?;
+        self.check_context(rec, &req.context)?;
+        let (task, steps, edges, log) = build_task(rec, req, tags, now);
+        Ok(PreparedTask {
+            key: req.idempotency_key.clone(),
+            task,
+            steps,
+            edges,
+            log,
+        })
+    }
+
+    /// Writes a prepared task in `tx`, or answers the task that already has its idempotency key.
+    async fn insert_task(&self, tx: &mut Box<dyn StoreTx>, log: &mut Log, p: PreparedTask) -> Result<Task> {
+        let PreparedTask {
+            key,
+            task,
+            steps,
+            edges,
+            log: created,
+        } = p;
+        if let Some(k) = &key {
+            if let Some(existing) = tx.task_find_by_idempotency_key(&task.namespace, &task.name, k).await? {
+                return Ok(existing);
+            }
+        }
+        match tx.task_insert(&task, &steps, &edges).await {
+            Ok(()) => {}
+            Err(Error::Conflict(_)) if key.is_some() => {
+                // Another process created it between our check and insert; the store reports the
+                // conflict without aborting the transaction, so read the winner in it.
+                let key = key.as_deref().unwrap_or_default();
+                return tx
+                    .task_find_by_idempotency_key(&task.namespace, &task.name, key)
+                    .await?
+                    .ok_or_else(|| Error::Conflict(format!("idempotency key {key:?} is in use")));
+            }
+            Err(e) => return Err(e),
+        }
+        log.append(created);
+        debug!(task_id = %task.id, steps = steps.len(), "task created");
+        Ok(task)
     }
 
     fn check_context(&self, rec: &TemplateRecord, context: &Value) -> Result<()> {
@@ -1412,9 +1446,10 @@ impl Engine {
         self.conclude(tx, log, result).await
     }
 
-    /// One maintenance pass: reaps expired leases and wakes workers for retries that fell due since
-    /// `last_pass`. Only one pass runs at a time across every process sharing the store; a pass that
-    /// finds the lock taken does nothing and reports `ran: false`.
+    /// One maintenance pass: reaps expired leases, wakes workers for retries that fell due since
+    /// `last_pass`, and fires due schedules ([`Engine::fire_schedules`]). Only one reaping runs at a time
+    /// across every process sharing the store; a pass that finds the lock taken reaps nothing and reports
+    /// `ran: false`. Schedules fire either way: firing locks each schedule row by itself.
     pub async fn run_maintenance(&self, last_pass: Option<Timestamp>, limit: u32) -> Result<MaintenanceReport> {
         self.sync_clock().await?;
         let now = self.now();
@@ -1441,10 +1476,13 @@ impl Engine {
                 reaped,
                 retries_due,
                 at: Some(now),
+                schedules: ScheduleReport::default(),
             })
         }
         .await;
-        self.conclude(tx, log, result).await
+        let mut report = self.conclude(tx, log, result).await?;
+        report.schedules = self.fire_schedules().await?;
+        Ok(report)
     }
 
     async fn reap(&self, tx: &mut Box<dyn StoreTx>, log: &mut Log, limit: u32, now: Timestamp) -> Result<ReapReport> {
@@ -1521,7 +1559,18 @@ impl Engine {
             .ok_or_else(|| Error::not_found("task", task_id))?;
         let steps = store.step_list(task_id).await?;
         let edges = store.edge_list(task_id).await?;
-        Ok(explain_rows(&task, &steps, &edges, self.now()))
+        let mut ex = explain_rows(&task, &steps, &edges, self.now());
+        if let Some(name) = task
+            .initiator
+            .as_deref()
+            .and_then(|i| i.strip_prefix(crate::schedule::INITIATOR_PREFIX))
+        {
+            if let Some(s) = store.schedule_get(name).await? {
+                ex.schedule = Some(s.name);
+                ex.schedule_next_fire_at = s.next_fire_at;
+            }
+        }
+        Ok(ex)
     }
 
     /// Counts of a task's steps, its execution status and the recommended next action.
@@ -1712,6 +1761,27 @@ async fn settle(tx: &mut Box<dyn StoreTx>, log: &mut Log, task: &mut Task, now: 
     Ok(())
 }
 
+/// A checked task request's rows, not yet written.
+struct PreparedTask {
+    key: Option<String>,
+    task: Task,
+    steps: Vec<Step>,
+    edges: Vec<Edge>,
+    log: Log,
+}
+
+/// Checks a task or schedule priority against the template bounds.
+fn check_priority(what: &'static str, priority: Option<i32>) -> Result<()> {
+    match priority {
+        Some(p) if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&p) => Err(Error::field(
+            what,
+            "priority",
+            format!("expected an integer in {}..={MAX_PRIORITY}, found {p}", -MAX_PRIORITY),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn build_task(
     rec: &TemplateRecord,
     req: &CreateTask,
@@ -1847,6 +1917,8 @@ pub fn explain_rows(task: &Task, steps: &[Step], edges: &[Edge], now: Timestamp)
         task_id: task.id,
         task_state: task.state,
         scheduled_for: readiness::scheduled_for(task.held_until, now),
+        schedule: None,
+        schedule_next_fire_at: None,
         steps: steps
             .iter()
             .map(|s| {

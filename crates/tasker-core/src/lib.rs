@@ -22,6 +22,7 @@ pub mod readiness;
 pub mod retry;
 #[cfg(any(feature = "runtime", feature = "local"))]
 mod rt;
+pub mod schedule;
 #[cfg(any(feature = "runtime", feature = "local"))]
 pub mod session;
 pub mod state;
@@ -37,5 +38,6 @@ pub use clock::{Clock, ManualClock, SkewedClock, SystemClock, Timestamp};
 pub use engine::{Engine, EngineOptions};
 pub use error::{Error, ErrorKind, FieldError, Result};
 pub use model::*;
+pub use schedule::{Misfire, RegisterSchedule, Schedule};
 pub use state::{StepEvent, StepState, TaskEvent, TaskState};
 pub use template::Template;

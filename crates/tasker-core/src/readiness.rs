@@ -55,6 +55,10 @@ pub struct Explain {
     pub task_state: TaskState,
     /// When the task starts, if it was created to start at a time still to come.
     pub scheduled_for: Option<Timestamp>,
+    /// The schedule that created the task, if one did and it is still registered.
+    pub schedule: Option<String>,
+    /// That schedule's next occurrence (`None` while it is paused).
+    pub schedule_next_fire_at: Option<Timestamp>,
     pub steps: Vec<StepReadiness>,
 }
 

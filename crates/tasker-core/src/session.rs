@@ -781,14 +781,19 @@ async fn deadline_loop(sh: Weak<Shared>) {
     }
 }
 
+/// The shortest wait between maintenance passes when a schedule falls due sooner than the interval: while
+/// another process commits the firing of a due schedule, this one sees it due still.
+const SCHEDULE_NAP: Duration = Duration::from_millis(50);
+
 async fn maintenance_loop(sh: Weak<Shared>, every: Duration) {
     let mut last_pass = None;
+    let mut wait = every;
     loop {
         let Some(s) = sh.upgrade() else { return };
         let stopped = async {
             tokio::select! {
                 _ = s.stopping.wait() => true,
-                _ = rt::sleep(every) => false,
+                _ = rt::sleep(wait) => false,
             }
         };
         if stopped.await {
@@ -810,11 +815,20 @@ async fn maintenance_loop(sh: Weak<Shared>, every: Duration) {
                 if r.ran {
                     last_pass = r.at;
                 }
+                // The next pass comes at the next occurrence of a schedule, if that is sooner.
+                wait = match r.schedules.next_fire_at {
+                    Some(next) => (next - engine.now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .clamp(SCHEDULE_NAP, every.max(SCHEDULE_NAP)),
+                    None => every,
+                };
             }
             Err(Error::Closed) => return,
             Err(e) => {
                 bump(&s.counters.store_errors);
                 warn!(error = %e, "maintenance pass failed; retrying at the next interval");
+                wait = every;
             }
         }
     }

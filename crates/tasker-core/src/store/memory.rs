@@ -18,6 +18,7 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::readiness::{is_due, state_is_claimable};
+use crate::schedule::Schedule;
 use crate::state::{StepState, TaskState};
 
 #[derive(Debug, Default)]
@@ -37,6 +38,7 @@ struct State {
     candidates: BTreeSet<ClaimOrder>,
     /// Held tasks by the time their hold ends.
     held: BTreeSet<(Timestamp, Uuid)>,
+    schedules: BTreeMap<String, Schedule>,
 }
 
 type ClaimOrder = (std::cmp::Reverse<i32>, Timestamp, Uuid);
@@ -111,6 +113,7 @@ struct Undo {
     step_transitions_len: usize,
     task_transitions_len: usize,
     inserted_tasks: Vec<Uuid>,
+    schedules: HashMap<String, Option<Schedule>>,
 }
 
 struct MemTx {
@@ -166,6 +169,13 @@ impl MemTx {
         }
     }
 
+    fn touch_schedule(&mut self, name: &str) {
+        if !self.undo.schedules.contains_key(name) {
+            let old = self.st().schedules.get(name).cloned();
+            self.undo.schedules.insert(name.to_owned(), old);
+        }
+    }
+
     fn touch_task(&mut self, id: Uuid) {
         if !self.undo.tasks.contains_key(&id) {
             let old = self.st().tasks.get(&id).cloned();
@@ -196,6 +206,12 @@ impl Drop for MemTx {
                 st.parents.remove(&sid);
             }
             st.edges.remove(id);
+        }
+        for (name, old) in undo.schedules {
+            match old {
+                Some(s) => st.schedules.insert(name, s),
+                None => st.schedules.remove(&name),
+            };
         }
         for (id, old) in undo.tasks {
             match old {
@@ -452,6 +468,24 @@ impl Store for MemoryStore {
             .min();
         let hold = st.held.first().map(|(at, _)| *at);
         Ok(retry.into_iter().chain(hold).min())
+    }
+
+    async fn schedule_list(&self) -> Result<Vec<Schedule>> {
+        Ok(self.read().await?.schedules.values().cloned().collect())
+    }
+
+    async fn schedule_get(&self, name: &str) -> Result<Option<Schedule>> {
+        Ok(self.read().await?.schedules.get(name).cloned())
+    }
+
+    async fn schedule_next_fire_at(&self) -> Result<Option<Timestamp>> {
+        Ok(self
+            .read()
+            .await?
+            .schedules
+            .values()
+            .filter_map(|s| s.next_fire_at)
+            .min())
     }
 }
 
@@ -734,6 +768,34 @@ impl StoreTx for MemTx {
         st.step_transitions.extend_from_slice(steps);
         st.task_transitions.extend_from_slice(tasks);
         Ok(())
+    }
+
+    async fn schedule_lock(&mut self, name: &str) -> Result<Option<Schedule>> {
+        Ok(self.st().schedules.get(name).cloned())
+    }
+
+    async fn schedule_put(&mut self, schedule: &Schedule) -> Result<()> {
+        self.touch_schedule(&schedule.name);
+        self.st().schedules.insert(schedule.name.clone(), schedule.clone());
+        Ok(())
+    }
+
+    async fn schedule_delete(&mut self, name: &str) -> Result<bool> {
+        self.touch_schedule(name);
+        Ok(self.st().schedules.remove(name).is_some())
+    }
+
+    async fn schedules_lock_due(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {
+        let mut due: Vec<Schedule> = self
+            .st()
+            .schedules
+            .values()
+            .filter(|s| s.next_fire_at.is_some_and(|t| t <= now))
+            .cloned()
+            .collect();
+        due.sort_by(|a, b| (a.next_fire_at, &a.name).cmp(&(b.next_fire_at, &b.name)));
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(due)
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::schedule::Schedule;
 use crate::state::StepState;
 
 pub mod memory;
@@ -259,6 +260,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// The store's own clock, for a store that several machines share (PostgreSQL: the server's
     /// `clock_timestamp()`); `None` for a store whose clock is this machine's.
+    /// Every schedule, by name.
+    async fn schedule_list(&self) -> Result<Vec<Schedule>>;
+    async fn schedule_get(&self, name: &str) -> Result<Option<Schedule>>;
+    /// The earliest next occurrence of a schedule that is not paused.
+    async fn schedule_next_fire_at(&self) -> Result<Option<Timestamp>>;
+
     async fn server_time(&self) -> Result<Option<Timestamp>> {
         Ok(None)
     }
@@ -407,6 +414,16 @@ pub trait StoreTx: Send {
 
     /// How many `waiting_for_retry` steps, of runnable tasks, fell due in `(after, until]`.
     async fn step_retries_due(&mut self, after: Timestamp, until: Timestamp) -> Result<i64>;
+
+    /// Locks a schedule for update.
+    async fn schedule_lock(&mut self, name: &str) -> Result<Option<Schedule>>;
+    /// Inserts or replaces a schedule (by name).
+    async fn schedule_put(&mut self, schedule: &Schedule) -> Result<()>;
+    /// Deletes a schedule; false when there was none.
+    async fn schedule_delete(&mut self, name: &str) -> Result<bool>;
+    /// Locks up to `limit` schedules whose next occurrence has come by `now`, earliest first, skipping
+    /// those another transaction holds (it is firing them).
+    async fn schedules_lock_due(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>>;
 
     async fn commit(self: Box<Self>) -> Result<()>;
 

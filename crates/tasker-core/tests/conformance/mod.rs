@@ -2,6 +2,7 @@
 
 mod cases_execution;
 mod cases_operator;
+mod cases_schedules;
 mod cases_scheduling;
 mod cases_templates;
 pub mod harness;
@@ -29,6 +30,7 @@ macro_rules! conformance {
 mod cases {
     pub use super::cases_execution::*;
     pub use super::cases_operator::*;
+    pub use super::cases_schedules::*;
     pub use super::cases_scheduling::*;
     pub use super::cases_templates::*;
 }
@@ -43,6 +45,12 @@ conformance!(
     template_and_step_priorities_apply,
     priorities_out_of_range_are_rejected_and_write_nothing,
     a_retry_queues_by_the_time_it_falls_due,
+    // cron schedules
+    a_schedule_creates_one_task_per_occurrence,
+    missed_occurrences_are_skipped_or_run_once,
+    schedules_pause_resume_and_remove,
+    registering_again_keeps_an_unchanged_schedule_and_restarts_a_changed_one,
+    bad_schedules_are_typed_errors_and_write_nothing,
     // templates and creation
     template_latest_version_is_highest_semver,
     template_same_content_registers_once,

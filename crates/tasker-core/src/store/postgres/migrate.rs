@@ -33,6 +33,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "priorities and scheduled tasks",
         sql: include_str!("../../../migrations/postgres/0004_priorities_and_scheduled_tasks.sql"),
     },
+    Migration {
+        version: 5,
+        description: "schedules",
+        sql: include_str!("../../../migrations/postgres/0005_schedules.sql"),
+    },
 ];
 
 /// The advisory lock key of migrations. Advisory locks are per database, so two tasker databases on one

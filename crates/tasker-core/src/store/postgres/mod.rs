@@ -50,9 +50,9 @@ use crate::state::{StepState, TaskState};
 use crate::store::sql::migrate::run as migrate;
 use crate::store::sql::query::{push_task_filters, push_task_list, push_template_filters};
 use crate::store::sql::rows::{
-    event_count_from_row, rows, step_from_row, step_timing_from_row, step_transition_from_row, summary_from_row,
-    task_from_row, task_timing_from_row, task_transition_from_row, template_from_row, Cols, STEP_COLUMNS,
-    STEP_TRANSITION_COLUMNS, TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
+    event_count_from_row, rows, schedule_from_row, step_from_row, step_timing_from_row, step_transition_from_row,
+    summary_from_row, task_from_row, task_timing_from_row, task_transition_from_row, template_from_row, Cols,
+    STEP_COLUMNS, STEP_TRANSITION_COLUMNS, TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
 };
 use crate::store::{ClaimInput, FeedBatch, FeedCursor, PoolStats, Store, StoreKind, StoreTx};
 use crate::url::secrets as url_secrets;
@@ -311,6 +311,31 @@ fn has_task_filter(filter: &AnalyticsFilter) -> bool {
 impl Store for PgStore {
     fn kind(&self) -> StoreKind {
         StoreKind::Postgres
+    }
+
+    async fn schedule_list(&self) -> Result<Vec<crate::schedule::Schedule>> {
+        let found = sqlx::query("SELECT body FROM tasker.schedules ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows(&found, schedule_from_row)
+    }
+
+    async fn schedule_get(&self, name: &str) -> Result<Option<crate::schedule::Schedule>> {
+        let row = sqlx::query("SELECT body FROM tasker.schedules WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(schedule_from_row).transpose()
+    }
+
+    async fn schedule_next_fire_at(&self) -> Result<Option<Timestamp>> {
+        let row = sqlx::query("SELECT min(next_fire_at) AS at FROM tasker.schedules WHERE next_fire_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Cols::new(&row, "schedules").opt_ts("at")
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {

@@ -22,7 +22,7 @@ use crate::state::{StepEvent, StepState, TaskEvent, TaskState};
 use crate::store::sql::error::{idempotency_key_taken, template_taken};
 use crate::store::sql::query::batch_updated;
 use crate::store::sql::rows::{
-    released_from_rows, rows, step_from_row, task_from_row, template_from_row, Cols, STEP_COLUMNS,
+    released_from_rows, rows, schedule_from_row, step_from_row, task_from_row, template_from_row, Cols, STEP_COLUMNS,
     STEP_TRANSITION_COLUMNS, TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
 };
 use crate::store::{ClaimInput, ClaimParams, ClaimedRow, StoreTx, OPERATOR_LOCK_WAIT};
@@ -837,6 +837,54 @@ impl StoreTx for PgTx {
         .await
         .map_err(db_err)?;
         Cols::new(&row, "steps").int("n")
+    }
+
+    async fn schedule_lock(&mut self, name: &str) -> Result<Option<crate::schedule::Schedule>> {
+        let row = sqlx::query("SELECT body FROM tasker.schedules WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(schedule_from_row).transpose()
+    }
+
+    async fn schedule_put(&mut self, s: &crate::schedule::Schedule) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tasker.schedules (name, next_fire_at, body) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET next_fire_at = excluded.next_fire_at, body = excluded.body",
+        )
+        .bind(&s.name)
+        .bind(s.next_fire_at)
+        .bind(to_json("body", s)?)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn schedule_delete(&mut self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tasker.schedules WHERE name = $1")
+            .bind(name)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn schedules_lock_due(&mut self, now: Timestamp, limit: u32) -> Result<Vec<crate::schedule::Schedule>> {
+        // SKIP LOCKED: a schedule another process is firing is its; this pass fires the others. The
+        // occurrence's idempotency key keeps it to one task even if two passes ever read the same row.
+        let found = sqlx::query(
+            "SELECT body FROM tasker.schedules WHERE next_fire_at IS NOT NULL AND next_fire_at <= $1
+             ORDER BY next_fire_at, name LIMIT $2
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        rows(&found, schedule_from_row)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

@@ -304,3 +304,8 @@ pub(crate) fn released_from_rows<R: SqlRow>(rows: &[R]) -> Result<Vec<Uuid>> {
     }
     Ok(ready)
 }
+
+/// A schedule: its `body` column holds all of it (`next_fire_at` is a copy kept for the index).
+pub(crate) fn schedule_from_row<R: SqlRow>(row: &R) -> Result<crate::schedule::Schedule> {
+    Cols::new(row, "schedules").json("body")
+}

@@ -27,6 +27,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "priorities and scheduled tasks",
         sql: include_str!("../../../migrations/sqlite/0003_priorities_and_scheduled_tasks.sql"),
     },
+    Migration {
+        version: 4,
+        description: "schedules",
+        sql: include_str!("../../../migrations/sqlite/0004_schedules.sql"),
+    },
 ];
 
 const RECORD: &str = "_tasker_migrations";

@@ -16,7 +16,7 @@ use crate::state::{StepEvent, StepState, TaskEvent, TaskState};
 use crate::store::sql::error::{idempotency_key_taken, template_taken};
 use crate::store::sql::query::batch_updated;
 use crate::store::sql::rows::{
-    released_from_rows, rows, step_from_row, task_from_row, template_from_row, Cols, STEP_COLUMNS,
+    released_from_rows, rows, schedule_from_row, step_from_row, task_from_row, template_from_row, Cols, STEP_COLUMNS,
     STEP_TRANSITION_COLUMNS, TASK_COLUMNS, TASK_TRANSITION_COLUMNS, TEMPLATE_COLUMNS,
 };
 use crate::store::{ClaimInput, ClaimParams, ClaimedRow, StoreTx};
@@ -608,6 +608,52 @@ impl StoreTx for SqliteTx {
                 .map_err(db_err)?;
         }
         Ok(())
+    }
+
+    async fn schedule_lock(&mut self, name: &str) -> Result<Option<crate::schedule::Schedule>> {
+        // The transaction is immediate: it holds the database's write lock already.
+        let row = sqlx::query("SELECT body FROM schedules WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.conn())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(schedule_from_row).transpose()
+    }
+
+    async fn schedule_put(&mut self, s: &crate::schedule::Schedule) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO schedules (name, next_fire_at, body) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET next_fire_at = excluded.next_fire_at, body = excluded.body",
+        )
+        .bind(&s.name)
+        .bind(opt_ms(s.next_fire_at))
+        .bind(json("body", s)?)
+        .execute(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn schedule_delete(&mut self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM schedules WHERE name = ?")
+            .bind(name)
+            .execute(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn schedules_lock_due(&mut self, now: Timestamp, limit: u32) -> Result<Vec<crate::schedule::Schedule>> {
+        let found = sqlx::query(
+            "SELECT body FROM schedules WHERE next_fire_at IS NOT NULL AND next_fire_at <= ?
+             ORDER BY next_fire_at, name LIMIT ?",
+        )
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(self.conn())
+        .await
+        .map_err(db_err)?;
+        rows(&found, schedule_from_row)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
