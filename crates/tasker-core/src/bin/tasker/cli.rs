@@ -57,6 +57,9 @@ pub enum Command {
     /// Inspect steps and resolve them by hand
     #[command(subcommand)]
     Step(StepCommand),
+    /// Register, list, pause, resume and remove cron schedules that create tasks
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Check the database and count tasks and steps by state
     Health,
     /// Throughput, rates and durations of finished work, and the slowest steps and tasks
@@ -114,6 +117,53 @@ pub enum TemplateFormat {
     Json,
     Mermaid,
     Dot,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Register a schedule (or replace the definition of one with the same name); every worker process fires it
+    Add {
+        /// A unique name, for example nightly-report
+        name: String,
+        /// The template's namespace
+        namespace: String,
+        /// The template's name
+        template: String,
+        /// A cron expression: five fields, or six with seconds first, or @hourly, @daily, @weekly, @monthly
+        #[arg(long)]
+        cron: String,
+        /// An IANA time zone the expression is read in, for example Europe/Berlin
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// The template version [default: the newest by semver at each occurrence]
+        #[arg(long)]
+        version: Option<String>,
+        /// The context of every task it creates: a JSON object
+        #[arg(long, value_name = "JSON", default_value = "{}")]
+        context: String,
+        /// The priority of the tasks it creates [default: the template's]
+        #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-1000..=1000))]
+        priority: Option<i32>,
+        /// What becomes of occurrences missed while nothing ran (more than 60 s late)
+        #[arg(long, value_enum, default_value = "skip")]
+        misfire: MisfireArg,
+    },
+    /// List schedules with their next occurrence
+    List,
+    /// Stop a schedule firing until it is resumed
+    Pause { name: String },
+    /// Let a paused schedule fire again, from its next occurrence
+    Resume { name: String },
+    /// Remove a schedule; the tasks it created stay
+    Remove { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MisfireArg {
+    /// Skip them
+    Skip,
+    /// Create one task for them all
+    RunOnce,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 mod analytics;
 mod demo;
 mod health;
+mod schedule;
 mod step;
 mod task;
 mod template;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Template(cmd) => template::run(&ctx, cmd).await,
         Command::Task(cmd) => task::run(&ctx, cmd).await,
         Command::Step(cmd) => step::run(&ctx, cmd).await,
+        Command::Schedule(cmd) => schedule::run(&ctx, cmd).await,
         Command::Health => health::run(&ctx).await,
         Command::Analytics(args) => analytics::run(&ctx, args).await,
         Command::Worker(args) => worker::run(&ctx, args).await,

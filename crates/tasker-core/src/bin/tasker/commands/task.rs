@@ -121,6 +121,12 @@ pub async fn run(ctx: &Ctx, cmd: TaskCommand) -> CliResult {
                 exec.blocked_steps,
                 snake(&exec.recommended_action),
             );
+            if let Some(name) = &ex.schedule {
+                match ex.schedule_next_fire_at {
+                    Some(next) => outln!("created by schedule {name}; it fires next at {}", next.to_rfc3339()),
+                    None => outln!("created by schedule {name}, which is paused"),
+                }
+            }
             outln!("{}", explain_table(&ex, &levels));
             Ok(())
         }
