@@ -184,6 +184,7 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
             &[("version", B), ("description", T), ("checksum", T), ("applied_at", TS)],
         ),
         ("namespaces", &[("name", T), ("created_at", TS)]),
+        ("schedules", &[("name", T), ("next_fire_at", TS), ("body", J)]),
         (
             "step_edges",
             &[("task_id", U), ("parent_id", U), ("child_id", U), ("position", I)],
@@ -322,6 +323,8 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
         [
             "_tasker_migrations_pkey",
             "namespaces_pkey",
+            "schedules_next_fire_idx",
+            "schedules_pkey",
             "step_edges_child_idx",
             "step_edges_pkey",
             "step_edges_task_position_idx",

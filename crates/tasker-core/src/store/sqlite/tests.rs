@@ -38,6 +38,7 @@ async fn fresh_database_gets_exactly_the_expected_schema() {
             &["version", "description", "checksum", "applied_at"],
         ),
         ("namespaces", &["name", "created_at"]),
+        ("schedules", &["name", "next_fire_at", "body"]),
         ("step_edges", &["task_id", "parent_id", "child_id"]),
         (
             "step_transitions",
@@ -167,6 +168,7 @@ async fn fresh_database_gets_exactly_the_expected_schema() {
     assert_eq!(
         indexes,
         [
+            "schedules_next_fire_idx",
             "step_edges_child_idx",
             "step_edges_task_idx",
             "step_transitions_created_at_idx",
