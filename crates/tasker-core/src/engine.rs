@@ -752,16 +752,7 @@ impl Engine {
 
     /// [`Engine::prepare_task`] for a template already looked up.
     fn prepare_task_of(&self, rec: &TemplateRecord, req: &CreateTask, now: Timestamp) -> Result<PreparedTask> {
-        if !req.context.is_object() {
-            return Err(Error::field(
-                "context",
-                "context",
-                format!(
-                    "expected a JSON object, found {}",
-                    crate::template::type_name(&req.context)
-                ),
-            ));
-        }
+        check_context_object("context", &req.context)?;
         let tags = match &req.tags {
             None | Some(Value::Null) => json!({}),
             Some(Value::Object(m)) => {
@@ -1768,6 +1759,18 @@ struct PreparedTask {
     steps: Vec<Step>,
     edges: Vec<Edge>,
     log: Log,
+}
+
+/// Checks that a task or schedule context is a JSON object.
+fn check_context_object(what: &'static str, context: &Value) -> Result<()> {
+    if context.is_object() {
+        return Ok(());
+    }
+    Err(Error::field(
+        what,
+        "context",
+        format!("expected a JSON object, found {}", crate::template::type_name(context)),
+    ))
 }
 
 /// Checks a task or schedule priority against the template bounds.

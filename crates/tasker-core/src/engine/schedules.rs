@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use super::{check_priority, CreateTask, Engine, Log};
+use super::{check_context_object, check_priority, CreateTask, Engine, Log};
 use crate::clock::Timestamp;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::TemplateRecord;
@@ -51,16 +51,7 @@ impl Engine {
         let rec = self
             .template(&req.namespace, &req.template, req.version.as_deref())
             .await?;
-        if !req.context.is_object() {
-            return Err(Error::field(
-                "schedule",
-                "context",
-                format!(
-                    "expected a JSON object, found {}",
-                    crate::template::type_name(&req.context)
-                ),
-            ));
-        }
+        check_context_object("schedule", &req.context)?;
         self.check_context(&rec, &req.context)?;
         let now = self.now();
         let next = spec
