@@ -255,6 +255,10 @@ export interface Explain {
   readonly taskState: string
   /** when the task starts, if that time is still to come */
   readonly scheduledFor: Date | null
+  /** the schedule that created the task, if one did and it is still registered */
+  readonly schedule: string | null
+  /** that schedule's next occurrence; absent while it is paused */
+  readonly scheduleNextFireAt: Date | null
   /** in template order */
   readonly steps: StepReadiness[]
 }
@@ -439,6 +443,54 @@ export interface ReapReport {
   readonly retried: number
   /** expired steps with no attempts left, now `error` with `worker_lost` */
   readonly failed: number
+}
+
+/** A registered cron schedule and where it stands. */
+export interface Schedule {
+  /** unique among schedules */
+  readonly name: string
+  readonly namespace: string
+  /** the template's name */
+  readonly template: string
+  /** the template version; the newest at each fire when absent */
+  readonly version: string | null
+  /** the cron expression (5 or 6 fields, or `@daily` and the like) */
+  readonly cron: string
+  /** the IANA zone the expression is read in */
+  readonly timezone: string
+  /** the context of every task it creates */
+  readonly context: Json
+  /** the priority of its tasks; the template's when absent */
+  readonly priority: number | null
+  /** what happens to occurrences missed while nothing ran: `skip` or `run_once` */
+  readonly misfire: string
+  readonly paused: boolean
+  /** the next occurrence; absent while paused */
+  readonly nextFireAt: Date | null
+  /** the occurrence that last created a task */
+  readonly lastFireAt: Date | null
+  /** UUID of the task it created last */
+  readonly lastTaskId: string | null
+  /** tasks created */
+  readonly fired: number
+  /** occurrences missed while nothing ran */
+  readonly missed: number
+  /** why the last occurrence could not create its task; cleared by the next that does */
+  readonly lastError: string | null
+  readonly createdAt: Date
+  readonly updatedAt: Date
+}
+
+/** What one pass over due schedules did. */
+export interface ScheduleReport {
+  /** tasks created */
+  readonly fired: number
+  /** occurrences missed (more than the misfire grace late) */
+  readonly missed: number
+  /** occurrences whose task could not be created (see `Schedule.last_error`) */
+  readonly failed: number
+  /** the earliest next occurrence of any schedule not paused */
+  readonly nextFireAt: Date | null
 }
 
 /** What the handle of a client reports about itself. */

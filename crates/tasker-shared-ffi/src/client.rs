@@ -103,6 +103,24 @@ pub struct CreateTaskOptions {
     pub delay_seconds: Option<f64>,
 }
 
+/// How [`Client::register_schedule`] registers a schedule, besides its name, template and cron expression.
+/// Unknown keys are refused, so that a misspelt option fails instead of being ignored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleOptions {
+    /// The template version; the newest registered at each fire when absent.
+    pub version: Option<String>,
+    /// An IANA zone such as `Europe/Berlin` that the expression is read in; `UTC` when absent.
+    pub timezone: Option<String>,
+    /// The context of every task it creates: a JSON object checked against the template's schema now; `{}`
+    /// when absent.
+    pub context: Option<Value>,
+    /// The priority of its tasks (-1000..=1000); the template's when absent.
+    pub priority: Option<i64>,
+    /// `skip` (default) or `run_once`: what happens to occurrences missed while nothing ran.
+    pub misfire: Option<String>,
+}
+
 /// Which tasks [`Client::tasks`] lists: newest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -801,6 +819,106 @@ impl Client {
 
     pub async fn reap_expired_leases_async(&self, limit: u32) -> FfiResult<ReapReport> {
         self.call(|e| async move { e.reap_expired_leases(limit).await.map(Into::into) })
+            .await
+    }
+
+    // ------------------------------------------------------------------ schedules
+
+    blocking!(
+        /// Registers (or replaces) the schedule `name`: a task of `namespace`/`template` at each occurrence of
+        /// `cron`. Registering an unchanged definition again leaves the schedule as it is.
+        fn register_schedule => register_schedule_async(
+            name: &str, namespace: &str, template: &str, cron: &str, options: ScheduleOptions
+        ) -> Schedule
+    );
+
+    pub async fn register_schedule_async(
+        &self,
+        name: &str,
+        namespace: &str,
+        template: &str,
+        cron: &str,
+        options: ScheduleOptions,
+    ) -> FfiResult<Schedule> {
+        let priority = options.priority.map(priority).transpose()?;
+        let misfire = match &options.misfire {
+            Some(m) => m.parse::<tasker_core::schedule::Misfire>()?,
+            None => Default::default(),
+        };
+        let req = tasker_core::schedule::RegisterSchedule {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            template: template.to_string(),
+            version: options.version,
+            cron: cron.to_string(),
+            timezone: options.timezone,
+            context: options.context.unwrap_or_else(|| Value::Object(Default::default())),
+            priority,
+            misfire,
+        };
+        self.call(|e| async move { e.register_schedule(req).await.map(Into::into) })
+            .await
+    }
+
+    blocking!(
+        /// Stops a schedule from firing until it is resumed; a paused schedule has no next fire time.
+        fn pause_schedule => pause_schedule_async(name: &str) -> Schedule
+    );
+
+    pub async fn pause_schedule_async(&self, name: &str) -> FfiResult<Schedule> {
+        let name = name.to_string();
+        self.call(|e| async move { e.pause_schedule(&name).await.map(Into::into) })
+            .await
+    }
+
+    blocking!(
+        /// Lets a paused schedule fire again, from its next occurrence after now.
+        fn resume_schedule => resume_schedule_async(name: &str) -> Schedule
+    );
+
+    pub async fn resume_schedule_async(&self, name: &str) -> FfiResult<Schedule> {
+        let name = name.to_string();
+        self.call(|e| async move { e.resume_schedule(&name).await.map(Into::into) })
+            .await
+    }
+
+    blocking!(
+        /// Removes a schedule and returns it as it was; the tasks it created stay.
+        fn remove_schedule => remove_schedule_async(name: &str) -> Schedule
+    );
+
+    pub async fn remove_schedule_async(&self, name: &str) -> FfiResult<Schedule> {
+        let name = name.to_string();
+        self.call(|e| async move { e.remove_schedule(&name).await.map(Into::into) })
+            .await
+    }
+
+    blocking!(
+        /// Every registered schedule, by name.
+        fn schedules => schedules_async() -> Vec<Schedule>
+    );
+
+    pub async fn schedules_async(&self) -> FfiResult<Vec<Schedule>> {
+        self.call(|e| async move { Ok(e.schedules().await?.into_iter().map(Into::into).collect()) })
+            .await
+    }
+
+    blocking!(fn schedule => schedule_async(name: &str) -> Schedule);
+
+    pub async fn schedule_async(&self, name: &str) -> FfiResult<Schedule> {
+        let name = name.to_string();
+        self.call(|e| async move { e.schedule(&name).await.map(Into::into) })
+            .await
+    }
+
+    blocking!(
+        /// Creates the tasks of the schedules that fell due, one per occurrence however many processes call
+        /// it. Worker sessions also do this in their maintenance passes.
+        fn fire_schedules => fire_schedules_async() -> ScheduleReport
+    );
+
+    pub async fn fire_schedules_async(&self) -> FfiResult<ScheduleReport> {
+        self.call(|e| async move { e.fire_schedules().await.map(Into::into) })
             .await
     }
 

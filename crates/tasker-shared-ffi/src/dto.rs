@@ -620,6 +620,10 @@ pub struct Explain {
     pub task_state: String,
     /// Optional Timestamp: when the task starts, if that time is still to come.
     pub scheduled_for: Option<Timestamp>,
+    /// Optional String: the schedule that created the task, if one did and it is still registered.
+    pub schedule: Option<String>,
+    /// Optional Timestamp: that schedule's next occurrence (absent while it is paused).
+    pub schedule_next_fire_at: Option<Timestamp>,
     /// List of StepReadiness, in template order.
     pub steps: Vec<StepReadiness>,
 }
@@ -630,6 +634,8 @@ impl From<tasker_core::readiness::Explain> for Explain {
             task_id: id(e.task_id),
             task_state: e.task_state.to_string(),
             scheduled_for: e.scheduled_for,
+            schedule: e.schedule,
+            schedule_next_fire_at: e.schedule_next_fire_at,
             steps: e.steps.into_iter().map(Into::into).collect(),
         }
     }
@@ -951,6 +957,96 @@ impl From<tasker_core::engine::ReapReport> for ReapReport {
         ReapReport {
             retried: r.retried,
             failed: r.failed,
+        }
+    }
+}
+
+/// A registered cron schedule and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// String: unique among schedules.
+    pub name: String,
+    /// String.
+    pub namespace: String,
+    /// String: the template's name.
+    pub template: String,
+    /// Optional String: the template version; the newest at each fire when absent.
+    pub version: Option<String>,
+    /// String: the cron expression.
+    pub cron: String,
+    /// String: the IANA zone the expression is read in.
+    pub timezone: String,
+    /// JSON: the context of every task it creates.
+    pub context: Value,
+    /// Optional i64: the priority of its tasks; the template's when absent.
+    pub priority: Option<i64>,
+    /// String: `skip` or `run_once`.
+    pub misfire: String,
+    /// Boolean.
+    pub paused: bool,
+    /// Optional Timestamp: the next occurrence; absent while paused.
+    pub next_fire_at: Option<Timestamp>,
+    /// Optional Timestamp: the occurrence that last created a task.
+    pub last_fire_at: Option<Timestamp>,
+    /// Optional String (UUID): the task it created last.
+    pub last_task_id: Option<String>,
+    /// i64: tasks created.
+    pub fired: i64,
+    /// i64: occurrences missed while nothing ran.
+    pub missed: i64,
+    /// Optional String: why the last occurrence could not create its task.
+    pub last_error: Option<String>,
+    /// Timestamp.
+    pub created_at: Timestamp,
+    /// Timestamp.
+    pub updated_at: Timestamp,
+}
+
+impl From<tasker_core::schedule::Schedule> for Schedule {
+    fn from(s: tasker_core::schedule::Schedule) -> Self {
+        Schedule {
+            name: s.name,
+            namespace: s.namespace,
+            template: s.template,
+            version: s.version,
+            cron: s.cron,
+            timezone: s.timezone,
+            context: s.context,
+            priority: s.priority.map(i64::from),
+            misfire: s.misfire.as_str().to_string(),
+            paused: s.paused,
+            next_fire_at: s.next_fire_at,
+            last_fire_at: s.last_fire_at,
+            last_task_id: s.last_task_id.map(id),
+            fired: s.fired,
+            missed: s.missed,
+            last_error: s.last_error,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// What one pass over due schedules did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleReport {
+    /// u32: tasks created.
+    pub fired: u32,
+    /// i64: occurrences missed (more than the misfire grace late).
+    pub missed: i64,
+    /// u32: occurrences whose task could not be created (see `Schedule.last_error`).
+    pub failed: u32,
+    /// Optional Timestamp: the earliest next occurrence of any schedule not paused.
+    pub next_fire_at: Option<Timestamp>,
+}
+
+impl From<tasker_core::engine::ScheduleReport> for ScheduleReport {
+    fn from(r: tasker_core::engine::ScheduleReport) -> Self {
+        ScheduleReport {
+            fired: r.fired,
+            missed: r.missed,
+            failed: r.failed,
+            next_fire_at: r.next_fire_at,
         }
     }
 }

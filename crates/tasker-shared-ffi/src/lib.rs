@@ -40,8 +40,8 @@ pub mod testkit;
 pub mod worker;
 
 pub use client::{
-    AnalyticsFilterInput, Client, ClientOptions, ClockKind, CreateTaskOptions, SinceInput, TaskFilterInput,
-    DEFAULT_ANALYTICS_WINDOW,
+    AnalyticsFilterInput, Client, ClientOptions, ClockKind, CreateTaskOptions, ScheduleOptions, SinceInput,
+    TaskFilterInput, DEFAULT_ANALYTICS_WINDOW,
 };
 pub use dto::*;
 pub use error::{ErrorClass, ErrorKind, FfiError, FfiResult};

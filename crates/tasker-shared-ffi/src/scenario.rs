@@ -10,7 +10,8 @@
 //!   `tags`, and optionally `expect_error` or `same_as: <alias>` (an idempotent repeat);
 //! - `handlers`: step name (or handler key) → the outcome of attempt 1, 2, … (the last repeats; unlisted
 //!   steps succeed with `{ok: true, step: <name>}`);
-//! - `script`: the actions, in order (default `[run]`);
+//! - `script`: the actions, in order (default `[run]`): running the handlers, moving the clock, operator
+//!   actions on tasks, and registering, pausing, resuming, removing, firing and checking cron schedules;
 //! - `expect`: the final state of each task by alias, with its steps and its event sequence, and the
 //!   registered templates.
 //!
@@ -31,10 +32,10 @@ use serde_json::{json, Value};
 
 use crate::client::ClockKind;
 #[cfg(feature = "native")]
-use crate::client::{Client, ClientOptions, CreateTaskOptions};
+use crate::client::{Client, ClientOptions, CreateTaskOptions, ScheduleOptions};
 use crate::dto::Event;
 #[cfg(feature = "native")]
-use crate::dto::{StepContext, Task};
+use crate::dto::{Schedule, StepContext, Task};
 use crate::error::{FfiError, FfiResult};
 #[cfg(feature = "native")]
 use crate::events::{EventFilterInput, Subscription};
@@ -174,6 +175,61 @@ pub struct FailAction {
     pub expect_error: Option<ErrorExpectation>,
 }
 
+/// What a schedule must look like. Absent fields are not checked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleExpectation {
+    pub paused: Option<bool>,
+    pub fired: Option<i64>,
+    pub missed: Option<i64>,
+    /// An RFC 3339 time; `null` asserts there is none (a paused schedule).
+    #[serde(deserialize_with = "present")]
+    pub next_fire_at: Option<Value>,
+    /// An RFC 3339 time; `null` asserts there is none.
+    #[serde(deserialize_with = "present")]
+    pub last_fire_at: Option<Value>,
+}
+
+/// `register_schedule`: register (or replace) a cron schedule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegisterScheduleAction {
+    pub name: String,
+    pub namespace: String,
+    pub template: String,
+    pub cron: String,
+    pub version: Option<String>,
+    pub timezone: Option<String>,
+    pub context: Option<Value>,
+    pub priority: Option<i64>,
+    /// `skip` or `run_once`.
+    pub misfire: Option<String>,
+    pub expect_error: Option<ErrorExpectation>,
+    /// What the registered schedule must look like.
+    pub expect: Option<ScheduleExpectation>,
+}
+
+/// `pause_schedule`, `resume_schedule` and `remove_schedule`: an operator action on a schedule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleAction {
+    pub schedule: String,
+    pub expect_error: Option<ErrorExpectation>,
+    /// What the call must return.
+    pub expect: Option<ScheduleExpectation>,
+}
+
+/// `fire_schedules`: one pass over the due schedules, as a worker's maintenance makes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FireSchedulesAction {
+    pub expect_fired: Option<u32>,
+    pub expect_missed: Option<i64>,
+    pub expect_failed: Option<u32>,
+    /// Alias → schedule name: the schedule's last task (which this pass must have created) gets the alias.
+    pub tasks: BTreeMap<String, String>,
+}
+
 /// One step of a scenario's script.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -194,6 +250,13 @@ pub enum Action {
     Fail(FailAction),
     /// Assert the state of tasks now, by alias.
     Check(BTreeMap<String, TaskExpectation>),
+    RegisterSchedule(RegisterScheduleAction),
+    PauseSchedule(ScheduleAction),
+    ResumeSchedule(ScheduleAction),
+    RemoveSchedule(ScheduleAction),
+    FireSchedules(FireSchedulesAction),
+    /// Assert the state of schedules now, by name.
+    CheckSchedules(BTreeMap<String, ScheduleExpectation>),
 }
 
 impl Action {
@@ -213,6 +276,12 @@ impl Action {
             Action::Complete(_) => "complete",
             Action::Fail(_) => "fail",
             Action::Check(_) => "check",
+            Action::RegisterSchedule(_) => "register_schedule",
+            Action::PauseSchedule(_) => "pause_schedule",
+            Action::ResumeSchedule(_) => "resume_schedule",
+            Action::RemoveSchedule(_) => "remove_schedule",
+            Action::FireSchedules(_) => "fire_schedules",
+            Action::CheckSchedules(_) => "check_schedules",
         }
     }
 }
@@ -677,8 +746,8 @@ impl<'a> Replay<'a> {
             .ok_or_else(|| format!("{at}: no template is registered, so nothing can be claimed"))
     }
 
-    fn act(&mut self, at: &str, a: &Action) -> Result<(), Stop> {
-        match a {
+    fn act(&mut self, at: &str, act: &Action) -> Result<(), Stop> {
+        match act {
             Action::Run(run) => {
                 let Some(session) = self.session.clone() else {
                     return Ok(());
@@ -822,8 +891,114 @@ impl<'a> Replay<'a> {
                     self.check_task(&format!("{at}.{alias}"), alias, want)?;
                 }
             }
+            Action::RegisterSchedule(r) => {
+                let options = ScheduleOptions {
+                    version: r.version.clone(),
+                    timezone: r.timezone.clone(),
+                    context: r.context.clone(),
+                    priority: r.priority,
+                    misfire: r.misfire.clone(),
+                };
+                let got = self
+                    .client
+                    .register_schedule(&r.name, &r.namespace, &r.template, &r.cron, options);
+                if let Some(s) = self.expect_outcome(at, got, &r.expect_error)? {
+                    self.check_schedule(at, &s, &r.expect);
+                }
+            }
+            Action::PauseSchedule(a) | Action::ResumeSchedule(a) | Action::RemoveSchedule(a) => {
+                let got = match act {
+                    Action::PauseSchedule(_) => self.client.pause_schedule(&a.schedule),
+                    Action::ResumeSchedule(_) => self.client.resume_schedule(&a.schedule),
+                    _ => self.client.remove_schedule(&a.schedule),
+                };
+                if let Some(s) = self.expect_outcome(at, got, &a.expect_error)? {
+                    self.check_schedule(at, &s, &a.expect);
+                }
+            }
+            Action::FireSchedules(f) => {
+                let r = self.client.fire_schedules().map_err(|e| format!("{at}: {e}"))?;
+                for (name, want, found) in [
+                    ("fired", f.expect_fired.map(i64::from), i64::from(r.fired)),
+                    ("missed", f.expect_missed, r.missed),
+                    ("failed", f.expect_failed.map(i64::from), i64::from(r.failed)),
+                ] {
+                    if want.is_some_and(|w| w != found) {
+                        self.problems.push(format!(
+                            "{at}: expected {name} {}, found {found}",
+                            want.unwrap_or_default()
+                        ));
+                    }
+                }
+                for (alias, schedule) in &f.tasks {
+                    let s = self
+                        .client
+                        .schedule(schedule)
+                        .map_err(|e| format!("{at}.tasks.{alias}: {e}"))?;
+                    let Some(id) = s.last_task_id else {
+                        return Err(format!("{at}.tasks.{alias}: schedule {schedule:?} has created no task"));
+                    };
+                    if self.tasks.values().any(|t| t.id == id) {
+                        return Err(format!(
+                            "{at}.tasks.{alias}: the last task of schedule {schedule:?} is not new to this pass"
+                        ));
+                    }
+                    let task = self.client.task(&id).map_err(|e| format!("{at}.tasks.{alias}: {e}"))?;
+                    self.tasks.insert(alias.clone(), task);
+                }
+            }
+            Action::CheckSchedules(by_name) => {
+                for (name, want) in by_name {
+                    let s = self.client.schedule(name).map_err(|e| format!("{at}.{name}: {e}"))?;
+                    self.check_schedule(&format!("{at}.{name}"), &s, &Some(want.clone()));
+                }
+            }
         }
         Ok(())
+    }
+
+    fn check_schedule(&mut self, at: &str, s: &Schedule, want: &Option<ScheduleExpectation>) {
+        let Some(w) = want else { return };
+        if w.paused.is_some_and(|p| p != s.paused) {
+            self.problems
+                .push(format!("{at}.paused: expected {:?}, found {}", w.paused, s.paused));
+        }
+        for (name, want, found) in [("fired", w.fired, s.fired), ("missed", w.missed, s.missed)] {
+            if want.is_some_and(|n| n != found) {
+                self.problems.push(format!(
+                    "{at}.{name}: expected {}, found {found}",
+                    want.unwrap_or_default()
+                ));
+            }
+        }
+        for (name, want, found) in [
+            ("next_fire_at", &w.next_fire_at, s.next_fire_at),
+            ("last_fire_at", &w.last_fire_at, s.last_fire_at),
+        ] {
+            let Some(want) = want else { continue };
+            let expected = match want {
+                Value::Null => None,
+                Value::String(t) => match crate::objects::time(name, t) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        self.problems.push(format!("{at}.{name}: malformed expectation ({e})"));
+                        continue;
+                    }
+                },
+                other => {
+                    self.problems
+                        .push(format!("{at}.{name}: expected an RFC 3339 time or null, found {other}"));
+                    continue;
+                }
+            };
+            if expected != found {
+                self.problems.push(format!(
+                    "{at}.{name}: expected {}, found {}",
+                    expected.map_or("none".into(), |t| t.to_rfc3339()),
+                    found.map_or("none".into(), |t| t.to_rfc3339())
+                ));
+            }
+        }
     }
 
     fn saved_claim(&self, at: &str, name: &str) -> Result<StepContext, Stop> {

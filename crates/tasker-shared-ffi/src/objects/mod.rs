@@ -94,6 +94,8 @@ host_objects! {
     SlowTask => dto::SlowTask,
     Event => dto::Event,
     ReapReport => dto::ReapReport,
+    Schedule => dto::Schedule,
+    ScheduleReport => dto::ScheduleReport,
     ClientHealth => dto::ClientHealth,
     SessionStats => dto::SessionStats,
     PatternTasks => dto::PatternTasks,

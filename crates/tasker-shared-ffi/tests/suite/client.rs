@@ -380,6 +380,133 @@ fn tasks_start_later_and_carry_priorities() {
 }
 
 #[test]
+fn schedules_fire_one_task_per_occurrence_and_are_managed_by_name() {
+    let c = manual("memory:");
+    c.register_template(TEMPLATE).unwrap();
+    let now = c.advance_clock_ms(0).unwrap();
+    let minute = |n: i64| now + chrono::TimeDelta::minutes(n);
+    let options = ScheduleOptions {
+        context: Some(json!({"order": 1})),
+        priority: Some(3),
+        ..Default::default()
+    };
+    let s = c
+        .register_schedule("orders", "shop", "order", "* * * * *", options.clone())
+        .unwrap();
+    assert_eq!(
+        (
+            s.name.as_str(),
+            s.timezone.as_str(),
+            s.misfire.as_str(),
+            s.priority,
+            s.paused
+        ),
+        ("orders", "UTC", "skip", Some(3), false)
+    );
+    assert_eq!(
+        (s.next_fire_at, s.fired, s.last_task_id.clone()),
+        (Some(minute(1)), 0, None)
+    );
+    let again = c
+        .register_schedule("orders", "shop", "order", "* * * * *", options)
+        .unwrap();
+    assert_eq!(again, s, "an unchanged definition is left as it is");
+    assert_eq!(c.fire_schedules().unwrap().fired, 0);
+
+    c.advance_clock_ms(60_000).unwrap();
+    let report = c.fire_schedules().unwrap();
+    assert_eq!(
+        report,
+        ScheduleReport {
+            fired: 1,
+            missed: 0,
+            failed: 0,
+            next_fire_at: Some(minute(2)),
+        }
+    );
+    assert_eq!(c.fire_schedules().unwrap().fired, 0, "one task per occurrence");
+    let s = c.schedule("orders").unwrap();
+    let task_id = s.last_task_id.clone().unwrap();
+    let task = c.task(&task_id).unwrap();
+    assert_eq!((task.priority, task.context.clone()), (3, json!({"order": 1})));
+    assert_eq!(task.initiator.as_deref(), Some("schedule:orders"));
+    let ex = c.explain(&task_id).unwrap();
+    assert_eq!(
+        (ex.schedule.as_deref(), ex.schedule_next_fire_at),
+        (Some("orders"), Some(minute(2)))
+    );
+
+    let paused = c.pause_schedule("orders").unwrap();
+    assert_eq!((paused.paused, paused.next_fire_at), (true, None));
+    assert_eq!(c.explain(&task_id).unwrap().schedule_next_fire_at, None);
+    c.advance_clock_ms(120_000).unwrap();
+    assert_eq!(c.fire_schedules().unwrap().fired, 0);
+    let resumed = c.resume_schedule("orders").unwrap();
+    assert_eq!((resumed.paused, resumed.next_fire_at), (false, Some(minute(4))));
+    assert_eq!(c.schedules().unwrap(), vec![resumed.clone()]);
+    assert_eq!(runtime::block_on(send(c.schedules_async())).unwrap(), vec![resumed]);
+
+    let removed = c.remove_schedule("orders").unwrap();
+    assert_eq!(removed.fired, 1);
+    assert!(c.schedules().unwrap().is_empty());
+    assert_eq!(c.schedule("orders").unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(c.remove_schedule("orders").unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(c.explain(&task_id).unwrap().schedule, None);
+    assert_eq!(c.task(&task_id).unwrap().state, "pending", "its tasks stay");
+}
+
+#[test]
+fn bad_schedules_are_typed_errors_naming_the_field_and_write_nothing() {
+    let c = manual("memory:");
+    c.register_template(TEMPLATE).unwrap();
+    for (cron, options, path) in [
+        ("61 * * * *", ScheduleOptions::default(), "cron"),
+        (
+            "* * * * *",
+            ScheduleOptions {
+                timezone: Some("Mars/Olympus".into()),
+                ..Default::default()
+            },
+            "timezone",
+        ),
+        (
+            "* * * * *",
+            ScheduleOptions {
+                misfire: Some("never".into()),
+                ..Default::default()
+            },
+            "misfire",
+        ),
+        (
+            "* * * * *",
+            ScheduleOptions {
+                priority: Some(1 << 40),
+                ..Default::default()
+            },
+            "priority",
+        ),
+        (
+            "* * * * *",
+            ScheduleOptions {
+                context: Some(json!([1])),
+                ..Default::default()
+            },
+            "context",
+        ),
+    ] {
+        let err = c.register_schedule("s", "shop", "order", cron, options).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Validation, "{err}");
+        assert_eq!(error::field_errors(&err)[0].0, path, "{err}");
+    }
+    let missing = c
+        .register_schedule("s", "shop", "nope", "* * * * *", ScheduleOptions::default())
+        .unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound, "{missing}");
+    assert!(c.schedules().unwrap().is_empty(), "bad input writes nothing");
+    assert_eq!(c.pause_schedule("s").unwrap_err().kind, ErrorKind::NotFound);
+}
+
+#[test]
 fn retry_and_resolve_task_from_error() {
     let c = manual("memory:");
     c.register_template(TEMPLATE).unwrap();

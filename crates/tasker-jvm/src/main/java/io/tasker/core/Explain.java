@@ -12,12 +12,16 @@ import java.util.Map;
  * @param taskId string: UUID
  * @param taskState string
  * @param scheduledFor optional timestamp: when the task starts, if that time is still to come
+ * @param schedule optional string: the schedule that created the task, if one did and it is still registered
+ * @param scheduleNextFireAt optional timestamp: that schedule's next occurrence; absent while it is paused
  * @param steps list of StepReadiness: in template order
  */
 public record Explain(
     String taskId,
     String taskState,
     Instant scheduledFor,
+    String schedule,
+    Instant scheduleNextFireAt,
     List<StepReadiness> steps) implements TaskerObject {
     @Override
     public Map<String, Object> toMap() {
@@ -25,6 +29,8 @@ public record Explain(
         m.put("task_id", Records.plain(taskId));
         m.put("task_state", Records.plain(taskState));
         m.put("scheduled_for", Records.plain(scheduledFor));
+        m.put("schedule", Records.plain(schedule));
+        m.put("schedule_next_fire_at", Records.plain(scheduleNextFireAt));
         m.put("steps", Records.plain(steps));
         return m;
     }

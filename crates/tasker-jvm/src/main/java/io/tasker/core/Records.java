@@ -142,7 +142,9 @@ final class Records {
                     (String) f[0],
                     (String) f[1],
                     (Instant) f[2],
-                    (List<StepReadiness>) f[3]);
+                    (String) f[3],
+                    (Instant) f[4],
+                    (List<StepReadiness>) f[5]);
             case 13 -> new StepReadiness(
                     (String) f[0],
                     (String) f[1],
@@ -244,7 +246,31 @@ final class Records {
             case 22 -> new ReapReport(
                     (Long) f[0],
                     (Long) f[1]);
-            case 23 -> new ClientHealth(
+            case 23 -> new Schedule(
+                    (String) f[0],
+                    (String) f[1],
+                    (String) f[2],
+                    (String) f[3],
+                    (String) f[4],
+                    (String) f[5],
+                    f[6],
+                    (Long) f[7],
+                    (String) f[8],
+                    (Boolean) f[9],
+                    (Instant) f[10],
+                    (Instant) f[11],
+                    (String) f[12],
+                    (Long) f[13],
+                    (Long) f[14],
+                    (String) f[15],
+                    (Instant) f[16],
+                    (Instant) f[17]);
+            case 24 -> new ScheduleReport(
+                    (Long) f[0],
+                    (Long) f[1],
+                    (Long) f[2],
+                    (Instant) f[3]);
+            case 25 -> new ClientHealth(
                     (String) f[0],
                     (String) f[1],
                     (Long) f[2],
@@ -254,7 +280,7 @@ final class Records {
                     (Long) f[6],
                     (Long) f[7],
                     (String) f[8]);
-            case 24 -> new SessionStats(
+            case 26 -> new SessionStats(
                     (Long) f[0],
                     (Long) f[1],
                     (Long) f[2],
@@ -265,10 +291,10 @@ final class Records {
                     (Long) f[7],
                     (Long) f[8],
                     (Long) f[9]);
-            case 25 -> new PatternTasks(
+            case 27 -> new PatternTasks(
                     (TemplateInfo) f[0],
                     (List<Task>) f[1]);
-            case 26 -> new HandlerCall(
+            case 28 -> new HandlerCall(
                     (String) f[0],
                     (String) f[1],
                     (String) f[2],
@@ -277,7 +303,7 @@ final class Records {
                     (Map<String, Object>) f[5],
                     (String) f[6],
                     (String) f[7]);
-            case 27 -> new RunReport(
+            case 29 -> new RunReport(
                     (List<HandlerCall>) f[0],
                     (Long) f[1],
                     (Long) f[2],
@@ -306,5 +332,5 @@ final class Records {
     }
 
     /** Names of the table's objects, in order. */
-    static final List<String> NAMES = List.of("Task", "Step", "StepError", "RetryPolicy", "StepContext", "ClaimToken", "TemplateInfo", "TemplateStep", "Registration", "Transitions", "TaskTransition", "StepTransition", "Explain", "StepReadiness", "ExecutionContext", "DependencyLevel", "HealthCounts", "AnalyticsMetrics", "DurationStats", "SlowStep", "SlowTask", "Event", "ReapReport", "ClientHealth", "SessionStats", "PatternTasks", "HandlerCall", "RunReport");
+    static final List<String> NAMES = List.of("Task", "Step", "StepError", "RetryPolicy", "StepContext", "ClaimToken", "TemplateInfo", "TemplateStep", "Registration", "Transitions", "TaskTransition", "StepTransition", "Explain", "StepReadiness", "ExecutionContext", "DependencyLevel", "HealthCounts", "AnalyticsMetrics", "DurationStats", "SlowStep", "SlowTask", "Event", "ReapReport", "Schedule", "ScheduleReport", "ClientHealth", "SessionStats", "PatternTasks", "HandlerCall", "RunReport");
 }
