@@ -424,3 +424,102 @@ fn a_task_created_to_start_later_waits_until_run_now() {
     let listed = env.ok(&["--json", "task", "list"]).json();
     assert_eq!(listed.as_array().unwrap().len(), 1, "bad arguments create nothing");
 }
+
+#[test]
+fn schedules_are_added_listed_paused_resumed_and_removed() {
+    let env = Env::new();
+    env.ok(&["template", "register", s(&example("etl_pipeline.yaml"))]);
+    let ctx = r#"{"source":"clickstream","batch_id":8,"record_count":5}"#;
+    let added = env
+        .ok(&[
+            "--json",
+            "schedule",
+            "add",
+            "nightly-etl",
+            "data",
+            "etl_pipeline",
+            "--cron",
+            "0 2 * * *",
+            "--timezone",
+            "Europe/Berlin",
+            "--context",
+            ctx,
+            "--priority",
+            "-3",
+            "--misfire",
+            "run-once",
+        ])
+        .json();
+    assert_eq!(
+        (
+            &added["name"],
+            &added["timezone"],
+            &added["misfire"],
+            &added["priority"],
+            &added["paused"]
+        ),
+        (
+            &Value::from("nightly-etl"),
+            &Value::from("Europe/Berlin"),
+            &Value::from("run_once"),
+            &Value::from(-3),
+            &Value::from(false)
+        ),
+        "{added:#}"
+    );
+    let next = added["next_fire_at"].as_str().expect("a next fire time").to_string();
+    // 02:00 in Berlin is 00:00 or 01:00 UTC, depending on the season.
+    assert!(next.contains("T00:00:00") || next.contains("T01:00:00"), "{next}");
+
+    let table = env.ok(&["schedule", "list"]).stdout;
+    assert!(table.contains("nightly-etl") && table.contains("0 2 * * *"), "{table}");
+    let listed = env.ok(&["--json", "schedule", "list"]).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+
+    let paused = env.ok(&["--json", "schedule", "pause", "nightly-etl"]).json();
+    assert_eq!(
+        (&paused["paused"], &paused["next_fire_at"]),
+        (&Value::from(true), &Value::Null)
+    );
+    assert!(env.ok(&["schedule", "list"]).stdout.contains("paused"));
+    let resumed = env.ok(&["--json", "schedule", "resume", "nightly-etl"]).json();
+    assert_eq!(resumed["paused"], false);
+    assert!(resumed["next_fire_at"].is_string(), "{resumed:#}");
+
+    let removed = env.ok(&["schedule", "remove", "nightly-etl"]).stdout;
+    assert!(removed.contains("removed schedule nightly-etl"), "{removed}");
+    let listed = env.ok(&["--json", "schedule", "list"]).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0));
+    let gone = env.run(&["schedule", "pause", "nightly-etl"]);
+    assert_ne!(gone.code, 0, "{gone:?}");
+    assert!(gone.stderr.contains("not found"), "{gone:?}");
+}
+
+#[test]
+fn bad_schedules_are_rejected_naming_the_problem_and_write_nothing() {
+    let env = Env::new();
+    env.ok(&["template", "register", s(&example("etl_pipeline.yaml"))]);
+    let ctx = r#"{"source":"clickstream","batch_id":8,"record_count":5}"#;
+    for (args, says) in [
+        (vec!["--cron", "61 * * * *", "--context", ctx], "cron"),
+        (
+            vec!["--cron", "@daily", "--timezone", "Mars/Olympus", "--context", ctx],
+            "timezone",
+        ),
+        (
+            vec!["--cron", "@daily", "--context", r#"{"source":"nowhere"}"#],
+            "context",
+        ),
+        (vec!["--cron", "@daily", "--context", "not json"], "--context"),
+    ] {
+        let mut full = vec!["schedule", "add", "s", "data", "etl_pipeline"];
+        full.extend(args);
+        let out = env.run(&full);
+        assert_ne!(out.code, 0, "{full:?}: {out:?}");
+        assert!(out.stderr.contains(says), "{full:?}: {out:?}");
+    }
+    let out = env.run(&["schedule", "add", "s", "data", "missing", "--cron", "@daily"]);
+    assert!(out.stderr.contains("not found"), "{out:?}");
+    let listed = env.ok(&["--json", "schedule", "list"]).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "bad schedules write nothing");
+}

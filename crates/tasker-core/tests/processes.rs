@@ -262,6 +262,69 @@ mod postgres {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+    async fn four_worker_processes_fire_a_schedule_once_per_second_for_a_minute() {
+        use chrono::{Datelike, DurationRound, Timelike};
+        let _serial = SERIAL.lock().await;
+        let url = fresh_pg_database().await;
+        let engine = engine(&url).await;
+        let template = Pattern::Linear(2).template();
+        engine
+            .register_template_value(&serde_json::to_value(&template).unwrap())
+            .await
+            .unwrap();
+        // Every second of the first whole UTC minute at least 5 s away, so that the workers are up before it.
+        let now = chrono::Utc::now();
+        let mut minute = now.duration_trunc(chrono::TimeDelta::minutes(1)).unwrap() + chrono::TimeDelta::minutes(1);
+        if minute - now < chrono::TimeDelta::seconds(5) {
+            minute += chrono::TimeDelta::minutes(1);
+        }
+        let cron = format!(
+            "* {} {} {} {} *",
+            minute.minute(),
+            minute.hour(),
+            minute.day(),
+            minute.month()
+        );
+        let schedule = engine
+            .register_schedule(tasker_core::schedule::RegisterSchedule {
+                name: "every_second".into(),
+                namespace: template.namespace.clone(),
+                template: template.name.clone(),
+                cron,
+                context: json!({}),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(schedule.next_fire_at, Some(minute));
+        let workers = Workers::start(&url, 4, 10, "sched");
+        let after = minute + chrono::TimeDelta::seconds(65);
+        tokio::time::sleep((after - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+        wait_all_terminal(&engine, Duration::from_secs(120)).await;
+        workers.stop();
+
+        let pool = pool(&url).await;
+        let rows = sqlx::query("SELECT idempotency_key FROM tasker.tasks WHERE initiator = $1")
+            .bind(schedule.initiator())
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 60, "exactly 60 tasks");
+        let keys: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        let expected: HashSet<String> = (0..60)
+            .map(|s| schedule.task_key(minute + chrono::TimeDelta::seconds(s)))
+            .collect();
+        assert_eq!(keys, expected, "one task for each second of the minute, and no other");
+        assert_audit(&pool, 60, 60 * 2).await;
+        let after = engine.schedule("every_second").await.unwrap();
+        assert_eq!((after.fired, after.missed, after.last_error), (60, 0, None));
+        assert_eq!(after.last_fire_at, Some(minute + chrono::TimeDelta::seconds(59)));
+        // Next year's minute, as the expression names a day and month.
+        assert!(after.next_fire_at.unwrap() > minute + chrono::TimeDelta::days(300));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
     async fn a_killed_worker_s_steps_are_taken_over() {
         let _serial = SERIAL.lock().await;
         let url = fresh_pg_database().await;

@@ -1,4 +1,4 @@
-//! The native client, `open` … `reap_expired_leases`, in tasker-shared-ffi's order; TaskerClient.java is
+//! The native client, `open` … `fire_schedules`, in tasker-shared-ffi's order; TaskerClient.java is
 //! the Java surface over it (builders, `java.time`, `AutoCloseable`, `CompletableFuture` variants). Every
 //! call runs on the calling Java thread through the shared layer's blocking form.
 
@@ -144,6 +144,34 @@ extern "system" fn reap_expired_leases(mut env: Env, _: JClass, h: jlong, limit:
     call(&mut env, h, |_, c| Ok(c.reap_expired_leases(convert::count(limit))))
 }
 
+extern "system" fn register_schedule(
+    mut env: Env,
+    _: JClass,
+    h: jlong,
+    name: JObject,
+    ns: JObject,
+    template: JObject,
+    cron: JObject,
+    o: JObject,
+) -> jobject {
+    call(&mut env, h, |env, c| {
+        let (name, ns) = (string(env, &name, "name")?, string(env, &ns, "namespace")?);
+        let (template, cron) = (string(env, &template, "template")?, string(env, &cron, "cron")?);
+        // No prefix, as for createTask: a bad context reads `context.…`.
+        let options = lift_options(env, &o, "")?;
+        Ok(c.register_schedule(&name, &ns, &template, &cron, options))
+    })
+}
+
+by_id! {
+    pause_schedule("name") => pause_schedule,
+    resume_schedule("name") => resume_schedule,
+    remove_schedule("name") => remove_schedule,
+    schedule("name") => schedule,
+}
+
+plain!(schedules, fire_schedules);
+
 crate::natives![
     "open"("OO") -> 'J' = open,
     "free"("J") -> 'V' = free,
@@ -172,4 +200,11 @@ crate::natives![
     "resolveStep"("JOO") -> 'O' = resolve_step,
     "resolveTask"("JOO") -> 'O' = resolve_task,
     "reapExpiredLeases"("JJ") -> 'O' = reap_expired_leases,
+    "registerSchedule"("JOOOOO") -> 'O' = register_schedule,
+    "pauseSchedule"("JO") -> 'O' = pause_schedule,
+    "resumeSchedule"("JO") -> 'O' = resume_schedule,
+    "removeSchedule"("JO") -> 'O' = remove_schedule,
+    "schedule"("JO") -> 'O' = schedule,
+    "schedules"("J") -> 'O' = schedules,
+    "fireSchedules"("J") -> 'O' = fire_schedules,
 ];

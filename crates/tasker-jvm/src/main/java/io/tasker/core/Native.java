@@ -110,6 +110,14 @@ final class Native {
     static native Object resolveStep(long h, Object stepId, Object result);
     static native Object resolveTask(long h, Object taskId, Object reason);
     static native Object reapExpiredLeases(long h, long limit);
+    static native Object registerSchedule(long h, Object name, Object namespace, Object template, Object cron,
+            Object options);
+    static native Object pauseSchedule(long h, Object name);
+    static native Object resumeSchedule(long h, Object name);
+    static native Object removeSchedule(long h, Object name);
+    static native Object schedule(long h, Object name);
+    static native Object schedules(long h);
+    static native Object fireSchedules(long h);
 
     // worker.rs
     static native Object workerId(long h);

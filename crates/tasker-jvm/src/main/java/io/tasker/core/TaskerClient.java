@@ -236,6 +236,70 @@ public final class TaskerClient implements AutoCloseable {
         return kept((ReapReport) Native.reapExpiredLeases(h, limit));
     }
 
+    // -- schedules ---------------------------------------------------------------------------------------
+
+    /** A schedule with the default options (UTC, an empty context, the template's priority, misfire skip). */
+    public Schedule registerSchedule(String name, String namespace, String template, String cron) {
+        return registerSchedule(name, namespace, template, cron, ScheduleOptions.builder().build());
+    }
+
+    /**
+     * Registers (or replaces) the schedule {@code name}: a task of {@code namespace}/{@code template} at each
+     * occurrence of {@code cron} (5 or 6 fields, or {@code @daily} and the like). Registering an unchanged
+     * definition again leaves the schedule as it is, so every process may register its schedules at start-up.
+     */
+    public Schedule registerSchedule(String name, String namespace, String template, String cron,
+            ScheduleOptions options) {
+        return kept((Schedule) Native.registerSchedule(h, name, namespace, template, cron,
+                options == null ? null : options.map));
+    }
+
+    public CompletableFuture<Schedule> registerScheduleAsync(String name, String namespace, String template,
+            String cron, ScheduleOptions options) {
+        return async(() -> registerSchedule(name, namespace, template, cron, options));
+    }
+
+    /** Stops a schedule from firing until it is resumed; a paused schedule has no next fire time. */
+    public Schedule pauseSchedule(String name) {
+        return kept((Schedule) Native.pauseSchedule(h, name));
+    }
+
+    /** Lets a paused schedule fire again, from its next occurrence after now. */
+    public Schedule resumeSchedule(String name) {
+        return kept((Schedule) Native.resumeSchedule(h, name));
+    }
+
+    /** Removes a schedule and returns it as it was; the tasks it created stay. */
+    public Schedule removeSchedule(String name) {
+        return kept((Schedule) Native.removeSchedule(h, name));
+    }
+
+    public Schedule schedule(String name) {
+        return kept((Schedule) Native.schedule(h, name));
+    }
+
+    /** Every registered schedule, by name. */
+    @SuppressWarnings("unchecked")
+    public List<Schedule> schedules() {
+        return kept((List<Schedule>) Native.schedules(h));
+    }
+
+    public CompletableFuture<List<Schedule>> schedulesAsync() {
+        return async(this::schedules);
+    }
+
+    /**
+     * Creates the tasks of the schedules that fell due, one per occurrence however many processes call it.
+     * Workers do this in their maintenance passes; call it yourself with a manual clock.
+     */
+    public ScheduleReport fireSchedules() {
+        return kept((ScheduleReport) Native.fireSchedules(h));
+    }
+
+    public CompletableFuture<ScheduleReport> fireSchedulesAsync() {
+        return async(this::fireSchedules);
+    }
+
     // -- analytics ---------------------------------------------------------------------------------------
 
     public ExecutionContext executionContext(String taskId) {

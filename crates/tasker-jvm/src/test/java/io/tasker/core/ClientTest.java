@@ -173,6 +173,84 @@ class ClientTest {
         }
     }
 
+    @ParameterizedTest(name = "on {0}")
+    @MethodSource("io.tasker.core.Stores#all")
+    void schedulesFireOneTaskPerOccurrenceAndAreManagedByName(String label, Supplier<String> fresh) throws Exception {
+        try (TaskerClient client = Stores.manual(fresh.get())) {
+            client.registerTemplate(Stores.DIAMOND);
+            ScheduleOptions options = ScheduleOptions.builder().context(Map.of("order", 1)).priority(3)
+                    .timezone(java.time.ZoneId.of("Europe/Berlin")).build();
+            Schedule s = client.registerSchedule("orders", "shop", "order", "* * * * *", options);
+            assertEquals(List.of("orders", "Europe/Berlin", "skip", 3L, false),
+                    List.of(s.name(), s.timezone(), s.misfire(), s.priority(), s.paused()));
+            assertEquals(START.plusSeconds(60), s.nextFireAt());
+            assertEquals(0, s.fired());
+            assertNull(s.lastTaskId());
+            assertEquals(s, client.registerSchedule("orders", "shop", "order", "* * * * *", options),
+                    "an unchanged definition is left as it is");
+            assertEquals(0, client.fireSchedules().fired());
+
+            client.advanceClock(Duration.ofSeconds(60));
+            ScheduleReport report = client.fireSchedulesAsync().get(10, TimeUnit.SECONDS);
+            assertEquals(List.of(1L, 0L, 0L), List.of(report.fired(), report.missed(), report.failed()));
+            assertEquals(START.plusSeconds(120), report.nextFireAt());
+            assertEquals(0, client.fireSchedules().fired(), "one task per occurrence");
+            String taskId = client.schedule("orders").lastTaskId();
+            Task task = client.task(taskId);
+            assertEquals(List.of(3L, Map.of("order", 1L), "schedule:orders"),
+                    List.of((long) task.priority(), task.context(), task.initiator()));
+            Explain ex = client.explain(taskId);
+            assertEquals("orders", ex.schedule());
+            assertEquals(START.plusSeconds(120), ex.scheduleNextFireAt());
+
+            Schedule paused = client.pauseSchedule("orders");
+            assertTrue(paused.paused());
+            assertNull(paused.nextFireAt());
+            assertNull(client.explain(taskId).scheduleNextFireAt());
+            client.advanceClock(Duration.ofSeconds(120));
+            assertEquals(0, client.fireSchedules().fired());
+            Schedule resumed = client.resumeSchedule("orders");
+            assertFalse(resumed.paused());
+            assertEquals(START.plusSeconds(240), resumed.nextFireAt());
+            assertEquals(List.of(resumed), client.schedules());
+            assertEquals(List.of(resumed), client.schedulesAsync().get(10, TimeUnit.SECONDS));
+
+            assertEquals(1, client.removeSchedule("orders").fired());
+            assertTrue(client.schedules().isEmpty());
+            assertThrows(NotFoundException.class, () -> client.schedule("orders"));
+            assertThrows(NotFoundException.class, () -> client.removeSchedule("orders"));
+            assertNull(client.explain(taskId).schedule());
+            assertEquals("pending", client.task(taskId).state(), "its tasks stay");
+        }
+    }
+
+    @Test
+    void badSchedulesAreValidationExceptionsNamingTheFieldAndWriteNothing() {
+        try (TaskerClient client = TaskerClient.connect("memory:", ClientOptions.builder().manualClock().build())) {
+            client.registerTemplate(Stores.DIAMOND);
+            ScheduleOptions none = ScheduleOptions.builder().build();
+            for (var bad : List.of(
+                    Map.entry(Map.entry("61 * * * *", none), "cron"),
+                    Map.entry(Map.entry("* * * * *", ScheduleOptions.builder().timezone("Mars/Olympus").build()),
+                            "timezone"),
+                    Map.entry(Map.entry("* * * * *", ScheduleOptions.builder().priority(5000).build()), "priority"),
+                    Map.entry(Map.entry("* * * * *", ScheduleOptions.builder().contextValue(List.of(1)).build()),
+                            "context"))) {
+                ValidationException v = assertThrows(ValidationException.class, () -> client.registerSchedule(
+                        "s", "shop", "order", bad.getKey().getKey(), bad.getKey().getValue()));
+                var first = ((List<?>) v.details().get("errors")).get(0);
+                assertEquals(bad.getValue(), ((Map<?, ?>) first).get("path"), v.getMessage());
+            }
+            assertThrows(NotFoundException.class,
+                    () -> client.registerSchedule("s", "shop", "nope", "* * * * *", none));
+            assertTrue(client.schedules().isEmpty(), "bad input writes nothing");
+            assertThrows(NotFoundException.class, () -> client.pauseSchedule("s"));
+            Schedule once = client.registerSchedule("s", "shop", "order", "@hourly",
+                    ScheduleOptions.builder().misfire(ScheduleOptions.Misfire.RUN_ONCE).build());
+            assertEquals("run_once", once.misfire());
+        }
+    }
+
     @Test
     void asyncVariantsCompleteOnTheClientsExecutor() throws Exception {
         try (TaskerClient client = TaskerClient.connectAsync("memory:", ClientOptions.builder().manualClock().build())

@@ -3,12 +3,14 @@ package io.tasker.core;
 import static io.tasker.core.Stores.show;
 
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
@@ -368,7 +370,84 @@ final class ScenarioRunner {
                     checkTask(at + "." + e.getKey(), e.getKey(), map(e.getValue()));
                 }
             }
+            default -> actOnSchedules(at, name, a);
+        }
+    }
+
+    /** The schedule actions of rule 5. */
+    private void actOnSchedules(String at, String name, Map<String, Object> a) {
+        switch (name) {
+            case "register_schedule" -> {
+                ScheduleOptions.Builder b = ScheduleOptions.builder();
+                if (a.get("context") != null) b.contextValue(a.get("context"));
+                if (a.get("timezone") != null) b.timezone(str(a.get("timezone")));
+                if (a.get("version") != null) b.version(str(a.get("version")));
+                if (a.get("priority") != null) b.priority(((Number) a.get("priority")).longValue());
+                if (a.get("misfire") != null) {
+                    b.misfire(ScheduleOptions.Misfire.valueOf(str(a.get("misfire")).toUpperCase()));
+                }
+                Object got = expectOutcome(at, () -> client.registerSchedule(str(a.get("name")),
+                        str(a.get("namespace")), str(a.get("template")), str(a.get("cron")), b.build()),
+                        a.get("expect_error"));
+                if (got != MISSING) checkSchedule(at, (Schedule) got, a.get("expect"));
+            }
+            case "pause_schedule", "resume_schedule", "remove_schedule" -> {
+                String schedule = str(a.get("schedule"));
+                Supplier<Object> call = switch (name) {
+                    case "pause_schedule" -> () -> client.pauseSchedule(schedule);
+                    case "resume_schedule" -> () -> client.resumeSchedule(schedule);
+                    default -> () -> client.removeSchedule(schedule);
+                };
+                Object got = expectOutcome(at, call, a.get("expect_error"));
+                if (got != MISSING) checkSchedule(at, (Schedule) got, a.get("expect"));
+            }
+            case "fire_schedules" -> {
+                ScheduleReport r = client.fireSchedules();
+                for (var c : List.of(Map.entry("fired", r.fired()), Map.entry("missed", r.missed()),
+                        Map.entry("failed", r.failed()))) {
+                    Object want = a.get("expect_" + c.getKey());
+                    if (want != null && !same(want, c.getValue())) {
+                        problems.add(at + ": expected " + c.getKey() + " " + want + ", found " + c.getValue());
+                    }
+                }
+                for (Map.Entry<String, Object> e : new TreeMap<>(map(a.get("tasks"))).entrySet()) {
+                    String taskId = client.schedule(str(e.getValue())).lastTaskId();
+                    String where = at + ".tasks." + e.getKey();
+                    if (taskId == null) throw new Stop(where + ": schedule " + show(e.getValue()) + " has created no task");
+                    if (tasks.values().stream().anyMatch(t -> t.id().equals(taskId))) {
+                        throw new Stop(where + ": the last task of schedule " + show(e.getValue())
+                                + " is not new to this pass");
+                    }
+                    tasks.put(e.getKey(), client.task(taskId));
+                }
+            }
+            case "check_schedules" -> {
+                for (Map.Entry<String, Object> e : new TreeMap<>(a).entrySet()) {
+                    checkSchedule(at + "." + e.getKey(), client.schedule(e.getKey()), e.getValue());
+                }
+            }
             default -> throw new Stop(at + ": unknown action " + show(name));
+        }
+    }
+
+    private void checkSchedule(String at, Schedule found, Object expectation) {
+        Map<String, Object> w = map(expectation);
+        for (var c : List.of(Map.entry("paused", (Object) found.paused()), Map.entry("fired", found.fired()),
+                Map.entry("missed", found.missed()))) {
+            Object want = w.get(c.getKey());
+            if (want != null && !same(want, c.getValue())) {
+                problems.add(at + "." + c.getKey() + ": expected " + want + ", found " + c.getValue());
+            }
+        }
+        for (var c : List.of(Map.entry("next_fire_at", Optional.ofNullable(found.nextFireAt())),
+                Map.entry("last_fire_at", Optional.ofNullable(found.lastFireAt())))) {
+            if (!w.containsKey(c.getKey())) continue;
+            Object want = w.get(c.getKey());
+            Optional<Instant> expected = want == null ? Optional.empty() : Optional.of(Instant.parse(str(want)));
+            if (!expected.equals(c.getValue())) {
+                problems.add(at + "." + c.getKey() + ": expected " + expected.map(Instant::toString).orElse("none")
+                        + ", found " + c.getValue().map(Instant::toString).orElse("none"));
+            }
         }
     }
 
