@@ -611,6 +611,19 @@ export interface CreateTaskOptions {
   delayMs?: number
 }
 
+export interface ScheduleOptions {
+  /** The context of every task it creates; checked against the template's schema when registered. */
+  context?: { [key: string]: Json }
+  /** The IANA zone the expression is read in (default "UTC"). */
+  timezone?: string
+  /** -1000..=1000; the template's priority when absent. */
+  priority?: number
+  /** The template version; the newest registered at each fire when absent. */
+  version?: string
+  /** What happens to occurrences missed while nothing ran (default "skip"). */
+  misfire?: 'skip' | 'run_once'
+}
+
 export interface TaskFilter {
   namespace?: string
   name?: string
@@ -726,6 +739,13 @@ export declare class Engine {
   resolveStep(stepId: string, result?: Json): Promise<Step>
   resolveTask(taskId: string, options?: { reason?: string }): Promise<Task>
   reapExpiredLeases(limit?: number): Promise<ReapReport>
+  registerSchedule(name: string, namespace: string, template: string, cron: string, options?: ScheduleOptions): Promise<Schedule>
+  pauseSchedule(name: string): Promise<Schedule>
+  resumeSchedule(name: string): Promise<Schedule>
+  removeSchedule(name: string): Promise<Schedule>
+  schedules(): Promise<Schedule[]>
+  schedule(name: string): Promise<Schedule>
+  fireSchedules(): Promise<ScheduleReport>
   executionContext(taskId: string): Promise<ExecutionContext>
   dependencyLevels(taskId: string): Promise<DependencyLevel[]>
   healthCounts(): Promise<HealthCounts>

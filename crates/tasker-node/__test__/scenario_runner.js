@@ -291,8 +291,79 @@ class Replay {
         this.collectEvents()
         for (const alias of Object.keys(a).sort()) await this.checkTask(`${at}.${alias}`, alias, a[alias])
         return
+      case 'register_schedule': {
+        const { name: sname, namespace, template, cron, version, timezone, context, priority, misfire, expect_error, expect } = a
+        const options = { version, timezone, context, priority, misfire }
+        for (const k of Object.keys(options)) if (options[k] == null) delete options[k]
+        const s = await this.expectOutcome(at, () => c.registerSchedule(sname, namespace, template, cron, options), expect_error)
+        if (s !== MISSING) this.checkSchedule(at, s, expect)
+        return
+      }
+      case 'pause_schedule':
+      case 'resume_schedule':
+      case 'remove_schedule': {
+        const method = { pause_schedule: 'pauseSchedule', resume_schedule: 'resumeSchedule', remove_schedule: 'removeSchedule' }[name]
+        const s = await this.expectOutcome(at, () => c[method](a.schedule), a.expect_error)
+        if (s !== MISSING) this.checkSchedule(at, s, a.expect)
+        return
+      }
+      case 'fire_schedules': {
+        const r = await c.fireSchedules()
+        for (const key of ['fired', 'missed', 'failed']) {
+          const want = a[`expect_${key}`]
+          if (want != null && want !== r[key]) this.problems.push(`${at}: expected ${key} ${want}, found ${r[key]}`)
+        }
+        for (const [alias, schedule] of Object.entries(a.tasks ?? {})) {
+          const s = await c.schedule(schedule)
+          const tid = s.lastTaskId
+          if (tid === null) throw new Stop(`${at}.tasks.${alias}: schedule ${show(schedule)} has created no task`)
+          if (Object.values(this.tasks).some((t) => t.id === tid)) {
+            throw new Stop(`${at}.tasks.${alias}: the last task of schedule ${show(schedule)} is not new to this pass`)
+          }
+          this.tasks[alias] = await c.task(tid)
+        }
+        return
+      }
+      case 'check_schedules':
+        for (const sname of Object.keys(a).sort()) this.checkSchedule(`${at}.${sname}`, await c.schedule(sname), a[sname])
+        return
       default:
         throw new Stop(`${at}: unknown action ${show(name)}`)
+    }
+  }
+
+  /** A `ScheduleExpectation` (rule 5): counts as numbers, times as RFC 3339 compared as instants, `null` for none. */
+  checkSchedule(at, s, want) {
+    if (want == null) return
+    const p = this.problems
+    for (const [key, js] of [
+      ['paused', 'paused'],
+      ['fired', 'fired'],
+      ['missed', 'missed'],
+    ]) {
+      if (key in want && want[key] !== s[js]) p.push(`${at}.${key}: expected ${show(want[key])}, found ${show(s[js])}`)
+    }
+    for (const [key, js] of [
+      ['next_fire_at', 'nextFireAt'],
+      ['last_fire_at', 'lastFireAt'],
+    ]) {
+      if (!(key in want)) continue
+      const found = s[js]
+      if (found !== null && !(found instanceof Date)) {
+        p.push(`${at}.${key}: expected the binding to return a Date or null, found ${show(found)}`)
+        continue
+      }
+      let expected = null
+      if (want[key] !== null) {
+        expected = typeof want[key] === 'string' ? new Date(want[key]) : null
+        if (expected === null || Number.isNaN(expected.getTime())) {
+          p.push(`${at}.${key}: malformed expectation ${show(want[key])} (expected an RFC 3339 time or null)`)
+          continue
+        }
+      }
+      if ((expected?.getTime() ?? null) !== (found?.getTime() ?? null)) {
+        p.push(`${at}.${key}: expected ${expected?.toISOString() ?? 'none'}, found ${found?.toISOString() ?? 'none'}`)
+      }
     }
   }
 

@@ -40,3 +40,21 @@ test('the runner reports every difference', async () => {
     return true
   })
 })
+
+test('the runner reports a wrong schedule expectation, comparing times as instants', async () => {
+  const scenario = testing.loadScenario(path.join(SCENARIO_DIR, 'cron_schedule.yaml'))
+  const step = (name) => scenario.script.find((a) => a[name]?.expect != null || a[name]?.every_minute != null)[name]
+  // The same instant in another offset still holds; a different one, or a wrong count, does not.
+  step('register_schedule').expect.next_fire_at = '2030-01-01T01:01:00+01:00'
+  step('check_schedules').every_minute.next_fire_at = '2030-01-01T00:03:00Z'
+  step('pause_schedule').expect.next_fire_at = '2030-01-01T00:03:00Z'
+  scenario.script.find((a) => a.fire_schedules?.tasks?.first).fire_schedules.expect_fired = 2
+  await assert.rejects(run(scenario, 'memory:'), (e) => {
+    assert.ok(e instanceof ScenarioFailed)
+    assert.doesNotMatch(e.message, /register_schedule\.next_fire_at/)
+    assert.match(e.message, /check_schedules\.every_minute\.next_fire_at: expected 2030-01-01T00:03:00\.000Z, found 2030-01-01T00:02:00\.000Z/)
+    assert.match(e.message, /pause_schedule\.next_fire_at: expected 2030-01-01T00:03:00\.000Z, found none/)
+    assert.match(e.message, /fire_schedules: expected fired 2, found 1/)
+    return true
+  })
+})

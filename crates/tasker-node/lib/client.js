@@ -226,6 +226,62 @@ class Client {
     return this.#native.reapExpiredLeases(limit)
   }
 
+  // Cron schedules: each occurrence creates one task of the template, however many processes fire them.
+
+  /**
+   * Registers (or replaces) the schedule `name`: a task of `namespace`/`template` at each occurrence of `cron`
+   * (5 or 6 fields, or `@daily` and the like). Registering an unchanged definition again returns the schedule
+   * as it is. Options: `context` (an object, checked against the template's schema now), `timezone` (an IANA
+   * zone, "UTC" when absent), `priority` (-1000..=1000), `version` (the newest at each fire when absent) and
+   * `misfire` ("skip", the default, or "run_once": what happens to occurrences missed while nothing ran).
+   */
+  registerSchedule(name, namespace, template, cron, options = {}) {
+    id('name', name)
+    id('namespace', namespace)
+    id('template', template)
+    expect(typeof cron === 'string', 'cron', 'a cron expression string', cron)
+    opts('options', options)
+    const { context, timezone, priority, version, misfire, ...rest } = options
+    unknown('options', rest)
+    return this.#native.registerSchedule(name, namespace, template, cron, { context, timezone, priority, version, misfire })
+  }
+
+  /** Stops the schedule from firing until it is resumed; a paused schedule has no `nextFireAt`. */
+  pauseSchedule(name) {
+    id('name', name)
+    return this.#native.pauseSchedule(name)
+  }
+
+  /** Lets a paused schedule fire again, from its next occurrence after now. */
+  resumeSchedule(name) {
+    id('name', name)
+    return this.#native.resumeSchedule(name)
+  }
+
+  /** Removes the schedule and resolves to it as it was; the tasks it created stay. */
+  removeSchedule(name) {
+    id('name', name)
+    return this.#native.removeSchedule(name)
+  }
+
+  /** Every registered schedule, by name. */
+  schedules() {
+    return this.#native.schedules()
+  }
+
+  schedule(name) {
+    id('name', name)
+    return this.#native.schedule(name)
+  }
+
+  /**
+   * Creates the tasks of the schedules that fell due (workers do this in their maintenance pass): a
+   * `ScheduleReport` of what was fired, missed and failed.
+   */
+  fireSchedules() {
+    return this.#native.fireSchedules()
+  }
+
   // The analytics (DESIGN §5), computed by the engine from stored data.
 
   executionContext(taskId) {

@@ -228,4 +228,52 @@ impl Client {
     pub fn reap_expired_leases<'env>(&self, env: &'env Env, limit: u32) -> Result<Object<'env>> {
         self.call(env, move |c| async move { c.reap_expired_leases_async(limit).await })
     }
+
+    #[napi]
+    pub fn register_schedule<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+        namespace: String,
+        template: String,
+        cron: String,
+        options: Option<Unknown>,
+    ) -> Result<Object<'env>> {
+        // No prefix, as in `create_task`: a bad context reads `context.region: …`.
+        let options = lifted!(env, lift_options(options, ""));
+        self.call(env, move |c| async move {
+            c.register_schedule_async(&name, &namespace, &template, &cron, options)
+                .await
+        })
+    }
+
+    #[napi]
+    pub fn pause_schedule<'env>(&self, env: &'env Env, name: String) -> Result<Object<'env>> {
+        self.call(env, move |c| async move { c.pause_schedule_async(&name).await })
+    }
+
+    #[napi]
+    pub fn resume_schedule<'env>(&self, env: &'env Env, name: String) -> Result<Object<'env>> {
+        self.call(env, move |c| async move { c.resume_schedule_async(&name).await })
+    }
+
+    #[napi]
+    pub fn remove_schedule<'env>(&self, env: &'env Env, name: String) -> Result<Object<'env>> {
+        self.call(env, move |c| async move { c.remove_schedule_async(&name).await })
+    }
+
+    #[napi]
+    pub fn schedules<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        self.call(env, |c| async move { c.schedules_async().await })
+    }
+
+    #[napi]
+    pub fn schedule<'env>(&self, env: &'env Env, name: String) -> Result<Object<'env>> {
+        self.call(env, move |c| async move { c.schedule_async(&name).await })
+    }
+
+    #[napi]
+    pub fn fire_schedules<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        self.call(env, |c| async move { c.fire_schedules_async().await })
+    }
 }

@@ -23,3 +23,5 @@ const bound = { ...api, Client: { connect: (url, options) => api.Engine.open(url
 export const runner = require('../../tasker-node/__test__/scenario_runner.js').use(bound)
 /** Registers @tasker/core's host-mistake checks (tasker-node/__test__/host_mistakes.js) on this package. */
 export const hostMistakes = () => require('../../tasker-node/__test__/host_mistakes.js').define(bound)
+/** Registers @tasker/core's cron schedule checks (tasker-node/__test__/schedules.js) on this package. */
+export const schedules = () => require('../../tasker-node/__test__/schedules.js').define(bound, { objects: api.objects })

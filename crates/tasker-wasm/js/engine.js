@@ -210,6 +210,56 @@ export class Engine {
     return this.#native.reapExpiredLeases(limit)
   }
 
+  /**
+   * Registers (or replaces) the cron schedule `name`: a task of `namespace`/`template` at each occurrence of
+   * `cron` (5 or 6 fields, or `@daily` and the like); an unchanged definition again is left as it is. Options:
+   * `context`, `timezone` (IANA, "UTC"), `priority` (-1000..=1000), `version` (the newest at each fire) and
+   * `misfire` ("skip" or "run_once"). The memory engine fires schedules on `fireSchedules()` and in a
+   * worker's maintenance pass.
+   */
+  registerSchedule(name, namespace, template, cron, options = {}) {
+    id('name', name)
+    id('namespace', namespace)
+    id('template', template)
+    expect(typeof cron === 'string', 'cron', 'a cron expression string', cron)
+    opts('options', options)
+    const { context, timezone, priority, version, misfire, ...rest } = options
+    unknown('options', rest)
+    return this.#native.registerSchedule(name, namespace, template, cron, { context, timezone, priority, version, misfire })
+  }
+
+  /** Stops the schedule from firing until it is resumed; a paused schedule has no `nextFireAt`. */
+  pauseSchedule(name) {
+    id('name', name)
+    return this.#native.pauseSchedule(name)
+  }
+
+  /** Lets a paused schedule fire again, from its next occurrence after now. */
+  resumeSchedule(name) {
+    id('name', name)
+    return this.#native.resumeSchedule(name)
+  }
+
+  /** Removes the schedule and resolves to it as it was; the tasks it created stay. */
+  removeSchedule(name) {
+    id('name', name)
+    return this.#native.removeSchedule(name)
+  }
+
+  schedules() {
+    return this.#native.schedules()
+  }
+
+  schedule(name) {
+    id('name', name)
+    return this.#native.schedule(name)
+  }
+
+  /** Creates the tasks of the schedules that fell due: a `ScheduleReport`. */
+  fireSchedules() {
+    return this.#native.fireSchedules()
+  }
+
   executionContext(taskId) {
     id('taskId', taskId)
     return this.#native.executionContext(taskId)

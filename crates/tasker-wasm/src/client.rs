@@ -180,6 +180,57 @@ impl Client {
         let c = self.inner.clone();
         promise(async move { c.reap_expired_leases_async(limit).await })
     }
+
+    #[wasm_bindgen(js_name = registerSchedule)]
+    pub fn register_schedule(
+        &self,
+        name: String,
+        namespace: String,
+        template: String,
+        cron: String,
+        options: JsValue,
+    ) -> Promise {
+        // No prefix, as in `create_task`: a bad context reads `context.region: …`.
+        let (c, options) = (self.inner.clone(), lifted!(lift_options(&options, "")));
+        promise(async move {
+            c.register_schedule_async(&name, &namespace, &template, &cron, options)
+                .await
+        })
+    }
+
+    #[wasm_bindgen(js_name = pauseSchedule)]
+    pub fn pause_schedule(&self, name: String) -> Promise {
+        let c = self.inner.clone();
+        promise(async move { c.pause_schedule_async(&name).await })
+    }
+
+    #[wasm_bindgen(js_name = resumeSchedule)]
+    pub fn resume_schedule(&self, name: String) -> Promise {
+        let c = self.inner.clone();
+        promise(async move { c.resume_schedule_async(&name).await })
+    }
+
+    #[wasm_bindgen(js_name = removeSchedule)]
+    pub fn remove_schedule(&self, name: String) -> Promise {
+        let c = self.inner.clone();
+        promise(async move { c.remove_schedule_async(&name).await })
+    }
+
+    pub fn schedules(&self) -> Promise {
+        let c = self.inner.clone();
+        promise(async move { c.schedules_async().await })
+    }
+
+    pub fn schedule(&self, name: String) -> Promise {
+        let c = self.inner.clone();
+        promise(async move { c.schedule_async(&name).await })
+    }
+
+    #[wasm_bindgen(js_name = fireSchedules)]
+    pub fn fire_schedules(&self) -> Promise {
+        let c = self.inner.clone();
+        promise(async move { c.fire_schedules_async().await })
+    }
 }
 
 /// Checks a template (text or object) exactly as registering it would, without a store: resolves nothing
