@@ -5,6 +5,7 @@ the same replay rules, the same checks, and a failure lists every difference wit
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 import tasker_core
@@ -294,8 +295,79 @@ class Replay:
             self.collect_events()
             for alias, want in sorted(a.items()):
                 self.check_task(f"{at}.{alias}", alias, want)
+        elif name == "register_schedule":
+            s = self.expect_outcome(
+                at,
+                lambda: self.client.register_schedule(
+                    a["name"],
+                    a["namespace"],
+                    a["template"],
+                    a["cron"],
+                    context=a.get("context"),
+                    version=a.get("version"),
+                    timezone=a.get("timezone"),
+                    priority=a.get("priority"),
+                    misfire=a.get("misfire"),
+                ),
+                a.get("expect_error"),
+            )
+            if s is not MISSING:
+                self.check_schedule(at, s, a.get("expect"))
+        elif name in ("pause_schedule", "resume_schedule", "remove_schedule"):
+            method = getattr(self.client, name)
+            s = self.expect_outcome(at, lambda: method(a["schedule"]), a.get("expect_error"))
+            if s is not MISSING:
+                self.check_schedule(at, s, a.get("expect"))
+        elif name == "fire_schedules":
+            self.fire_schedules(at, a)
+        elif name == "check_schedules":
+            for schedule, want in sorted(a.items()):
+                self.check_schedule(f"{at}.{schedule}", self.client.schedule(schedule), want)
         else:
             raise Stop(f"{at}: unknown action {name!r}")
+
+    def fire_schedules(self, at: str, a: Dict[str, Any]) -> None:
+        """One pass, its counts checked; each entry of ``tasks`` names the task the pass created for a schedule
+        (its last task, which no alias may name yet)."""
+        r = self.client.fire_schedules()
+        for key, found in (("fired", r.fired), ("missed", r.missed), ("failed", r.failed)):
+            want = a.get(f"expect_{key}")
+            if want is not None and want != found:
+                self.problems.append(f"{at}: expected {key} {want}, found {found}")
+        for alias, schedule in sorted((a.get("tasks") or {}).items()):
+            tid = self.client.schedule(schedule).last_task_id
+            if tid is None:
+                raise Stop(f"{at}.tasks.{alias}: schedule {schedule!r} has created no task")
+            if any(t.id == tid for t in self.tasks.values()):
+                raise Stop(f"{at}.tasks.{alias}: the last task of schedule {schedule!r} is not new to this pass")
+            self.tasks[alias] = self.client.task(tid)
+
+    def check_schedule(self, at: str, s: tasker_core.Schedule, want: Optional[Dict[str, Any]]) -> None:
+        """A ScheduleExpectation: absent keys are not checked; times are RFC 3339, compared as instants with the
+        aware datetime the client returns, and None (``null``) asserts there is none."""
+        if want is None:
+            return
+        for key in ("paused", "fired", "missed"):
+            if key in want and want[key] != getattr(s, key):
+                self.problems.append(f"{at}.{key}: expected {want[key]!r}, found {getattr(s, key)!r}")
+        for key in ("next_fire_at", "last_fire_at"):
+            if key not in want:
+                continue
+            expected: Optional[datetime] = None
+            if want[key] is not None:
+                try:
+                    # fromisoformat reads a trailing Z only from Python 3.11 on.
+                    expected = datetime.fromisoformat(str(want[key]).replace("Z", "+00:00"))
+                except ValueError as e:
+                    self.problems.append(f"{at}.{key}: malformed expectation {want[key]!r} ({e})")
+                    continue
+                if expected.tzinfo is None:
+                    self.problems.append(f"{at}.{key}: malformed expectation {want[key]!r} (no time zone)")
+                    continue
+            found = getattr(s, key)
+            if expected != found:
+                shown = lambda t: "none" if t is None else t.astimezone(timezone.utc).isoformat()  # noqa: E731
+                self.problems.append(f"{at}.{key}: expected {shown(expected)}, found {shown(found)}")
 
     def saved_claim(self, at: str, name: str) -> tasker_core.StepContext:
         if name not in self.saved:

@@ -201,6 +201,137 @@ def test_run_at_priority_and_run_task_now() -> None:
             client.run_task_now(later.id)
 
 
+SCHEDULED = """
+namespace: shop
+name: order
+version: 1.0.0
+steps:
+  - { name: charge, handler: shop.charge }
+  - { name: ship, handler: shop.ship, depends_on: [charge] }
+"""
+
+
+def _fresh_pg_database(url: str) -> str:
+    """An empty database on the server of ``url`` (made with psql, which the xtask part puts on PATH)."""
+    import subprocess
+    import uuid
+
+    name = "py_" + uuid.uuid4().hex[:12]
+    subprocess.run(["psql", url, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return f"{url.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def scheduling_client(request: pytest.FixtureRequest, sqlite_url: str):  # type: ignore[no-untyped-def]
+    """A manual-clock client with SCHEDULED registered, on each store: schedules are stored by each in its own
+    way."""
+    if request.param == "postgres":
+        pg = os.environ.get("TASKER_TEST_PG_URL")
+        if not pg:
+            pytest.skip("needs TASKER_TEST_PG_URL (cargo xtask test-all --only python sets it)")
+        url = _fresh_pg_database(pg)
+    else:
+        url = {"memory": "memory:", "sqlite": sqlite_url}[request.param]
+    with Client.connect(url, clock="manual") as client:
+        client.register_template(SCHEDULED)
+        yield client
+
+
+def test_schedules_fire_one_task_per_occurrence_and_are_managed_by_name(scheduling_client: Client) -> None:
+    client = scheduling_client
+    now = client.now()
+    minute = lambda n: now + dt.timedelta(minutes=n)  # noqa: E731
+    s = client.register_schedule("orders", "shop", "order", "* * * * *", context={"order": 1}, priority=3)
+    assert isinstance(s, tasker_core.Schedule)
+    assert (s.name, s.namespace, s.template, s.version, s.cron, s.timezone, s.misfire, s.priority, s.paused) == (
+        "orders", "shop", "order", None, "* * * * *", "UTC", "skip", 3, False,
+    )
+    assert s.context == {"order": 1}
+    assert s.next_fire_at.tzinfo is not None and s.next_fire_at.utcoffset() == dt.timedelta(0)
+    assert (s.next_fire_at, s.last_fire_at, s.last_task_id, s.fired, s.missed) == (minute(1), None, None, 0, 0)
+    again = client.register_schedule("orders", "shop", "order", "* * * * *", context={"order": 1}, priority=3)
+    assert again == s, "an unchanged definition is left as it is"
+    assert client.fire_schedules().fired == 0
+
+    client.advance_clock(60)
+    report = client.fire_schedules()
+    assert isinstance(report, tasker_core.ScheduleReport)
+    assert (report.fired, report.missed, report.failed, report.next_fire_at) == (1, 0, 0, minute(2))
+    assert client.fire_schedules().fired == 0, "one task per occurrence"
+    s = client.schedule("orders")
+    assert (s.fired, s.last_fire_at) == (1, minute(1))
+    task = client.task(s.last_task_id)
+    assert (task.priority, task.context, task.initiator) == (3, {"order": 1}, "schedule:orders")
+    explain = client.explain(task.id)
+    assert (explain.schedule, explain.schedule_next_fire_at) == ("orders", minute(2))
+
+    paused = client.pause_schedule("orders")
+    assert (paused.paused, paused.next_fire_at) == (True, None)
+    assert client.explain(task.id).schedule_next_fire_at is None
+    client.advance_clock(120)
+    assert client.fire_schedules().fired == 0
+    resumed = client.resume_schedule("orders")
+    assert (resumed.paused, resumed.next_fire_at) == (False, minute(4))
+    assert client.schedules() == [resumed]
+
+    removed = client.remove_schedule("orders")
+    assert (removed.name, removed.fired) == ("orders", 1)
+    assert client.schedules() == []
+    with pytest.raises(tasker_core.NotFoundError):
+        client.schedule("orders")
+    with pytest.raises(tasker_core.NotFoundError):
+        client.remove_schedule("orders")
+    assert client.explain(task.id).schedule is None
+    assert client.task(task.id).state == "pending", "its tasks stay"
+
+
+def test_a_schedule_is_read_in_its_time_zone(scheduling_client: Client) -> None:
+    client = scheduling_client
+    s = client.register_schedule(
+        "nightly", "shop", "order", "0 2 * * *", timezone="Europe/Berlin", version="1.0.0", misfire="run_once"
+    )
+    # 02:00 in Berlin in winter is 01:00 UTC.
+    assert (s.timezone, s.version, s.misfire, s.next_fire_at) == (
+        "Europe/Berlin", "1.0.0", "run_once", dt.datetime(2030, 1, 1, 1, tzinfo=dt.timezone.utc),
+    )
+    assert client.register_schedule("nightly", "shop", "order", "0 2 * * *", misfire="skip").misfire == "skip"
+
+
+@pytest.mark.parametrize(
+    "cron, options, path",
+    [
+        ("61 * * * *", {}, "cron"),
+        ("* * * * *", {"timezone": "Mars/Olympus"}, "timezone"),
+        ("* * * * *", {"misfire": "never"}, "misfire"),
+        ("* * * * *", {"priority": 1 << 40}, "priority"),
+        ("* * * * *", {"context": [1]}, "context"),
+        ("* * * * *", {"context": {"at": object()}}, "context.at"),
+    ],
+)
+def test_a_bad_schedule_is_a_validation_error_naming_the_field_and_writes_nothing(
+    scheduling_client: Client, cron: str, options: dict, path: str
+) -> None:
+    with pytest.raises(tasker_core.ValidationError) as info:
+        scheduling_client.register_schedule("s", "shop", "order", cron, **options)
+    assert info.value.details["errors"][0]["path"] == path
+    assert scheduling_client.schedules() == []
+    with pytest.raises(tasker_core.NotFoundError) as missing:
+        scheduling_client.pause_schedule("s")
+    assert missing.value.code == "not_found"
+
+
+def test_a_schedule_of_an_unknown_template_or_option_is_refused(scheduling_client: Client) -> None:
+    client = scheduling_client
+    with pytest.raises(tasker_core.NotFoundError):
+        client.register_schedule("s", "shop", "nope", "* * * * *")
+    # An unknown option is refused: by Python as a keyword, and by the native layer as a key.
+    with pytest.raises(TypeError, match="misfires"):
+        client.register_schedule("s", "shop", "order", "* * * * *", misfires="skip")  # type: ignore[call-arg]
+    with pytest.raises(tasker_core.ValidationError, match="unknown field `misfires`"):
+        client.native.register_schedule("s", "shop", "order", "* * * * *", {"misfires": "skip"})
+    assert client.schedules() == []
+
+
 def test_timeout_error_is_also_the_builtin() -> None:
     assert issubclass(tasker_core.TimeoutError, TimeoutError)
     assert issubclass(tasker_core.TimeoutError, tasker_core.TaskerError)

@@ -70,3 +70,22 @@ def test_the_runner_reports_every_difference() -> None:
     if task.get("events"):
         assert "sequences differ" in text
     assert "observed:" in text
+
+
+def test_the_runner_reports_a_schedule_that_differs_with_times_compared_as_instants() -> None:
+    from scenario_runner import ScenarioFailed
+
+    scenario = _native.load_scenario(str(SCENARIO_DIR / "cron_schedule.yaml"))
+    actions = [a for a in scenario["script"] if isinstance(a, dict)]
+    check = next(a["check_schedules"] for a in actions if "check_schedules" in a)
+    check["every_minute"]["next_fire_at"] = "2030-01-01T01:03:00+01:00"  # 00:03Z; the schedule says 00:02Z
+    pause = next(a["pause_schedule"] for a in actions if "expect" in a.get("pause_schedule", {}))
+    pause["expect"]["next_fire_at"] = "2030-01-01T00:03:00Z"
+    fire = next(a["fire_schedules"] for a in actions if a.get("fire_schedules", {}).get("expect_missed") == 8)
+    fire["expect_missed"] = 9
+    with pytest.raises(ScenarioFailed) as info:
+        run(scenario, "memory:")
+    text = str(info.value)
+    assert "check_schedules.every_minute.next_fire_at: expected 2030-01-01T00:03:00+00:00, found 2030-01-01T00:02:00+00:00" in text
+    assert "pause_schedule.next_fire_at: expected 2030-01-01T00:03:00+00:00, found none" in text
+    assert "fire_schedules: expected missed 9, found 8" in text

@@ -20,6 +20,8 @@ from ._native import (
     HealthCounts,
     ReapReport,
     Registration,
+    Schedule,
+    ScheduleReport,
     SlowStep,
     SlowTask,
     Step,
@@ -255,6 +257,54 @@ class Client:
     def reap_expired_leases(self, limit: int = 1000) -> ReapReport:
         """Recovers steps whose lease expired (workers do this in their maintenance pass)."""
         return self.native.reap_expired_leases(limit)
+
+    def register_schedule(
+        self,
+        name: str,
+        namespace: str,
+        template: str,
+        cron: str,
+        *,
+        context: Optional[Dict[str, Any]] = None,
+        version: Optional[str] = None,
+        timezone: Optional[str] = None,
+        priority: Optional[int] = None,
+        misfire: Optional[str] = None,
+    ) -> Schedule:
+        """Registers (or replaces) the cron schedule ``name``: a task of ``namespace``/``template`` at each
+        occurrence of ``cron`` (5 or 6 fields, or ``@daily`` and the like), read in ``timezone`` (an IANA zone;
+        UTC when None). ``context`` is the context of every task it creates (checked against the template's
+        schema now; ``{}`` when None), ``priority`` their priority (the template's when None), ``version`` the
+        template version (the newest at each fire when None), and ``misfire`` what happens to occurrences
+        missed while nothing ran: ``"skip"`` (the default) or ``"run_once"``. Registering an unchanged
+        definition again changes nothing. Workers fire due schedules in their maintenance pass;
+        ``fire_schedules()`` makes one pass now."""
+        options = dict(version=version, timezone=timezone, context=context, priority=priority, misfire=misfire)
+        return self.native.register_schedule(name, namespace, template, cron, options)
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """Stops a schedule from firing until ``resume_schedule``; a paused schedule has no ``next_fire_at``."""
+        return self.native.pause_schedule(name)
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """Lets a paused schedule fire again, from its next occurrence after now."""
+        return self.native.resume_schedule(name)
+
+    def remove_schedule(self, name: str) -> Schedule:
+        """Removes a schedule and returns it as it was; the tasks it created stay."""
+        return self.native.remove_schedule(name)
+
+    def schedules(self) -> List[Schedule]:
+        """Every registered schedule, by name."""
+        return self.native.schedules()
+
+    def schedule(self, name: str) -> Schedule:
+        """One schedule by name; ``NotFoundError`` when there is none."""
+        return self.native.schedule(name)
+
+    def fire_schedules(self) -> ScheduleReport:
+        """Creates the tasks of the schedules that fell due, one per occurrence however many processes call it."""
+        return self.native.fire_schedules()
 
     # The analytics (DESIGN §5), computed by the engine from stored data; the objects are in .performance.
 
