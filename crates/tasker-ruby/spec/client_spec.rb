@@ -156,6 +156,105 @@ RSpec.describe TaskerCore::Client do
     end
   end
 
+  describe "cron schedules" do
+    template = <<~YAML
+      namespace: shop
+      name: order
+      version: 1.0.0
+      steps:
+        - { name: charge, handler: shop.charge }
+        - { name: ship, handler: shop.ship, depends_on: [charge] }
+    YAML
+
+    # Schedules are stored by each store in its own way, so the specs run on every one of them.
+    { "memory" => -> { "memory:" } }.merge(StoreHelpers.urls).each do |store, url|
+      context "on #{store}" do
+        let(:client) { described_class.connect(url.call, clock: :manual).tap { |c| c.register_template(template) } }
+        after { client.close }
+
+        it "fires one task per occurrence and is managed by name, with Time in and out" do
+          now = client.now
+          minute = ->(n) { now + (60 * n) }
+          s = client.register_schedule("orders", "shop", "order", "* * * * *", context: { order: 1 }, priority: 3)
+          expect(s).to be_a(TaskerCore::Schedule)
+          expect([s.name, s.namespace, s.template, s.version, s.cron, s.timezone, s.misfire, s.priority, s.paused])
+            .to eq(["orders", "shop", "order", nil, "* * * * *", "UTC", "skip", 3, false])
+          expect(s.context).to eq("order" => 1)
+          expect(s.next_fire_at).to be_a(Time).and be_utc
+          expect([s.next_fire_at, s.last_fire_at, s.last_task_id, s.fired, s.missed])
+            .to eq([minute.call(1), nil, nil, 0, 0])
+          again = client.register_schedule("orders", "shop", "order", "* * * * *", context: { "order" => 1 },
+                                                                                  priority: 3)
+          expect(again).to eq(s) # an unchanged definition is left as it is
+          expect(client.fire_schedules.fired).to eq(0)
+
+          client.advance_clock(60)
+          report = client.fire_schedules
+          expect(report).to be_a(TaskerCore::ScheduleReport)
+          expect([report.fired, report.missed, report.failed, report.next_fire_at]).to eq([1, 0, 0, minute.call(2)])
+          expect(client.fire_schedules.fired).to eq(0) # one task per occurrence
+          s = client.schedule("orders")
+          expect([s.fired, s.last_fire_at]).to eq([1, minute.call(1)])
+          task = client.task(s.last_task_id)
+          expect([task.priority, task.context, task.initiator]).to eq([3, { "order" => 1 }, "schedule:orders"])
+          explain = client.explain(task.id)
+          expect([explain.schedule, explain.schedule_next_fire_at]).to eq(["orders", minute.call(2)])
+
+          paused = client.pause_schedule("orders")
+          expect([paused.paused, paused.next_fire_at]).to eq([true, nil])
+          expect(client.explain(task.id).schedule_next_fire_at).to be_nil
+          client.advance_clock(120)
+          expect(client.fire_schedules.fired).to eq(0)
+          resumed = client.resume_schedule("orders")
+          expect([resumed.paused, resumed.next_fire_at]).to eq([false, minute.call(4)])
+          expect(client.schedules).to eq([resumed])
+
+          removed = client.remove_schedule("orders")
+          expect([removed.name, removed.fired]).to eq(["orders", 1])
+          expect(client.schedules).to eq([])
+          expect { client.schedule("orders") }.to raise_error(TaskerCore::NotFoundError)
+          expect { client.remove_schedule("orders") }.to raise_error(TaskerCore::NotFoundError)
+          expect(client.explain(task.id).schedule).to be_nil
+          expect(client.task(task.id).state).to eq("pending") # its tasks stay
+        end
+
+        it "reads the expression in a time zone, and takes misfire as a Symbol or a String" do
+          s = client.register_schedule("nightly", "shop", "order", "0 2 * * *", timezone: "Europe/Berlin",
+                                                                                version: "1.0.0", misfire: :run_once)
+          # 02:00 in Berlin in winter is 01:00 UTC.
+          expect([s.timezone, s.version, s.misfire, s.next_fire_at])
+            .to eq(["Europe/Berlin", "1.0.0", "run_once", Time.utc(2030, 1, 1, 1)])
+          expect(client.register_schedule("nightly", "shop", "order", "0 2 * * *", timezone: "Europe/Berlin",
+                                                                                   version: "1.0.0", misfire: "run_once"))
+            .to eq(s)
+          expect(client.register_schedule("nightly", "shop", "order", "0 2 * * *", misfire: "skip").misfire).to eq("skip")
+        end
+
+        it "refuses a bad schedule with a ValidationError naming the field, and writes nothing" do
+          [["61 * * * *", {}, "cron"],
+           ["* * * * *", { timezone: "Mars/Olympus" }, "timezone"],
+           ["* * * * *", { misfire: :never }, "misfire"],
+           ["* * * * *", { priority: 1 << 40 }, "priority"],
+           ["* * * * *", { context: [1] }, "context"],
+           ["* * * * *", { context: { at: Object.new } }, "context.at"]].each do |cron, opts, path|
+            expect { client.register_schedule("s", "shop", "order", cron, **opts) }
+              .to raise_error(TaskerCore::ValidationError) { |e| expect(e.details["errors"].first["path"]).to eq(path) }
+          end
+          expect { client.register_schedule("s", "shop", "nope", "* * * * *") }.to raise_error(TaskerCore::NotFoundError)
+          # An unknown option is refused: by Ruby as a keyword, and by the native layer as a key.
+          expect { client.register_schedule("s", "shop", "order", "* * * * *", misfires: :skip) }
+            .to raise_error(ArgumentError, /misfires/)
+          expect { client.native.register_schedule("s", "shop", "order", "* * * * *", { misfires: "skip" }) }
+            .to raise_error(TaskerCore::ValidationError, /unknown field `misfires`/)
+          expect(client.schedules).to eq([])
+          expect { client.pause_schedule("s") }.to raise_error(TaskerCore::NotFoundError) { |e|
+            expect(e.code).to eq("not_found")
+          }
+        end
+      end
+    end
+  end
+
   describe "argument checking" do
     let(:client) { described_class.connect("memory:") }
     after { client.close }

@@ -113,6 +113,50 @@ module TaskerCore
       @native.reap_expired_leases(limit)
     end
 
+    # Registers (or replaces) the cron schedule +name+: a task of +namespace+/+template+ at each occurrence of
+    # +cron+ (5 or 6 fields, or @daily and the like), read in +timezone+ (an IANA zone; UTC when nil).
+    # context: is the context of every task it creates (checked against the template's schema now; {} when
+    # nil), priority: their priority (the template's when nil), version: the template version (the newest at
+    # each fire when nil), misfire: what happens to occurrences missed while nothing ran, :skip (the default)
+    # or :run_once, as a Symbol or a String. Registering an unchanged definition again changes nothing.
+    # Workers fire due schedules in their maintenance pass; #fire_schedules does one pass now.
+    def register_schedule(name, namespace, template, cron, context: nil, version: nil, timezone: nil,
+                          priority: nil, misfire: nil)
+      opts = { version: version, timezone: timezone, context: context, priority: priority, misfire: misfire }
+      @native.register_schedule(name, namespace, template, cron, opts)
+    end
+
+    # Stops a schedule from firing until #resume_schedule; a paused schedule has no next_fire_at.
+    def pause_schedule(name)
+      @native.pause_schedule(name)
+    end
+
+    # Lets a paused schedule fire again, from its next occurrence after now.
+    def resume_schedule(name)
+      @native.resume_schedule(name)
+    end
+
+    # Removes a schedule and returns it as it was; the tasks it created stay.
+    def remove_schedule(name)
+      @native.remove_schedule(name)
+    end
+
+    # Every registered schedule, by name.
+    def schedules
+      @native.schedules
+    end
+
+    # One schedule by name; NotFoundError when there is none.
+    def schedule(name)
+      @native.schedule(name)
+    end
+
+    # Creates the tasks of the schedules that fell due, one per occurrence however many processes call it;
+    # returns a ScheduleReport.
+    def fire_schedules
+      @native.fire_schedules
+    end
+
     def health
       @native.health
     end

@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "time"
 require "yaml"
 
 # Replays one tests/scenarios/*.yaml file through the Ruby API with Ruby handlers that follow the file's
@@ -169,7 +170,73 @@ class ScenarioRunner
     when "check"
       collect_events
       a.each { |alias_, want| check_task("#{at}.#{alias_}", alias_, want) }
+    when "register_schedule"
+      s = expect_outcome(at, a["expect_error"]) do
+        @client.register_schedule(a["name"], a["namespace"], a["template"], a["cron"],
+                                  context: a["context"], version: a["version"], timezone: a["timezone"],
+                                  priority: a["priority"], misfire: a["misfire"])
+      end
+      check_schedule(at, s, a["expect"]) if s
+    when "pause_schedule", "resume_schedule", "remove_schedule"
+      s = expect_outcome(at, a["expect_error"]) { @client.public_send(verb, a["schedule"]) }
+      check_schedule(at, s, a["expect"]) if s
+    when "fire_schedules" then fire_schedules(at, a)
+    when "check_schedules"
+      a.each do |name, want|
+        check_schedule("#{at}.#{name}", reading("#{at}.#{name}") { @client.schedule(name) }, want)
+      end
     else raise Stop, "#{at}: unknown action #{verb}"
+    end
+  end
+
+  # The value of the block; an error of it ends the replay, naming where.
+  def reading(at)
+    yield
+  rescue TaskerCore::Error => e
+    raise Stop, "#{at}: #{e.message}"
+  end
+
+  # `fire_schedules`: one pass, its counts checked; each entry of `tasks` names the task the pass created for
+  # a schedule (its last task, which no alias may name yet).
+  def fire_schedules(at, a)
+    r = reading(at) { @client.fire_schedules }
+    { "fired" => r.fired, "missed" => r.missed, "failed" => r.failed }.each do |k, found|
+      want = a["expect_#{k}"]
+      @problems << "#{at}: expected #{k} #{want}, found #{found}" if !want.nil? && want != found
+    end
+    (a["tasks"] || {}).each do |alias_, name|
+      id = reading("#{at}.tasks.#{alias_}") { @client.schedule(name) }.last_task_id
+      raise Stop, "#{at}.tasks.#{alias_}: schedule #{name.inspect} has created no task" unless id
+      if @tasks.each_value.any? { |t| t.id == id }
+        raise Stop, "#{at}.tasks.#{alias_}: the last task of schedule #{name.inspect} is not new to this pass"
+      end
+
+      @tasks[alias_] = reading("#{at}.tasks.#{alias_}") { @client.task(id) }
+    end
+  end
+
+  # A ScheduleExpectation: absent keys are not checked; times are RFC 3339, compared as instants with the
+  # Time the client returns, and null asserts there is none.
+  def check_schedule(at, s, want)
+    return unless want
+
+    %w[paused fired missed].each do |k|
+      found = s.public_send(k)
+      @problems << "#{at}.#{k}: expected #{want[k].inspect}, found #{found.inspect}" if want.key?(k) && want[k] != found
+    end
+    %w[next_fire_at last_fire_at].each do |k|
+      next unless want.key?(k)
+
+      expected = begin
+        want[k] && Time.iso8601(want[k])
+      rescue ArgumentError, TypeError => e
+        next @problems << "#{at}.#{k}: malformed expectation #{want[k].inspect} (#{e.message})"
+      end
+      found = s.public_send(k)
+      next if expected == found
+
+      shown = ->(t) { t ? t.utc.iso8601(3) : "none" }
+      @problems << "#{at}.#{k}: expected #{shown.call(expected)}, found #{shown.call(found)}"
     end
   end
 
