@@ -37,10 +37,8 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     // Every task uses paths relative to the workspace root, whichever directory cargo was started from.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask has no parent directory")?;
-    std::env::set_current_dir(root).with_context(|| format!("could not enter {}", root.display()))?;
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root).with_context(|| format!("could not enter {}", root.display()))?;
 
     let mut args = Args(std::env::args().skip(1).collect());
     if args.flag("--help") || args.flag("-h") {
@@ -243,4 +241,22 @@ mod tests {
         assert!(a.flag("--quick"));
         assert!(a.finish().is_err());
     }
+}
+
+/// The checkout `cargo xtask` was started in: the nearest directory at or above the current one that holds
+/// `xtask/Cargo.toml` and a `Cargo.toml`, else the checkout this binary was built from. Checkouts that share
+/// one target dir (git worktrees with `CARGO_TARGET_DIR` set) share one `xtask` binary too, which cargo may
+/// reuse as built from another checkout; the compile-time path alone would then test that other checkout.
+fn workspace_root() -> Result<std::path::PathBuf> {
+    let here = std::env::current_dir().context("could not read the current directory")?;
+    if let Some(root) = here
+        .ancestors()
+        .find(|d| d.join("Cargo.toml").is_file() && d.join("xtask/Cargo.toml").is_file())
+    {
+        return Ok(root.to_path_buf());
+    }
+    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent directory")?
+        .to_path_buf())
 }
