@@ -291,6 +291,10 @@ impl Log {
             },
             step.name.clone(),
         );
+        // A keyed step that stops running frees a slot of its key, which a waiting step may take now.
+        if step.state == StepState::InProgress && to != StepState::InProgress && step.concurrency_key.is_some() {
+            self.wake = true;
+        }
         step.state = to;
         step.updated_at = now;
         if to.is_terminal() {
@@ -783,7 +787,8 @@ impl Engine {
         }
         check_priority("task", req.priority)?;
         self.check_context(rec, &req.context)?;
-        let (task, steps, edges, log) = build_task(rec, req, tags, now);
+        let keys = concurrency_keys(rec, &req.context)?;
+        let (task, steps, edges, log) = build_task(rec, req, tags, &keys, now);
         Ok(PreparedTask {
             key: req.idempotency_key.clone(),
             task,
@@ -1550,7 +1555,11 @@ impl Engine {
             .ok_or_else(|| Error::not_found("task", task_id))?;
         let steps = store.step_list(task_id).await?;
         let edges = store.edge_list(task_id).await?;
-        let mut ex = explain_rows(&task, &steps, &edges, self.now());
+        let mut keys: Vec<String> = steps.iter().filter_map(|s| s.concurrency_key.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        let running: HashMap<String, i64> = store.step_running_counts(&keys).await?.into_iter().collect();
+        let mut ex = explain_rows(&task, &steps, &edges, &running, self.now());
         if let Some(name) = task
             .initiator
             .as_deref()
@@ -1785,10 +1794,26 @@ fn check_priority(what: &'static str, priority: Option<i32>) -> Result<()> {
     }
 }
 
+/// The concurrency key of each template step (in declaration order) for a task of `context`; a pointer that
+/// finds no scalar is a `validation` error, raised before anything is written.
+fn concurrency_keys(rec: &TemplateRecord, context: &Value) -> Result<Vec<Option<String>>> {
+    rec.template
+        .steps
+        .iter()
+        .map(|s| {
+            s.concurrency
+                .as_ref()
+                .map(|c| c.resolve(&rec.namespace, &rec.name, &s.name, context))
+                .transpose()
+        })
+        .collect()
+}
+
 fn build_task(
     rec: &TemplateRecord,
     req: &CreateTask,
     tags: Value,
+    keys: &[Option<String>],
     now: Timestamp,
 ) -> (Task, Vec<Step>, Vec<Edge>, Log) {
     let t = &rec.template;
@@ -1883,6 +1908,8 @@ fn build_task(
             finished_at: None,
             priority: s.priority.unwrap_or(task.priority),
             ready_at,
+            concurrency_key: keys[i].clone(),
+            concurrency_limit: s.concurrency.as_ref().map(|c| c.limit as i32),
         };
         log.push_step(
             StepTransition {
@@ -1906,8 +1933,15 @@ fn build_task(
     (task, steps, edges, log)
 }
 
-/// Readiness of every step from loaded rows.
-pub fn explain_rows(task: &Task, steps: &[Step], edges: &[Edge], now: Timestamp) -> Explain {
+/// Readiness of every step from loaded rows; `running` holds how many steps of each concurrency key are
+/// `in_progress` (a key left out has none).
+pub fn explain_rows(
+    task: &Task,
+    steps: &[Step],
+    edges: &[Edge],
+    running: &HashMap<String, i64>,
+    now: Timestamp,
+) -> Explain {
     let by_id: HashMap<Uuid, &Step> = steps.iter().map(|s| (s.id, s)).collect();
     let mut parents: HashMap<Uuid, Vec<(&str, StepState)>> = HashMap::new();
     for e in edges {
@@ -1930,6 +1964,10 @@ pub fn explain_rows(task: &Task, steps: &[Step], edges: &[Edge], now: Timestamp)
                     parents.get(&s.id).unwrap_or(&empty),
                     task.state,
                     task.held_until,
+                    s.concurrency_key
+                        .as_ref()
+                        .and_then(|k| running.get(k).copied())
+                        .unwrap_or(0),
                     now,
                 )
             })

@@ -123,6 +123,13 @@ pub struct Step {
     /// When the step became (or, waiting for a retry, becomes) claimable; claims of equal priority take the
     /// oldest first. Meaningful only while the step is claimable-shaped (pending or waiting, no parents left).
     pub ready_at: Timestamp,
+    /// The key of the template step's concurrency limit, resolved against the context at creation (see
+    /// [`crate::template::ConcurrencyLimit::resolve`]); `None` for a step without a limit.
+    #[serde(default)]
+    pub concurrency_key: Option<String>,
+    /// How many steps with `concurrency_key` may be `in_progress` at once; set exactly when the key is.
+    #[serde(default)]
+    pub concurrency_limit: Option<i32>,
 }
 
 impl Step {

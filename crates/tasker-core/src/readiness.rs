@@ -5,7 +5,9 @@
 //! - every parent is `complete` or `resolved_manually`;
 //! - its `next_attempt_at` is null or not in the future;
 //! - it has parents, or its task is not held for a start time still in the future (`Task::held_until`);
-//! - its task is `pending` or `in_progress`.
+//! - its task is `pending` or `in_progress`;
+//! - it has no concurrency limit, or fewer than its limit steps of its concurrency key are `in_progress`
+//!   (docs/adr/0008-keyed-concurrency-limits.md).
 //!
 //! Among ready steps, claims take the highest `priority` first, then the oldest `ready_at`, then the
 //! oldest id ([`Step::claim_order`]).
@@ -44,6 +46,13 @@ pub struct StepReadiness {
     pub attempts_exhausted: bool,
     pub task_runnable: bool,
     pub lease_expires_at: Option<Timestamp>,
+    /// The step's concurrency key (its limit's name or template step, and the context value), if its
+    /// template step declares a concurrency limit.
+    pub concurrency_key: Option<String>,
+    /// How many steps of `concurrency_key` may run at once.
+    pub concurrency_limit: Option<i32>,
+    /// How many steps of `concurrency_key` are `in_progress` now, this one included if it runs.
+    pub concurrency_running: Option<i64>,
     /// Human-readable reasons, one per fact above that keeps the step from running.
     pub reasons: Vec<String>,
 }
@@ -77,13 +86,20 @@ pub fn scheduled_for(held_until: Option<Timestamp>, now: Timestamp) -> Option<Ti
     held_until.filter(|t| *t > now)
 }
 
+/// Whether a step of a key with `running` steps in progress may start under `limit`.
+pub fn has_slot(running: i64, limit: i32) -> bool {
+    running < i64::from(limit)
+}
+
 /// Evaluates readiness of `step`, given its parents (name and state), its task's state and hold
-/// ([`Task::held_until`](crate::model::Task::held_until)), and the time.
+/// ([`Task::held_until`](crate::model::Task::held_until)), how many steps of its concurrency key are
+/// `in_progress` (`running`; ignored for a step without a key), and the time.
 pub fn evaluate(
     step: &Step,
     parents: &[(&str, StepState)],
     task_state: TaskState,
     held_until: Option<Timestamp>,
+    running: i64,
     now: Timestamp,
 ) -> StepReadiness {
     let blocked_by: Vec<String> = parents
@@ -101,8 +117,17 @@ pub fn evaluate(
     let scheduled_for =
         scheduled_for(held_until, now).filter(|_| parents.is_empty() && step.state == StepState::Pending);
     let attempts_exhausted = step.state == StepState::Error && step.attempts >= step.max_attempts;
-    let ready =
-        state_is_claimable(step.state) && blocked_by.is_empty() && due && scheduled_for.is_none() && task_runnable;
+    let concurrency_running = step.concurrency_key.as_ref().map(|_| running);
+    let slot = match (&step.concurrency_key, step.concurrency_limit) {
+        (Some(_), Some(limit)) => has_slot(running, limit),
+        _ => true,
+    };
+    let ready = state_is_claimable(step.state)
+        && blocked_by.is_empty()
+        && due
+        && scheduled_for.is_none()
+        && task_runnable
+        && slot;
 
     let mut reasons = Vec::new();
     match step.state {
@@ -139,6 +164,13 @@ pub fn evaluate(
     if !task_runnable && !step.state.is_terminal() {
         reasons.push(format!("task is {task_state}"));
     }
+    if let (Some(key), Some(limit)) = (&step.concurrency_key, step.concurrency_limit) {
+        if state_is_claimable(step.state) && !slot {
+            reasons.push(format!(
+                "waits for a concurrency slot: key {key} has {running} of {limit} running"
+            ));
+        }
+    }
     if ready {
         reasons.push("ready".to_string());
     }
@@ -162,6 +194,9 @@ pub fn evaluate(
         } else {
             None
         },
+        concurrency_key: step.concurrency_key.clone(),
+        concurrency_limit: step.concurrency_limit,
+        concurrency_running,
         reasons,
     }
 }

@@ -22,6 +22,84 @@ pub const MAX_TIMEOUT_SECONDS: u32 = 86_400;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 300;
 /// Priorities lie in `-MAX_PRIORITY..=MAX_PRIORITY`; higher runs first.
 pub const MAX_PRIORITY: i32 = 1000;
+/// The largest `concurrency.limit` accepted.
+pub const MAX_CONCURRENCY_LIMIT: u32 = 10_000;
+
+/// A cap on how many runs of a step that share a key may be `in_progress` at once, across every worker
+/// (docs/adr/0008-keyed-concurrency-limits.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConcurrencyLimit {
+    /// An RFC 6901 JSON pointer into the task context (`/customer_id`); its value is the key.
+    pub key: String,
+    /// At most this many steps with the same key run at once, in `1..=MAX_CONCURRENCY_LIMIT`.
+    pub limit: u32,
+    /// Steps (of any template) that give the same name share one limit per key value; without a name the
+    /// limit belongs to this step of this template alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl ConcurrencyLimit {
+    /// The key a step of a task with `context` runs under: `<name>:<value>` when the limit is named, else
+    /// `<namespace>/<template>/<step>:<value>`, where a string value is taken as-is and a number or boolean
+    /// by its JSON text. A pointer that finds nothing, `null`, a list or a mapping is a `validation` error
+    /// naming the step and the pointer.
+    pub fn resolve(&self, namespace: &str, template: &str, step: &str, context: &Value) -> Result<String> {
+        let found = context.pointer(&self.key);
+        let value = match found {
+            Some(Value::String(s)) => s.clone(),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+            other => {
+                let found = match other {
+                    None => "nothing".to_string(),
+                    Some(v) => type_name(v).to_string(),
+                };
+                return Err(Error::field(
+                    "task",
+                    pointer_path("context", &self.key),
+                    format!(
+                        "step {step:?} limits its concurrency by {:?}: expected a string, number or boolean \
+                         there, found {found}",
+                        self.key
+                    ),
+                ));
+            }
+        };
+        Ok(match &self.name {
+            Some(n) => format!("{n}:{value}"),
+            None => format!("{namespace}/{template}/{step}:{value}"),
+        })
+    }
+}
+
+/// The dotted field path of an RFC 6901 pointer under `root`, as validation errors name fields:
+/// `/customer/id` under `context` is `context.customer.id`.
+fn pointer_path(root: &str, pointer: &str) -> String {
+    let mut path = root.to_string();
+    for token in pointer.split('/').skip(1) {
+        path.push('.');
+        path.push_str(&token.replace("~1", "/").replace("~0", "~"));
+    }
+    path
+}
+
+/// Whether `s` is an RFC 6901 JSON pointer: empty, or `/`-separated tokens in which `~` is only ever
+/// followed by `0` or `1`.
+pub fn is_json_pointer(s: &str) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    if !s.starts_with('/') {
+        return false;
+    }
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
+            return false;
+        }
+    }
+    true
+}
 
 /// One step of a validated template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +118,10 @@ pub struct StepTemplate {
     /// Overrides the task's priority for this step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
+    /// At most `limit` runs of this step (or of every step naming the same limit) with the same key value
+    /// run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyLimit>,
 }
 
 /// A validated workflow definition, with defaults applied to every step.
@@ -648,6 +730,31 @@ impl Walker {
                 self.err(p, m);
             }
         }
+        // Steps that share a named limit share its number too: one key, one limit.
+        let mut limits: HashMap<&str, (usize, u32)> = HashMap::new();
+        for (i, s) in &out {
+            let Some(ConcurrencyLimit {
+                name: Some(n), limit, ..
+            }) = &s.concurrency
+            else {
+                continue;
+            };
+            match limits.get(n.as_str()) {
+                Some((first, l)) if l != limit => {
+                    self.err(
+                        format!("steps[{i}].concurrency.limit"),
+                        format!(
+                            "expected {l}, the limit steps[{first}] gives the concurrency limit {n:?}, found {limit}"
+                        ),
+                    );
+                    ok = false;
+                }
+                Some(_) => {}
+                None => {
+                    limits.insert(n, (*i, *limit));
+                }
+            }
+        }
         ok.then(|| out.into_iter().map(|(_, s)| s).collect())
     }
 
@@ -668,6 +775,7 @@ impl Walker {
                 "retry",
                 "timeout_seconds",
                 "priority",
+                "concurrency",
             ],
         );
         let name = self.name_field(map, "name", path);
@@ -723,6 +831,7 @@ impl Walker {
             None => d.timeout_seconds,
         };
         let priority = self.priority(map, path);
+        let concurrency = self.concurrency(map.get("concurrency"), path);
         Some(StepTemplate {
             name: name?,
             handler: handler?,
@@ -732,7 +841,73 @@ impl Walker {
             retry,
             timeout_seconds,
             priority: priority?,
+            concurrency: concurrency?,
         })
+    }
+
+    fn concurrency(&mut self, v: Option<&Value>, path: &str) -> Option<Option<ConcurrencyLimit>> {
+        let p = format!("{path}.concurrency");
+        let map = match v {
+            None | Some(Value::Null) => return Some(None),
+            Some(Value::Object(map)) => map,
+            Some(other) => {
+                self.err(
+                    p,
+                    format!(
+                        "expected a mapping such as {{ key: \"/customer_id\", limit: 1 }}, found {}",
+                        type_name(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        self.unknown_keys(map, &p, &["key", "limit", "name"]);
+        let key = match map.get("key") {
+            None | Some(Value::Null) => {
+                self.err(format!("{p}.key"), "is required");
+                None
+            }
+            Some(Value::String(s)) if !s.is_empty() && is_json_pointer(s) => Some(s.clone()),
+            Some(Value::String(s)) => {
+                self.err(
+                    format!("{p}.key"),
+                    format!("expected a JSON pointer into the context such as \"/customer_id\", found {s:?}"),
+                );
+                None
+            }
+            Some(other) => {
+                self.err(
+                    format!("{p}.key"),
+                    format!("expected a JSON pointer string, found {}", type_name(other)),
+                );
+                None
+            }
+        };
+        let limit = match map.get("limit") {
+            None | Some(Value::Null) => {
+                self.err(format!("{p}.limit"), "is required");
+                None
+            }
+            Some(l) => self
+                .int_in(l, &format!("{p}.limit"), 1, u64::from(MAX_CONCURRENCY_LIMIT))
+                .map(|n| n as u32),
+        };
+        let name = match map.get("name") {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(s)) if is_name(s) => Some(Some(s.clone())),
+            Some(other) => {
+                self.err(
+                    format!("{p}.name"),
+                    format!("expected 1-128 characters of [a-z0-9_.-], found {other}"),
+                );
+                None
+            }
+        };
+        Some(Some(ConcurrencyLimit {
+            key: key?,
+            limit: limit?,
+            name: name?,
+        }))
     }
 }
 
@@ -873,6 +1048,67 @@ steps:
         );
         let paths: Vec<_> = e.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, vec!["steps[0].name", "steps[1].depends_on[0]"]);
+    }
+
+    #[test]
+    fn concurrency_limits_are_parsed_and_checked_field_by_field() {
+        let t = Template::parse(
+            "namespace: a\nname: b\nversion: 1.0.0\nsteps:\n  - {name: s, handler: h, concurrency: {key: /customer/id, limit: 2}}\n  - {name: t, handler: h, concurrency: {key: /c, limit: 1, name: charges}}\n",
+        )
+        .unwrap();
+        let c = t.steps[0].concurrency.clone().unwrap();
+        assert_eq!((c.key.as_str(), c.limit, c.name.as_deref()), ("/customer/id", 2, None));
+        let ctx = serde_json::json!({"customer": {"id": 7}, "c": "acme", "l": [1], "n": null});
+        assert_eq!(c.resolve("a", "b", "s", &ctx).unwrap(), "a/b/s:7");
+        let named = t.steps[1].concurrency.clone().unwrap();
+        assert_eq!(named.resolve("a", "b", "t", &ctx).unwrap(), "charges:acme");
+        for key in ["/l", "/n", "/missing"] {
+            let c = ConcurrencyLimit {
+                key: key.into(),
+                limit: 1,
+                name: None,
+            };
+            let err = c.resolve("a", "b", "s", &ctx).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Validation, "{key}");
+            let Error::Validation { errors, .. } = err else {
+                panic!()
+            };
+            assert_eq!(errors[0].path, format!("context.{}", &key[1..]));
+        }
+
+        let e = errors_of(
+            "namespace: a\nname: b\nversion: 1.0.0\nsteps:\n  - {name: s, handler: h, concurrency: {key: customer, limit: 0, name: Bad Name, extra: 1}}\n  - {name: t, handler: h, concurrency: 3}\n  - {name: u, handler: h, concurrency: {}}\n",
+        );
+        let paths: Vec<_> = e.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "steps[0].concurrency.extra",
+                "steps[0].concurrency.key",
+                "steps[0].concurrency.limit",
+                "steps[0].concurrency.name",
+                "steps[1].concurrency",
+                "steps[2].concurrency.key",
+                "steps[2].concurrency.limit",
+            ]
+        );
+        // One named limit, one number.
+        let e = errors_of(
+            "namespace: a\nname: b\nversion: 1.0.0\nsteps:\n  - {name: s, handler: h, concurrency: {key: /c, limit: 1, name: n}}\n  - {name: t, handler: h, concurrency: {key: /d, limit: 2, name: n}}\n",
+        );
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].path, "steps[1].concurrency.limit");
+        assert!(e[0].message.contains("expected 1"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn json_pointers_follow_rfc_6901() {
+        for ok in ["", "/", "/a", "/a/0", "/a~0b/c~1d"] {
+            assert!(is_json_pointer(ok), "{ok:?}");
+        }
+        for bad in ["a", "a/b", "/a~", "/a~2"] {
+            assert!(!is_json_pointer(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use super::{check_context_object, check_priority, CreateTask, Engine, Log};
+use super::{check_context_object, check_priority, concurrency_keys, CreateTask, Engine, Log};
 use crate::clock::Timestamp;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::TemplateRecord;
@@ -38,7 +38,7 @@ type TemplateKey = (String, String, Option<String>);
 impl Engine {
     /// Registers a schedule that creates a task of `namespace`/`template` at each occurrence of its cron
     /// expression. The expression, zone, priority, template and context are checked now (the context against
-    /// the template's schema), so a bad schedule fails here rather than at its first occurrence.
+    /// the template's schema and its steps' concurrency keys), so a bad schedule fails here rather than at its first occurrence.
     ///
     /// Registering a name again replaces its definition, so every process may register its schedules at
     /// start-up: an unchanged definition is left as it is (the same next occurrence, counters and pause);
@@ -53,6 +53,7 @@ impl Engine {
             .await?;
         check_context_object("schedule", &req.context)?;
         self.check_context(&rec, &req.context)?;
+        concurrency_keys(&rec, &req.context)?;
         let now = self.now();
         let next = spec
             .next_after(now)

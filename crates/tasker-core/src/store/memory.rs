@@ -17,7 +17,7 @@ use crate::analytics::finished_summary;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::readiness::{is_due, state_is_claimable};
+use crate::readiness::{has_slot, is_due, state_is_claimable};
 use crate::schedule::Schedule;
 use crate::state::{StepState, TaskState};
 
@@ -38,6 +38,9 @@ struct State {
     candidates: BTreeSet<ClaimOrder>,
     /// Held tasks by the time their hold ends.
     held: BTreeSet<(Timestamp, Uuid)>,
+    /// How many steps of each concurrency key are `in_progress`, kept by `put_step` and `remove_step` (every
+    /// change of a step, rollbacks included, goes through them), so it always equals a count of the rows.
+    running: HashMap<String, i64>,
     schedules: BTreeMap<String, Schedule>,
 }
 
@@ -49,19 +52,38 @@ fn is_candidate(s: &Step) -> bool {
 
 impl State {
     fn put_step(&mut self, step: Step) {
-        if let Some(old) = self.steps.get(&step.id) {
+        if let Some(old) = self.steps.remove(&step.id) {
             self.candidates.remove(&old.claim_order());
+            self.count_running(&old, -1);
         }
         if is_candidate(&step) {
             self.candidates.insert(step.claim_order());
         }
+        self.count_running(&step, 1);
         self.steps.insert(step.id, step);
     }
 
     fn remove_step(&mut self, id: Uuid) {
         if let Some(old) = self.steps.remove(&id) {
             self.candidates.remove(&old.claim_order());
+            self.count_running(&old, -1);
         }
+    }
+
+    fn count_running(&mut self, s: &Step, by: i64) {
+        let Some(key) = s.concurrency_key.as_ref().filter(|_| s.state == StepState::InProgress) else {
+            return;
+        };
+        let n = self.running.entry(key.clone()).or_insert(0);
+        *n += by;
+        if *n == 0 {
+            self.running.remove(key);
+        }
+    }
+
+    /// How many steps of `key` are `in_progress`.
+    fn running_of(&self, key: &str) -> i64 {
+        self.running.get(key).copied().unwrap_or(0)
     }
 
     fn put_task(&mut self, task: Task) {
@@ -470,6 +492,15 @@ impl Store for MemoryStore {
         Ok(retry.into_iter().chain(hold).min())
     }
 
+    async fn step_running_counts(&self, keys: &[String]) -> Result<Vec<(String, i64)>> {
+        let st = self.read().await?;
+        Ok(keys
+            .iter()
+            .map(|k| (k.clone(), st.running_of(k)))
+            .filter(|(_, n)| *n > 0)
+            .collect())
+    }
+
     async fn schedule_list(&self) -> Result<Vec<Schedule>> {
         Ok(self.read().await?.schedules.values().cloned().collect())
     }
@@ -649,13 +680,27 @@ impl StoreTx for MemTx {
     async fn step_claim(&mut self, p: &ClaimParams) -> Result<Vec<ClaimedRow>> {
         self.release_due_holds(p.now);
         let st = self.st();
-        let picked: Vec<Uuid> = st
+        // A keyed step is taken only while fewer than its limit steps of its key run, counting the ones this
+        // claim took before it (in claim order); one that does not fit is passed over, not waited for.
+        let mut taken: HashMap<&str, i64> = HashMap::new();
+        let mut picked: Vec<Uuid> = Vec::new();
+        for s in st
             .candidate_steps()
             .filter(|s| p.handler_keys.contains(&s.handler_key) && is_due(s.next_attempt_at, p.now))
             .filter(|s| st.tasks.get(&s.task_id).is_some_and(|t| t.state.is_runnable()))
-            .take(p.limit as usize)
-            .map(|s| s.id)
-            .collect();
+        {
+            if picked.len() >= p.limit as usize {
+                break;
+            }
+            if let Some(key) = s.concurrency_key.as_deref() {
+                let n = taken.entry(key).or_insert(0);
+                if !has_slot(st.running_of(key) + *n, s.concurrency_limit.unwrap_or(0)) {
+                    continue;
+                }
+                *n += 1;
+            }
+            picked.push(s.id);
+        }
         let mut out = Vec::with_capacity(picked.len());
         for id in picked {
             self.touch_step(id);

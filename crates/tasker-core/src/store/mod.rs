@@ -258,6 +258,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// is runnable; how long an idle worker may sleep.
     async fn next_retry_at(&self, handler_keys: &[String]) -> Result<Option<Timestamp>>;
 
+    /// How many steps of each of these concurrency keys are `in_progress` now, as (key, count); a key with
+    /// none running is left out. What `explain` tells of a keyed step's slot.
+    async fn step_running_counts(&self, keys: &[String]) -> Result<Vec<(String, i64)>>;
+
     /// The store's own clock, for a store that several machines share (PostgreSQL: the server's
     /// `clock_timestamp()`); `None` for a store whose clock is this machine's.
     /// Every schedule, by name.
@@ -581,6 +585,8 @@ pub(crate) mod fixtures {
             finished_at: None,
             priority: task.priority,
             ready_at: task.created_at,
+            concurrency_key: None,
+            concurrency_limit: None,
         }
     }
 

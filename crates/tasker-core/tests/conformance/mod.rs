@@ -1,5 +1,6 @@
 //! The conformance suite: engine behaviour, written once, run against every store.
 
+mod cases_concurrency;
 mod cases_execution;
 mod cases_operator;
 mod cases_schedules;
@@ -28,6 +29,7 @@ macro_rules! conformance {
 }
 
 mod cases {
+    pub use super::cases_concurrency::*;
     pub use super::cases_execution::*;
     pub use super::cases_operator::*;
     pub use super::cases_schedules::*;
@@ -45,6 +47,17 @@ conformance!(
     template_and_step_priorities_apply,
     priorities_out_of_range_are_rejected_and_write_nothing,
     a_retry_queues_by_the_time_it_falls_due,
+    // keyed concurrency limits
+    a_key_at_its_limit_runs_one_step_at_a_time,
+    explain_says_a_step_waits_for_a_concurrency_slot,
+    steps_of_different_keys_run_side_by_side,
+    a_limit_above_one_lets_that_many_run,
+    keyed_and_unkeyed_steps_share_one_claim,
+    a_retried_failure_frees_its_slot,
+    a_reaped_lease_frees_its_slot,
+    a_named_limit_is_shared_across_templates,
+    bad_concurrency_limits_and_keys_are_typed_errors_and_write_nothing,
+    scheduled_tasks_get_their_concurrency_keys,
     // cron schedules
     a_schedule_creates_one_task_per_occurrence,
     missed_occurrences_are_skipped_or_run_once,

@@ -40,6 +40,10 @@ impl SqlRow for PgRow {
         c.get(column)
     }
 
+    fn opt_int32(c: &Cols<'_, Self>, column: &str) -> Result<Option<i32>> {
+        c.get(column)
+    }
+
     fn uuid(c: &Cols<'_, Self>, column: &str) -> Result<Uuid> {
         c.get(column)
     }

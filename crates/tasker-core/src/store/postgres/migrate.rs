@@ -38,6 +38,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "schedules",
         sql: include_str!("../../../migrations/postgres/0005_schedules.sql"),
     },
+    Migration {
+        version: 6,
+        description: "keyed concurrency limits",
+        sql: include_str!("../../../migrations/postgres/0006_keyed_concurrency_limits.sql"),
+    },
 ];
 
 /// The advisory lock key of migrations. Advisory locks are per database, so two tasker databases on one

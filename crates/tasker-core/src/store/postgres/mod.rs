@@ -106,6 +106,8 @@ pub struct PgStore {
     feed: PgPool,
     /// When claims next look for holds that fell due (see [`tx::Holds`]).
     holds: std::sync::Arc<tx::Holds>,
+    /// When claims run the keyed claim (see [`tx::Keyed`]).
+    keyed: std::sync::Arc<tx::Keyed>,
 }
 
 impl fmt::Debug for PgStore {
@@ -185,6 +187,7 @@ impl PgStore {
             closed: AtomicBool::new(false),
             listeners: Mutex::new(Vec::new()),
             holds: Default::default(),
+            keyed: Default::default(),
         })
     }
 }
@@ -344,6 +347,7 @@ impl Store for PgStore {
         Ok(Box::new(PgTx {
             tx,
             holds: self.holds.clone(),
+            keyed: self.keyed.clone(),
         }))
     }
 
@@ -648,6 +652,28 @@ impl Store for PgStore {
             self.holds.known(at);
         }
         Ok(next)
+    }
+
+    async fn step_running_counts(&self, keys: &[String]) -> Result<Vec<(String, i64)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The terms of steps_concurrency_running_idx.
+        let rows = sqlx::query(
+            "SELECT concurrency_key AS key, count(*) AS n FROM tasker.steps
+             WHERE state = 'in_progress' AND concurrency_key IS NOT NULL AND concurrency_key = ANY($1)
+             GROUP BY concurrency_key",
+        )
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let c = Cols::new(r, "steps");
+                Ok((c.text("key")?, c.int("n")?))
+            })
+            .collect()
     }
 
     async fn server_time(&self) -> Result<Option<Timestamp>> {

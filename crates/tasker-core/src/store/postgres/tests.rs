@@ -82,6 +82,7 @@ async fn begin_pg(store: &PgStore) -> PgTx {
     PgTx {
         tx: store.pool.begin().await.expect("begin"),
         holds: store.holds.clone(),
+        keyed: store.keyed.clone(),
     }
 }
 
@@ -233,6 +234,8 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
                 ("finished_at", TS),
                 ("priority", I),
                 ("ready_at", TS),
+                ("concurrency_key", T),
+                ("concurrency_limit", I),
             ],
         ),
         ("task_holds", &[("task_id", U), ("held_until", TS)]),
@@ -334,8 +337,10 @@ async fn fresh_migration_yields_exactly_the_expected_schema() {
             "step_transitions_xid_idx",
             "steps_claim_idx",
             "steps_claim_order_idx",
+            "steps_concurrency_running_idx",
             "steps_finished_at_idx",
             "steps_in_progress_idx",
+            "steps_keyed_claim_idx",
             "steps_pkey",
             "steps_retry_due_idx",
             "steps_task_id_name_key",

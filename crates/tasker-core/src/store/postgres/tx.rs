@@ -31,8 +31,9 @@ use crate::store::{ClaimInput, ClaimParams, ClaimedRow, StoreTx, OPERATOR_LOCK_W
 /// then oldest id), lock them (skipping rows another claimer or writer holds, instead of waiting), and move
 /// them to `in_progress`.
 ///
-/// Binds: now, handler keys (text[]), limit, worker id, lease expiry. The state and unfinished_parents terms
-/// repeat the claim indexes' WHERE clause word for word so that the planner can use those partial indexes.
+/// Binds: now, handler keys (text[]), limit, worker id, lease expiry. The state, unfinished_parents and
+/// concurrency_key terms repeat the claim indexes' WHERE clause word for word so that the planner can use
+/// those partial indexes. Steps with a concurrency key are left to the keyed claim ([`KEYED_KEYS_SQL`], [`keyed_claim_sql`]).
 /// Under READ COMMITTED a picked row that changed since the snapshot is re-checked against the WHERE
 /// clause once locked, so a row that stopped being ready is dropped, never claimed.
 ///
@@ -47,6 +48,7 @@ pub(super) fn claim_sql() -> String {
              FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
              WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
                AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= $1)
+               AND s.concurrency_key IS NULL
                AND s.handler_key = ANY($2)
                AND t.state IN ('pending', 'in_progress')
              ORDER BY s.priority DESC, s.ready_at, s.id
@@ -61,6 +63,138 @@ pub(super) fn claim_sql() -> String {
          RETURNING {}, picked.from_state AS from_state, picked.task_state AS task_state",
         qualified(STEP_COLUMNS, "s")
     )
+}
+
+/// The keys of claimable keyed steps that have a free slot, at most $3 of them (the keys of the highest
+/// priorities and oldest ready times first), each with the largest limit its waiting steps declare; each key
+/// answered is locked for this transaction by `pg_try_advisory_xact_lock($4, hashtext(key))`, and a key
+/// another claimer holds is skipped, never waited for. Binds: now, handler keys, how many keys, lock class.
+///
+/// What this statement counts is only a hint: it is [`keyed_claim_sql`], a later statement with a later
+/// snapshot, that counts again under the locks and claims. A holder's claims are committed before its lock
+/// is released, so a claimer that gets the lock sees them. The try-lock sits outside the subquery, whose
+/// LIMIT keeps the planner from pushing it down: only the keys answered are locked.
+const KEYED_KEYS_SQL: &str = "SELECT k.key, k.cap FROM (
+         SELECT s.concurrency_key AS key, max(s.concurrency_limit) AS cap
+         FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
+         WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
+           AND s.concurrency_key IS NOT NULL
+           AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= $1)
+           AND s.handler_key = ANY($2)
+           AND t.state IN ('pending', 'in_progress')
+         GROUP BY s.concurrency_key
+         HAVING max(s.concurrency_limit) > (
+             SELECT count(*) FROM tasker.steps r
+             WHERE r.state = 'in_progress' AND r.concurrency_key IS NOT NULL
+               AND r.concurrency_key = s.concurrency_key)
+         ORDER BY max(s.priority) DESC, min(s.ready_at), s.concurrency_key
+         LIMIT $3
+     ) k
+     WHERE pg_try_advisory_xact_lock($4, hashtext(k.key))";
+
+/// The claim of keyed steps, for keys this transaction locked with [`KEYED_KEYS_SQL`]. Per key it counts the
+/// steps of that key in_progress now (`run.n`, under the lock, so no other claimer adds to it before this
+/// transaction commits) and locks, in claim order, up to `cap - n` claimable steps whose own limit is above
+/// `n`. Of those, the r-th (from 1) is claimed when `n + r` is within its own limit, so no step starts while
+/// its limit or more steps of its key run; then at most $3 of them all, in claim order. When every step of a
+/// key declares one limit (the case in practice) this is exactly the rule of the other stores; with mixed
+/// limits it may take fewer than they would in one claim, never more (docs/adr/0008-keyed-concurrency-limits.md).
+/// Binds: now, handler keys, limit, worker id, lease expiry, keys (text[]), their caps (integer[]).
+pub(super) fn keyed_claim_sql() -> String {
+    format!(
+        "WITH candidates AS (
+             SELECT c.id, c.from_state, c.task_state, c.priority, c.ready_at, c.lim, k.key, run.n
+             FROM unnest($6::text[], $7::integer[]) AS k(key, cap)
+             CROSS JOIN LATERAL (
+                 SELECT count(*) AS n FROM tasker.steps r
+                 WHERE r.state = 'in_progress' AND r.concurrency_key IS NOT NULL AND r.concurrency_key = k.key
+             ) run
+             CROSS JOIN LATERAL (
+                 SELECT s.id, s.state AS from_state, t.state AS task_state, s.priority, s.ready_at,
+                        s.concurrency_limit AS lim
+                 FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
+                 WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
+                   AND s.concurrency_key IS NOT NULL AND s.concurrency_key = k.key
+                   AND s.concurrency_limit > run.n
+                   AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= $1)
+                   AND s.handler_key = ANY($2)
+                   AND t.state IN ('pending', 'in_progress')
+                 ORDER BY s.priority DESC, s.ready_at, s.id
+                 LIMIT greatest(0, k.cap - run.n)
+                 FOR UPDATE OF s SKIP LOCKED
+             ) c
+         ),
+         picked AS (
+             SELECT r.id, r.from_state, r.task_state FROM (
+                 SELECT candidates.*, row_number() OVER (
+                     PARTITION BY candidates.key ORDER BY candidates.priority DESC, candidates.ready_at, candidates.id
+                 ) AS rank
+                 FROM candidates
+             ) r
+             WHERE r.n + r.rank <= r.lim
+             ORDER BY r.priority DESC, r.ready_at, r.id
+             LIMIT $3
+         )
+         UPDATE tasker.steps s
+         SET state = 'in_progress', attempts = s.attempts + 1, transition_count = s.transition_count + 1,
+             worker_id = $4, lease_expires_at = $5, started_at = $1, next_attempt_at = NULL, updated_at = $1
+         FROM picked
+         WHERE s.id = picked.id
+         RETURNING {}, picked.from_state AS from_state, picked.task_state AS task_state",
+        qualified(STEP_COLUMNS, "s")
+    )
+}
+
+/// The class of the advisory locks of concurrency keys (the two-integer form, which never meets the
+/// one-bigint maintenance lock); the key's `hashtext` is the other half. Two keys with the same hash share a
+/// lock: a claimer may skip a key for the length of another's claim transaction, nothing worse.
+const CONCURRENCY_LOCK_CLASS: i32 = 0x7463_6b79;
+
+/// When this process's claims run the keyed claim, which costs two statements. Claims carry no keyed work
+/// while none is known: the hot path (steps without a concurrency limit) stays one statement. A claim runs
+/// the keyed claim while keyed work was seen in the last second (this process created a keyed task, claimed
+/// or finished a keyed step, or its last keyed claim found a key with room), and otherwise once a second, for
+/// keyed work of other processes: keyed steps another process created, or slots another process freed, are
+/// claimed here within a second of this process's next claim (an idle worker claims at least once per poll
+/// interval). While keyed work is known the keyed claim runs before the main one, so a flood of unkeyed work
+/// cannot take every batch and starve keyed steps.
+#[derive(Debug)]
+pub(crate) struct Keyed {
+    /// Epoch milliseconds until which every claim runs the keyed claim.
+    busy_until: AtomicI64,
+    /// When claims last ran it, epoch milliseconds.
+    looked: AtomicI64,
+}
+
+impl Default for Keyed {
+    fn default() -> Self {
+        Keyed {
+            busy_until: AtomicI64::new(i64::MIN),
+            looked: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+/// How long keyed work that was seen keeps every claim looking, and how often claims look otherwise.
+const KEYED_LOOK_EVERY_MS: i64 = 1000;
+
+impl Keyed {
+    pub(super) fn seen(&self, now: Timestamp) {
+        self.busy_until.fetch_max(
+            now.timestamp_millis().saturating_add(KEYED_LOOK_EVERY_MS),
+            Ordering::AcqRel,
+        );
+    }
+
+    fn due(&self, now: Timestamp) -> bool {
+        let now = now.timestamp_millis();
+        now < self.busy_until.load(Ordering::Acquire)
+            || now.saturating_sub(self.looked.load(Ordering::Acquire)) >= KEYED_LOOK_EVERY_MS
+    }
+
+    fn looked(&self, now: Timestamp) {
+        self.looked.store(now.timestamp_millis(), Ordering::Release);
+    }
 }
 
 /// Releases the holds that fell due by $1, in one statement: deletes their task_holds rows (one per held
@@ -168,11 +302,50 @@ fn bind_task<'q>(q: Query<'q>, t: &'q Task) -> Query<'q> {
 pub(super) struct PgTx {
     pub(super) tx: Transaction<'static, Postgres>,
     pub(super) holds: std::sync::Arc<Holds>,
+    pub(super) keyed: std::sync::Arc<Keyed>,
 }
 
 impl PgTx {
     pub(super) fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+
+    /// Claims keyed steps with free slots ([`KEYED_KEYS_SQL`], then [`keyed_claim_sql`]); rows as the main
+    /// claim returns them.
+    async fn keyed_claim(&mut self, params: &ClaimParams) -> Result<Vec<sqlx::postgres::PgRow>> {
+        self.keyed.looked(params.now);
+        let keys = sqlx::query(KEYED_KEYS_SQL)
+            .bind(params.now)
+            .bind(&params.handler_keys)
+            // Each key answered has room for one step at least, so more keys than the claim's limit would only
+            // keep other claimers off keys this claim cannot use.
+            .bind(i64::from(params.limit))
+            .bind(CONCURRENCY_LOCK_CLASS)
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.keyed.seen(params.now);
+        let mut names = Vec::with_capacity(keys.len());
+        let mut limits = Vec::with_capacity(keys.len());
+        for row in &keys {
+            let c = Cols::new(row, "steps");
+            names.push(c.text("key")?);
+            limits.push(c.int32("cap")?);
+        }
+        sqlx::query(&keyed_claim_sql())
+            .bind(params.now)
+            .bind(&params.handler_keys)
+            .bind(i64::from(params.limit))
+            .bind(&params.worker_id)
+            .bind(params.lease_expires_at)
+            .bind(names)
+            .bind(limits)
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)
     }
 }
 
@@ -289,6 +462,8 @@ impl StoreTx for PgTx {
             let mut finished = Vec::with_capacity(n);
             let mut priorities = Vec::with_capacity(n);
             let mut ready = Vec::with_capacity(n);
+            let mut keys = Vec::with_capacity(n);
+            let mut limits = Vec::with_capacity(n);
             for s in steps {
                 ids.push(s.id);
                 task_ids.push(s.task_id);
@@ -314,6 +489,11 @@ impl StoreTx for PgTx {
                 finished.push(s.finished_at);
                 priorities.push(s.priority);
                 ready.push(s.ready_at);
+                keys.push(s.concurrency_key.as_deref());
+                limits.push(s.concurrency_limit);
+            }
+            if keys.iter().any(Option::is_some) {
+                self.keyed.seen(task.created_at);
             }
             let sql = format!(
                 "INSERT INTO tasker.steps ({STEP_COLUMNS})
@@ -321,7 +501,7 @@ impl StoreTx for PgTx {
                      $7::bigint[], $8::bigint[], $9::jsonb[], $10::bigint[], $11::jsonb[], $12::bigint[],
                      $13::timestamptz[], $14::timestamptz[], $15::text[], $16::jsonb[], $17::jsonb[], $18::bigint[],
                      $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::timestamptz[], $23::integer[],
-                     $24::timestamptz[])"
+                     $24::timestamptz[], $25::text[], $26::integer[])"
             );
             sqlx::query(&sql)
                 .bind(ids)
@@ -348,6 +528,8 @@ impl StoreTx for PgTx {
                 .bind(finished)
                 .bind(priorities)
                 .bind(ready)
+                .bind(keys)
+                .bind(limits)
                 .execute(self.conn())
                 .await
                 .map_err(db_err)?;
@@ -484,6 +666,10 @@ impl StoreTx for PgTx {
         if steps.is_empty() {
             return Ok(());
         }
+        // A keyed step that leaves in_progress frees a slot: this process's next claims look for keyed work.
+        if let Some(s) = steps.iter().find(|s| s.concurrency_key.is_some()) {
+            self.keyed.seen(s.updated_at);
+        }
         let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
         let states: Vec<&str> = steps.iter().map(|s| s.state.as_str()).collect();
         let attempts: Vec<i64> = steps.iter().map(|s| s.attempts).collect();
@@ -562,12 +748,16 @@ impl StoreTx for PgTx {
     }
 
     async fn step_update(&mut self, s: &Step) -> Result<()> {
+        if s.concurrency_key.is_some() {
+            self.keyed.seen(s.updated_at);
+        }
         let done = sqlx::query(
             "UPDATE tasker.steps SET task_id = $1, name = $2, handler_key = $3, position = $4, state = $5,
                  attempts = $6, max_attempts = $7, retry = $8, timeout_seconds = $9, config = $10,
                  unfinished_parents = $11, next_attempt_at = $12, lease_expires_at = $13, worker_id = $14,
                  result = $15, error = $16, transition_count = $17, created_at = $18, updated_at = $19,
-                 started_at = $20, finished_at = $21, ready_at = $23
+                 started_at = $20, finished_at = $21, ready_at = $23, concurrency_key = $24,
+                 concurrency_limit = $25
              WHERE id = $22",
         )
         .bind(s.task_id)
@@ -593,6 +783,8 @@ impl StoreTx for PgTx {
         .bind(s.finished_at)
         .bind(s.id)
         .bind(s.ready_at)
+        .bind(&s.concurrency_key)
+        .bind(s.concurrency_limit)
         .execute(self.conn())
         .await
         .map_err(db_err)?;
@@ -616,15 +808,26 @@ impl StoreTx for PgTx {
             let next = Cols::new(&row, "task_holds").opt_ts("next_at")?;
             self.holds.looked(params.now, next);
         }
-        let found = sqlx::query(&claim_sql())
-            .bind(params.now)
-            .bind(&params.handler_keys)
-            .bind(i64::from(params.limit))
-            .bind(&params.worker_id)
-            .bind(params.lease_expires_at)
-            .fetch_all(self.conn())
-            .await
-            .map_err(db_err)?;
+        // Keyed steps first, while keyed work is known: under a steady flow of unkeyed work the main claim
+        // fills every batch, and keyed steps would never run.
+        let mut found = Vec::new();
+        if self.keyed.due(params.now) {
+            found = self.keyed_claim(params).await?;
+        }
+        let left = params.limit.saturating_sub(found.len() as u32);
+        if left > 0 {
+            found.extend(
+                sqlx::query(&claim_sql())
+                    .bind(params.now)
+                    .bind(&params.handler_keys)
+                    .bind(i64::from(left))
+                    .bind(&params.worker_id)
+                    .bind(params.lease_expires_at)
+                    .fetch_all(self.conn())
+                    .await
+                    .map_err(db_err)?,
+            );
+        }
         let mut claimed = Vec::with_capacity(found.len());
         for row in &found {
             let c = Cols::new(row, "steps");

@@ -24,7 +24,8 @@ pub(crate) const TASK_COLUMNS: &str = "id, template_id, namespace, name, version
 
 pub(crate) const STEP_COLUMNS: &str = "id, task_id, name, handler_key, position, state, attempts, max_attempts, \
      retry, timeout_seconds, config, unfinished_parents, next_attempt_at, lease_expires_at, worker_id, result, error, \
-     transition_count, created_at, updated_at, started_at, finished_at, priority, ready_at";
+     transition_count, created_at, updated_at, started_at, finished_at, priority, ready_at, concurrency_key, \
+     concurrency_limit";
 
 pub(crate) const STEP_TRANSITION_COLUMNS: &str =
     "id, step_id, task_id, from_state, to_state, event, attempt, worker_id, metadata, sort_key, created_at";
@@ -39,6 +40,7 @@ pub(crate) trait SqlRow: Row + Sized {
     fn opt_text(c: &Cols<'_, Self>, column: &str) -> Result<Option<String>>;
     fn int(c: &Cols<'_, Self>, column: &str) -> Result<i64>;
     fn int32(c: &Cols<'_, Self>, column: &str) -> Result<i32>;
+    fn opt_int32(c: &Cols<'_, Self>, column: &str) -> Result<Option<i32>>;
     fn uuid(c: &Cols<'_, Self>, column: &str) -> Result<Uuid>;
     fn ts(c: &Cols<'_, Self>, column: &str) -> Result<Timestamp>;
     fn opt_ts(c: &Cols<'_, Self>, column: &str) -> Result<Option<Timestamp>>;
@@ -86,6 +88,10 @@ impl<R: SqlRow> Cols<'_, R> {
 
     pub(crate) fn int32(&self, column: &str) -> Result<i32> {
         R::int32(self, column)
+    }
+
+    pub(crate) fn opt_int32(&self, column: &str) -> Result<Option<i32>> {
+        R::opt_int32(self, column)
     }
 
     pub(crate) fn uuid(&self, column: &str) -> Result<Uuid> {
@@ -202,6 +208,8 @@ pub(crate) fn step_from_row<R: SqlRow>(row: &R) -> Result<Step> {
         finished_at: c.opt_ts("finished_at")?,
         priority: c.int32("priority")?,
         ready_at: c.ts("ready_at")?,
+        concurrency_key: c.opt_text("concurrency_key")?,
+        concurrency_limit: c.opt_int32("concurrency_limit")?,
     })
 }
 

@@ -62,6 +62,12 @@ impl SqlRow for SqliteRow {
         i32::try_from(v).map_err(|_| c.corrupt(column, format!("{v} out of range")))
     }
 
+    fn opt_int32(c: &Cols<'_, Self>, column: &str) -> Result<Option<i32>> {
+        c.get::<Option<i64>>(column)?
+            .map(|v| i32::try_from(v).map_err(|_| c.corrupt(column, format!("{v} out of range"))))
+            .transpose()
+    }
+
     fn uuid(c: &Cols<'_, Self>, column: &str) -> Result<Uuid> {
         let s = c.text(column)?;
         Uuid::parse_str(&s).map_err(|e| c.corrupt(column, format!("expected a uuid, found {s:?} ({e})")))
@@ -121,6 +127,8 @@ pub(super) struct PackedStep(
     Option<i64>,
     i32,
     i64,
+    Option<String>,
+    Option<i64>,
 );
 
 impl PackedStep {
@@ -160,6 +168,11 @@ impl PackedStep {
             finished_at: opt_ts("finished_at", self.21)?,
             priority: self.22,
             ready_at: ts("ready_at", self.23)?,
+            concurrency_key: self.24,
+            concurrency_limit: self
+                .25
+                .map(|v| i32::try_from(v).map_err(|_| corrupt("concurrency_limit", format!("{v} out of range"))))
+                .transpose()?,
         })
     }
 }

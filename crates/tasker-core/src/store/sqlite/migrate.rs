@@ -32,6 +32,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         description: "schedules",
         sql: include_str!("../../../migrations/sqlite/0004_schedules.sql"),
     },
+    Migration {
+        version: 5,
+        description: "keyed concurrency limits",
+        sql: include_str!("../../../migrations/sqlite/0005_keyed_concurrency_limits.sql"),
+    },
 ];
 
 const RECORD: &str = "_tasker_migrations";

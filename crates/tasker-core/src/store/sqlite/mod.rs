@@ -234,7 +234,7 @@ async fn fetch_steps_of_task<'e, E: Executor<'e, Database = Sqlite>>(ex: E, task
         "SELECT json_group_array(json_array(id, task_id, name, handler_key, position, state, attempts, max_attempts,
                     json(retry), timeout_seconds, json(config), unfinished_parents, next_attempt_at, lease_expires_at,
                     worker_id, result, json(error), transition_count, created_at, updated_at, started_at, finished_at,
-                    priority, ready_at))
+                    priority, ready_at, concurrency_key, concurrency_limit))
          FROM (SELECT * FROM steps WHERE task_id = ? ORDER BY position, id)",
     )
     .bind(id(task_id))
@@ -746,5 +746,28 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         Cols::new(&row, "steps").opt_ts("next_at")
+    }
+
+    async fn step_running_counts(&self, keys: &[String]) -> Result<Vec<(String, i64)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The terms of steps_concurrency_running_idx.
+        let rows = sqlx::query(
+            "SELECT concurrency_key AS key, count(*) AS n FROM steps
+             WHERE state = 'in_progress' AND concurrency_key IS NOT NULL
+               AND concurrency_key IN (SELECT value FROM json_each(?))
+             GROUP BY concurrency_key",
+        )
+        .bind(string_array(keys))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let c = Cols::new(r, "steps");
+                Ok((c.text("key")?, c.int("n")?))
+            })
+            .collect()
     }
 }

@@ -84,6 +84,8 @@ async fn fresh_database_gets_exactly_the_expected_schema() {
                 "finished_at",
                 "priority",
                 "ready_at",
+                "concurrency_key",
+                "concurrency_limit",
             ],
         ),
         (
@@ -175,6 +177,7 @@ async fn fresh_database_gets_exactly_the_expected_schema() {
             "step_transitions_step_sort_idx",
             "step_transitions_task_idx",
             "steps_claim_idx",
+            "steps_concurrency_running_idx",
             "steps_finished_at_idx",
             "steps_lease_idx",
             "steps_task_position_idx",

@@ -1,6 +1,8 @@
 //! Write transactions of the SQLite store: every one holds the database's write lock from its first
 //! statement (`BEGIN IMMEDIATE`), which is also what makes a claim exclusive.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection};
@@ -21,17 +23,31 @@ use crate::store::sql::rows::{
 };
 use crate::store::{ClaimInput, ClaimParams, ClaimedRow, StoreTx};
 
-/// The ready steps a claim may take, oldest first; binds: handler keys as a JSON array, now, limit.
+/// The ready steps a claim may take, in claim order; binds: handler keys as a JSON array, now, limit.
 ///
 /// The state and unfinished_parents terms repeat steps_claim_idx's WHERE clause word for word, which is what
 /// lets the planner use that partial index, and CROSS JOIN makes SQLite drive from steps: left to itself it may
 /// start from tasks by state and walk every step of every runnable task. A test checks the plan.
-pub(super) const CLAIM_CANDIDATES_SQL: &str = "SELECT s.id AS id, s.state AS state, t.state AS task_state
+///
+/// A keyed step is a candidate only while fewer than its limit steps of its key run (`running`, counted
+/// through steps_concurrency_running_idx; the OR leaves unkeyed rows uncounted). The write lock, held since
+/// the transaction's first statement, keeps every other claimer out until this claim commits, so the count
+/// cannot change underneath it; several candidates of one key in one answer are sorted out by `step_claim`.
+pub(super) const CLAIM_CANDIDATES_SQL: &str = "SELECT s.id AS id, s.state AS state, t.state AS task_state,
+            s.concurrency_key AS concurrency_key, s.concurrency_limit AS concurrency_limit,
+            CASE WHEN s.concurrency_key IS NULL THEN 0 ELSE (
+                SELECT count(*) FROM steps r
+                WHERE r.state = 'in_progress' AND r.concurrency_key IS NOT NULL
+                  AND r.concurrency_key = s.concurrency_key) END AS running
      FROM steps s CROSS JOIN tasks t ON t.id = s.task_id
      WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
        AND s.handler_key IN (SELECT value FROM json_each(?))
        AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= ?)
        AND t.state IN ('pending', 'in_progress')
+       AND (s.concurrency_key IS NULL OR s.concurrency_limit > (
+                SELECT count(*) FROM steps r
+                WHERE r.state = 'in_progress' AND r.concurrency_key IS NOT NULL
+                  AND r.concurrency_key = s.concurrency_key))
      ORDER BY s.priority DESC, s.ready_at, s.id
      LIMIT ?";
 
@@ -101,7 +117,9 @@ fn bind_step<'q>(q: Query<'q>, s: &'q Step) -> Result<Query<'q>> {
         .bind(opt_ms(s.started_at))
         .bind(opt_ms(s.finished_at))
         .bind(s.priority)
-        .bind(ms(s.ready_at)))
+        .bind(ms(s.ready_at))
+        .bind(&s.concurrency_key)
+        .bind(s.concurrency_limit))
 }
 
 /// A write transaction holding the database's write lock from its first statement.
@@ -116,6 +134,54 @@ impl SqliteTx {
 
     fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.tx
+    }
+
+    /// Moves the picked candidates (id, state, task state, in claim order) to `in_progress`; answers them in
+    /// that order.
+    async fn claim_picked(
+        &mut self,
+        params: &ClaimParams,
+        picked: Vec<(Uuid, StepState, TaskState)>,
+    ) -> Result<Vec<ClaimedRow>> {
+        if picked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = picked.iter().map(|(i, _, _)| *i).collect();
+        let sql = format!(
+            "UPDATE steps SET state = 'in_progress', attempts = attempts + 1, transition_count = transition_count + 1,
+                 worker_id = ?, lease_expires_at = ?,
+                 started_at = ?, next_attempt_at = NULL, updated_at = ?
+             WHERE id IN (SELECT value FROM json_each(?))
+             RETURNING {STEP_COLUMNS}"
+        );
+        let updated = sqlx::query(&sql)
+            .bind(&params.worker_id)
+            .bind(ms(params.lease_expires_at))
+            .bind(ms(params.now))
+            .bind(ms(params.now))
+            .bind(id_array(&ids))
+            .fetch_all(self.conn())
+            .await
+            .map_err(db_err)?;
+        let mut by_id: HashMap<Uuid, Step> = HashMap::with_capacity(updated.len());
+        for row in &updated {
+            let step = step_from_row(row)?;
+            by_id.insert(step.id, step);
+        }
+        // RETURNING has no defined order; answer in claim order, the candidates' order.
+        picked
+            .into_iter()
+            .map(|(step_id, from_state, task_state)| {
+                by_id
+                    .remove(&step_id)
+                    .map(|step| ClaimedRow {
+                        step,
+                        from_state,
+                        task_state,
+                    })
+                    .ok_or_else(|| Error::Internal(format!("claimed step {step_id} vanished during the claim")))
+            })
+            .collect()
     }
 }
 
@@ -187,7 +253,7 @@ impl StoreTx for SqliteTx {
 
         let sql = format!(
             "INSERT INTO steps ({STEP_COLUMNS})
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
         for s in steps {
             bind_step(sqlx::query(&sql), s)?
@@ -372,7 +438,7 @@ impl StoreTx for SqliteTx {
                      max_attempts = ?8, retry = ?9, timeout_seconds = ?10, config = ?11, unfinished_parents = ?12,
                      next_attempt_at = ?13, lease_expires_at = ?14, worker_id = ?15, result = ?16, error = ?17,
                      transition_count = ?18, created_at = ?19, updated_at = ?20, started_at = ?21, finished_at = ?22,
-                     priority = ?23, ready_at = ?24
+                     priority = ?23, ready_at = ?24, concurrency_key = ?25, concurrency_limit = ?26
                  WHERE id = ?1",
             ),
             s,
@@ -402,62 +468,50 @@ impl StoreTx for SqliteTx {
                 .await
                 .map_err(db_err)?;
         }
-        let candidates = sqlx::query(CLAIM_CANDIDATES_SQL)
-            .bind(string_array(&params.handler_keys))
-            .bind(ms(params.now))
-            .bind(i64::from(params.limit))
-            .fetch_all(self.conn())
-            .await
-            .map_err(db_err)?;
-        if candidates.is_empty() {
-            return Ok(Vec::new());
+        let mut out = Vec::new();
+        // Rounds: each claims what its candidates allow. Candidates of one key beyond its free slots are left
+        // for the next round, which counts again (this round's claims included) and so claims the keyed
+        // steps further down that still fit, in claim order. Every round claims one step at least (its first
+        // candidate always fits), and with no candidate skipped there is one round, as without keyed steps.
+        loop {
+            let want = params.limit as usize - out.len();
+            let candidates = sqlx::query(CLAIM_CANDIDATES_SQL)
+                .bind(string_array(&params.handler_keys))
+                .bind(ms(params.now))
+                .bind(want as i64)
+                .fetch_all(self.conn())
+                .await
+                .map_err(db_err)?;
+            if candidates.is_empty() {
+                break;
+            }
+            let exhausted = candidates.len() < want;
+            let mut picked = Vec::with_capacity(candidates.len());
+            let mut taken: HashMap<String, i64> = HashMap::new();
+            let mut skipped = false;
+            for row in &candidates {
+                let c = Cols::new(row, "steps");
+                if let Some(key) = c.opt_text("concurrency_key")? {
+                    let limit = i64::from(c.opt_int32("concurrency_limit")?.unwrap_or(0));
+                    let n = taken.entry(key).or_insert(0);
+                    if c.int("running")? + *n >= limit {
+                        skipped = true;
+                        continue;
+                    }
+                    *n += 1;
+                }
+                picked.push((
+                    c.uuid("id")?,
+                    c.parse::<StepState>("state")?,
+                    c.parse::<TaskState>("task_state")?,
+                ));
+            }
+            out.extend(self.claim_picked(params, picked).await?);
+            if out.len() >= params.limit as usize || exhausted || !skipped {
+                break;
+            }
         }
-        let mut picked = Vec::with_capacity(candidates.len());
-        for row in &candidates {
-            let c = Cols::new(row, "steps");
-            picked.push((
-                c.uuid("id")?,
-                c.parse::<StepState>("state")?,
-                c.parse::<TaskState>("task_state")?,
-            ));
-        }
-        let ids: Vec<Uuid> = picked.iter().map(|(i, _, _)| *i).collect();
-
-        let sql = format!(
-            "UPDATE steps SET state = 'in_progress', attempts = attempts + 1, transition_count = transition_count + 1,
-                 worker_id = ?, lease_expires_at = ?,
-                 started_at = ?, next_attempt_at = NULL, updated_at = ?
-             WHERE id IN (SELECT value FROM json_each(?))
-             RETURNING {STEP_COLUMNS}"
-        );
-        let updated = sqlx::query(&sql)
-            .bind(&params.worker_id)
-            .bind(ms(params.lease_expires_at))
-            .bind(ms(params.now))
-            .bind(ms(params.now))
-            .bind(id_array(&ids))
-            .fetch_all(self.conn())
-            .await
-            .map_err(db_err)?;
-        let mut by_id: std::collections::HashMap<Uuid, Step> = std::collections::HashMap::with_capacity(updated.len());
-        for row in &updated {
-            let step = step_from_row(row)?;
-            by_id.insert(step.id, step);
-        }
-        // RETURNING has no defined order; answer in claim order, the candidates' order.
-        picked
-            .into_iter()
-            .map(|(step_id, from_state, task_state)| {
-                by_id
-                    .remove(&step_id)
-                    .map(|step| ClaimedRow {
-                        step,
-                        from_state,
-                        task_state,
-                    })
-                    .ok_or_else(|| Error::Internal(format!("claimed step {step_id} vanished during the claim")))
-            })
-            .collect()
+        Ok(out)
     }
 
     async fn step_lease_extend(
