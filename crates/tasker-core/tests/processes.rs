@@ -626,6 +626,123 @@ mod postgres {
             .unwrap()
             .get(0)
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL (TASKER_TEST_PG_URL); run by cargo xtask test-all --only postgres"]
+    async fn worker_processes_never_run_more_steps_of_a_key_than_its_limit() {
+        use std::collections::HashMap;
+
+        let _serial = SERIAL.lock().await;
+        let url = fresh_pg_database().await;
+        let engine = engine(&url).await;
+        // Charges: one at a time per customer (limit 1, named), between two unkeyed steps. Exports: two at
+        // a time for the one account (limit 2). Diamonds: unkeyed work that floods the claims meanwhile.
+        let charges = json!({
+            "namespace": "conc", "name": "charge", "version": "1.0.0",
+            "steps": [
+                {"name": "prepare", "handler": "testkit.noop"},
+                {"name": "charge", "handler": "testkit.sleep", "depends_on": ["prepare"], "config": {"sleep_ms": 50},
+                 "concurrency": {"key": "/customer", "limit": 1, "name": "charges"}},
+                {"name": "notify", "handler": "testkit.noop", "depends_on": ["charge"]},
+            ],
+        });
+        let exports = json!({
+            "namespace": "conc", "name": "export", "version": "1.0.0",
+            "steps": [{"name": "export", "handler": "testkit.sleep", "config": {"sleep_ms": 50},
+                       "concurrency": {"key": "/account", "limit": 2}}],
+        });
+        engine.register_template_value(&charges).await.unwrap();
+        engine.register_template_value(&exports).await.unwrap();
+        // Ten customers and the account give twelve slots, more than one process runs at once (8), so the
+        // keyed work is bound to spread over processes, whose claims then meet on the same keys.
+        let customers: Vec<String> = (0..10).map(|c| format!("c{c}")).collect();
+        for i in 0..16 {
+            for c in &customers {
+                engine
+                    .create_task(tasker_core::engine::CreateTask::new(
+                        "conc",
+                        "charge",
+                        json!({"customer": c, "i": i}),
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }
+        for i in 0..40 {
+            engine
+                .create_task(tasker_core::engine::CreateTask::new(
+                    "conc",
+                    "export",
+                    json!({"account": "big", "i": i}),
+                ))
+                .await
+                .unwrap();
+        }
+        let diamond = Pattern::Diamond.template();
+        testkit::create_tasks(&engine, &diamond, 200, json!({})).await.unwrap();
+
+        let workers = Workers::start(&url, 3, 30, "keyed");
+        wait_all_terminal(&engine, Duration::from_secs(300)).await;
+        workers.stop();
+        let pool = pool(&url).await;
+        assert_audit(&pool, 160 + 40 + 200, 160 * 3 + 40 + 200 * 4).await;
+
+        // The most steps of each key in progress at once, from the trail: +1 at each move into in_progress,
+        // -1 at each move out of it, summed per key in the order of the writing transactions' ids. Timestamps
+        // would not do: a claim stamps the time it began, which may come before a finish that committed
+        // before the claim counted. Ids do: a claim that counted a finish was given its id after that
+        // finish committed (a claim's first write is the claim itself), and the transitions of one
+        // transaction share its id (a move out, before a move in, at the same id).
+        let rows = sqlx::query(
+            "WITH moves AS (
+                 SELECT s.concurrency_key AS key, t.xid,
+                        CASE WHEN t.to_state = 'in_progress' THEN 1 ELSE -1 END AS delta
+                 FROM tasker.step_transitions t JOIN tasker.steps s ON s.id = t.step_id
+                 WHERE s.concurrency_key IS NOT NULL
+                   AND (t.to_state = 'in_progress' OR t.from_state = 'in_progress')
+             ),
+             running AS (
+                 SELECT key, sum(delta) OVER (PARTITION BY key ORDER BY xid, delta ROWS UNBOUNDED PRECEDING) AS n
+                 FROM moves
+             )
+             SELECT key, max(n)::bigint AS most, count(*) FILTER (WHERE n < 0) AS negative
+             FROM running GROUP BY key ORDER BY key",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let most: HashMap<String, i64> = rows
+            .iter()
+            .map(|r| {
+                assert_eq!(
+                    r.get::<i64, _>("negative"),
+                    0,
+                    "a move out of in_progress before its move in"
+                );
+                (r.get("key"), r.get("most"))
+            })
+            .collect();
+        let mut want: HashMap<String, i64> = customers.iter().map(|c| (format!("charges:{c}"), 1)).collect();
+        want.insert("conc/export/export:big".into(), 2);
+        assert_eq!(
+            most, want,
+            "each key ran at most its limit at once, and reached it (limit 2 included)"
+        );
+        // The limits held across processes, not because one process did all the keyed work.
+        let keyed_workers: i64 = sqlx::query(
+            "SELECT count(DISTINCT t.worker_id) FROM tasker.step_transitions t
+             JOIN tasker.steps s ON s.id = t.step_id
+             WHERE s.concurrency_key IS NOT NULL AND t.event = 'complete'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
+        assert!(
+            keyed_workers >= 2,
+            "keyed steps ran on {keyed_workers} worker process(es)"
+        );
+    }
 }
 
 #[cfg(feature = "sqlite")]
