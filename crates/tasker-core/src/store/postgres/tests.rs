@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::postgres::PgConnection;
 
 use super::codec::qualified;
-use super::tx::claim_sql;
+use super::tx::{claim_sql, keyed_claim_sql, KEYED_KEYS_SQL};
 use super::*;
 use crate::store::ClaimParams;
 use crate::ErrorKind;
@@ -683,6 +683,34 @@ async fn claim_uses_the_partial_index() {
         );
         assert!(!plan.iter().any(|l| l.contains("Sort")), "{text}");
     }
+    // The keyed claim reads keyed rows only, through their own indexes: the keys with room (never the
+    // tasks), then each locked key's steps in claim order.
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {KEYED_KEYS_SQL}"))
+        .bind(at)
+        .bind(vec!["k.a".to_string()])
+        .bind(10_i64)
+        .bind(1_i32)
+        .fetch_all(tx.conn())
+        .await
+        .unwrap();
+    let text = plan.join("\n");
+    assert!(text.contains("steps_keyed_claim_idx"), "{text}");
+    assert!(text.contains("steps_concurrency_running_idx"), "{text}");
+    assert!(!text.contains("tasks"), "{text}");
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {}", keyed_claim_sql()))
+        .bind(at)
+        .bind(vec!["k.a".to_string()])
+        .bind(10_i64)
+        .bind("w")
+        .bind(at)
+        .bind(vec!["ns/t/s:1".to_string()])
+        .bind(vec![1_i32])
+        .fetch_all(tx.conn())
+        .await
+        .unwrap();
+    let text = plan.join("\n");
+    assert!(text.contains("steps_keyed_claim_idx"), "{text}");
+    assert!(text.contains("steps_concurrency_running_idx"), "{text}");
     store.close().await;
     db.finish().await;
 }

@@ -70,18 +70,21 @@ pub(super) fn claim_sql() -> String {
 /// answered is locked for this transaction by `pg_try_advisory_xact_lock($4, hashtext(key))`, and a key
 /// another claimer holds is skipped, never waited for. Binds: now, handler keys, how many keys, lock class.
 ///
-/// What this statement counts is only a hint: it is [`keyed_claim_sql`], a later statement with a later
-/// snapshot, that counts again under the locks and claims. A holder's claims are committed before its lock
-/// is released, so a claimer that gets the lock sees them. The try-lock sits outside the subquery, whose
-/// LIMIT keeps the planner from pushing it down: only the keys answered are locked.
-const KEYED_KEYS_SQL: &str = "SELECT k.key, k.cap FROM (
+/// What this statement finds is only a hint: it is [`keyed_claim_sql`], a later statement with a later
+/// snapshot, that counts again under the locks, checks the tasks and claims. A holder's claims are committed
+/// before its lock is released, so a claimer that gets the lock sees them. The tasks are not read here: a
+/// join with them made the planner scan every runnable task; a key whose waiting steps all belong to tasks
+/// that cannot run is locked for nothing, which costs nothing. It reads the claimable keyed rows through
+/// steps_keyed_claim_idx and counts each key's running ones through steps_concurrency_running_idx. The
+/// try-lock sits outside the subquery, whose LIMIT keeps the planner from pushing it down: only the keys
+/// answered are locked.
+pub(super) const KEYED_KEYS_SQL: &str = "SELECT k.key, k.cap FROM (
          SELECT s.concurrency_key AS key, max(s.concurrency_limit) AS cap
-         FROM tasker.steps s JOIN tasker.tasks t ON t.id = s.task_id
+         FROM tasker.steps s
          WHERE s.state IN ('pending', 'waiting_for_retry') AND s.unfinished_parents = 0
            AND s.concurrency_key IS NOT NULL
            AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= $1)
            AND s.handler_key = ANY($2)
-           AND t.state IN ('pending', 'in_progress')
          GROUP BY s.concurrency_key
          HAVING max(s.concurrency_limit) > (
              SELECT count(*) FROM tasker.steps r
@@ -153,7 +156,7 @@ const CONCURRENCY_LOCK_CLASS: i32 = 0x7463_6b79;
 /// When this process's claims run the keyed claim, which costs two statements. Claims carry no keyed work
 /// while none is known: the hot path (steps without a concurrency limit) stays one statement. A claim runs
 /// the keyed claim while keyed work was seen in the last second (this process created a keyed task, claimed
-/// or finished a keyed step, or its last keyed claim found a key with room), and otherwise once a second, for
+/// or finished a keyed step, or its last keyed claim took a step), and otherwise once a second, for
 /// keyed work of other processes: keyed steps another process created, or slots another process freed, are
 /// claimed here within a second of this process's next claim (an idle worker claims at least once per poll
 /// interval). While keyed work is known the keyed claim runs before the main one, so a flood of unkeyed work
@@ -327,7 +330,6 @@ impl PgTx {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.keyed.seen(params.now);
         let mut names = Vec::with_capacity(keys.len());
         let mut limits = Vec::with_capacity(keys.len());
         for row in &keys {
@@ -335,7 +337,7 @@ impl PgTx {
             names.push(c.text("key")?);
             limits.push(c.int32("cap")?);
         }
-        sqlx::query(&keyed_claim_sql())
+        let rows = sqlx::query(&keyed_claim_sql())
             .bind(params.now)
             .bind(&params.handler_keys)
             .bind(i64::from(params.limit))
@@ -345,7 +347,13 @@ impl PgTx {
             .bind(limits)
             .fetch_all(self.conn())
             .await
-            .map_err(db_err)
+            .map_err(db_err)?;
+        // Keyed work claimed here: this process's claims keep looking for more while it runs. (Keys found
+        // without a claimable step, such as those of tasks that cannot run, do not keep them looking.)
+        if !rows.is_empty() {
+            self.keyed.seen(params.now);
+        }
+        Ok(rows)
     }
 }
 
