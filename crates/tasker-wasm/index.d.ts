@@ -291,6 +291,12 @@ export interface StepReadiness {
   readonly taskRunnable: boolean
   /** for a running step, when its lease ends */
   readonly leaseExpiresAt: Date | null
+  /** the step's concurrency key, if its template step declares a concurrency limit */
+  readonly concurrencyKey: string | null
+  /** how many steps of that key may run at once */
+  readonly concurrencyLimit: number | null
+  /** how many steps of that key are `in_progress` now */
+  readonly concurrencyRunning: number | null
   /** human-readable reasons */
   readonly reasons: string[]
 }

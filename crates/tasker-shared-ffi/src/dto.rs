@@ -584,6 +584,12 @@ pub struct StepReadiness {
     pub task_runnable: bool,
     /// Optional Timestamp: for a running step, when its lease ends.
     pub lease_expires_at: Option<Timestamp>,
+    /// Optional String: the step's concurrency key, if its template step declares a concurrency limit.
+    pub concurrency_key: Option<String>,
+    /// Optional i64: how many steps of that key may run at once.
+    pub concurrency_limit: Option<i64>,
+    /// Optional i64: how many steps of that key are `in_progress` now.
+    pub concurrency_running: Option<i64>,
     /// List of String: human-readable reasons.
     pub reasons: Vec<String>,
 }
@@ -606,6 +612,9 @@ impl From<tasker_core::readiness::StepReadiness> for StepReadiness {
             attempts_exhausted: r.attempts_exhausted,
             task_runnable: r.task_runnable,
             lease_expires_at: r.lease_expires_at,
+            concurrency_key: r.concurrency_key,
+            concurrency_limit: r.concurrency_limit.map(i64::from),
+            concurrency_running: r.concurrency_running,
             reasons: r.reasons,
         }
     }

@@ -347,6 +347,13 @@ pub const OBJECTS: &[ObjectType] = &[
             f("attempts_exhausted", B, "the step failed and has no attempts left in its budget"),
             f("task_runnable", B, "the task is `pending` or `in_progress`"),
             f("lease_expires_at", OPT_T, "for a running step, when its lease ends"),
+            f(
+                "concurrency_key",
+                OPT_S,
+                "the step's concurrency key, if its template step declares a concurrency limit",
+            ),
+            f("concurrency_limit", OPT_I, "how many steps of that key may run at once"),
+            f("concurrency_running", OPT_I, "how many steps of that key are `in_progress` now"),
             f("reasons", LIST_S, "human-readable reasons"),
         ],
     ),

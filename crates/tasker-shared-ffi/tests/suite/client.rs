@@ -456,6 +456,49 @@ fn schedules_fire_one_task_per_occurrence_and_are_managed_by_name() {
 }
 
 #[test]
+fn explain_says_when_a_step_waits_for_a_concurrency_slot() {
+    let c = manual("memory:");
+    c.register_template(
+        "namespace: bill\nname: charge\nversion: 1.0.0\nsteps:\n  - name: charge\n    handler: bill.charge\n    concurrency: { key: /customer, limit: 1 }\n",
+    )
+    .unwrap();
+    let task = |customer: &str| {
+        c.create_task(
+            "bill",
+            "charge",
+            CreateTaskOptions {
+                context: Some(json!({ "customer": customer })),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let (first, second) = (task("c-1"), task("c-1"));
+    let w = c
+        .worker_session(WorkerOptions {
+            handler_keys: vec!["bill.charge".into()],
+            maintenance_interval_ms: 0,
+            ..Default::default()
+        })
+        .unwrap();
+    let claimed = w.claim(10, Duration::ZERO).unwrap();
+    assert_eq!(claimed.len(), 1, "one run of the key at a time");
+    let waiting = if claimed[0].task_id == first.id {
+        &second
+    } else {
+        &first
+    };
+    let r = c.explain(&waiting.id).unwrap().steps.remove(0);
+    assert!(!r.ready, "{r:?}");
+    assert_eq!(
+        (r.concurrency_key.as_deref(), r.concurrency_limit, r.concurrency_running),
+        (Some("bill/charge/charge:c-1"), Some(1), Some(1))
+    );
+    assert!(r.reasons.iter().any(|x| x.contains("concurrency slot")), "{r:?}");
+    w.shutdown();
+}
+
+#[test]
 fn bad_schedules_are_typed_errors_naming_the_field_and_write_nothing() {
     let c = manual("memory:");
     c.register_template(TEMPLATE).unwrap();

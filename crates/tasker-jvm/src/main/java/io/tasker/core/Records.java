@@ -161,7 +161,10 @@ final class Records {
                     (Boolean) f[12],
                     (Boolean) f[13],
                     (Instant) f[14],
-                    (List<String>) f[15]);
+                    (String) f[15],
+                    (Long) f[16],
+                    (Long) f[17],
+                    (List<String>) f[18]);
             case 14 -> new ExecutionContext(
                     (String) f[0],
                     (String) f[1],

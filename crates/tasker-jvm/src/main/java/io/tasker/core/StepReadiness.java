@@ -24,6 +24,9 @@ import java.util.Map;
  * @param attemptsExhausted boolean: the step failed and has no attempts left in its budget
  * @param taskRunnable boolean: the task is pending or in_progress
  * @param leaseExpiresAt optional timestamp: for a running step, when its lease ends
+ * @param concurrencyKey optional string: the step's concurrency key, if its template step declares a concurrency limit
+ * @param concurrencyLimit optional integer: how many steps of that key may run at once
+ * @param concurrencyRunning optional integer: how many steps of that key are in_progress now
  * @param reasons list of string: human-readable reasons
  */
 public record StepReadiness(
@@ -42,6 +45,9 @@ public record StepReadiness(
     boolean attemptsExhausted,
     boolean taskRunnable,
     Instant leaseExpiresAt,
+    String concurrencyKey,
+    Long concurrencyLimit,
+    Long concurrencyRunning,
     List<String> reasons) implements TaskerObject {
     @Override
     public Map<String, Object> toMap() {
@@ -61,6 +67,9 @@ public record StepReadiness(
         m.put("attempts_exhausted", Records.plain(attemptsExhausted));
         m.put("task_runnable", Records.plain(taskRunnable));
         m.put("lease_expires_at", Records.plain(leaseExpiresAt));
+        m.put("concurrency_key", Records.plain(concurrencyKey));
+        m.put("concurrency_limit", Records.plain(concurrencyLimit));
+        m.put("concurrency_running", Records.plain(concurrencyRunning));
         m.put("reasons", Records.plain(reasons));
         return m;
     }
