@@ -213,6 +213,24 @@ impl Args {
     }
 }
 
+/// The checkout `cargo xtask` was started in: the nearest directory at or above the current one that holds
+/// `xtask/Cargo.toml` and a `Cargo.toml`, else the checkout this binary was built from. Checkouts that share
+/// one target dir (git worktrees with `CARGO_TARGET_DIR` set) share one `xtask` binary too, which cargo may
+/// reuse as built from another checkout; the compile-time path alone would then test that other checkout.
+fn workspace_root() -> Result<std::path::PathBuf> {
+    let here = std::env::current_dir().context("could not read the current directory")?;
+    if let Some(root) = here
+        .ancestors()
+        .find(|d| d.join("Cargo.toml").is_file() && d.join("xtask/Cargo.toml").is_file())
+    {
+        return Ok(root.to_path_buf());
+    }
+    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent directory")?
+        .to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Args;
@@ -241,22 +259,4 @@ mod tests {
         assert!(a.flag("--quick"));
         assert!(a.finish().is_err());
     }
-}
-
-/// The checkout `cargo xtask` was started in: the nearest directory at or above the current one that holds
-/// `xtask/Cargo.toml` and a `Cargo.toml`, else the checkout this binary was built from. Checkouts that share
-/// one target dir (git worktrees with `CARGO_TARGET_DIR` set) share one `xtask` binary too, which cargo may
-/// reuse as built from another checkout; the compile-time path alone would then test that other checkout.
-fn workspace_root() -> Result<std::path::PathBuf> {
-    let here = std::env::current_dir().context("could not read the current directory")?;
-    if let Some(root) = here
-        .ancestors()
-        .find(|d| d.join("Cargo.toml").is_file() && d.join("xtask/Cargo.toml").is_file())
-    {
-        return Ok(root.to_path_buf());
-    }
-    Ok(Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask has no parent directory")?
-        .to_path_buf())
 }
